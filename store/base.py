@@ -1,0 +1,207 @@
+"""The one async interface every store implements (spec §4, in snake_case).
+
+In-memory, on-disk, chained and remote (a sync session's view of a peer) stores all implement
+``ContentAddressedStore``, so sync code takes any of them. Entries are immutable; puts are
+idempotent and deduplicate by id (an existing id is never overwritten) and by content hash (one
+payload is kept once however many entries point to it).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from store.bloom import BloomSummary
+from store.entry import EntryMetadata, EntryType, StoreEntry
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ScanCursor:
+    """Exclusive position in a store's ``(receipt_order, id)`` order; ids compare by code point."""
+
+    receipt_order: int
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFilters:
+    """Narrows a cursor scan; ``created_from`` is inclusive, ``created_until`` exclusive."""
+
+    doc_id: str | None = None
+    entry_types: frozenset[EntryType] | None = None
+    created_from: int | None = None
+    created_until: int | None = None
+
+    def matches(self, meta: EntryMetadata) -> bool:
+        if self.doc_id is not None and meta.doc_id != self.doc_id:
+            return False
+        if self.entry_types is not None and meta.entry_type not in self.entry_types:
+            return False
+        if self.created_from is not None and meta.created_at < self.created_from:
+            return False
+        return not (self.created_until is not None and meta.created_at >= self.created_until)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPage:
+    """One page of a cursor scan. ``next_cursor`` is the last entry returned (or the input)."""
+
+    entries: tuple[EntryMetadata, ...]
+    next_cursor: ScanCursor | None
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHead:
+    """Where a store's change feed stands. A new epoch means receipt orders were reset."""
+
+    epoch: str
+    max_receipt_order: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveOptions:
+    """How far ``resolve_dependencies`` walks the DAG from its start entry."""
+
+    stop_at_entry_type: EntryType | None = None
+    max_depth: int | None = None
+    include_start: bool = True
+
+
+class IndexPhase(StrEnum):
+    IDLE = "idle"
+    BUILDING = "building"
+    READY = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBuildStatus:
+    phase: IndexPhase
+    indexing_enabled: bool
+    progress01: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionStatus:
+    enabled: bool
+    compaction_min_files: int
+    compaction_max_bytes: int
+    total_compactions: int = 0
+    total_compacted_files: int = 0
+    total_compacted_bytes: int = 0
+    total_compaction_duration_ms: float = 0.0
+    last_compaction_at: int | None = None
+    last_compacted_files: int = 0
+    last_compacted_bytes: int = 0
+    last_compaction_duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What a put did: ids newly stored, ids already present (idempotent), ids refused and why."""
+
+    stored: tuple[str, ...] = ()
+    existing: tuple[str, ...] = ()
+    rejected: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+class ContentAddressedStore(abc.ABC):
+    """An append-only, content-addressed store of signed, encrypted entries."""
+
+    @abc.abstractmethod
+    def get_id(self) -> str:
+        """A name for logs and cursors (typically the database id and store kind)."""
+
+    # -- write -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
+        """Store entries not yet present; ignores their ``receipt_order`` and assigns a new one.
+
+        Durable stores return only once the batch is on stable storage.
+        """
+
+    # -- read --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
+        """The entries among ``ids`` that exist, in the order asked; missing ids are skipped."""
+
+    @abc.abstractmethod
+    async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
+        """Like ``get_entries`` without reading payloads."""
+
+    @abc.abstractmethod
+    async def has_entries(self, ids: Sequence[str]) -> list[str]:
+        """The subset of ``ids`` present, in the order asked."""
+
+    @abc.abstractmethod
+    async def get_all_ids(self) -> list[str]:
+        """Every id, in ``(receipt_order, id)`` order."""
+
+    # -- sync --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def find_new_entries(self, known_ids: Iterable[str]) -> list[EntryMetadata]:
+        """Metadata of entries whose id is not in ``known_ids``, in receipt order."""
+
+    @abc.abstractmethod
+    async def find_new_entries_for_doc(
+        self, known_ids: Iterable[str], doc_id: str
+    ) -> list[EntryMetadata]:
+        """``find_new_entries`` restricted to one document."""
+
+    @abc.abstractmethod
+    async def find_entries(
+        self, entry_type: EntryType, created_from: int | None, created_until: int | None
+    ) -> list[EntryMetadata]:
+        """Entries of one type with ``created_from <= created_at < created_until`` (None = open)."""
+
+    @abc.abstractmethod
+    async def scan_entries_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
+    ) -> ScanPage:
+        """Up to ``limit`` metadata strictly after ``cursor`` in ``(receipt_order, id)`` order."""
+
+    @abc.abstractmethod
+    async def get_store_head(self) -> StoreHead:
+        """``(epoch, max_receipt_order)``; an idle peer compares it to its cursor and stops."""
+
+    @abc.abstractmethod
+    async def get_id_bloom_summary(self) -> BloomSummary:
+        """A Bloom filter of every stored id: a pre-filter, never the last word on presence."""
+
+    # -- DAG ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def resolve_dependencies(
+        self, start_id: str, options: ResolveOptions | None = None
+    ) -> list[str]:
+        """Ids reachable from ``start_id`` through ``dependency_ids``, start first (if included).
+
+        The walk does not go past an entry of ``stop_at_entry_type`` (that entry is included)
+        nor deeper than ``max_depth`` edges; ids not in the store are skipped.
+        """
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def purge_doc_history(self, doc_id: str) -> int:
+        """Remove every entry of a document and payloads no other entry uses; return the count.
+
+        The only deletion a store allows (GDPR). ``max_receipt_order`` never goes back.
+        """
+
+    @abc.abstractmethod
+    async def clear_all_local_data(self) -> None:
+        """Forget everything and start a new epoch."""
+
+    async def await_index_ready(self) -> IndexBuildStatus:
+        """Wait until indexes are built (bound it with ``asyncio.timeout``); default: ready."""
+        return self.get_index_build_status()
+
+    def get_index_build_status(self) -> IndexBuildStatus:
+        return IndexBuildStatus(IndexPhase.READY, indexing_enabled=True, progress01=1.0)
+
+    async def get_compaction_status(self) -> CompactionStatus:
+        return CompactionStatus(enabled=False, compaction_min_files=0, compaction_max_bytes=0)
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release files and locks; the store is unusable afterwards."""

@@ -1,0 +1,121 @@
+"""The store entry: signed, encrypted metadata plus ciphertext (spec §3, reference-formats §2).
+
+An entry is immutable. Its ``receipt_order`` is the only field a store may change, and it is
+store-local: it is assigned on arrival, never signed, and ignored on input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EntryType(StrEnum):
+    """What an entry carries (reference-formats §2.1)."""
+
+    DOC_CREATE = "doc_create"
+    DOC_CHANGE = "doc_change"
+    DOC_SNAPSHOT = "doc_snapshot"
+    DOC_DELETE = "doc_delete"
+    DOC_UNDELETE = "doc_undelete"
+    PENDING_ATTACHMENT_UPLOAD = "pending_attachment_upload"
+    ATTACHMENT_CHUNK = "attachment_chunk"
+
+    @property
+    def is_doc_entry(self) -> bool:
+        """Doc entries carry ids of the ``<docId>_d_<fp>_<hash>`` form."""
+        return self in _DOC_ENTRY_TYPES
+
+
+_DOC_ENTRY_TYPES = frozenset(
+    {
+        EntryType.DOC_CREATE,
+        EntryType.DOC_CHANGE,
+        EntryType.DOC_SNAPSHOT,
+        EntryType.DOC_DELETE,
+        EntryType.DOC_UNDELETE,
+    }
+)
+
+#: Entry types replayed to materialise a document (everything but snapshots and attachments).
+REPLAY_ENTRY_TYPES = frozenset(
+    {EntryType.DOC_CREATE, EntryType.DOC_CHANGE, EntryType.DOC_DELETE, EntryType.DOC_UNDELETE}
+)
+
+#: Layout version of the entry format this module reads and writes.
+CURRENT_ENTRY_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    """A signed pointer from a document entry to the tail of one attachment's chunk chain."""
+
+    attachment_id: str
+    last_chunk_id: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryMetadata:
+    """Everything about an entry except its ciphertext.
+
+    Every field but ``receipt_order`` is covered by ``signature`` (see ``store.signing``), so a
+    relay that holds no content key can still prove nothing was altered on the way.
+    """
+
+    entry_type: EntryType
+    id: str
+    content_hash: str
+    doc_id: str
+    dependency_ids: tuple[str, ...]
+    created_at: int
+    created_by_public_key: str
+    decryption_key_id: str
+    original_size: int
+    encrypted_size: int
+    signature: bytes = b""
+    snapshot_head_hashes: tuple[str, ...] = ()
+    snapshot_head_entry_ids: tuple[str, ...] = ()
+    attachment_id: str | None = None
+    attachment_refs: tuple[AttachmentRef, ...] = ()
+    entry_version: int = CURRENT_ENTRY_VERSION
+    receipt_order: int = 0
+
+    def with_receipt_order(self, receipt_order: int) -> EntryMetadata:
+        """Return a copy stamped with a store-local arrival order."""
+        return dataclasses.replace(self, receipt_order=receipt_order)
+
+    def with_signature(self, signature: bytes) -> EntryMetadata:
+        """Return a copy carrying the author's signature."""
+        return dataclasses.replace(self, signature=signature)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEntry:
+    """Metadata plus the encrypted payload it describes."""
+
+    metadata: EntryMetadata
+    encrypted_data: bytes
+
+    @property
+    def id(self) -> str:
+        return self.metadata.id
+
+    @property
+    def doc_id(self) -> str:
+        return self.metadata.doc_id
+
+    @property
+    def entry_type(self) -> EntryType:
+        return self.metadata.entry_type
+
+    def with_receipt_order(self, receipt_order: int) -> StoreEntry:
+        """Return a copy whose metadata is stamped with a store-local arrival order."""
+        return StoreEntry(self.metadata.with_receipt_order(receipt_order), self.encrypted_data)
+
+
+def content_hash(encrypted_data: bytes) -> str:
+    """SHA-256 of the ciphertext, lowercase hex, no prefix (reference-formats §2.2)."""
+    return hashlib.sha256(encrypted_data).hexdigest()

@@ -1,0 +1,167 @@
+"""The bytes an author signs, and checking an entry with public keys only.
+
+Layout (reference-formats §1.9, the reference's "v2" metadata signature, without its provenance
+(0x02) and recipients (0x03) blocks), all integers big-endian, ``str(x) = u32(len) || UTF-8``::
+
+    0x01
+    str(entryType) str(id) str(docId) str(decryptionKeyId)
+    int64(createdAt)
+    u32(len(dependencyIds)) str(dep)...            (array order)
+    str(contentHash) str(createdByPublicKey)
+    -- only when attachmentRefs is non-empty, sorted by attachmentId:
+    u32(n) then per ref: str(attachmentId) str(lastChunkId) int64(size)
+
+mindood appends one block of its own so that every authored field is covered, as DESIGN.md asks
+("a relay can check ... were not altered") and the reference leaves open (it does not sign sizes
+or snapshot heads)::
+
+    0x04 int64(originalSize) int64(encryptedSize) int64(entryVersion)
+    u32(n) str(snapshotHeadHash)...  u32(n) str(snapshotHeadEntryId)...  str(attachmentId or "")
+
+``receipt_order`` is store-local and never signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import threading
+from collections import OrderedDict
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.errors import EntryFormatError, EntryIntegrityError, EntrySignatureError
+from store.ids import check_id, parse_attachment_chunk_id, parse_doc_entry_id
+
+ENTRY_SIGNATURE_LAYOUT_VERSION = 0x01
+MINDOOD_BLOCK = 0x04
+ED25519_SIGNATURE_LENGTH = 64
+
+_U32 = struct.Struct(">I")
+_I64 = struct.Struct(">q")
+
+
+def _put_str(out: bytearray, value: str) -> None:
+    raw = value.encode("utf-8")
+    out += _U32.pack(len(raw))
+    out += raw
+
+
+def _put_i64(out: bytearray, value: int) -> None:
+    try:
+        out += _I64.pack(value)
+    except struct.error as exc:
+        raise EntryFormatError(f"integer out of int64 range: {value}") from exc
+
+
+def _put_str_list(out: bytearray, values: tuple[str, ...]) -> None:
+    out += _U32.pack(len(values))
+    for value in values:
+        _put_str(out, value)
+
+
+def signing_bytes(meta: EntryMetadata) -> bytes:
+    """The exact bytes the author's Ed25519 key signs for this metadata."""
+    out = bytearray([ENTRY_SIGNATURE_LAYOUT_VERSION])
+    _put_str(out, str(meta.entry_type))
+    _put_str(out, meta.id)
+    _put_str(out, meta.doc_id)
+    _put_str(out, meta.decryption_key_id)
+    _put_i64(out, meta.created_at)
+    _put_str_list(out, meta.dependency_ids)
+    _put_str(out, meta.content_hash)
+    _put_str(out, meta.created_by_public_key)
+    if meta.attachment_refs:
+        refs = sorted(meta.attachment_refs, key=lambda ref: ref.attachment_id)
+        out += _U32.pack(len(refs))
+        for ref in refs:
+            _put_str(out, ref.attachment_id)
+            _put_str(out, ref.last_chunk_id)
+            _put_i64(out, ref.size)
+    out.append(MINDOOD_BLOCK)
+    _put_i64(out, meta.original_size)
+    _put_i64(out, meta.encrypted_size)
+    _put_i64(out, meta.entry_version)
+    _put_str_list(out, meta.snapshot_head_hashes)
+    _put_str_list(out, meta.snapshot_head_entry_ids)
+    _put_str(out, meta.attachment_id or "")
+    return bytes(out)
+
+
+class PublicKeyCache:
+    """Parsed Ed25519 public keys by PEM text: parsing costs more than verifying."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._keys: OrderedDict[str, Ed25519PublicKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, pem: str) -> Ed25519PublicKey:
+        with self._lock:
+            key = self._keys.get(pem)
+            if key is not None:
+                self._keys.move_to_end(pem)
+                return key
+        try:
+            loaded = load_pem_public_key(pem.encode("ascii"))
+        except (ValueError, UnicodeEncodeError, TypeError) as exc:
+            raise EntryFormatError("createdByPublicKey is not a PEM public key") from exc
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise EntryFormatError("createdByPublicKey is not an Ed25519 key")
+        with self._lock:
+            self._keys[pem] = loaded
+            if len(self._keys) > self._capacity:
+                self._keys.popitem(last=False)
+        return loaded
+
+
+_DEFAULT_KEYS = PublicKeyCache()
+
+
+def verify_signature(meta: EntryMetadata, keys: PublicKeyCache | None = None) -> None:
+    """Raise ``EntrySignatureError`` unless ``meta.signature`` verifies for its author."""
+    if len(meta.signature) != ED25519_SIGNATURE_LENGTH:
+        raise EntrySignatureError(f"entry {meta.id[:80]!r} has no valid Ed25519 signature")
+    key = (keys or _DEFAULT_KEYS).get(meta.created_by_public_key)
+    try:
+        key.verify(meta.signature, signing_bytes(meta))
+    except InvalidSignature as exc:
+        raise EntrySignatureError(
+            f"entry {meta.id[:80]!r} has an invalid author signature"
+        ) from exc
+
+
+def check_metadata_consistency(meta: EntryMetadata) -> None:
+    """The checks that need neither payload nor key: the id must agree with type and doc id."""
+    check_id(meta.id)
+    check_id(meta.doc_id)
+    if meta.entry_type.is_doc_entry:
+        parsed_doc = parse_doc_entry_id(meta.id)
+        if parsed_doc.doc_id != meta.doc_id:
+            raise EntryIntegrityError(f"entry {meta.id[:80]!r}: id names another document")
+        if meta.attachment_id is not None:
+            raise EntryIntegrityError(f"entry {meta.id[:80]!r}: doc entries carry no attachment id")
+    elif meta.entry_type is EntryType.ATTACHMENT_CHUNK:
+        parsed_chunk = parse_attachment_chunk_id(meta.id)
+        if parsed_chunk.doc_id != meta.doc_id or parsed_chunk.attachment_id != meta.attachment_id:
+            raise EntryIntegrityError(f"chunk {meta.id[:80]!r}: id disagrees with its metadata")
+    if meta.entry_type is not EntryType.DOC_SNAPSHOT and (
+        meta.snapshot_head_hashes or meta.snapshot_head_entry_ids
+    ):
+        raise EntryIntegrityError(f"entry {meta.id[:80]!r}: only snapshots carry snapshot heads")
+    if meta.original_size < 0 or meta.encrypted_size < 0:
+        raise EntryIntegrityError(f"entry {meta.id[:80]!r}: negative size")
+
+
+def check_entry(entry: StoreEntry, keys: PublicKeyCache | None = None) -> None:
+    """The one gate every entry from outside passes: consistency, content hash, signature."""
+    meta = entry.metadata
+    check_metadata_consistency(meta)
+    if meta.encrypted_size != len(entry.encrypted_data):
+        raise EntryIntegrityError(f"entry {meta.id[:80]!r}: encryptedSize does not match payload")
+    if hashlib.sha256(entry.encrypted_data).hexdigest() != meta.content_hash:
+        raise EntryIntegrityError(f"entry {meta.id[:80]!r}: contentHash does not match payload")
+    verify_signature(meta, keys)
