@@ -59,6 +59,7 @@ def deps_fingerprint(dep_hashes: Iterable[str]) -> str:
 
 def doc_entry_id(doc_id: str, dep_hashes: Iterable[str], automerge_hash: str) -> str:
     """Build the id of a doc_create/doc_change/doc_snapshot/doc_delete entry."""
+    check_doc_id(doc_id)
     entry_id = f"{doc_id}_d_{deps_fingerprint(dep_hashes)}_{automerge_hash}"
     check_id(entry_id)
     return entry_id
@@ -74,6 +75,7 @@ def parse_doc_entry_id(entry_id: str) -> DocEntryId:
 
 def attachment_chunk_id(doc_id: str, attachment_id: str, chunk_id: str) -> str:
     """Build the id of an attachment chunk entry."""
+    check_doc_id(doc_id)
     if "_" in attachment_id:
         raise EntryFormatError("an attachment id may not contain '_'")
     entry_id = f"{doc_id}_a_{attachment_id}_{chunk_id}"

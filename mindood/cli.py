@@ -1,0 +1,87 @@
+"""The ``mindood`` command line: the daemon, its client commands, and benchmarks.
+
+Subcommands are registered in one table (``_COMMANDS``) so ``--help`` lists exactly what exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from mindood import __version__
+
+log = logging.getLogger("mindood.cli")
+
+
+def _run_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a coroutine on uvloop, the loop the daemon uses in production."""
+    return uvloop.run(coro)
+
+
+def _print_json(result: object) -> None:
+    json.dump(result, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+async def _bench_store(args: argparse.Namespace) -> int:
+    from mindood.bench_store import run_store_bench
+
+    with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
+        result = await run_store_bench(Path(workdir), entries=args.entries)
+    _print_json(result)
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser("bench", help="measure throughput; prints JSON")
+    kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
+    store = kinds.add_parser("store", help="durable put throughput and cold-open time")
+    store.add_argument("--entries", type=int, default=100_000, help="entries for cold open")
+    store.add_argument("--dir", type=Path, default=None, help="where to create the test store")
+    store.set_defaults(handler=lambda a: _run_async(_bench_store(a)))
+
+
+_COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
+    _add_bench,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mindood",
+        description="MindooDB sync daemon: end-to-end encrypted, offline-first, peer to peer.",
+    )
+    parser.add_argument("--version", action="version", version=f"mindood {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

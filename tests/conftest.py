@@ -1,0 +1,45 @@
+"""Test-wide setup: every async test runs on uvloop, as the daemon does; leaked threads fail."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import pytest
+import uvloop
+
+# Explicit test switch for cheap key derivation (see mindood.crypto.kdf); production never sets it.
+os.environ.setdefault("MINDOOD_TEST_PBKDF2_ITERATIONS", "1000")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], object]]:
+    return {"uvloop": uvloop.new_event_loop}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stress and soak suites are opt-in: they run only when their variable is set."""
+    switches = {"stress": "MINDOOD_STRESS", "soak": "MINDOOD_SOAK"}
+    for item in items:
+        for marker, variable in switches.items():
+            if marker in item.keywords and os.environ.get(variable) != "1":
+                item.add_marker(pytest.mark.skip(reason=f"opt-in: set {variable}=1 to run"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """A test must not leave non-daemon threads running: they would outlive the daemon too."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+        ]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"

@@ -1,0 +1,64 @@
+"""The package's shape: every module imports alone, and the layering rule of DESIGN.md holds."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("mindood", "protocol", "transports", "store")
+# What each layer may not import (DESIGN.md, "moving bytes is separate from reading them").
+FORBIDDEN = {
+    "store": {"mindood", "protocol", "transports"},
+    "protocol": {"mindood", "transports"},
+    "transports": {"mindood", "protocol"},
+}
+
+
+def _modules() -> list[str]:
+    names = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__main__":
+                continue
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def _imported_top_levels(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layers_import_only_what_design_allows(layer: str) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imported_top_levels(path) & FORBIDDEN[layer])
+        for path in (ROOT / layer).rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
+    """Catches import cycles that a warm test process would hide."""
+    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    for name in _modules():
+        result = subprocess.run(
+            [sys.executable, "-c", script, name],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"

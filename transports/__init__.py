@@ -1,0 +1,4 @@
+"""How bytes move between nodes: TLS over TCP, WebRTC data channels, mDNS discovery.
+
+Imports neither ``protocol`` nor ``mindood``.
+"""
