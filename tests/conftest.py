@@ -10,6 +10,11 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 import uvloop
 
+from store.verify import VERIFY_THREAD_PREFIX
+
+#: Process-lifetime pools that are shared on purpose and never count as leaks.
+_SHARED_POOLS = (VERIFY_THREAD_PREFIX,)
+
 # Explicit test switch for cheap key derivation (see mindood.crypto.kdf); production never sets it.
 os.environ.setdefault("MINDOOD_TEST_PBKDF2_ITERATIONS", "1000")
 
@@ -37,7 +42,12 @@ def _no_leaked_threads() -> Iterator[None]:
     deadline = time.monotonic() + 5.0
     while True:
         leaked = [
-            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+            t
+            for t in threading.enumerate()
+            if t not in before
+            and t.is_alive()
+            and not t.daemon
+            and not t.name.startswith(_SHARED_POOLS)
         ]
         if not leaked or time.monotonic() > deadline:
             break

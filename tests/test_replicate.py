@@ -1,0 +1,139 @@
+"""Keyless store-to-store replication: completeness, cursors, epochs, bad entries, verification."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from store.base import ContentAddressedStore, ScanCursor, ScanFilters, ScanPage
+from store.entry import StoreEntry
+from store.memory import InMemoryStore
+from store.replicate import ReplicationProgress, replicate
+from store.verify import verify_entries
+from tests.entries import Author, tampered
+
+AUTHOR = Author()
+
+
+class CountingStore(InMemoryStore):
+    """An in-memory store that counts scan calls, to prove an idle re-sync does no scanning."""
+
+    def __init__(self) -> None:
+        super().__init__("counting")
+        self.scans = 0
+
+    async def scan_entries_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
+    ) -> ScanPage:
+        self.scans += 1
+        return await super().scan_entries_since(cursor, limit, filters)
+
+
+def _entries(count: int) -> list[StoreEntry]:
+    return [AUTHOR.entry(doc_id=f"doc{i % 7}") for i in range(count)]
+
+
+async def _ids(store: ContentAddressedStore) -> set[str]:
+    return set(await store.get_all_ids())
+
+
+async def test_replication_copies_everything_once_in_pages() -> None:
+    source, target = CountingStore(), InMemoryStore()
+    await source.put_entries(_entries(250))
+    progress: list[ReplicationProgress] = []
+    result = await replicate(
+        source, target, page_size=40, batch_size=16, on_progress=progress.append
+    )
+    assert await _ids(target) == await _ids(source)
+    assert result.transferred == 250 and result.scanned == 250 and not result.rejected
+    assert source.scans == 7  # ceil(250 / 40) pages, no more
+    assert progress[-1].transferred == 250 and progress[-1].position == progress[-1].bound
+    again = await replicate(source, target, state=None)
+    assert again.transferred == 0  # without a cursor it rescans but copies nothing twice
+
+
+async def test_idle_resync_scans_nothing_and_delta_scans_only_the_delta() -> None:
+    source, target = CountingStore(), InMemoryStore()
+    await source.put_entries(_entries(100))
+    first = await replicate(source, target)
+    scans = source.scans
+    idle = await replicate(source, target, state=first.state)
+    assert idle.idle and idle.scanned == 0 and source.scans == scans
+    await source.put_entries(_entries(10))
+    delta = await replicate(source, target, state=idle.state)
+    assert delta.scanned == 10 and delta.transferred == 10
+    assert await _ids(target) == await _ids(source)
+
+
+async def test_an_epoch_change_falls_back_to_full_reconciliation() -> None:
+    source, target = InMemoryStore(), InMemoryStore()
+    await source.put_entries(_entries(30))
+    first = await replicate(source, target)
+    await target.clear_all_local_data()  # target wiped: new epoch, the old cursor is void
+    result = await replicate(source, target, state=first.state)
+    assert result.transferred == 30 and not result.idle
+    assert await _ids(target) == await _ids(source)
+
+
+async def test_interrupted_replication_resumes_from_its_cursor() -> None:
+    source, target = InMemoryStore(), InMemoryStore()
+    await source.put_entries(_entries(90))
+    first = await replicate(source, target, page_size=30)
+    await source.put_entries(_entries(45))
+    seen: list[int] = []
+    result = await replicate(
+        source,
+        target,
+        state=first.state,
+        page_size=30,
+        on_progress=lambda p: seen.append(p.scanned),
+    )
+    assert result.scanned == 45 and seen == [30, 45]
+
+
+class ForgingStore(InMemoryStore):
+    """A source that hands out tampered copies of some entries (a hostile peer)."""
+
+    def __init__(self, forged: dict[str, StoreEntry]) -> None:
+        super().__init__("forging")
+        self.forged = forged
+
+    async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
+        return [self.forged.get(e.id, e) for e in await super().get_entries(ids)]
+
+
+async def test_forged_entries_are_rejected_and_valid_ones_still_arrive() -> None:
+    good = _entries(20)
+    bad_sig = good[3]
+    bad_hash = good[7]
+    forged = {
+        bad_sig.id: tampered(bad_sig, created_at=bad_sig.metadata.created_at + 1),
+        bad_hash.id: StoreEntry(bad_hash.metadata, b"\x00" + bad_hash.encrypted_data[1:]),
+    }
+    source, target = ForgingStore(forged), InMemoryStore()
+    await source.put_entries(good)
+    result = await replicate(source, target)
+    assert {i for i, _ in result.rejected} == {bad_sig.id, bad_hash.id}
+    assert await _ids(target) == {e.id for e in good} - {bad_sig.id, bad_hash.id}
+
+
+async def test_bloom_prefilter_never_skips_a_missing_entry() -> None:
+    source, target = InMemoryStore(), InMemoryStore()
+    entries = _entries(300)
+    await source.put_entries(entries)
+    await target.put_entries(entries[:150])
+    result = await replicate(source, target, use_target_bloom=True)
+    assert result.transferred == 150
+    assert await _ids(target) == await _ids(source)
+
+
+async def test_parallel_verification_matches_serial_checks() -> None:
+    entries = _entries(200)
+    broken = [
+        dataclasses.replace(e, encrypted_data=e.encrypted_data + b"x") if i % 9 == 0 else e
+        for i, e in enumerate(entries)
+    ]
+    verdict = await verify_entries(broken)
+    assert len(verdict.accepted) + len(verdict.rejected) == 200
+    assert {i for i, _ in verdict.rejected} == {e.id for i, e in enumerate(entries) if i % 9 == 0}
+    assert [e.id for e in verdict.accepted] == [e.id for i, e in enumerate(entries) if i % 9]
