@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 import uvloop
 
+from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from store.verify import VERIFY_THREAD_PREFIX
 
 #: Process-lifetime pools that are shared on purpose and never count as leaks.
@@ -17,6 +18,7 @@ _SHARED_POOLS = (VERIFY_THREAD_PREFIX,)
 
 # Explicit test switch for cheap key derivation (see mindood.crypto.kdf); production never sets it.
 os.environ.setdefault("MINDOOD_TEST_PBKDF2_ITERATIONS", "1000")
+apply_test_pbkdf2_iterations_from_env()
 
 
 def pytest_asyncio_loop_factories(

@@ -1,0 +1,288 @@
+"""User identities: an Ed25519 signing pair and an RSA-3072 encryption pair per user (device).
+
+* :class:`PrivateUserId` is what a device stores: both public PEMs and both private keys sealed
+  under the user's password (salt strings ``"signing"`` / ``"encryption"``, reference-formats §1.3).
+  It is safe at rest but useless without the password.
+* :class:`PublicUserId` is what others learn (join requests, directory grants): username + PEMs.
+* :class:`UnlockedUserId` holds the decrypted key objects in memory after :func:`unlock`, which
+  checks that each private key really belongs to the public PEM it is stored with (§1.8): a
+  swapped PEM in a tampered file must not let us sign under someone else's name.
+
+JSON field names follow the TypeScript reference (``userSigningKeyPair``,
+``userSigningPublicKey``, ...), so identities can move between the two implementations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+)
+
+from mindood.crypto import rsa
+from mindood.crypto._codec import dumps_json, loads_json
+from mindood.crypto.pem import load_ed25519_public_pem, load_rsa_public_pem, normalize_pem
+from mindood.crypto.private_keys import (
+    EncryptedPrivateKey,
+    decrypt_private_key,
+    encrypt_private_key,
+)
+from mindood.crypto.signing import generate_signing_keypair, sign, signing_public_pem
+from mindood.errors import KeyFormatError, KeyMismatchError
+
+SIGNING_SALT = "signing"
+ENCRYPTION_SALT = "encryption"
+MAX_USERNAME_LENGTH = 4_096
+#: Largest serialized identity accepted by ``from_bytes``.
+MAX_IDENTITY_BYTES = 1 << 20
+
+
+def _username(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise KeyFormatError("identity 'username' must be a non-empty string")
+    if len(value) > MAX_USERNAME_LENGTH:
+        raise KeyFormatError("identity 'username' is too long")
+    return value
+
+
+def _object(value: object, what: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise KeyFormatError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _signing_pem(value: object) -> str:
+    if not isinstance(value, str):
+        raise KeyFormatError("signing public key must be a PEM string")
+    load_ed25519_public_pem(value)
+    return value
+
+
+def _encryption_pem(value: object) -> str:
+    if not isinstance(value, str):
+        raise KeyFormatError("encryption public key must be a PEM string")
+    load_rsa_public_pem(value)
+    return value
+
+
+def _from_bytes(data: bytes, what: str) -> object:
+    if len(data) > MAX_IDENTITY_BYTES:
+        raise KeyFormatError(f"{what} is larger than {MAX_IDENTITY_BYTES} bytes")
+    return loads_json(bytes(data), what)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicUserId:
+    """A user's public identity: username and the two public keys as reference PEM text."""
+
+    username: str
+    signing_public_key: str
+    encryption_public_key: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The reference's ``PublicUserId`` JSON object."""
+        return {
+            "username": self.username,
+            "userSigningPublicKey": self.signing_public_key,
+            "userEncryptionPublicKey": self.encryption_public_key,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> PublicUserId:
+        """Validate a JSON object: non-empty username, Ed25519 and RSA PEMs of the right type."""
+        obj = _object(data, "public identity")
+        return cls(
+            username=_username(obj.get("username")),
+            signing_public_key=_signing_pem(obj.get("userSigningPublicKey")),
+            encryption_public_key=_encryption_pem(obj.get("userEncryptionPublicKey")),
+        )
+
+    def to_bytes(self) -> bytes:
+        """Compact UTF-8 JSON."""
+        return dumps_json(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PublicUserId:
+        """Parse :meth:`to_bytes` output (or the reference's JSON), strictly."""
+        return cls.from_json(_from_bytes(data, "public identity"))
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateUserId:
+    """A user's identity as stored on their device: public PEMs + password-sealed private keys."""
+
+    username: str
+    signing_public_key: str
+    signing_private_key: EncryptedPrivateKey
+    encryption_public_key: str
+    encryption_private_key: EncryptedPrivateKey
+    #: The optional person-bound RSA "User-Key" pair (salt "userkey") of newer reference
+    #: identities. mindood does not use it yet; it is validated and kept so that saving an
+    #: imported identity does not drop it.
+    user_key_public_key: str | None = None
+    user_key_private_key: EncryptedPrivateKey | None = None
+
+    @property
+    def public(self) -> PublicUserId:
+        """The shareable half of this identity."""
+        return to_public_user_id(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """The reference's ``PrivateUserId`` JSON object."""
+        out: dict[str, Any] = {
+            "username": self.username,
+            "userSigningKeyPair": {
+                "publicKey": self.signing_public_key,
+                "privateKey": self.signing_private_key.to_json(),
+            },
+            "userEncryptionKeyPair": {
+                "publicKey": self.encryption_public_key,
+                "privateKey": self.encryption_private_key.to_json(),
+            },
+        }
+        if self.user_key_public_key is not None and self.user_key_private_key is not None:
+            out["userKeyPair"] = {
+                "publicKey": self.user_key_public_key,
+                "privateKey": self.user_key_private_key.to_json(),
+            }
+        return out
+
+    @classmethod
+    def from_json(cls, data: object) -> PrivateUserId:
+        """Validate a JSON object; any defect raises :class:`KeyFormatError`."""
+        obj = _object(data, "private identity")
+        signing = _object(obj.get("userSigningKeyPair"), "'userSigningKeyPair'")
+        encryption = _object(obj.get("userEncryptionKeyPair"), "'userEncryptionKeyPair'")
+        user_key_public: str | None = None
+        user_key_private: EncryptedPrivateKey | None = None
+        if obj.get("userKeyPair") is not None:
+            user_key = _object(obj.get("userKeyPair"), "'userKeyPair'")
+            user_key_public = _encryption_pem(user_key.get("publicKey"))
+            user_key_private = EncryptedPrivateKey.from_json(user_key.get("privateKey"))
+        return cls(
+            username=_username(obj.get("username")),
+            signing_public_key=_signing_pem(signing.get("publicKey")),
+            signing_private_key=EncryptedPrivateKey.from_json(signing.get("privateKey")),
+            encryption_public_key=_encryption_pem(encryption.get("publicKey")),
+            encryption_private_key=EncryptedPrivateKey.from_json(encryption.get("privateKey")),
+            user_key_public_key=user_key_public,
+            user_key_private_key=user_key_private,
+        )
+
+    def to_bytes(self) -> bytes:
+        """Compact UTF-8 JSON (contains only sealed private keys)."""
+        return dumps_json(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PrivateUserId:
+        """Parse :meth:`to_bytes` output (or the reference's JSON), strictly."""
+        return cls.from_json(_from_bytes(data, "private identity"))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class UnlockedUserId:
+    """An identity with its private keys decrypted; keep it in memory only."""
+
+    private: PrivateUserId
+    signing_key: Ed25519PrivateKey = field(repr=False)
+    encryption_key: RSAPrivateKey = field(repr=False)
+
+    @property
+    def username(self) -> str:
+        """The user's name."""
+        return self.private.username
+
+    @property
+    def public(self) -> PublicUserId:
+        """The shareable half of this identity."""
+        return to_public_user_id(self.private)
+
+    def sign(self, data: bytes) -> bytes:
+        """Ed25519-sign ``data`` with this user's signing key."""
+        return sign(self.signing_key, data)
+
+    def decrypt(self, blob: bytes) -> bytes:
+        """Open a hybrid RSA blob addressed to this user (:func:`mindood.crypto.rsa.encrypt`)."""
+        return rsa.decrypt(blob, self.encryption_key)
+
+    def unwrap_key(self, wrapped: bytes) -> bytes:
+        """Open a raw RSA-OAEP key wrap addressed to this user."""
+        return rsa.unwrap_key(wrapped, self.encryption_key)
+
+
+def _pkcs8(key: Ed25519PrivateKey | RSAPrivateKey) -> bytes:
+    return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+
+
+def create_user_id(username: str, password: str) -> PrivateUserId:
+    """Generate a new identity and seal its private keys under ``password`` (~0.5 s, RSA keygen)."""
+    _username(username)
+    created_at = int(time.time() * 1000)
+    signing_key = generate_signing_keypair()
+    encryption_key = rsa.generate_rsa_keypair()
+    return PrivateUserId(
+        username=username,
+        signing_public_key=signing_public_pem(signing_key),
+        signing_private_key=encrypt_private_key(
+            _pkcs8(signing_key), password, SIGNING_SALT, created_at=created_at
+        ),
+        encryption_public_key=rsa.rsa_public_pem(encryption_key),
+        encryption_private_key=encrypt_private_key(
+            _pkcs8(encryption_key), password, ENCRYPTION_SALT, created_at=created_at
+        ),
+    )
+
+
+def to_public_user_id(private: PrivateUserId) -> PublicUserId:
+    """The public identity of ``private`` (no secrets)."""
+    return PublicUserId(
+        username=private.username,
+        signing_public_key=private.signing_public_key,
+        encryption_public_key=private.encryption_public_key,
+    )
+
+
+def _load_private(pkcs8: bytes, what: str) -> Ed25519PrivateKey | RSAPrivateKey:
+    try:
+        key = load_der_private_key(pkcs8, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise KeyFormatError(f"decrypted {what} key is not a valid PKCS#8 key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey | RSAPrivateKey):
+        raise KeyFormatError(f"decrypted {what} key has unsupported type {type(key).__name__}")
+    return key
+
+
+def unlock(private: PrivateUserId, password: str) -> UnlockedUserId:
+    """Decrypt both private keys and check them against the stored public PEMs.
+
+    Raises :class:`WrongPasswordError` for a wrong password, :class:`KeyFormatError` when a
+    decrypted key is not the expected type, :class:`KeyMismatchError` when it does not match.
+    """
+    signing = _load_private(
+        decrypt_private_key(private.signing_private_key, password, SIGNING_SALT), "signing"
+    )
+    if not isinstance(signing, Ed25519PrivateKey):
+        raise KeyFormatError("decrypted signing key is not an Ed25519 key")
+    if normalize_pem(signing_public_pem(signing)) != normalize_pem(private.signing_public_key):
+        raise KeyMismatchError("signing private key does not match the stored public key")
+    encryption = _load_private(
+        decrypt_private_key(private.encryption_private_key, password, ENCRYPTION_SALT),
+        "encryption",
+    )
+    if not isinstance(encryption, RSAPrivateKey):
+        raise KeyFormatError("decrypted encryption key is not an RSA key")
+    if normalize_pem(rsa.rsa_public_pem(encryption)) != normalize_pem(
+        private.encryption_public_key
+    ):
+        raise KeyMismatchError("encryption private key does not match the stored public key")
+    return UnlockedUserId(private=private, signing_key=signing, encryption_key=encryption)
