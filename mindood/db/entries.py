@@ -1,0 +1,71 @@
+"""Turning an Automerge change or save into a signed, encrypted store entry.
+
+Order matters and mirrors the reference: encrypt the payload, hash the ciphertext, derive the
+id from the Automerge hashes, then sign the full metadata (``store.signing``), so every field a
+relay sees is covered by the author's signature.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from mindood.crypto import encrypt_payload
+from mindood.db.keys import Signer
+from store.entry import EntryMetadata, EntryType, StoreEntry, content_hash
+from store.ids import doc_entry_id, uuid7
+from store.signing import signing_bytes
+
+
+class Clock:
+    """Milliseconds that never go backwards within one database handle.
+
+    Entries of one author are ordered by ``created_at`` in time travel and lifecycle decisions;
+    a wall clock stepping back (NTP) must not reorder an author's own changes.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def now_ms(self) -> int:
+        now = time.time_ns() // 1_000_000
+        self._last = max(now, self._last + 1)
+        return self._last
+
+
+def build_doc_entry(
+    *,
+    signer: Signer,
+    entry_type: EntryType,
+    doc_id: str,
+    key_id: str,
+    key: bytes,
+    plaintext: bytes,
+    automerge_hash: str,
+    automerge_deps: Sequence[str],
+    dependency_ids: Sequence[str],
+    created_at: int,
+    snapshot_heads: Sequence[str] = (),
+) -> StoreEntry:
+    """One encrypted, signed doc entry for a change (or, with ``snapshot_heads``, a snapshot)."""
+    data = encrypt_payload(key, plaintext)
+    meta = EntryMetadata(
+        entry_type=entry_type,
+        id=doc_entry_id(doc_id, automerge_deps, automerge_hash),
+        content_hash=content_hash(data),
+        doc_id=doc_id,
+        dependency_ids=tuple(dependency_ids),
+        created_at=created_at,
+        created_by_public_key=signer.public_pem,
+        decryption_key_id=key_id,
+        original_size=len(plaintext),
+        encrypted_size=len(data),
+        snapshot_head_hashes=tuple(snapshot_heads),
+        snapshot_head_entry_ids=tuple(dependency_ids) if snapshot_heads else (),
+    )
+    return StoreEntry(meta.with_signature(signer.sign(signing_bytes(meta))), data)
+
+
+def snapshot_hash() -> str:
+    """The id suffix of a snapshot: unique, and never mistaken for an Automerge change hash."""
+    return f"snapshot-{uuid7()}"

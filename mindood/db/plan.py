@@ -1,0 +1,157 @@
+"""Which entries make up a document, from metadata alone (no key needed).
+
+Given a document's entry metadata and a trust rule, the plan picks the best trusted snapshot and
+lists the changes to apply after it in a dependency-respecting order. Entries whose ancestry is
+not complete (an untrusted or missing parent) are left out, because Automerge cannot apply a
+change before its dependencies.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from store.entry import REPLAY_ENTRY_TYPES, EntryMetadata, EntryType
+
+_LIFECYCLE = frozenset({EntryType.DOC_DELETE, EntryType.DOC_UNDELETE})
+
+
+@dataclass(frozen=True, slots=True)
+class DocPlan:
+    doc_id: str
+    snapshot: EntryMetadata | None
+    #: Replay entries to apply after the snapshot, parents before children.
+    changes: tuple[EntryMetadata, ...]
+    #: Every replay entry the materialised document contains (covered by the snapshot or applied).
+    included: frozenset[str]
+    #: Trusted replay entries left out because a parent is missing or untrusted.
+    blocked: tuple[str, ...]
+    create: EntryMetadata | None
+    deleted: bool
+    last_modified: int
+
+
+def plan_document(
+    doc_id: str, metas: Iterable[EntryMetadata], applies: Callable[[EntryMetadata], bool]
+) -> DocPlan:
+    """Plan the materialisation of one document."""
+    replay: dict[str, EntryMetadata] = {}
+    snapshots: list[EntryMetadata] = []
+    for meta in metas:
+        if meta.doc_id != doc_id or not applies(meta):
+            continue
+        if meta.entry_type in REPLAY_ENTRY_TYPES:
+            replay[meta.id] = meta
+        elif meta.entry_type is EntryType.DOC_SNAPSHOT:
+            snapshots.append(meta)
+
+    complete = _complete_entries(replay)
+    snapshot, covered = _best_snapshot(snapshots, replay, complete)
+    changes = _topological([replay[i] for i in complete - covered])
+    included = frozenset(complete | covered)
+    blocked = tuple(sorted(set(replay) - included))
+    creates = [replay[i] for i in included if replay[i].entry_type is EntryType.DOC_CREATE]
+    create = min(creates, key=lambda m: (m.created_at, m.id)) if creates else None
+    deleted, last_modified = _lifecycle([replay[i] for i in included])
+    return DocPlan(
+        doc_id, snapshot, tuple(changes), included, blocked, create, deleted, last_modified
+    )
+
+
+def _complete_entries(replay: dict[str, EntryMetadata]) -> set[str]:
+    """Entries whose every ancestor is present and trusted (a forged cycle counts as broken)."""
+    state: dict[str, bool] = {}
+    visiting: set[str] = set()
+    for root in replay:
+        # Iterative DFS: histories can be far deeper than Python's recursion limit.
+        stack = [root]
+        while stack:
+            current = stack[-1]
+            if current in state:
+                stack.pop()
+                continue
+            meta = replay.get(current)
+            if meta is None:
+                state[current] = False
+                stack.pop()
+                continue
+            if current not in visiting:
+                visiting.add(current)
+                pending = [d for d in meta.dependency_ids if d not in state and d not in visiting]
+                if pending:
+                    stack.extend(pending)
+                    continue
+            state[current] = all(state.get(d, False) for d in meta.dependency_ids)
+            visiting.discard(current)
+            stack.pop()
+    return {entry_id for entry_id in replay if state.get(entry_id)}
+
+
+def _ancestors(heads: Iterable[str], replay: dict[str, EntryMetadata]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(heads)
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in replay:
+            continue
+        seen.add(current)
+        stack.extend(replay[current].dependency_ids)
+    return seen
+
+
+def _best_snapshot(
+    snapshots: list[EntryMetadata], replay: dict[str, EntryMetadata], complete: set[str]
+) -> tuple[EntryMetadata | None, set[str]]:
+    """The snapshot covering the most complete entries; ties go to the newer snapshot.
+
+    A snapshot counts only if every head it claims is a complete, trusted entry here, so a
+    snapshot can never smuggle in changes the trust rule would have left out.
+    """
+    best: EntryMetadata | None = None
+    best_cover: set[str] = set()
+    for snap in snapshots:
+        heads = snap.snapshot_head_entry_ids or snap.dependency_ids
+        if not heads or any(h not in complete for h in heads):
+            continue
+        cover = _ancestors(heads, replay)
+        better = len(cover) > len(best_cover) or (
+            best is not None
+            and len(cover) == len(best_cover)
+            and (snap.created_at, snap.id) > (best.created_at, best.id)
+        )
+        if best is None or better:
+            best, best_cover = snap, cover
+    return best, best_cover
+
+
+def _topological(metas: list[EntryMetadata]) -> list[EntryMetadata]:
+    """Kahn's order with ties broken by ``(created_at, id)`` so every replica plans alike."""
+    by_id = {m.id: m for m in metas}
+    waiting = {m.id: sum(1 for d in m.dependency_ids if d in by_id) for m in metas}
+    children: dict[str, list[str]] = {}
+    for meta in metas:
+        for dep in meta.dependency_ids:
+            if dep in by_id:
+                children.setdefault(dep, []).append(meta.id)
+    ready = [(by_id[i].created_at, i) for i, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    ordered: list[EntryMetadata] = []
+    while ready:
+        _, entry_id = heapq.heappop(ready)
+        ordered.append(by_id[entry_id])
+        for child in children.get(entry_id, ()):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (by_id[child].created_at, child))
+    return ordered
+
+
+def _lifecycle(metas: list[EntryMetadata]) -> tuple[bool, int]:
+    """Deleted if the newest delete/undelete (by ``(created_at, id)``) is a delete."""
+    last_modified = max((m.created_at for m in metas), default=0)
+    events = [m for m in metas if m.entry_type in _LIFECYCLE]
+    if not events:
+        return False, last_modified
+    newest = max(events, key=lambda m: (m.created_at, m.id))
+    return newest.entry_type is EntryType.DOC_DELETE, last_modified

@@ -1,0 +1,57 @@
+"""Whose entries count: the trust rule a database applies to every entry it materialises.
+
+Entries are always stored once their signature verifies (an author granted later becomes
+visible without a re-sync); a policy decides which of them are *applied*, and which a sync must
+refuse outright (directory entries not signed by the admin, a revoked author's later entries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from store.entry import EntryMetadata
+
+
+class TrustPolicy(Protocol):
+    """Decides per entry; ``generation`` changes whenever the answers may have changed."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def applies(self, meta: EntryMetadata) -> bool:
+        """Whether the entry's change counts when reading documents."""
+        ...
+
+    def refusal(self, meta: EntryMetadata) -> str | None:
+        """Why a sync must not even store this entry, or None to store it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTrust:
+    """Every validly signed entry counts: local-only databases with no directory."""
+
+    generation: int = 0
+
+    def applies(self, meta: EntryMetadata) -> bool:
+        return True
+
+    def refusal(self, meta: EntryMetadata) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminOnlyTrust:
+    """The directory: only the administrator's signing key writes it (the root of trust)."""
+
+    admin_signing_public_key: str
+    generation: int = 0
+
+    def applies(self, meta: EntryMetadata) -> bool:
+        return meta.created_by_public_key == self.admin_signing_public_key
+
+    def refusal(self, meta: EntryMetadata) -> str | None:
+        if self.applies(meta):
+            return None
+        return "directory entries must be signed by the tenant administrator"

@@ -1,0 +1,360 @@
+"""``AutomergeDoc``: one MindooDB document's Automerge state, and the only door to the binding.
+
+MindooDB stores every Automerge change as one encrypted, signed entry, so this class deals in
+whole changes: ``change`` produces exactly one (or none), ``apply_changes`` takes change chunks
+from entries and proves they all landed. Everything that is awkward or dangerous in
+``automerge==1.0.0rc1`` is handled here or in the helper modules, so callers never touch
+``automerge.core``:
+
+* there is no ``apply_changes``: chunks travel in a hand-built sync message, which is silent about
+  failures, so the resulting change set is checked against the expected hashes;
+* ``Document.load`` picks a random actor: the actor is always set explicitly;
+* if a change callback raises, the binding rolls the transaction back (measured, including list,
+  text and nested-object writes); the heads are checked anyway and, should a future binding commit
+  instead, the document is rebuilt from the heads before the change.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from automerge.core import ROOT, Document, ObjType, SyncState
+
+from mindood.document import walk
+from mindood.document.chunks import (
+    CHUNK_CHANGE,
+    CHUNK_COMPRESSED_CHANGE,
+    change_hash,
+    chunk_type,
+    hash_bytes,
+    hashes_bytes,
+    sync_message,
+)
+from mindood.document.proxy import MapProxy, Session
+from mindood.errors import (
+    ChangeApplyError,
+    ChangeFormatError,
+    DocumentError,
+    DocumentLoadError,
+    UnknownHeadsError,
+)
+
+#: Hash of the convergent first change of documents with a caller-chosen id (see below).
+CUSTOM_ID_INITIAL_CHANGE_HASH = "b55efb45769e62bff921fd6f4fbb325a446d788ded077ec2a625c32e7631a190"
+_CUSTOM_ID_ACTOR = bytes.fromhex("00000000000000c0")
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """One Automerge change as MindooDB stores it: hex hash, hex deps, uncompressed chunk bytes."""
+
+    hash: str
+    deps: list[str]
+    actor: str
+    seq: int
+    bytes: builtins.bytes
+
+
+def _result(change: Any) -> ChangeResult:
+    return ChangeResult(
+        hash=bytes(change.hash).hex(),
+        deps=sorted(bytes(d).hex() for d in change.deps),
+        actor=bytes(change.actor_id).hex(),
+        seq=int(change.seq),
+        bytes=bytes(change.raw_bytes),
+    )
+
+
+def custom_id_initial_change() -> bytes:
+    """The 57-byte first change shared by every replica of a custom-id document.
+
+    Built, not hard-coded: actor ``00000000000000c0``, timestamp 0, no deps, one op
+    ``_attachments = []``. Every replica creating "the same" document produces this identical
+    change, so their histories share a root. The result is checked against the reference hash.
+    """
+    doc = Document(_CUSTOM_ID_ACTOR)
+    with doc.transaction() as tx:
+        tx.put_object(ROOT, "_attachments", ObjType.List)
+    (change,) = doc.get_changes([])
+    if bytes(change.hash).hex() != CUSTOM_ID_INITIAL_CHANGE_HASH:
+        raise DocumentError("this Automerge binding does not reproduce the custom-id first change")
+    return bytes(change.raw_bytes)
+
+
+class AutomergeDoc:
+    """A mutable Automerge document with change-at-a-time semantics."""
+
+    __slots__ = ("_busy", "_doc", "_known")
+
+    def __init__(self, doc: Document) -> None:
+        """Wrap a binding document; prefer ``new``, ``load`` and ``from_changes``."""
+        self._doc = doc
+        #: Every change hash in the document, built on first need, then kept up to date.
+        self._known: set[bytes] | None = None
+        #: True while a change callback runs: the binding refuses most calls then.
+        self._busy = False
+
+    def _core(self) -> Document:
+        """The binding document, unless a change is running (then every other call is an error:
+        the callback must work through its proxy, and the binding would fail half-way anyway)."""
+        if self._busy:
+            raise DocumentError("the document is inside a change; use the change's proxy")
+        return self._doc
+
+    # ----- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def new(cls, actor: bytes) -> AutomergeDoc:
+        return cls(Document(_actor(actor)))
+
+    @classmethod
+    def load(cls, saved: bytes, actor: bytes) -> AutomergeDoc:
+        """Load ``save()`` output (or concatenated changes in causal order)."""
+        actor = _actor(actor)
+        try:
+            doc = Document.load(bytes(saved))
+        except Exception as exc:
+            raise DocumentLoadError(f"Automerge document did not load: {exc}") from exc
+        doc.set_actor(actor)
+        return cls(doc)
+
+    @classmethod
+    def from_changes(
+        cls,
+        chunks: Sequence[bytes],
+        actor: bytes,
+        expected_hashes: Iterable[bytes | str] | None = None,
+    ) -> AutomergeDoc:
+        """A document built from change chunks in any order (see ``apply_changes``)."""
+        doc = cls.new(actor)
+        doc.apply_changes(chunks, expected_hashes)
+        return doc
+
+    def fork(
+        self, heads: Sequence[bytes | str] | None = None, actor: bytes | None = None
+    ) -> AutomergeDoc:
+        """An independent copy, optionally as of past ``heads``.
+
+        Give a new ``actor`` when the fork will be edited: two documents writing with one actor
+        produce clashing changes.
+        """
+        core = self._core()
+        if heads is None:
+            doc = core.fork()
+        else:
+            wanted = self._known_heads(heads)
+            try:
+                doc = core.fork(wanted)
+            except Exception as exc:
+                raise UnknownHeadsError(f"cannot fork at these heads: {exc}") from exc
+        doc.set_actor(_actor(actor) if actor is not None else core.get_actor())
+        return AutomergeDoc(doc)
+
+    # ----- state --------------------------------------------------------------------------------
+
+    @property
+    def actor(self) -> bytes:
+        return bytes(self._core().get_actor())
+
+    def save(self) -> bytes:
+        return bytes(self._core().save())
+
+    def heads(self) -> list[bytes]:
+        """Current heads, sorted (Automerge sorts them by hash)."""
+        return [bytes(h) for h in self._core().get_heads()]
+
+    def heads_hex(self) -> list[str]:
+        return [h.hex() for h in self.heads()]
+
+    def has_change(self, change: bytes | str) -> bool:
+        """Whether the change with this hash is part of the document."""
+        return hash_bytes(change) in self._known_hashes()
+
+    def changes_since(self, heads: Sequence[bytes | str] = ()) -> list[ChangeResult]:
+        """Changes not reachable from ``heads`` (all of them for no heads), in causal order."""
+        have = self._known_heads(heads)
+        return [_result(c) for c in self._core().get_changes(have)]
+
+    def to_python(self, heads: Sequence[bytes | str] | None = None) -> dict[str, Any]:
+        """The whole document as plain values, now or as of ``heads``.
+
+        Maps become ``dict``, lists ``list``, text ``Text`` (a ``str``), counters ``Counter`` (an
+        ``int``), bytes ``bytes``, timestamps aware UTC ``datetime``: it compares equal to the
+        plain data that was stored.
+        """
+        at = None if heads is None else self._known_heads(heads)
+        data = walk.read_object(self._core(), ObjType.Map, ROOT, at)
+        assert isinstance(data, dict)
+        return data
+
+    # ----- writing ------------------------------------------------------------------------------
+
+    def change(self, fn: Callable[[MapProxy], object]) -> ChangeResult | None:
+        """Run ``fn`` on the live root map inside one transaction; return the change it made.
+
+        Returns None when ``fn`` changed nothing (writing a value equal to the current one is no
+        change either). If ``fn`` raises, nothing is committed, the exception propagates, and the
+        document is as before and usable.
+        """
+        pending = self.begin_change()
+        try:
+            fn(pending.root)
+        except BaseException:
+            pending.rollback()
+            raise
+        return pending.commit()
+
+    def begin_change(self) -> PendingChange:
+        """Open one transaction to be committed or rolled back later.
+
+        For callers whose edits span ``await`` points (async ``change_doc`` callbacks): the
+        document stays locked for other edits until ``commit()`` or ``rollback()``.
+        """
+        if self._busy:
+            raise DocumentError("another change of this document is still open")
+        core = self._core()
+        actor_key = bytes(core.get_actor()).hex()
+        before = core.get_heads()
+        tx = core.transaction()
+        tx.__enter__()
+        self._busy = True
+        return PendingChange(self, tx, Session(tx, actor_key), before)
+
+    def _finish_change(
+        self, tx: Any, session: Session, before: list[bytes], *, commit: bool
+    ) -> ChangeResult | None:
+        session.close()
+        try:
+            if commit:
+                tx.__exit__(None, None, None)
+            else:
+                rollback = DocumentError("change rolled back")
+                tx.__exit__(type(rollback), rollback, None)
+        finally:
+            self._busy = False
+        if not commit:
+            if self._doc.get_heads() != before:
+                self._rebuild_at(before)
+            return None
+        return self._single_new_change(before)
+
+    def _single_new_change(self, before: list[bytes]) -> ChangeResult | None:
+        changes = self._doc.get_changes(before)
+        if not changes:
+            return None
+        if len(changes) != 1:
+            raise DocumentError(f"one change expected, the transaction produced {len(changes)}")
+        if self._known is not None:
+            self._known.add(bytes(changes[0].hash))
+        return _result(changes[0])
+
+    def _rebuild_at(self, heads: list[bytes]) -> None:
+        """Drop whatever a failed transaction committed, keeping the actor and the history."""
+        actor = self._doc.get_actor()
+        self._doc = self._doc.fork(heads)
+        self._doc.set_actor(actor)
+        self._known = None
+
+    def apply_changes(
+        self,
+        chunks: Sequence[bytes],
+        expected_hashes: Iterable[bytes | str] | None = None,
+    ) -> list[str]:
+        """Apply change chunks (any order, duplicates fine) and prove they are all in the doc.
+
+        ``expected_hashes`` defaults to the hashes computed from the (uncompressed) chunks. Raises
+        ``ChangeFormatError`` for a malformed chunk (before applying anything) and
+        ``ChangeApplyError`` listing the hashes still missing afterwards, typically because a
+        dependency is absent. Changes that did apply stay; a held-back change stays queued inside
+        Automerge and lands by itself once its dependencies arrive. Returns the hex hashes of the
+        changes that are new to the document, in causal order.
+        """
+        chunks = [bytes(c) for c in chunks]
+        for chunk in chunks:
+            if chunk_type(chunk) not in (CHUNK_CHANGE, CHUNK_COMPRESSED_CHANGE):
+                raise ChangeFormatError("apply_changes takes change chunks, not whole documents")
+        if expected_hashes is None:
+            expected = [bytes.fromhex(change_hash(c)) for c in chunks]
+        else:
+            expected = hashes_bytes(expected_hashes)
+        core = self._core()
+        before = core.get_heads()
+        if chunks:
+            message = sync_message(chunks)
+            try:
+                core.receive_sync_message(SyncState(), message)
+            except Exception as exc:
+                raise ChangeApplyError(f"Automerge rejected the changes: {exc}") from exc
+        new = [bytes(c.hash) for c in core.get_changes(before)]
+        if self._known is not None:
+            self._known.update(new)
+        landed = set(new)
+        missing = [h.hex() for h in expected if h not in landed and not self.has_change(h)]
+        if missing:
+            raise ChangeApplyError(
+                f"{len(missing)} change(s) did not apply (missing dependencies or bad data)",
+                missing,
+            )
+        return [h.hex() for h in new]
+
+    def merge(self, other: AutomergeDoc) -> list[str]:
+        """Bring in every change of ``other``; returns the hex hashes new to this document."""
+        core = self._core()
+        before = core.get_heads()
+        core.merge(other._core())
+        new = [bytes(c.hash) for c in core.get_changes(before)]
+        if self._known is not None:
+            self._known.update(new)
+        return [h.hex() for h in new]
+
+    # ----- helpers ------------------------------------------------------------------------------
+
+    def _known_hashes(self) -> set[bytes]:
+        """All change hashes; built once with one full ``get_changes`` (the binding reports
+        unknown heads by silently reading an empty document, so it cannot answer this itself)."""
+        if self._known is None:
+            self._known = {bytes(c.hash) for c in self._core().get_changes([])}
+        return self._known
+
+    def _known_heads(self, heads: Sequence[bytes | str]) -> list[bytes]:
+        wanted = hashes_bytes(heads)
+        unknown = [h.hex() for h in wanted if h not in self._known_hashes()]
+        if unknown:
+            raise UnknownHeadsError(f"heads not in this document: {', '.join(unknown)}")
+        return wanted
+
+
+def _actor(actor: bytes) -> bytes:
+    """Actor ids are non-empty bytes; Automerge writes them into every change."""
+    if not isinstance(actor, bytes | bytearray) or not actor:
+        raise DocumentError("an actor id must be non-empty bytes")
+    return bytes(actor)
+
+
+class PendingChange:
+    """An open transaction of an ``AutomergeDoc``: edit ``root``, then commit or roll back once."""
+
+    def __init__(self, doc: AutomergeDoc, tx: Any, session: Session, before: list[bytes]) -> None:
+        self._doc = doc
+        self._tx = tx
+        self._session = session
+        self._before = before
+        self._open = True
+        self.root = MapProxy(session, ROOT)
+
+    def commit(self) -> ChangeResult | None:
+        """Commit and return the one change made, or None if nothing changed."""
+        return self._finish(commit=True)
+
+    def rollback(self) -> None:
+        """Discard every edit made through ``root``; the document is as before."""
+        self._finish(commit=False)
+
+    def _finish(self, *, commit: bool) -> ChangeResult | None:
+        if not self._open:
+            raise DocumentError("this change was already committed or rolled back")
+        self._open = False
+        return self._doc._finish_change(self._tx, self._session, self._before, commit=commit)

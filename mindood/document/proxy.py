@@ -1,0 +1,426 @@
+"""Live, mutable views of a document, handed to ``AutomergeDoc.change`` callbacks.
+
+Every proxy reads and writes through the one open transaction of its change, so everything a
+callback does becomes a single Automerge change. Proxies die with their change: using one later
+raises ``ProxyClosedError`` instead of touching a finished transaction (which the binding would
+accept and turn into a stray change, or panic on).
+
+Writing rules (applied recursively, after validating the whole value first):
+``dict``/``Mapping`` -> Automerge map, ``list``/``tuple`` -> list, ``Text`` -> text object,
+``Counter`` -> emulated counter map (see ``values``), ``str`` -> ``Str`` scalar, ``bool`` ->
+``Boolean`` (checked before ``int``), ``int`` -> ``Int``, ``float`` -> ``F64``, ``None`` ->
+``Null``, ``bytes`` -> ``Bytes``, ``datetime`` -> ``Timestamp`` (milliseconds; naive means UTC).
+Assigning a proxy stores a copy of its current value, except re-assigning a proxy to the place it
+already lives (``d["n"] += 1`` on a counter), which is a no-op so no concurrent edits are lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
+from typing import Any, overload
+
+from automerge.core import ObjType, ScalarType, Transaction, Value
+
+from mindood.document import walk
+from mindood.document.values import (
+    COUNTER_MARKER,
+    Counter,
+    LiveObject,
+    Text,
+    check_int,
+    check_key,
+    encode_scalar,
+    validate,
+)
+from mindood.errors import DocumentError, ProxyClosedError, UnsupportedValueError
+
+
+class Session:
+    """The open transaction a family of proxies writes to, and the actor that writes.
+
+    ``actor_key`` (the actor id in hex) is the only key this actor ever writes in counter maps.
+    """
+
+    __slots__ = ("_open", "_tx", "actor_key")
+
+    def __init__(self, tx: Transaction, actor_key: str) -> None:
+        self._tx = tx
+        self.actor_key = actor_key
+        self._open = True
+
+    def tx(self) -> Transaction:
+        if not self._open:
+            raise ProxyClosedError("this document proxy belongs to a change that has ended")
+        return self._tx
+
+    def close(self) -> None:
+        self._open = False
+
+
+def _call(action: Any, *args: Any) -> Any:
+    """Run one binding write; its bare ``Exception`` (and panics) become ``DocumentError``."""
+    try:
+        return action(*args)
+    except BaseException as exc:
+        if isinstance(exc, Exception) or walk.is_panic(exc):
+            raise DocumentError(f"Automerge rejected the write: {exc}") from exc
+        raise
+
+
+def _new_object(tx: Transaction, obj: bytes, prop: str | int, kind: ObjType, insert: bool) -> bytes:
+    if insert:
+        assert isinstance(prop, int)
+        return bytes(_call(tx.insert_object, obj, prop, kind))
+    return bytes(_call(tx.put_object, obj, prop, kind))
+
+
+def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bool = False) -> None:
+    """Write ``value`` at ``obj[prop]`` (or insert it at list index ``prop``), recursively."""
+    tx = session.tx()
+    if isinstance(value, Proxy):
+        value = value.to_python()
+    if isinstance(value, Text):
+        text = _new_object(tx, obj, prop, ObjType.Text, insert)
+        _insert_text(tx, text, 0, str(value))
+    elif isinstance(value, Counter):
+        counter = _new_object(tx, obj, prop, ObjType.Map, insert)
+        _call(tx.put, counter, COUNTER_MARKER, ScalarType.Int, 1)
+        _call(tx.put, counter, session.actor_key, ScalarType.Int, int(value))
+    elif isinstance(value, Mapping):
+        child = _new_object(tx, obj, prop, ObjType.Map, insert)
+        for key, item in value.items():
+            _store(session, child, key, item)
+    elif isinstance(value, list | tuple):
+        child = _new_object(tx, obj, prop, ObjType.List, insert)
+        for index, item in enumerate(value):
+            _store(session, child, index, item, insert=True)
+    else:
+        kind, raw = encode_scalar(value)
+        if insert:
+            assert isinstance(prop, int)
+            _call(tx.insert, obj, prop, kind, raw)
+        else:
+            _call(tx.put, obj, prop, kind, raw)
+
+
+def _insert_text(tx: Transaction, text: bytes, index: int, chars: str) -> None:
+    """Insert one character per op: the binding stores a multi-character ``Str`` insert as a
+    single list element, which a later one-character delete would remove whole."""
+    for offset, char in enumerate(chars):
+        _call(tx.insert, text, index + offset, ScalarType.Str, char)
+
+
+def _live(session: Session, value: Value, obj_id: bytes) -> Any:
+    """What reading a field inside a change returns: a proxy for objects, a Python scalar else."""
+    if not isinstance(value, ObjType):
+        return walk.read_value(session.tx(), value, obj_id, None)
+    if value == ObjType.Text:
+        return TextProxy(session, obj_id)
+    if value == ObjType.List:
+        return ListProxy(session, obj_id)
+    if walk.counter_parts(session.tx(), obj_id, None) is not None:
+        return CounterProxy(session, obj_id)
+    return MapProxy(session, obj_id)
+
+
+class Proxy(LiveObject):
+    """Common part of the live views: the session and the Automerge object id."""
+
+    __slots__ = ("_obj", "_session")
+
+    def __init__(self, session: Session, obj: bytes) -> None:
+        self._session = session
+        self._obj = obj
+
+    def _tx(self) -> Transaction:
+        return self._session.tx()
+
+    def _kind(self) -> ObjType:
+        return ObjType.Map
+
+    def to_python(self) -> Any:
+        """A plain copy of the current value (``dict``/``list``/``Text``/``Counter``/scalars)."""
+        return walk.read_object(self._tx(), self._kind(), self._obj, None)
+
+    def _is_at(self, found: tuple[Value, bytes] | None) -> bool:
+        """Whether this proxy's object is the value ``found`` (same session, same object)."""
+        return found is not None and isinstance(found[0], ObjType) and found[1] == self._obj
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Proxy):
+            other = other.to_python()
+        return bool(self.to_python() == other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_python()!r})"
+
+
+def _reassigns_itself(session: Session, value: Any, found: tuple[Value, bytes] | None) -> bool:
+    return isinstance(value, Proxy) and value._session is session and value._is_at(found)
+
+
+class MapProxy(Proxy, MutableMapping[str, Any]):
+    """A live Automerge map: a real ``MutableMapping[str, Any]``."""
+
+    __slots__ = ()
+
+    def _get(self, key: object) -> tuple[Value, bytes] | None:
+        if not isinstance(key, str) or not key:
+            return None  # the binding would answer an int key with a list element
+        return walk.get(self._tx(), self._obj, key, None)
+
+    def __getitem__(self, key: str) -> Any:
+        found = self._get(key)
+        if found is None:
+            raise KeyError(key)
+        return _live(self._session, found[0], found[1])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        check_key(key)
+        validate(value)
+        if _reassigns_itself(self._session, value, self._get(key)):
+            return
+        _store(self._session, self._obj, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if self._get(key) is None:
+            raise KeyError(key)
+        _call(self._tx().delete, self._obj, key)
+
+    def __contains__(self, key: object) -> bool:
+        return self._get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(walk.keys(self._tx(), self._obj, None))
+
+    def __len__(self) -> int:
+        return len(walk.keys(self._tx(), self._obj, None))
+
+    _MISSING: Any = object()
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return a plain copy of its value (the removed object is gone)."""
+        found = self._get(key)
+        if found is None:
+            if default is MapProxy._MISSING:
+                raise KeyError(key)
+            return default
+        value = walk.read_value(self._tx(), found[0], found[1], None)
+        _call(self._tx().delete, self._obj, key)
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        for key in self:
+            return key, self.pop(key)
+        raise KeyError("popitem(): map is empty")
+
+
+class ListProxy(Proxy, MutableSequence[Any]):
+    """A live Automerge list: a real ``MutableSequence`` (negative indices, slices to read)."""
+
+    __slots__ = ()
+
+    def _kind(self) -> ObjType:
+        return ObjType.List
+
+    def __len__(self) -> int:
+        return int(walk.guarded(lambda: self._tx().length(self._obj)))
+
+    def _index(self, index: int, length: int) -> int:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"list indices must be integers, not {type(index).__name__}")
+        if index < 0:
+            index += length
+        if not 0 <= index < length:
+            raise IndexError("list index out of range")
+        return index
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        length = len(self)
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(length))]
+        found = walk.get(self._tx(), self._obj, self._index(index, length), None)
+        if found is None:
+            raise IndexError("list index out of range")
+        return _live(self._session, found[0], found[1])
+
+    @overload
+    def __setitem__(self, index: int, value: Any) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Any]) -> None: ...
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        length = len(self)
+        if isinstance(index, slice):
+            self._set_slice(index, list(value), length)
+            return
+        position = self._index(index, length)
+        validate(value)
+        if _reassigns_itself(self._session, value, walk.get(self._tx(), self._obj, position, None)):
+            return
+        _store(self._session, self._obj, position, value)
+
+    def _set_slice(self, index: slice, values: list[Any], length: int) -> None:
+        positions = range(*index.indices(length))
+        values = [v.to_python() if isinstance(v, Proxy) else v for v in values]
+        validate(values)
+        if positions.step == 1:
+            for position in reversed(positions):
+                _call(self._tx().delete, self._obj, position)
+            for offset, value in enumerate(values):
+                _store(self._session, self._obj, positions.start + offset, value, insert=True)
+            return
+        if len(values) != len(positions):
+            raise ValueError(
+                f"attempt to assign sequence of size {len(values)} "
+                f"to extended slice of size {len(positions)}"
+            )
+        for position, value in zip(positions, values, strict=True):
+            _store(self._session, self._obj, position, value)
+
+    @overload
+    def __delitem__(self, index: int) -> None: ...
+    @overload
+    def __delitem__(self, index: slice) -> None: ...
+    def __delitem__(self, index: int | slice) -> None:
+        length = len(self)
+        if isinstance(index, slice):
+            positions = sorted(range(*index.indices(length)), reverse=True)
+        else:
+            positions = [self._index(index, length)]
+        for position in positions:
+            _call(self._tx().delete, self._obj, position)
+
+    def insert(self, index: int, value: Any) -> None:
+        """Insert before ``index``, clamped like ``list.insert``."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"list indices must be integers, not {type(index).__name__}")
+        length = len(self)
+        if index < 0:
+            index = max(0, index + length)
+        validate(value)
+        _store(self._session, self._obj, min(index, length), value, insert=True)
+
+    def __iter__(self) -> Iterator[Any]:
+        items = walk.guarded(lambda: self._tx().values(self._obj, None))
+        return iter([_live(self._session, value, item_id) for value, item_id in items])
+
+    def pop(self, index: int = -1) -> Any:
+        """Remove an item and return a plain copy of it (the removed object is gone)."""
+        position = self._index(index, len(self))
+        found = walk.get(self._tx(), self._obj, position, None)
+        assert found is not None
+        value = walk.read_value(self._tx(), found[0], found[1], None)
+        _call(self._tx().delete, self._obj, position)
+        return value
+
+    def reverse(self) -> None:
+        """Reverse in place (copies values: the items of a list are not moved in Automerge)."""
+        self[:] = list(reversed(self.to_python()))
+
+
+class TextProxy(Proxy):
+    """A live collaborative text; indices count Unicode code points, as Python ``str`` does."""
+
+    __slots__ = ()
+
+    def _kind(self) -> ObjType:
+        return ObjType.Text
+
+    def __str__(self) -> str:
+        return str(walk.guarded(lambda: self._tx().text(self._obj, None)))
+
+    def __len__(self) -> int:
+        return int(walk.guarded(lambda: self._tx().length(self._obj)))
+
+    def __getitem__(self, index: int | slice) -> str:
+        return str(self)[index]
+
+    def splice(self, index: int, delete_count: int, insert: str = "") -> None:
+        """Delete ``delete_count`` characters at ``index``, then insert ``insert`` there."""
+        length = len(self)
+        if not 0 <= index <= length:
+            raise IndexError(f"text index {index} out of range 0..{length}")
+        if delete_count < 0 or index + delete_count > length:
+            raise IndexError(f"cannot delete {delete_count} characters at {index} of {length}")
+        if not isinstance(insert, str):
+            raise UnsupportedValueError("text can only splice in a str")
+        tx = self._tx()
+        for _ in range(delete_count):
+            _call(tx.delete, self._obj, index)
+        _insert_text(tx, self._obj, index, insert)
+
+    def insert(self, index: int, text: str) -> None:
+        self.splice(index, 0, text)
+
+    def delete(self, index: int, count: int = 1) -> None:
+        self.splice(index, count)
+
+    def append(self, text: str) -> None:
+        self.splice(len(self), 0, text)
+
+    def __iadd__(self, text: str) -> TextProxy:
+        self.append(text)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TextProxy):
+            other = str(other)
+        return isinstance(other, str) and str(self) == other
+
+
+class CounterProxy(Proxy):
+    """A live emulated counter: ``value`` sums every actor's total, ``increment`` adds to ours."""
+
+    __slots__ = ()
+
+    def _parts(self) -> dict[str, int]:
+        parts = walk.counter_parts(self._tx(), self._obj, None)
+        if parts is None:
+            raise DocumentError("this object is no longer a counter")
+        return parts
+
+    @property
+    def value(self) -> int:
+        return sum(self._parts().values())
+
+    def increment(self, amount: int = 1) -> None:
+        """Add ``amount`` (may be negative) by rewriting this actor's own running total."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise UnsupportedValueError("counters increment by an int")
+        key = self._session.actor_key
+        total = check_int(self._parts().get(key, 0) + amount)
+        _call(self._tx().put, self._obj, key, ScalarType.Int, total)
+
+    def decrement(self, amount: int = 1) -> None:
+        self.increment(-amount)
+
+    def __iadd__(self, amount: int) -> CounterProxy:
+        self.increment(amount)
+        return self
+
+    def __isub__(self, amount: int) -> CounterProxy:
+        self.increment(-amount)
+        return self
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __index__(self) -> int:
+        return self.value
+
+    def to_python(self) -> Any:
+        return Counter(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CounterProxy):
+            other = other.value
+        return isinstance(other, int) and not isinstance(other, bool) and self.value == other
+
+    def __repr__(self) -> str:
+        return f"CounterProxy({self.value})"

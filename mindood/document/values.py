@@ -1,0 +1,177 @@
+"""Value types with CRDT meaning, and the mapping between Python scalars and Automerge scalars.
+
+Two things here exist only because of the binding (``automerge==1.0.0rc1``):
+
+* ``Text`` marks a string that must become a collaborative Automerge Text object rather than an
+  immutable ``Str`` scalar (which concurrent edits would overwrite as a whole).
+* ``Counter`` is emulated: the binding panics (and poisons the document) when asked to create an
+  Automerge counter, and panics when reading one. A counter is therefore stored as a map
+  ``{"$counter": 1, "<actor hex>": <that actor's running total>, ...}``. Each actor only ever
+  writes its own key, so concurrent increments never touch the same register and merge by sum,
+  like a PN-counter. Documents written by JavaScript MindooDB that hold native counters cannot be
+  read through this binding (a typed error is raised instead of a panic).
+
+Reading presents counters as ``Counter`` (an ``int`` subclass, so ``Counter(3) == 3``) and text
+objects as ``Text`` (a ``str`` subclass, so ``Text("a") == "a"``): values from ``to_python`` compare
+equal to the plain data that was stored, and writing them back keeps their CRDT type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from automerge.core import ScalarType
+
+from mindood.errors import UnsupportedValueError
+
+#: The key that marks a map as an emulated counter.
+COUNTER_MARKER = "$counter"
+
+#: Automerge ``Int`` is a signed 64-bit integer.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+#: A Python value this layer can store as an Automerge scalar.
+Scalar = str | int | float | bool | bytes | dt.datetime | None
+
+
+class Text(str):
+    """A string stored as collaborative Automerge Text (per-character CRDT), not a ``Str`` scalar.
+
+    Assign ``Text("initial")`` inside a change to create one; inside later changes the field reads
+    as a ``TextProxy`` that supports ``splice``/``insert``/``delete``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Text({str.__repr__(self)})"
+
+
+class Counter(int):
+    """A CRDT counter value: concurrent increments from different actors add up.
+
+    Assign ``Counter(5)`` inside a change to create one; inside later changes the field reads as a
+    ``CounterProxy`` with ``increment(n)``. Outside changes it is this immutable ``int`` subclass.
+    """
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> int:
+        """The counter's total as a plain ``int``."""
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"Counter({int(self)})"
+
+
+class LiveObject:
+    """Base of the live proxies, so value checks can recognise them without importing them."""
+
+    __slots__ = ()
+
+
+def check_int(value: int) -> int:
+    """Reject integers Automerge ``Int`` cannot hold, instead of letting the binding overflow."""
+    if not INT_MIN <= value <= INT_MAX:
+        raise UnsupportedValueError(f"integer {value} does not fit a signed 64-bit Automerge Int")
+    return value
+
+
+def timestamp_to_ms(value: dt.datetime) -> int:
+    """Milliseconds since the epoch, exact integer arithmetic; a naive datetime counts as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return (value - _EPOCH) // _MILLISECOND
+
+
+def encode_scalar(value: Any) -> tuple[ScalarType, Any]:
+    """The Automerge scalar for a Python value (``bool`` is tested before ``int``: it is one).
+
+    Datetimes are passed to the binding as aware UTC values rounded down to the millisecond,
+    because the binding reads naive datetimes as local time and rounds microseconds itself.
+    """
+    if value is None:
+        return ScalarType.Null, None
+    if isinstance(value, bool):
+        return ScalarType.Boolean, value
+    if isinstance(value, int) and not isinstance(value, Counter):
+        return ScalarType.Int, check_int(int(value))
+    if isinstance(value, float):
+        return ScalarType.F64, float(value)
+    if isinstance(value, str) and not isinstance(value, Text):
+        return ScalarType.Str, str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ScalarType.Bytes, bytes(value)
+    if isinstance(value, dt.datetime):
+        return ScalarType.Timestamp, _EPOCH + timestamp_to_ms(value) * _MILLISECOND
+    raise UnsupportedValueError(f"cannot store a {type(value).__name__} as an Automerge scalar")
+
+
+def decode_scalar(kind: ScalarType, raw: object) -> Scalar:
+    """The Python value of an Automerge scalar as the binding returns it.
+
+    Bytes come back as ``list[int]`` and timestamps as naive *local* datetimes (with ``fold`` set
+    correctly), so both are converted: ``bytes`` and an aware UTC ``datetime``.
+    """
+    if kind == ScalarType.Str:
+        return cast(str, raw)
+    if kind == ScalarType.Boolean:
+        return bool(raw)
+    if kind in (ScalarType.Int, ScalarType.Uint):
+        return int(cast(int, raw))
+    if kind == ScalarType.F64:
+        return float(cast(float, raw))
+    if kind == ScalarType.Null:
+        return None
+    if kind == ScalarType.Bytes:
+        return bytes(cast(Sequence[int], raw))
+    if kind == ScalarType.Timestamp:
+        return cast(dt.datetime, raw).astimezone(dt.UTC)
+    raise UnsupportedValueError(f"cannot read an Automerge {kind!r} value")
+
+
+def validate(value: Any, _path: tuple[int, ...] = ()) -> None:
+    """Check a whole value tree before writing any of it.
+
+    Failing up front means a caller that catches the error inside a change callback is not left
+    with a half-written map or list in the document.
+    """
+    if isinstance(value, Text | Counter):
+        if isinstance(value, Counter):
+            check_int(int(value))
+        return
+    if isinstance(value, LiveObject):
+        return  # a live proxy: copied or kept when assigned, already valid
+    if isinstance(value, Mapping):
+        _enter(value, _path)
+        for key, item in value.items():
+            check_key(key)
+            validate(item, (*_path, id(value)))
+        return
+    if isinstance(value, list | tuple):
+        _enter(value, _path)
+        for item in value:
+            validate(item, (*_path, id(value)))
+        return
+    encode_scalar(value)
+
+
+def _enter(container: object, path: tuple[int, ...]) -> None:
+    if id(container) in path:
+        raise UnsupportedValueError("cannot store a value that contains itself")
+
+
+def check_key(key: object) -> str:
+    """Map keys must be non-empty strings (Automerge rejects the empty key)."""
+    if not isinstance(key, str):
+        raise UnsupportedValueError(f"map keys must be str, not {type(key).__name__}")
+    if not key:
+        raise UnsupportedValueError("map keys must not be empty")
+    return key

@@ -1,0 +1,284 @@
+"""MindooDB over real stores, keys and signatures: writes, reads, trust, snapshots, sync."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from mindood.db import DBOptions, KeyBagKeys, MindooDB, MindooDoc, OpenTrust, signer_for
+from mindood.db.plan import plan_document
+from mindood.db.trust import TrustPolicy
+from mindood.document import Counter, Text
+from mindood.errors import DocumentDeletedError, DocumentNotFoundError, KeyNotFoundError
+from mindood.identity import UnlockedUserId, create_user_id, unlock
+from mindood.keybag import KeyBag
+from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.memory import InMemoryStore
+from tests.entries import tampered
+
+TENANT = "acme"
+
+
+@pytest.fixture(scope="module")
+def users() -> tuple[UnlockedUserId, UnlockedUserId]:
+    alice = unlock(create_user_id("cn=alice/o=acme", "pw"), "pw")
+    bob = unlock(create_user_id("cn=bob/o=acme", "pw"), "pw")
+    return alice, bob
+
+
+@pytest.fixture(scope="module")
+def key_bag(users: tuple[UnlockedUserId, UnlockedUserId]) -> KeyBag:
+    bag = KeyBag.for_user(users[0].private, "pw")
+    bag.create_and_store_symmetric_key(TENANT, "default")
+    bag.create_and_store_symmetric_key(TENANT, "secret")
+    return bag
+
+
+@dataclasses.dataclass
+class Allow:
+    """A trust rule that applies entries of listed authors only; bump() after editing."""
+
+    authors: set[str]
+    generation: int = 0
+
+    def applies(self, meta: EntryMetadata) -> bool:
+        return meta.created_by_public_key in self.authors
+
+    def refusal(self, meta: EntryMetadata) -> str | None:
+        return None
+
+    def bump(self) -> None:
+        self.generation += 1
+
+
+def _db(
+    user: UnlockedUserId,
+    bag: KeyBag,
+    store: InMemoryStore | None = None,
+    *,
+    trust: TrustPolicy | None = None,
+    options: DBOptions | None = None,
+) -> MindooDB:
+    return MindooDB(
+        tenant_id=TENANT,
+        db_id="todos",
+        store=store or InMemoryStore(),
+        signer=signer_for(user),
+        keys=KeyBagKeys(bag, TENANT),
+        trust=trust or OpenTrust(),
+        options=options,
+    )
+
+
+async def test_quick_start_round_trip(users: Any, key_bag: KeyBag) -> None:
+    db = _db(users[0], key_bag)
+    doc = await db.create_document()
+    await db.change_doc(doc, lambda d: d.get_data().update(title="Buy milk", done=False))
+    loaded = await db.get_document(doc.get_id())
+    assert loaded.get_data() == {"title": "Buy milk", "done": False}
+    # A second handle on the same store materialises it from the entries alone.
+    other = _db(users[0], key_bag, db.get_store())  # type: ignore[arg-type]
+    assert (await other.get_document(doc.get_id())).get_data() == {
+        "title": "Buy milk",
+        "done": False,
+    }
+
+
+async def test_every_change_is_one_signed_encrypted_entry(users: Any, key_bag: KeyBag) -> None:
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store)
+    doc = await db.create_document({"n": 1})
+    await db.change_doc(doc, lambda d: d.get_data().update(n=2))
+    await db.change_doc(doc, lambda d: None)  # no-op: no entry
+    metas = await store.find_new_entries_for_doc([], doc.get_id())
+    assert [m.entry_type for m in metas] == [EntryType.DOC_CREATE, EntryType.DOC_CHANGE]
+    assert metas[1].dependency_ids == (metas[0].id,)
+    entries = await store.get_entries([m.id for m in metas])
+    assert all(b"Buy" not in e.encrypted_data for e in entries)
+    assert all(m.created_by_public_key == users[0].private.signing_public_key for m in metas)
+
+
+async def test_async_callbacks_nested_values_text_and_counters(users: Any, key_bag: KeyBag) -> None:
+    db = _db(users[0], key_bag)
+    doc = await db.create_document()
+
+    async def edit(d: MindooDoc) -> None:
+        data = d.get_data()
+        data["tags"] = ["a", "b"]
+        await asyncio.sleep(0)
+        data["address"] = {"city": "Bonn", "zip": "53111"}
+        data["notes"] = Text("hello")
+        data["visits"] = Counter(3)
+
+    await db.change_doc(doc, edit)
+
+    def more(d: MindooDoc) -> None:
+        data = d.get_data()
+        data["tags"].append("c")
+        data["notes"].splice(5, 0, " world")
+        data["visits"].increment(2)
+
+    await db.change_doc(doc, more)
+    data = (await db.get_document(doc.get_id())).get_data()
+    assert data == {
+        "tags": ["a", "b", "c"],
+        "address": {"city": "Bonn", "zip": "53111"},
+        "notes": "hello world",
+        "visits": 5,
+    }
+
+
+async def test_a_failing_callback_writes_nothing(users: Any, key_bag: KeyBag) -> None:
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store)
+    doc = await db.create_document({"n": 1})
+    before = await store.get_all_ids()
+
+    def boom(d: MindooDoc) -> None:
+        d.get_data()["n"] = 99
+        raise RuntimeError("app bug")
+
+    with pytest.raises(RuntimeError):
+        await db.change_doc(doc, boom)
+    assert await store.get_all_ids() == before
+    assert (await db.get_document(doc.get_id())).get_data() == {"n": 1}
+    await db.change_doc(doc, lambda d: d.get_data().update(n=2))  # still usable
+    assert (await db.get_document(doc.get_id())).get_data() == {"n": 2}
+
+
+async def test_concurrent_edits_through_a_shared_store_converge(
+    users: Any, key_bag: KeyBag
+) -> None:
+    store = InMemoryStore()
+    alice, bob = _db(users[0], key_bag, store), _db(users[1], key_bag, store)
+    doc = await alice.create_document({"items": []})
+    await bob.sync_store_changes()
+    await alice.change_doc(doc.get_id(), lambda d: d.get_data().update(owner="alice"))
+    await bob.change_doc(doc.get_id(), lambda d: d.get_data().update(status="open"))
+    await alice.change_doc(doc.get_id(), lambda d: d.get_data()["items"].append("milk"))
+    await bob.change_doc(doc.get_id(), lambda d: d.get_data()["items"].append("eggs"))
+    await alice.sync_store_changes()
+    await bob.sync_store_changes()
+    a = (await alice.get_document(doc.get_id())).get_data()
+    b = (await bob.get_document(doc.get_id())).get_data()
+    assert a == b
+    assert a["owner"] == "alice" and a["status"] == "open"
+    assert sorted(a["items"]) == ["eggs", "milk"]
+
+
+async def test_snapshots_are_written_and_used(users: Any, key_bag: KeyBag) -> None:
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store, options=DBOptions(snapshot_every=5))
+    doc = await db.create_document({"n": 0})
+    for i in range(1, 13):
+        await db.change_doc(doc, lambda d, i=i: d.get_data().update(n=i))
+    snaps = await store.find_entries(EntryType.DOC_SNAPSHOT, None, None)
+    assert len(snaps) == 2
+    fresh = _db(users[0], key_bag, store)
+    assert (await fresh.get_document(doc.get_id())).get_data() == {"n": 12}
+    # Loading starts from the newest snapshot and replays only what came after it.
+    plan = plan_document(doc.get_id(), await store.find_new_entries_for_doc([], doc.get_id()), bool)
+    assert (
+        plan.snapshot is not None and plan.snapshot.id == max(snaps, key=lambda m: m.created_at).id
+    )
+    assert len(plan.changes) == 3  # 13 replay entries, the second snapshot covers 10
+
+
+async def test_delete_and_listing(users: Any, key_bag: KeyBag) -> None:
+    db = _db(users[0], key_bag)
+    keep = await db.create_document({"k": 1})
+    gone = await db.create_document({"k": 2})
+    await db.delete_document(gone)
+    assert await db.get_all_document_ids() == [keep.get_id()]
+    deleted = await db.get_document(gone.get_id())
+    assert deleted.is_deleted() and deleted.get_data() == {"k": 2}
+    with pytest.raises(DocumentDeletedError):
+        await db.change_doc(gone, lambda d: d.get_data().update(k=3))
+    with pytest.raises(DocumentNotFoundError):
+        await db.get_document("nosuchdoc")
+
+
+async def test_custom_ids_converge_across_offline_devices(users: Any, key_bag: KeyBag) -> None:
+    a, b = _db(users[0], key_bag), _db(users[1], key_bag)
+    await a.create_document({"from_a": True}, doc_id="settings")
+    await b.create_document({"from_b": True}, doc_id="settings")
+    await a.pull_changes_from(b)
+    await b.pull_changes_from(a)
+    doc_a = await a.get_document("settings")
+    doc_b = await b.get_document("settings")
+    assert doc_a.get_data() == doc_b.get_data() == {"from_a": True, "from_b": True}
+    assert await a.get_all_document_ids() == ["settings"]
+
+
+async def test_reading_without_the_key_says_no_key(users: Any, key_bag: KeyBag) -> None:
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store)
+    doc = await db.create_encrypted_document("secret", {"pin": "1234"})
+    keyless_bag = KeyBag.for_user(users[1].private, "pw")
+    keyless_bag.set(TENANT, "default", key_bag.get(TENANT, "default"))
+    reader = _db(users[1], keyless_bag, store)
+    with pytest.raises(KeyNotFoundError, match="no key"):
+        await reader.get_document(doc.get_id())
+    assert await reader.get_all_document_ids() == [doc.get_id()]  # metadata needs no key
+
+
+async def test_untrusted_entries_are_kept_and_applied_once_granted(
+    users: Any, key_bag: KeyBag
+) -> None:
+    alice_pem = users[0].private.signing_public_key
+    bob_pem = users[1].private.signing_public_key
+    store = InMemoryStore()
+    trust = Allow({alice_pem})
+    alice = _db(users[0], key_bag, store, trust=trust)
+    bob = _db(users[1], key_bag, store)
+    doc = await alice.create_document({"v": "alice"})
+    await bob.sync_store_changes()
+    await bob.change_doc(doc.get_id(), lambda d: d.get_data().update(v="bob"))
+    await alice.sync_store_changes()
+    assert (await alice.get_document(doc.get_id())).get_data() == {"v": "alice"}
+    trust.authors.add(bob_pem)
+    trust.bump()
+    assert (await alice.get_document(doc.get_id())).get_data() == {"v": "bob"}
+
+
+class ForgingStore(InMemoryStore):
+    def __init__(self, forged: dict[str, StoreEntry]) -> None:
+        super().__init__("forging")
+        self.forged = forged
+
+    async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
+        return [self.forged.get(e.id, e) for e in await super().get_entries(ids)]
+
+
+async def test_pull_rejects_forged_entries_and_keeps_the_rest(users: Any, key_bag: KeyBag) -> None:
+    source_store = ForgingStore({})
+    writer = _db(users[0], key_bag, source_store)
+    docs = [await writer.create_document({"i": i}) for i in range(5)]
+    victim = (await source_store.find_new_entries_for_doc([], docs[2].get_id()))[0]
+    [entry] = await InMemoryStore.get_entries(source_store, [victim.id])
+    source_store.forged[victim.id] = tampered(entry, created_at=entry.metadata.created_at - 1)
+    reader = _db(users[0], key_bag)
+    changed: list[set[str]] = []
+    reader.on_change(changed.append)
+    result = await reader.pull_changes_from(source_store)
+    assert [i for i, _ in result.rejected] == [victim.id]
+    assert sorted(await reader.get_all_document_ids()) == sorted(
+        d.get_id() for d in docs if d is not docs[2]
+    )
+    assert changed and changed[-1] == {d.get_id() for d in docs if d is not docs[2]}
+
+
+async def test_pull_and_push_between_databases(users: Any, key_bag: KeyBag) -> None:
+    a, b = _db(users[0], key_bag), _db(users[1], key_bag)
+    doc = await a.create_document({"contacts": 1})
+    await b.pull_changes_from(a)
+    await b.change_doc(doc.get_id(), lambda d: d.get_data().update(contacts=2))
+    pushed = await b.push_changes_to(a)
+    assert pushed.transferred == 1
+    assert (await a.get_document(doc.get_id())).get_data() == {"contacts": 2}
+    idle = await b.push_changes_to(a)
+    assert idle.transferred == 0 and idle.scanned == 0
