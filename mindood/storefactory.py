@@ -1,0 +1,197 @@
+"""Where a tenant's databases keep their entries: one store per (tenant, database, kind).
+
+A ``StoreFactory`` hands out ``ContentAddressedStore`` objects; the tenant layer never builds a
+store itself, so the same tenant code runs on memory (tests, relays that keep nothing) and on disk
+(the daemon). Asking twice for the same ``(tenant, db, kind)`` returns the same store object:
+two tenant objects on one factory therefore share their stores, which is how tests model two
+devices on one shared store.
+
+Besides stores, a factory keeps a few small named blobs per tenant (``read_meta`` /
+``write_meta``), e.g. an exported session, so the daemon finds it again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal, Protocol
+
+from mindood.errors import InvalidNameError
+from store.base import ContentAddressedStore
+from store.memory import InMemoryStore
+
+StoreKind = Literal["docs", "attachments"]
+STORE_KINDS: tuple[StoreKind, ...] = ("docs", "attachments")
+
+#: Tenant ids, database names and metadata names double as path components on disk.
+_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Directory (inside the tenant's) holding metadata blobs; db names cannot start with ".".
+META_DIR = ".tenant"
+
+
+def check_component(value: object, what: str) -> str:
+    """A name that is safe as one path component (no separators, no ``..``, not hidden)."""
+    if not isinstance(value, str) or not _COMPONENT.match(value) or ".." in value:
+        raise InvalidNameError(
+            f"{what} {value!r} must be 1-128 of [A-Za-z0-9._-], starting with a letter or digit"
+        )
+    return value
+
+
+def _check_kind(kind: str) -> StoreKind:
+    if kind == "docs":
+        return "docs"
+    if kind == "attachments":
+        return "attachments"
+    raise InvalidNameError(f"store kind must be 'docs' or 'attachments', got {kind!r}")
+
+
+class StoreFactory(Protocol):
+    """Opens (and caches) the stores of every tenant and database."""
+
+    async def open_store(
+        self, tenant_id: str, db_id: str, kind: StoreKind
+    ) -> ContentAddressedStore:
+        """The store of one database's documents or attachments (created on first use)."""
+        ...
+
+    async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
+        """A small metadata blob of the tenant, or None if never written."""
+        ...
+
+    async def write_meta(self, tenant_id: str, name: str, data: bytes) -> None:
+        """Replace a metadata blob (atomically where the backend can)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every store opened through this factory."""
+        ...
+
+
+class InMemoryStoreFactory:
+    """Stores in process memory; the same key always yields the same ``InMemoryStore``."""
+
+    def __init__(self) -> None:
+        self._stores: dict[tuple[str, str, StoreKind], InMemoryStore] = {}
+        self._meta: dict[tuple[str, str], bytes] = {}
+
+    async def open_store(
+        self, tenant_id: str, db_id: str, kind: StoreKind
+    ) -> ContentAddressedStore:
+        key = (
+            check_component(tenant_id, "tenant id"),
+            check_component(db_id, "database name"),
+            _check_kind(kind),
+        )
+        store = self._stores.get(key)
+        if store is None:
+            store = self._stores[key] = InMemoryStore(f"{tenant_id}/{db_id}/{kind}")
+        return store
+
+    async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
+        return self._meta.get(
+            (check_component(tenant_id, "tenant id"), check_component(name, "name"))
+        )
+
+    async def write_meta(self, tenant_id: str, name: str, data: bytes) -> None:
+        key = (check_component(tenant_id, "tenant id"), check_component(name, "name"))
+        self._meta[key] = bytes(data)
+
+    async def close(self) -> None:
+        stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            await store.close()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class OnDiskStoreFactory:
+    """Durable stores under ``base_path/<tenant>/<db>/<kind>`` (reference §5.1 layout)."""
+
+    def __init__(self, base_path: Path | str) -> None:
+        self._base = Path(base_path)
+        self._stores: dict[tuple[str, str, StoreKind], ContentAddressedStore] = {}
+        self._opening: dict[tuple[str, str, StoreKind], asyncio.Lock] = {}
+
+    @property
+    def base_path(self) -> Path:
+        return self._base
+
+    async def open_store(
+        self, tenant_id: str, db_id: str, kind: StoreKind
+    ) -> ContentAddressedStore:
+        key = (
+            check_component(tenant_id, "tenant id"),
+            check_component(db_id, "database name"),
+            _check_kind(kind),
+        )
+        lock = self._opening.setdefault(key, asyncio.Lock())
+        async with lock:  # two concurrent first opens must not create two stores on one path
+            store = self._stores.get(key)
+            if store is None:
+                # Imported lazily: the on-disk backend pulls in its thread pools and file locks,
+                # which an in-memory deployment never needs.
+                ondisk = importlib.import_module("store.ondisk.store")
+                opened = await ondisk.OnDiskStore.open(self._base / tenant_id / db_id / kind)
+                if not isinstance(opened, ContentAddressedStore):
+                    raise TypeError("OnDiskStore.open returned something that is not a store")
+                store = self._stores[key] = opened
+        return store
+
+    def _meta_path(self, tenant_id: str, name: str) -> Path:
+        return (
+            self._base
+            / check_component(tenant_id, "tenant id")
+            / META_DIR
+            / check_component(name, "name")
+        )
+
+    async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
+        return await asyncio.to_thread(_read_file, self._meta_path(tenant_id, name))
+
+    async def write_meta(self, tenant_id: str, name: str, data: bytes) -> None:
+        await asyncio.to_thread(_write_atomically, self._meta_path(tenant_id, name), bytes(data))
+
+    async def close(self) -> None:
+        stores, self._stores = list(self._stores.values()), {}
+        self._opening.clear()
+        for store in stores:
+            await store.close()
+
+
+__all__ = [
+    "STORE_KINDS",
+    "InMemoryStoreFactory",
+    "OnDiskStoreFactory",
+    "StoreFactory",
+    "StoreKind",
+    "check_component",
+]

@@ -1,0 +1,394 @@
+"""``Tenant``: one user's view of a tenant: its databases, directory, keys and admin operations.
+
+A tenant object belongs to one unlocked user (the device identity that signs every change it
+makes) and one KeyBag (the symmetric keys it can read with). Application databases trust what
+the directory says (:class:`DirectoryTrust`); the directory trusts only the administrator.
+
+Admin operations (approving a join, revoking, groups, settings) take the admin identity and its
+password per call: the admin's private key is unlocked for that call only, never kept.
+
+CPU-heavy steps (PBKDF2, RSA) run in a worker thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, overload
+
+from mindood.crypto.pem import load_ed25519_public_pem, load_rsa_public_pem, normalize_pem
+from mindood.db import AdminOnlyTrust, DBOptions, KeyBagKeys, MindooDB, signer_for
+from mindood.errors import InvalidNameError, KeyNotFoundError, NotAdminError
+from mindood.identity import PrivateUserId, PublicUserId, UnlockedUserId, unlock
+from mindood.keybag import KeyBag
+from mindood.storefactory import StoreFactory, check_component
+from mindood.tenant.directory import (
+    DEFAULT_KEY_ID,
+    DIRECTORY_DB_ID,
+    PUBLIC_INFOS_KEY_ID,
+    Directory,
+    SettingsFn,
+)
+from mindood.tenant.joinrequest import JoinRequest
+from mindood.tenant.joinresponse import (
+    PASSWORD_VERSION,
+    WRAPPED_VERSION,
+    JoinResponse,
+    seal_for_device,
+    seal_with_password,
+    versions_by_key,
+)
+from mindood.tenant.session import SessionData, seal_session
+
+Format = Literal["uri", "object"]
+#: Name under which :meth:`Tenant.save_session` stores the session in the store factory.
+SESSION_META_NAME = "session"
+DEFAULT_DEVICE_LABEL = "Joined device"
+#: Keys a join response carries (see :meth:`Tenant.approve_join_request`).
+JOIN_KEY_IDS = (PUBLIC_INFOS_KEY_ID, DEFAULT_KEY_ID)
+
+AdminIdentity = PrivateUserId | UnlockedUserId
+
+
+def check_tenant_id(tenant_id: object) -> str:
+    """Tenant ids name directories on disk and scope KeyBag ids: a path component, no ``:``."""
+    return check_component(tenant_id, "tenant id")
+
+
+class Tenant:
+    """A tenant as seen by one user; build it with :class:`~mindood.tenant.TenantFactory`."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        admin_signing_public_key: str,
+        admin_encryption_public_key: str,
+        user: UnlockedUserId,
+        key_bag: KeyBag,
+        store_factory: StoreFactory,
+        directory: Directory,
+        db_options: DBOptions | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.admin_signing_public_key = admin_signing_public_key
+        self.admin_encryption_public_key = admin_encryption_public_key
+        self.user = user
+        self.key_bag = key_bag
+        self.store_factory = store_factory
+        self._directory = directory
+        self._db_options = db_options
+        self._dbs: dict[str, MindooDB] = {DIRECTORY_DB_ID: directory.db}
+        self._open_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        tenant_id: str,
+        admin_signing_public_key: str,
+        admin_encryption_public_key: str,
+        user: UnlockedUserId,
+        key_bag: KeyBag,
+        store_factory: StoreFactory,
+        db_options: DBOptions | None = None,
+    ) -> Tenant:
+        """Open the directory (reading everything already in its store) and build the tenant."""
+        check_tenant_id(tenant_id)
+        load_ed25519_public_pem(admin_signing_public_key)
+        load_rsa_public_pem(admin_encryption_public_key)
+        keys = KeyBagKeys(key_bag, tenant_id)
+        db = MindooDB(
+            tenant_id=tenant_id,
+            db_id=DIRECTORY_DB_ID,
+            store=await store_factory.open_store(tenant_id, DIRECTORY_DB_ID, "docs"),
+            attachment_store=await store_factory.open_store(
+                tenant_id, DIRECTORY_DB_ID, "attachments"
+            ),
+            signer=signer_for(user),
+            keys=keys,
+            trust=AdminOnlyTrust(admin_signing_public_key),
+            options=db_options,
+        )
+        directory = Directory(db=db, keys=keys, admin_signing_public_key=admin_signing_public_key)
+        await directory.refresh()
+        return cls(
+            tenant_id=tenant_id,
+            admin_signing_public_key=admin_signing_public_key,
+            admin_encryption_public_key=admin_encryption_public_key,
+            user=user,
+            key_bag=key_bag,
+            store_factory=store_factory,
+            directory=directory,
+            db_options=db_options,
+        )
+
+    # -- databases ---------------------------------------------------------------------------
+    async def open_db(self, name: str) -> MindooDB:
+        """The database ``name`` (one handle per name; ``"directory"`` is the directory)."""
+        db = self._dbs.get(name)
+        if db is not None:
+            return db
+        check_component(name, "database name")
+        async with self._open_lock:
+            db = self._dbs.get(name)
+            if db is None:
+                db = MindooDB(
+                    tenant_id=self.tenant_id,
+                    db_id=name,
+                    store=await self.store_factory.open_store(self.tenant_id, name, "docs"),
+                    attachment_store=await self.store_factory.open_store(
+                        self.tenant_id, name, "attachments"
+                    ),
+                    signer=signer_for(self.user),
+                    keys=KeyBagKeys(self.key_bag, self.tenant_id),
+                    trust=self._directory.trust,
+                    options=self._db_options,
+                )
+                self._dbs[name] = db
+        return db
+
+    def get_directory(self) -> Directory:
+        return self._directory
+
+    async def refresh_directory(self, *, full: bool = False) -> bool:
+        """Take in directory entries that reached its store; True if trust changed.
+
+        Pass ``full=True`` after importing a key, to re-read documents it now opens.
+        """
+        return await self._directory.refresh(full=full)
+
+    async def close(self) -> None:
+        """Stop background directory work. Stores belong to the factory and stay open."""
+        await self._directory.aclose()
+
+    # -- admin identity ----------------------------------------------------------------------
+    async def _unlock_admin(self, admin: AdminIdentity, password: str | None) -> UnlockedUserId:
+        private = admin.private if isinstance(admin, UnlockedUserId) else admin
+        if normalize_pem(private.signing_public_key) != normalize_pem(
+            self.admin_signing_public_key
+        ):
+            raise NotAdminError("this identity is not the tenant's administrator")
+        if isinstance(admin, UnlockedUserId):
+            return admin
+        if password is None:
+            raise NotAdminError("the admin password is required to unlock the admin identity")
+        return await asyncio.to_thread(unlock, admin, password)
+
+    # -- users -------------------------------------------------------------------------------
+    async def register_user(
+        self,
+        user: PublicUserId,
+        *,
+        label: str,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+    ) -> str:
+        """Grant a device access (admin-signed); returns the grant's document id."""
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        return await self._directory.register_user(user, label, admin)
+
+    async def revoke_user(
+        self,
+        username: str,
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+        signing_keys: Iterable[str] | None = None,
+    ) -> int:
+        """Revoke a user's devices (all, or those signing with ``signing_keys``)."""
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        return await self._directory.revoke_user(username, admin, signing_keys=signing_keys)
+
+    @overload
+    async def approve_join_request(
+        self,
+        request: str | dict[str, Any] | JoinRequest,
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = ...,
+        share_password: str | None = ...,
+        label: str | None = ...,
+        username: str | None = ...,
+        server_url: str | None = ...,
+        tenant_label: str | None = ...,
+        format: Literal["uri"] = ...,
+    ) -> str: ...
+
+    @overload
+    async def approve_join_request(
+        self,
+        request: str | dict[str, Any] | JoinRequest,
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = ...,
+        share_password: str | None = ...,
+        label: str | None = ...,
+        username: str | None = ...,
+        server_url: str | None = ...,
+        tenant_label: str | None = ...,
+        format: Literal["object"],
+    ) -> dict[str, Any]: ...
+
+    async def approve_join_request(
+        self,
+        request: str | dict[str, Any] | JoinRequest,
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+        share_password: str | None = None,
+        label: str | None = None,
+        username: str | None = None,
+        server_url: str | None = None,
+        tenant_label: str | None = None,
+        format: Format = "uri",
+    ) -> str | dict[str, Any]:
+        """Register the requesting device and answer with the tenant's keys sealed for it.
+
+        Without ``share_password`` the answer is a v3 response whose keys are RSA-wrapped to the
+        request's encryption key (only that device can open it). With one, it is the legacy v2
+        response sealed with the password (to be passed on separately).
+
+        Deviation from the reference HEAD: the response carries ``default`` (every version) as
+        well as ``$publicinfos``. The reference ships only ``$publicinfos`` and delivers
+        ``default`` through a User-Key based key distribution document, which this port does not
+        have yet; without ``default`` a joined member could read nothing.
+        """
+        if format not in ("uri", "object"):
+            raise InvalidNameError(f"format must be 'uri' or 'object', got {format!r}")
+        parsed = JoinRequest.parse(request)
+        public = parsed.public_user(username)
+        keys = versions_by_key(JOIN_KEY_IDS, lambda k: self.key_bag.versions(self.tenant_id, k))
+        if PUBLIC_INFOS_KEY_ID not in keys:
+            raise KeyNotFoundError("this tenant object holds no '$publicinfos' key to share")
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.register_user(
+            public, label or parsed.label or DEFAULT_DEVICE_LABEL, admin
+        )
+        if share_password is not None:
+            sealed = await asyncio.to_thread(
+                seal_with_password, self.tenant_id, keys, share_password
+            )
+            version = PASSWORD_VERSION
+        else:
+            sealed = await asyncio.to_thread(seal_for_device, keys, parsed.encryption_public_key)
+            version = WRAPPED_VERSION
+        response = JoinResponse(
+            version=version,
+            tenant_id=self.tenant_id,
+            admin_signing_public_key=self.admin_signing_public_key,
+            admin_encryption_public_key=self.admin_encryption_public_key,
+            username=public.username,
+            doc_keys=sealed,
+            server_url=server_url,
+            tenant_label=tenant_label,
+        )
+        return response.to_uri() if format == "uri" else response.to_object()
+
+    # -- keys --------------------------------------------------------------------------------
+    async def create_doc_encryption_key(self, key_id: str, password: str) -> dict[str, Any]:
+        """Create a named key (spec §5) and return it sealed under ``password`` for sharing.
+
+        Recipients import it with ``key_bag.decrypt_and_import_key(tenant_id, key_id, exported,
+        password)``. Calling it again for an existing id adds a newer version (rotation).
+        """
+        if not isinstance(key_id, str) or not key_id or key_id.startswith("$"):
+            raise InvalidNameError("named key ids are non-empty and may not start with '$'")
+        self.key_bag.create_and_store_symmetric_key(self.tenant_id, key_id)
+        exported = await asyncio.to_thread(
+            self.key_bag.encrypt_and_export_key, self.tenant_id, key_id, password
+        )
+        return exported.to_json()
+
+    # -- groups ------------------------------------------------------------------------------
+    async def create_group(
+        self,
+        name: str,
+        members: Sequence[str],
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+    ) -> None:
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.create_group(name, members, admin)
+
+    async def add_users_to_group(
+        self,
+        name: str,
+        members: Sequence[str],
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+    ) -> None:
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.add_users_to_group(name, members, admin)
+
+    async def remove_users_from_group(
+        self,
+        name: str,
+        members: Sequence[str],
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+    ) -> None:
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.remove_users_from_group(name, members, admin)
+
+    async def delete_group(
+        self, name: str, *, admin_signing_key: AdminIdentity, admin_password: str | None = None
+    ) -> None:
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.delete_group(name, admin)
+
+    # -- settings ----------------------------------------------------------------------------
+    def get_tenant_settings(self) -> dict[str, Any]:
+        return self._directory.get_tenant_settings()
+
+    def get_db_settings(self, db_id: str) -> dict[str, Any]:
+        return self._directory.get_db_settings(db_id)
+
+    async def change_tenant_settings(
+        self, fn: SettingsFn, *, admin_signing_key: AdminIdentity, admin_password: str | None = None
+    ) -> None:
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.change_tenant_settings(fn, admin)
+
+    async def change_db_settings(
+        self,
+        db_id: str,
+        fn: SettingsFn,
+        *,
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+    ) -> None:
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        await self._directory.change_db_settings(db_id, fn, admin)
+
+    # -- sessions ----------------------------------------------------------------------------
+    def session_data(self) -> SessionData:
+        """What :meth:`export_session` seals: identity, this tenant's keys, public facts."""
+        keys = {
+            key_id: self.key_bag.versions(self.tenant_id, key_id)
+            for key_id in self.key_bag.list_keys(self.tenant_id)
+        }
+        return SessionData(
+            tenant_id=self.tenant_id,
+            admin_signing_public_key=self.admin_signing_public_key,
+            admin_encryption_public_key=self.admin_encryption_public_key,
+            user=self.user.private,
+            keys=keys,
+        )
+
+    async def export_session(self, password: str) -> bytes:
+        """One sealed blob to reopen this tenant with :meth:`TenantFactory.restore_session`.
+
+        ``password`` must be the user's own password (checked: ``WrongPasswordError``), so the
+        restored identity and KeyBag open with the same single secret.
+        """
+        await asyncio.to_thread(unlock, self.user.private, password)
+        return await asyncio.to_thread(seal_session, self.session_data(), password)
+
+    async def save_session(self, password: str) -> None:
+        """Export the session into the store factory's metadata (see ``load_session``)."""
+        blob = await self.export_session(password)
+        await self.store_factory.write_meta(self.tenant_id, SESSION_META_NAME, blob)
