@@ -64,6 +64,10 @@ class InvalidChangeError(DatabaseError):
     """A ``change_doc`` callback did something a change may not do (e.g. several changes)."""
 
 
+class AccessRevokedError(DatabaseError):
+    """The current user's key was revoked: its new changes would be refused everywhere."""
+
+
 class CorruptDocumentError(DatabaseError):
     """Stored entries of a document decrypted but did not form a valid Automerge history."""
 

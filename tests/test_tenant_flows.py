@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import pytest
 
 from mindood import InMemoryStoreFactory, KeyBag, TenantFactory
-from mindood.db import MindooDB
+from mindood.db import KeyBagKeys, MindooDB, OpenTrust
 from mindood.errors import (
+    AccessRevokedError,
     InvalidUriError,
     JoinResponseDeviceMismatchError,
     KeyNotFoundError,
@@ -254,9 +255,20 @@ async def test_revoked_user_new_changes_are_not_applied_anywhere(pair: Pair) -> 
     await pair.bob.refresh_directory()
     await _wait_past(revoked_at)
 
-    # Bob's device can still write locally (it holds the keys), but nobody applies the change:
-    # not Alice, and not a fresh view of Bob's own tenant either.
-    await bob_db.change_doc(doc.get_id(), lambda d: d.get_data().update(v="after"))
+    # Bob's own handle knows of the revocation and refuses to write at all.
+    with pytest.raises(AccessRevokedError):
+        await bob_db.change_doc(doc.get_id(), lambda d: d.get_data().update(v="after"))
+    # A client that has not heard of it (or ignores it) still holds the keys and can write,
+    # but nobody applies the change: not Alice, and not a fresh view of Bob's own tenant.
+    rogue = MindooDB(
+        tenant_id=TENANT_ID,
+        db_id="todos",
+        store=bob_db.get_store(),
+        signer=bob_db.get_signer(),
+        keys=KeyBagKeys(pair.bob.key_bag, TENANT_ID),
+        trust=OpenTrust(),
+    )
+    await rogue.change_doc(doc.get_id(), lambda d: d.get_data().update(v="after"))
     await alice_db.sync_store_changes()
     assert (await alice_db.get_document(doc.get_id())).get_data() == {"v": "before"}
     bob_again = await pair.factory.open_tenant(

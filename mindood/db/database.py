@@ -25,6 +25,7 @@ from mindood.db.plan import DocPlan, plan_document
 from mindood.db.trust import TrustPolicy
 from mindood.document import AutomergeDoc, change_hash, custom_id_initial_change
 from mindood.errors import (
+    AccessRevokedError,
     CorruptDocumentError,
     DatabaseError,
     DecryptionError,
@@ -281,6 +282,9 @@ class MindooDB:
             dependency_ids=[state.entry_of_hash[d] for d in deps],
             created_at=created_at,
         )
+        reason = self._trust.refusal(entry.metadata)
+        if reason is not None:
+            raise AccessRevokedError(f"cannot write to {self.db_id!r}: {reason}")
         await self._put([entry])
         state.included.add(entry.id)
         state.entry_of_hash[change_hash] = entry.id
