@@ -40,6 +40,15 @@ async def _bench_store(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _bench_docs(args: argparse.Namespace) -> int:
+    from mindood.bench_docs import run_docs_bench
+
+    with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
+        result = await run_docs_bench(Path(workdir), documents=args.documents)
+    _print_json(result)
+    return 0
+
+
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="measure throughput; prints JSON")
     kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
@@ -47,6 +56,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     store.add_argument("--entries", type=int, default=100_000, help="entries for cold open")
     store.add_argument("--dir", type=Path, default=None, help="where to create the test store")
     store.set_defaults(handler=lambda a: _run_async(_bench_store(a)))
+    docs = kinds.add_parser("docs", help="durable document creates and changes per second")
+    docs.add_argument("--documents", type=int, default=2000, help="documents to create")
+    docs.add_argument("--dir", type=Path, default=None, help="where to create the test store")
+    docs.set_defaults(handler=lambda a: _run_async(_bench_docs(a)))
 
 
 _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (

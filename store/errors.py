@@ -34,3 +34,7 @@ class StoreClosedError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another store instance holds an exclusive lock this operation needs."""
+
+
+class StoreCorruptionError(StoreError):
+    """Files of an on-disk store contradict each other in a way recovery cannot repair."""
