@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mindood.crypto import encrypt_payload, generate_signing_keypair, new_symmetric_key, sign
-from mindood.db import DBOptions, KeyBagKeys, MindooDB, OpenTrust, signer_for
+from mindood.db import DBOptions, KeyBagKeys, MindooDB, MindooDoc, OpenTrust, signer_for
 from mindood.identity import create_user_id, unlock
 from mindood.keybag import KeyBag
 
@@ -70,8 +70,12 @@ async def run_docs_bench(
         created = time.perf_counter() - start
         start = time.perf_counter()
         for round_ in range(changes_per_doc):
+
+            def bump(doc: MindooDoc, value: int = round_ + 1) -> None:
+                doc.get_data()["n"] = value
+
             for doc_id in ids:
-                await db.change_doc(doc_id, lambda d, r=round_: d.get_data().update(n=r + 1))
+                await db.change_doc(doc_id, bump)
         changed = time.perf_counter() - start
         total_ops = documents * (1 + changes_per_doc)
         ops_rate = _rate(total_ops, created + changed)
