@@ -1,0 +1,183 @@
+"""The store operations a session carries, and their argument/result shapes.
+
+Both sides import these helpers, so a request is built and parsed by the same code. Payloads in
+``get``/``put`` travel sealed with the session key (spec layer 2); metadata travels in clear
+inside the channel's TLS/DTLS, as a relay must read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from protocol.errors import ErrorCode, RemoteProtocolError
+from protocol.messages import DEFAULT_LIMITS, Limits, array, integer, text, texts
+from store.base import ResolveOptions, ScanCursor, ScanFilters, ScanPage, StoreHead
+from store.codec import CodecLimits, entry_from_wire, metadata_from_wire, metadata_to_wire
+from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.errors import EntryFormatError
+
+
+class Op(StrEnum):
+    DATABASES = "dbs"
+    HEAD = "head"
+    SCAN = "scan"
+    HAS = "has"
+    METADATA = "meta"
+    GET = "get"
+    PUT = "put"
+    BLOOM = "bloom"
+    FIND_FOR_DOC = "find_doc"
+    FIND = "find"
+    RESOLVE = "resolve"
+    SUBSCRIBE = "subscribe"
+
+
+class StoreKind(StrEnum):
+    DOCS = "docs"
+    ATTACHMENTS = "attachments"
+
+
+#: Notification topic: a served store has new entries (``[db, kind, epoch, max_receipt_order]``).
+CHANGED = "changed"
+MAX_SCAN_PAGE = 1000
+
+_CODEC_LIMITS = CodecLimits()
+
+
+def bad_args(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(ErrorCode.BAD_ARGUMENTS, message)
+
+
+def db_and_kind(args: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> tuple[str, StoreKind]:
+    if len(args) < 2:
+        raise bad_args("database and store kind required")
+    db = text(args[0], "database", limits)
+    try:
+        return db, StoreKind(text(args[1], "kind", limits))
+    except ValueError as exc:
+        raise bad_args(f"unknown store kind {args[1]!r}") from exc
+
+
+def metadata_list_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> list[EntryMetadata]:
+    try:
+        return [metadata_from_wire(item, _CODEC_LIMITS) for item in array(value, "entries", limits)]
+    except EntryFormatError as exc:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, str(exc)) from exc
+
+
+def metadata_list_to_wire(items: Sequence[EntryMetadata]) -> list[Any]:
+    return [metadata_to_wire(meta) for meta in items]
+
+
+def cursor_to_wire(cursor: ScanCursor | None) -> list[Any] | None:
+    return None if cursor is None else [cursor.receipt_order, cursor.id]
+
+
+def cursor_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> ScanCursor | None:
+    if value is None:
+        return None
+    pair = array(value, "cursor", limits)
+    if len(pair) != 2:
+        raise bad_args("a cursor is [receipt_order, id]")
+    return ScanCursor(integer(pair[0], "cursor receipt_order"), text(pair[1], "cursor id", limits))
+
+
+def filters_to_wire(filters: ScanFilters | None) -> dict[str, Any] | None:
+    if filters is None:
+        return None
+    return {
+        "doc": filters.doc_id,
+        "types": None if filters.entry_types is None else sorted(filters.entry_types),
+        "from": filters.created_from,
+        "until": filters.created_until,
+    }
+
+
+def _optional_int(value: Any, field: str) -> int | None:
+    return None if value is None else integer(value, field, -(1 << 63), (1 << 63) - 1)
+
+
+def entry_type(value: Any) -> EntryType:
+    try:
+        return EntryType(text(value, "entry type"))
+    except ValueError as exc:
+        raise bad_args(f"unknown entry type {value!r}") from exc
+
+
+def filters_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> ScanFilters | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 4:
+        raise bad_args("filters must be a map")
+    doc = value.get("doc")
+    types = value.get("types")
+    return ScanFilters(
+        doc_id=None if doc is None else text(doc, "filter doc", limits),
+        entry_types=None
+        if types is None
+        else frozenset(entry_type(t) for t in array(types, "filter types", limits)),
+        created_from=_optional_int(value.get("from"), "filter from"),
+        created_until=_optional_int(value.get("until"), "filter until"),
+    )
+
+
+def page_to_wire(page: ScanPage) -> list[Any]:
+    return [metadata_list_to_wire(page.entries), cursor_to_wire(page.next_cursor), page.has_more]
+
+
+def page_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> ScanPage:
+    parts = array(value, "page", limits)
+    if len(parts) != 3 or not isinstance(parts[2], bool):
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "a page is [entries, cursor, has_more]")
+    entries = tuple(metadata_list_from_wire(parts[0], limits))
+    return ScanPage(entries, cursor_from_wire(parts[1], limits), parts[2])
+
+
+def head_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> StoreHead:
+    parts = array(value, "head", limits)
+    if len(parts) != 2:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "a head is [epoch, max_receipt_order]")
+    return StoreHead(text(parts[0], "epoch", limits), integer(parts[1], "max_receipt_order"))
+
+
+def sealed_entry_to_wire(entry: StoreEntry, sealed_payload: bytes) -> list[Any]:
+    return [metadata_to_wire(entry.metadata), sealed_payload]
+
+
+def sealed_entries_from_wire(
+    value: Any, limits: Limits = DEFAULT_LIMITS
+) -> list[tuple[Any, bytes]]:
+    """``(metadata wire, sealed payload)`` pairs; the caller opens payloads, then builds entries."""
+    out: list[tuple[Any, bytes]] = []
+    for item in array(value, "entries", limits):
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], bytes):
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "an entry is [metadata, payload]")
+        out.append((item[0], item[1]))
+    return out
+
+
+def entry_from_parts(meta_wire: Any, payload: bytes) -> StoreEntry:
+    try:
+        return entry_from_wire([meta_wire, payload], _CODEC_LIMITS)
+    except EntryFormatError as exc:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, str(exc)) from exc
+
+
+def resolve_options_to_wire(options: ResolveOptions | None) -> list[Any]:
+    options = options or ResolveOptions()
+    stop = None if options.stop_at_entry_type is None else str(options.stop_at_entry_type)
+    return [stop, options.max_depth, options.include_start]
+
+
+def resolve_options_from_wire(value: Any) -> ResolveOptions:
+    if not isinstance(value, list) or len(value) != 3 or not isinstance(value[2], bool):
+        raise bad_args("resolve options are [stop_type, max_depth, include_start]")
+    stop = None if value[0] is None else entry_type(value[0])
+    depth = None if value[1] is None else integer(value[1], "max_depth", 0, 1 << 31)
+    return ResolveOptions(stop, depth, value[2])
+
+
+def ids_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[str, ...]:
+    return texts(value, "ids", limits)
