@@ -69,7 +69,9 @@ class PeerLink:
         self._peer = peer_key(conn.peer_identity or "")
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        #: Databases the peer follows on our side, and those we follow on the peer's side.
         self.subscriptions: set[str] = set()
+        self._following: set[str] = set()
         self.service = StoreService(
             _Provider(self),
             conn,
@@ -113,14 +115,20 @@ class PeerLink:
     # -- pulling -----------------------------------------------------------------------------
     def _on_notify(self, notify: Notify) -> None:
         if notify.topic == CHANGED and notify.args and isinstance(notify.args[0], str):
-            self._dirty.add(notify.args[0])
+            name = notify.args[0]
+            self._adopt(name)
+            self._dirty.add(name)
             self._wake.set()
 
     async def run(self) -> None:
         """Initial full round, then pull whatever the peer announces, until the session ends."""
         try:
-            if self.peer.provisional and not await self._verify_provisional_peer():
-                return
+            if self.peer.provisional:
+                if not await self._verify_provisional_peer():
+                    return
+                # While unverified we served the peer nothing; tell it what it can pull now.
+                for name in self._databases():
+                    await self.conn.notify(CHANGED, [name, StoreKind.DOCS.value])
             remote_dbs = await self.conn.call("dbs", [])
             names = (
                 {str(n) for n in remote_dbs if isinstance(n, str)}
@@ -133,7 +141,6 @@ class PeerLink:
             for name in order:
                 if name in names:
                     await self._pull(name)
-                    await self._subscribe(name)
             self.stats.synced_once.set()
             self._emit("sync.synced", {"peer": self.address, "databases": order})
             while not self.conn.closed.is_set():
@@ -148,11 +155,16 @@ class PeerLink:
         finally:
             self.stats.synced_once.set()
 
-    async def _subscribe(self, name: str) -> None:
+    async def _follow(self, name: str) -> None:
+        """Subscribe to the peer's stores of ``name`` (once) so it tells us when they grow."""
+        if name in self._following:
+            return
+        self._following.add(name)
         for kind in (StoreKind.DOCS, StoreKind.ATTACHMENTS):
             await RemoteStore(self.conn, name, kind, self.address).subscribe()
 
     async def _pull(self, name: str) -> None:
+        await self._follow(name)
         db = await self.local_db(name)
         pairs: list[tuple[StoreKind, ContentAddressedStore | None]] = [
             (StoreKind.DOCS, db.get_store()),

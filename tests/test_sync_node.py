@@ -1,0 +1,206 @@
+"""Node-to-node sync over real TLS on 127.0.0.1, in one process: live, mesh, relay, refusals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mindood import InMemoryStoreFactory, TenantFactory
+from mindood.db import MindooDB, MindooDoc
+from mindood.errors import KeyNotFoundError
+from store.entry import StoreEntry
+from tests.entries import tampered
+from tests.sync_helpers import Node, eventually, join, keyless_relay, make_node
+from tests.tenant_helpers import admin_creds, fast_kdf, identity, new_tenant, password, username
+
+pytestmark = pytest.mark.usefixtures("_kdf")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _kdf() -> object:
+    yield from fast_kdf()
+
+
+class Nodes:
+    def __init__(self) -> None:
+        self.all: list[Node] = []
+
+    def add(self, node: Node) -> Node:
+        self.all.append(node)
+        return node
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[Nodes]:
+    holder = Nodes()
+    yield holder
+    for node in holder.all:
+        await node.sync.aclose()
+
+
+async def _data(db: MindooDB, doc_id: str) -> dict[str, object] | None:
+    doc = await db.find_document(doc_id)
+    return None if doc is None else dict(doc.get_data())
+
+
+async def test_a_write_on_a_reaches_b_live_and_concurrent_edits_converge(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    bob_tenant = await join(alice_tenant, "bob")  # empty directory: verifies alice after sync
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", bob_tenant))
+    await a.listen()
+    await b.connect_to(a)
+    a_db, b_db = await a.db(), await b.db()
+
+    doc = await a_db.create_document({"title": "Buy milk"})
+    await eventually(lambda: _is(b_db, doc.get_id(), {"title": "Buy milk"}))
+
+    def alice_edit(d: MindooDoc) -> None:
+        d.get_data()["done"] = True
+
+    def bob_edit(d: MindooDoc) -> None:
+        d.get_data()["owner"] = "bob"
+
+    await a_db.change_doc(doc.get_id(), alice_edit)
+    await b_db.change_doc(doc.get_id(), bob_edit)
+    expected = {"title": "Buy milk", "done": True, "owner": "bob"}
+    await eventually(lambda: _is(a_db, doc.get_id(), expected))
+    await eventually(lambda: _is(b_db, doc.get_id(), expected))
+    [status] = b.sync.peers()
+    assert status.connected and status.synced and status.transport == "tcp"
+
+
+async def _is(db: MindooDB, doc_id: str, expected: dict[str, object]) -> bool:
+    return await _data(db, doc_id) == expected
+
+
+async def test_mesh_a_third_node_behind_b_converges(tmp_path: Path, nodes: Nodes) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    c = nodes.add(await make_node(tmp_path, "c", await join(alice_tenant, "carol")))
+    await a.listen()
+    await b.listen()
+    await b.connect_to(a)
+    await eventually(lambda: _synced(b))  # b learns of carol from a's directory
+    await c.connect_to(b)  # c never talks to a
+    doc = await (await a.db()).create_document({"from": "a"})
+    await eventually(lambda: _is_any(c, doc.get_id(), {"from": "a"}))
+
+    def carol_edit(d: MindooDoc) -> None:
+        d.get_data()["seen_by"] = "carol"
+
+    await (await c.db()).change_doc(doc.get_id(), carol_edit)
+    await eventually(lambda: _is_any(a, doc.get_id(), {"from": "a", "seen_by": "carol"}))
+
+
+async def _is_any(node: Node, doc_id: str, expected: dict[str, object]) -> bool:
+    return await _is(await node.db(), doc_id, expected)
+
+
+async def test_a_keyless_relay_carries_data_it_cannot_read(tmp_path: Path, nodes: Nodes) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    relay_tenant = await keyless_relay(alice_tenant)
+    bob_tenant = await join(alice_tenant, "bob")
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    relay = nodes.add(await make_node(tmp_path, "relay", relay_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", bob_tenant))
+    await a.listen()
+    await relay.connect_to(a)  # provisioning: the relay takes the directory from a member
+    await eventually(lambda: _synced(relay))
+    await relay.listen()
+    await b.connect_to(relay)
+    secret = "Quarterly numbers: 4711"
+    doc = await (await a.db()).create_document({"note": secret})
+    await eventually(lambda: _is_any(b, doc.get_id(), {"note": secret}))
+    relay_db = await relay.db()
+    with pytest.raises(KeyNotFoundError):
+        await relay_db.get_document(doc.get_id())
+    stored = await relay_db.get_store().get_entries(await relay_db.get_store().get_all_ids())
+    assert stored and all(secret.encode() not in e.encrypted_data for e in stored)
+
+
+async def test_revocation_closes_the_open_session_and_refuses_the_next(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    await a.listen()
+    await b.connect_to(a)
+    doc = await (await a.db()).create_document({"n": 1})
+    await eventually(lambda: _is_any(b, doc.get_id(), {"n": 1}))
+    await alice_tenant.revoke_user(username("bob"), **admin_creds())
+
+    async def closed() -> bool:
+        return all(not p.connected for p in a.sync.peers()) and not a.sync.links()
+
+    await eventually(closed)
+    with pytest.raises(ConnectionRefusedError, match="revoked"):
+        await b.connect_to(a)
+
+
+async def test_a_node_of_another_tenant_is_refused(tmp_path: Path, nodes: Nodes) -> None:
+    ours = (await new_tenant(InMemoryStoreFactory())).tenant
+    # Same tenant id, but another organisation: its own admin and users.
+    theirs = (
+        await TenantFactory(InMemoryStoreFactory()).create_tenant(
+            tenant_id=ours.tenant_id,
+            admin_name=username("otheradmin"),
+            admin_password=password("otheradmin"),
+            user_name=username("mallory"),
+            user_password=password("mallory"),
+            admin_user=identity("otheradmin"),
+            app_user=identity("mallory"),
+        )
+    ).tenant
+    a = nodes.add(await make_node(tmp_path, "a", ours))
+    stranger = nodes.add(await make_node(tmp_path, "x", theirs))
+    await a.listen()
+    with pytest.raises(ConnectionRefusedError):
+        await stranger.connect_to(a)
+    assert not a.sync.links()
+    # Dialing the stranger ourselves: admitted provisionally, but its directory entries are
+    # signed by another admin, so they are refused and the session is closed.
+    await stranger.listen()
+    directory_before = await ours.get_directory().db.get_store().get_all_ids()
+    await a.connect_to(stranger)
+
+    async def dropped() -> bool:
+        return not a.sync.links()
+
+    await eventually(dropped)
+    assert await ours.get_directory().db.get_store().get_all_ids() == directory_before
+
+
+async def test_forged_entries_from_a_peer_are_rejected_and_valid_ones_arrive(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    a_db = await a.db()
+    good = await a_db.create_document({"ok": True})
+    victim = await a_db.create_document({"ok": "soon forged"})
+    # Swap the victim's entry in A's store for a tampered copy (what a hostile peer serves).
+    store = a_db.get_store()
+    [meta] = await store.find_new_entries_for_doc([], victim.get_id())
+    [entry] = await store.get_entries([meta.id])
+    forged: StoreEntry = tampered(entry, created_at=entry.metadata.created_at + 1)
+    await store.purge_doc_history(victim.get_id())
+    await store.put_entries([forged])
+    await a.listen()
+    await b.connect_to(a)
+    b_db = await b.db()
+    await eventually(lambda: _is(b_db, good.get_id(), {"ok": True}))
+    await eventually(lambda: _synced(b))
+    assert await b_db.get_store().has_entries([forged.id]) == []
+    assert b.sync.peers()[0].rejected >= 1
+
+
+async def _synced(node: Node) -> bool:
+    return all(p.synced for p in node.sync.peers())
