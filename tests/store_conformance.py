@@ -12,8 +12,6 @@ To put a new backend under the suite, add a ``StoreFactory`` subclass and one li
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,10 @@ from typing import Any
 import pytest
 
 from store.base import ContentAddressedStore, ScanCursor, ScanFilters
+from store.chained import ChainedStore
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.memory import InMemoryStore
+from store.ondisk import OnDiskStore
 from tests.entries import Author
 
 
@@ -98,22 +98,41 @@ class OnDiskFactory(StoreFactory):
         return reopened
 
 
+class ChainedFactory(StoreFactory):
+    """``store.chained.ChainedStore``: an in-memory local store in front of an upstream one.
+
+    The upstream is a second in-memory store, so every pass-through and every fill path runs.
+    """
+
+    name = "chained"
+    persistent = False
+
+    async def _open_fresh(self) -> ContentAddressedStore:
+        upstream = InMemoryStore(store_id="upstream")
+        return ChainedStore(InMemoryStore(store_id=f"local-{len(self._opened)}"), lambda: upstream)
+
+    async def _reopen(self, store: ContentAddressedStore) -> ContentAddressedStore:
+        return store
+
+
 def _memory(_tmp_path: Path) -> StoreFactory:
     return MemoryFactory()
 
 
 def _ondisk(tmp_path: Path) -> StoreFactory:
-    if importlib.util.find_spec("store.ondisk") is None:
-        pytest.skip("store.ondisk not available yet")
-    module = importlib.import_module("store.ondisk")  # a broken module fails loudly here
-    store_class = getattr(module, "OnDiskStore", None)
-    if store_class is None:  # the package is still being written
-        pytest.skip("store.ondisk does not export OnDiskStore yet")
-    return OnDiskFactory(tmp_path, store_class)
+    return OnDiskFactory(tmp_path, OnDiskStore)
+
+
+def _chained(_tmp_path: Path) -> StoreFactory:
+    return ChainedFactory()
 
 
 #: Every backend the suite runs against, by name.
-BACKENDS: dict[str, Callable[[Path], StoreFactory]] = {"memory": _memory, "ondisk": _ondisk}
+BACKENDS: dict[str, Callable[[Path], StoreFactory]] = {
+    "memory": _memory,
+    "ondisk": _ondisk,
+    "chained": _chained,
+}
 
 
 def require_persistent(factory: StoreFactory) -> None:
