@@ -1,19 +1,48 @@
-"""``MindooDoc``: what applications hold, read-only outside ``change_doc``, live inside it."""
+"""``MindooDoc``: what applications hold, read-only outside ``change_doc``, live inside it.
+
+Attachments hang off the document: anyone holding a ``MindooDoc`` can list and read them (the
+chunks are fetched from the database's attachment store on demand); only the document handed to
+a ``change_doc`` callback can add, append to or remove them, and those methods are ``async``
+because they write chunks while the callback runs. The change then records the new references.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping, MutableSequence, Sequence
 from typing import Any
+
+from mindood.db.attachments import (
+    AttachmentInfo,
+    AttachmentIO,
+    ChunkWriter,
+    DataSource,
+    parse_attachments,
+)
+from mindood.db.errors import AttachmentNotFoundError, ReadOnlyDocumentError
+from mindood.errors import DatabaseError
+from store.ids import uuid7
 
 #: Fields MindooDB keeps in every document for itself; ``get_data()`` leaves them out.
 SYSTEM_FIELDS = frozenset({"_attachments", "_lastModified"})
+ATTACHMENTS_FIELD = "_attachments"
+DEFAULT_MIME_TYPE = "application/octet-stream"
 
 
 class MindooDoc:
-    """A document at one state: its id, data, and lifecycle facts."""
+    """A document at one state: its id, data, lifecycle facts and attachments."""
 
-    __slots__ = ("_created_at", "_data", "_deleted", "_doc_id", "_key_id", "_last_modified")
+    __slots__ = (
+        "_attachments",
+        "_created_at",
+        "_data",
+        "_deleted",
+        "_doc_id",
+        "_files",
+        "_key_id",
+        "_last_modified",
+        "_writer",
+    )
 
     def __init__(
         self,
@@ -24,6 +53,9 @@ class MindooDoc:
         created_at: int,
         last_modified: int,
         deleted: bool,
+        attachments: Sequence[AttachmentInfo] = (),
+        files: AttachmentIO | None = None,
+        writer: ChunkWriter | None = None,
     ) -> None:
         self._doc_id = doc_id
         self._data = data
@@ -31,6 +63,10 @@ class MindooDoc:
         self._created_at = created_at
         self._last_modified = last_modified
         self._deleted = deleted
+        self._attachments = tuple(attachments)
+        self._files = files
+        #: Set only on the live document of a ``change_doc`` callback.
+        self._writer = writer
 
     def get_id(self) -> str:
         return self._doc_id
@@ -61,6 +97,119 @@ class MindooDoc:
     def __repr__(self) -> str:
         state = " deleted" if self._deleted else ""
         return f"<MindooDoc {self._doc_id}{state}>"
+
+    # -- attachments: reading ----------------------------------------------------------------
+    def get_attachments(self) -> list[AttachmentInfo]:
+        """The document's files, in the order they were added."""
+        if self._writer is not None:
+            return list(parse_attachments(self._data.get(ATTACHMENTS_FIELD)))
+        return list(self._attachments)
+
+    def get_attachment_info(self, attachment_id: str) -> AttachmentInfo:
+        for info in self.get_attachments():
+            if info.attachment_id == attachment_id:
+                return info
+        raise AttachmentNotFoundError(
+            f"document {self._doc_id!r} has no attachment {attachment_id!r}"
+        )
+
+    async def get_attachment(self, attachment_id: str) -> bytes:
+        """The whole file (use ``stream_attachment`` for files too large to hold)."""
+        info = self.get_attachment_info(attachment_id)
+        return await self._require_files().read(self._doc_id, info)
+
+    async def get_attachment_range(self, attachment_id: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a file; fetches only the chunks that overlap the range."""
+        info = self.get_attachment_info(attachment_id)
+        return await self._require_files().read(self._doc_id, info, start, end)
+
+    async def stream_attachment(
+        self, attachment_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The file (or ``[start, end)`` of it) piece by piece, holding a few chunks at most."""
+        info = self.get_attachment_info(attachment_id)
+        async for piece in self._require_files().stream(self._doc_id, info, start, end):
+            yield piece
+
+    def _require_files(self) -> AttachmentIO:
+        if self._files is None:
+            raise DatabaseError("this document was not read from a database with attachments")
+        return self._files
+
+    # -- attachments: writing (inside change_doc) --------------------------------------------
+    async def add_attachment(
+        self, data: bytes, file_name: str, mime_type: str = DEFAULT_MIME_TYPE
+    ) -> AttachmentInfo:
+        """Store ``data`` as a new file of this document; returns its reference."""
+        return await self.add_attachment_stream(data, file_name, mime_type)
+
+    async def add_attachment_stream(
+        self, source: DataSource, file_name: str, mime_type: str = DEFAULT_MIME_TYPE
+    ) -> AttachmentInfo:
+        """Store a file arriving as bytes, an iterable or an async iterable of byte pieces.
+
+        Chunks are encrypted and written as the data arrives, never holding the whole file.
+        If the change is later abandoned (the callback raises), the chunks written so far stay
+        in the store unreferenced: harmless, and never read.
+        """
+        writer = self._require_writer()
+        attachment_id = uuid7()
+        last, size = await writer.write(attachment_id, source, None)
+        info = AttachmentInfo(
+            attachment_id=attachment_id,
+            file_name=str(file_name),
+            mime_type=str(mime_type),
+            size=size,
+            last_chunk_id=last,
+            decryption_key_id=writer.key_id,
+            created_at=writer.now(),
+            created_by=writer.author,
+        )
+        self._live_list().append(info.to_fields())
+        return info
+
+    async def append_to_attachment(self, attachment_id: str, data: DataSource) -> AttachmentInfo:
+        """Add bytes at the end of a file: new chunks chain onto its current last chunk."""
+        writer = self._require_writer()
+        live = self._live_list()
+        index, info = self._find_live(live, attachment_id)
+        last, added = await writer.write(attachment_id, data, info.last_chunk_id)
+        updated = info.appended(last, added)
+        item = live[index]
+        item["lastChunkId"] = updated.last_chunk_id
+        item["size"] = updated.size
+        return updated
+
+    async def remove_attachment(self, attachment_id: str) -> None:
+        """Drop the file from the document (its chunks stay in the history, for time travel)."""
+        self._require_writer()
+        live = self._live_list()
+        index, _ = self._find_live(live, attachment_id)
+        del live[index]
+
+    def _require_writer(self) -> ChunkWriter:
+        if self._writer is None:
+            raise ReadOnlyDocumentError("attachments are written inside change_doc only")
+        return self._writer
+
+    def _live_list(self) -> MutableSequence[Any]:
+        current = self._data.get(ATTACHMENTS_FIELD)
+        if not isinstance(current, MutableSequence):
+            self._data[ATTACHMENTS_FIELD] = []
+            current = self._data[ATTACHMENTS_FIELD]
+        assert isinstance(current, MutableSequence)
+        return current
+
+    def _find_live(
+        self, live: MutableSequence[Any], attachment_id: str
+    ) -> tuple[int, AttachmentInfo]:
+        for index, item in enumerate(live):
+            info = AttachmentInfo.from_fields(item)
+            if info is not None and info.attachment_id == attachment_id:
+                return index, info
+        raise AttachmentNotFoundError(
+            f"document {self._doc_id!r} has no attachment {attachment_id!r}"
+        )
 
 
 class _UserView(dict[str, Any]):

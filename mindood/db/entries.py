@@ -1,8 +1,8 @@
-"""Turning an Automerge change or save into a signed, encrypted store entry.
+"""Turning an Automerge change, a save or an attachment chunk into a signed, encrypted entry.
 
 Order matters and mirrors the reference: encrypt the payload, hash the ciphertext, derive the
-id from the Automerge hashes, then sign the full metadata (``store.signing``), so every field a
-relay sees is covered by the author's signature.
+id (from the Automerge hashes, or the attachment and a fresh chunk id), then sign the full
+metadata (``store.signing``), so every field a relay sees is covered by the author's signature.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from mindood.crypto import encrypt_payload
+from mindood.crypto import encrypt_attachment_chunk, encrypt_payload
 from mindood.db.keys import Signer
-from store.entry import EntryMetadata, EntryType, StoreEntry, content_hash
-from store.ids import doc_entry_id, uuid7
+from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
+from store.ids import attachment_chunk_id, doc_entry_id, generate_object_id, uuid7
 from store.signing import signing_bytes
 
 
@@ -46,8 +46,13 @@ def build_doc_entry(
     dependency_ids: Sequence[str],
     created_at: int,
     snapshot_heads: Sequence[str] = (),
+    attachment_refs: Sequence[AttachmentRef] = (),
 ) -> StoreEntry:
-    """One encrypted, signed doc entry for a change (or, with ``snapshot_heads``, a snapshot)."""
+    """One encrypted, signed doc entry for a change (or, with ``snapshot_heads``, a snapshot).
+
+    ``attachment_refs`` is the document's full list of live attachments after the change; it
+    is signed, so a node without the key still knows which chunk chains are in use.
+    """
     data = encrypt_payload(key, plaintext)
     meta = EntryMetadata(
         entry_type=entry_type,
@@ -62,6 +67,40 @@ def build_doc_entry(
         encrypted_size=len(data),
         snapshot_head_hashes=tuple(snapshot_heads),
         snapshot_head_entry_ids=tuple(dependency_ids) if snapshot_heads else (),
+        attachment_refs=tuple(sorted(attachment_refs, key=lambda r: r.attachment_id)),
+    )
+    return StoreEntry(meta.with_signature(signer.sign(signing_bytes(meta))), data)
+
+
+def build_chunk_entry(
+    *,
+    signer: Signer,
+    doc_id: str,
+    attachment_id: str,
+    key_id: str,
+    key: bytes,
+    plaintext: bytes,
+    previous: str | None,
+    created_at: int,
+) -> StoreEntry:
+    """One attachment chunk, chained onto ``previous`` (the chunk before it, if any).
+
+    The deterministic IV (reference §1.6) makes equal plaintext under one key equal ciphertext,
+    hence one content hash, so a store keeps a chunk shared by many files once.
+    """
+    data = encrypt_attachment_chunk(key, plaintext, deterministic=True)
+    meta = EntryMetadata(
+        entry_type=EntryType.ATTACHMENT_CHUNK,
+        id=attachment_chunk_id(doc_id, attachment_id, generate_object_id()),
+        content_hash=content_hash(data),
+        doc_id=doc_id,
+        dependency_ids=(previous,) if previous else (),
+        created_at=created_at,
+        created_by_public_key=signer.public_pem,
+        decryption_key_id=key_id,
+        original_size=len(plaintext),
+        encrypted_size=len(data),
+        attachment_id=attachment_id,
     )
     return StoreEntry(meta.with_signature(signer.sign(signing_bytes(meta))), data)
 

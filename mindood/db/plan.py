@@ -4,6 +4,11 @@ Given a document's entry metadata and a trust rule, the plan picks the best trus
 lists the changes to apply after it in a dependency-respecting order. Entries whose ancestry is
 not complete (an untrusted or missing parent) are left out, because Automerge cannot apply a
 change before its dependencies.
+
+Time travel is the same plan over the entries created before a cutoff (``until``, exclusive, as
+the reference's ``creationDateUntil``). Ordering is causal first: a change never precedes its
+parents, and only entries that are ready at the same moment are ordered by ``(created_at, id)``,
+so two entries stamped in the same millisecond still come parent first.
 """
 
 from __future__ import annotations
@@ -32,20 +37,38 @@ class DocPlan:
     last_modified: int
 
 
-def plan_document(
-    doc_id: str, metas: Iterable[EntryMetadata], applies: Callable[[EntryMetadata], bool]
-) -> DocPlan:
-    """Plan the materialisation of one document."""
+def _select(
+    doc_id: str,
+    metas: Iterable[EntryMetadata],
+    applies: Callable[[EntryMetadata], bool],
+    until: int | None,
+) -> tuple[dict[str, EntryMetadata], list[EntryMetadata]]:
+    """The trusted replay entries (created before ``until``) by id, and the trusted snapshots.
+
+    Snapshots are not cut off by time: one whose heads are all visible holds exactly the
+    (visible) ancestors of those heads, whenever it was written.
+    """
     replay: dict[str, EntryMetadata] = {}
     snapshots: list[EntryMetadata] = []
     for meta in metas:
         if meta.doc_id != doc_id or not applies(meta):
             continue
         if meta.entry_type in REPLAY_ENTRY_TYPES:
-            replay[meta.id] = meta
+            if until is None or meta.created_at < until:
+                replay[meta.id] = meta
         elif meta.entry_type is EntryType.DOC_SNAPSHOT:
             snapshots.append(meta)
+    return replay, snapshots
 
+
+def plan_document(
+    doc_id: str,
+    metas: Iterable[EntryMetadata],
+    applies: Callable[[EntryMetadata], bool],
+    until: int | None = None,
+) -> DocPlan:
+    """Plan the materialisation of one document (as of ``until`` when given)."""
+    replay, snapshots = _select(doc_id, metas, applies, until)
     complete = _complete_entries(replay)
     snapshot, covered = _best_snapshot(snapshots, replay, complete)
     changes = _topological([replay[i] for i in complete - covered])
@@ -57,6 +80,27 @@ def plan_document(
     return DocPlan(
         doc_id, snapshot, tuple(changes), included, blocked, create, deleted, last_modified
     )
+
+
+def history_order(
+    doc_id: str,
+    metas: Iterable[EntryMetadata],
+    applies: Callable[[EntryMetadata], bool],
+    until: int | None = None,
+) -> list[EntryMetadata]:
+    """Every applicable replay entry of a document, parents first, ties by ``(created_at, id)``.
+
+    The order in which ``iterate_document_history`` replays versions: each prefix of it is a
+    causally closed state of the document.
+    """
+    replay, _ = _select(doc_id, metas, applies, until)
+    complete = _complete_entries(replay)
+    return _topological([replay[i] for i in complete])
+
+
+def lifecycle_key(meta: EntryMetadata) -> tuple[int, str]:
+    """How concurrent delete/undelete entries are ranked: the later ``(created_at, id)`` wins."""
+    return (meta.created_at, meta.id)
 
 
 def _complete_entries(replay: dict[str, EntryMetadata]) -> set[str]:
@@ -153,5 +197,5 @@ def _lifecycle(metas: list[EntryMetadata]) -> tuple[bool, int]:
     events = [m for m in metas if m.entry_type in _LIFECYCLE]
     if not events:
         return False, last_modified
-    newest = max(events, key=lambda m: (m.created_at, m.id))
+    newest = max(events, key=lifecycle_key)
     return newest.entry_type is EntryType.DOC_DELETE, last_modified

@@ -7,6 +7,7 @@ refuse outright (directory entries not signed by the admin, a revoked author's l
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,11 +29,29 @@ class TrustPolicy(Protocol):
         ...
 
 
+def trust_fingerprint(trust: TrustPolicy) -> str:
+    """A process-independent name for the trust picture a policy currently answers with.
+
+    Change feeds store it in their cursors: a cursor taken under another picture may have
+    skipped documents whose visibility changed since, so it is not resumed. Policies expose a
+    ``fingerprint`` attribute; for one that does not, the (process-local) generation is used,
+    which errs on the side of re-emitting after a restart.
+    """
+    fingerprint = getattr(trust, "fingerprint", None)
+    if isinstance(fingerprint, str):
+        return fingerprint
+    return f"generation:{trust.generation}"
+
+
 @dataclass(frozen=True, slots=True)
 class OpenTrust:
     """Every validly signed entry counts: local-only databases with no directory."""
 
     generation: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return "open"
 
     def applies(self, meta: EntryMetadata) -> bool:
         return True
@@ -47,6 +66,11 @@ class AdminOnlyTrust:
 
     admin_signing_public_key: str
     generation: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.admin_signing_public_key.encode("utf-8")).hexdigest()
+        return f"admin:{digest[:32]}"
 
     def applies(self, meta: EntryMetadata) -> bool:
         return meta.created_by_public_key == self.admin_signing_public_key

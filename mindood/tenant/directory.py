@@ -54,7 +54,9 @@ from mindood.tenant.directory_index import (
 )
 from mindood.tenant.grants import KeyPair
 from mindood.tenant.hashing import normalize_name, username_hash, username_hash_candidates
+from mindood.tenant.purge import PurgeRequest, check_request, new_purge_data, purge_doc_id
 from mindood.tenant.trust import DirectoryTrust, Verdict
+from store.ids import generate_object_id
 
 log = logging.getLogger("mindood.tenant.directory")
 
@@ -64,6 +66,8 @@ DEFAULT_KEY_ID = "default"
 MAX_LABEL_CHARS = 256
 
 SettingsFn = Callable[[MindooDoc], Any | Awaitable[Any]]
+#: Called after every refresh (e.g. the tenant applying purge requests that just arrived).
+RefreshHook = Callable[[], Awaitable[None]]
 
 
 def _noop() -> None:
@@ -97,6 +101,7 @@ class Directory:
         self._lock = asyncio.Lock()
         self._follow: asyncio.Task[None] | None = None
         self._syncing = False
+        self._hooks: list[RefreshHook] = []
         self._unsubscribe = db.on_change(self._on_change)
 
     @property
@@ -135,6 +140,22 @@ class Directory:
             return
         self._follow = loop.create_task(self._refresh_quietly(), name="directory-refresh")
 
+    def add_refresh_hook(self, hook: RefreshHook) -> Callable[[], None]:
+        """Run ``hook`` after every refresh, however it was triggered; returns an unsubscribe.
+
+        Hooks run outside the directory's lock (they may read the directory); one that raises
+        is logged and does not stop the others.
+        """
+        self._hooks.append(hook)
+        return lambda: self._hooks.remove(hook)
+
+    async def _run_hooks(self) -> None:
+        for hook in list(self._hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("directory refresh hook failed")
+
     async def _refresh_quietly(self) -> None:
         try:
             await self.refresh()
@@ -168,7 +189,9 @@ class Directory:
                 dirty, self._dirty = self._dirty, set()
                 for doc_id in sorted(dirty):
                     await self._reload(doc_id)
-            return self.trust.update(self._index.key_states())
+            changed = self.trust.update(self._index.key_states())
+        await self._run_hooks()
+        return changed
 
     async def _reload(self, doc_id: str) -> None:
         try:
@@ -366,6 +389,49 @@ class Directory:
 
     def is_group_member(self, username: str, group_name: str) -> bool:
         return self._index.is_group_member(username, group_name)
+
+    # -- purge requests ----------------------------------------------------------------------
+    async def publish_purge_request(
+        self, db_id: str, doc_ids: Sequence[str], reason: str, admin: UnlockedUserId
+    ) -> PurgeRequest:
+        """Ask every node to erase these documents' history (see ``mindood.tenant.purge``)."""
+        db_id, ids = check_request(db_id, doc_ids)
+        request_id = generate_object_id()
+        doc_id = purge_doc_id(request_id)
+        reason_blob = None
+        if reason:
+            key = self._keys.keys_for(DEFAULT_KEY_ID)[0]
+            reason_blob = b64encode(encrypt_payload(key, dumps_json({"reason": reason})))
+        data = new_purge_data(
+            request_id=request_id,
+            db_id=db_id,
+            doc_ids=ids,
+            reason_encrypted=reason_blob,
+            prepared_by=admin.private.signing_public_key,
+            requested_at=self._clock(),
+        )
+        async with self._as_admin(admin) as writer:
+            await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, data, doc_id=doc_id)
+        request = next((r for r in self.get_requested_purges() if r.doc_id == doc_id), None)
+        if request is None:
+            raise DatabaseError(f"purge request {doc_id!r} was written but cannot be read back")
+        return request
+
+    def get_requested_purges(self) -> list[PurgeRequest]:
+        """Every purge request in the directory, oldest first (readable with ``$publicinfos``)."""
+        return self._index.purge_requests()
+
+    def get_purge_reason(self, request: PurgeRequest) -> str | None:
+        """The reason given for a request (needs the ``default`` key; None if unreadable)."""
+        if request.reason_encrypted is None:
+            return None
+        try:
+            keys = self._keys.keys_for(DEFAULT_KEY_ID)
+            data = loads_json(decrypt_with_any(keys, b64decode(request.reason_encrypted)), "reason")
+        except (KeyNotFoundError, DecryptionError, KeyFormatError):
+            return None
+        reason = data.get("reason") if isinstance(data, dict) else None
+        return reason if isinstance(reason, str) else None
 
     # -- settings ----------------------------------------------------------------------------
     def get_tenant_settings(self) -> dict[str, Any]:

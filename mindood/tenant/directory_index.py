@@ -26,6 +26,7 @@ from mindood.tenant.hashing import (
     username_hash,
     username_hash_candidates,
 )
+from mindood.tenant.purge import PurgeRequest, parse_purge
 from mindood.tenant.trust import KeyStates
 
 TENANT_SETTINGS_FORM = "tenantsettings"
@@ -49,7 +50,7 @@ class SettingsDoc:
     last_modified: int
 
 
-Record = Grant | GroupDoc | SettingsDoc
+Record = Grant | GroupDoc | SettingsDoc | PurgeRequest
 
 
 def parse_record(doc_id: str, data: Mapping[str, Any], last_modified: int) -> Record | None:
@@ -60,6 +61,9 @@ def parse_record(doc_id: str, data: Mapping[str, Any], last_modified: int) -> Re
     group = parse_group(doc_id, data)
     if group is not None:
         return group
+    purge = parse_purge(doc_id, data)
+    if purge is not None:
+        return purge
     form = data.get("form")
     if form == TENANT_SETTINGS_FORM:
         return SettingsDoc(doc_id, form, None, plain(data), last_modified)
@@ -141,6 +145,12 @@ class DirectoryIndex:
 
     def is_group_member(self, username: str, group_name: str) -> bool:
         return normalize_name(group_name) in self.user_groups(username)
+
+    # -- purge requests ----------------------------------------------------------------------
+    def purge_requests(self) -> list[PurgeRequest]:
+        """Every purge request, oldest first."""
+        requests = [r for r in self._records.values() if isinstance(r, PurgeRequest)]
+        return sorted(requests, key=lambda r: (r.requested_at, r.doc_id))
 
     # -- settings ----------------------------------------------------------------------------
     def _latest_settings(self, form: str, db_id: str | None) -> SettingsDoc | None:

@@ -13,11 +13,21 @@ CPU-heavy steps (PBKDF2, RSA) run in a worker thread so the event loop keeps ser
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, overload
 
 from mindood.crypto.pem import load_ed25519_public_pem, load_rsa_public_pem, normalize_pem
-from mindood.db import AdminOnlyTrust, DBOptions, KeyBagKeys, MindooDB, signer_for
+from mindood.db import (
+    AdminOnlyTrust,
+    DBOptions,
+    KeyBagKeys,
+    MindooDB,
+    Timestamp,
+    TimeTravelDB,
+    signer_for,
+)
 from mindood.errors import InvalidNameError, KeyNotFoundError, NotAdminError
 from mindood.identity import PrivateUserId, PublicUserId, UnlockedUserId, unlock
 from mindood.keybag import KeyBag
@@ -38,7 +48,10 @@ from mindood.tenant.joinresponse import (
     seal_with_password,
     versions_by_key,
 )
+from mindood.tenant.purge import PurgeRecord, PurgeRegistry, PurgeRequest
 from mindood.tenant.session import SessionData, seal_session
+
+log = logging.getLogger("mindood.tenant")
 
 Format = Literal["uri", "object"]
 #: Name under which :meth:`Tenant.save_session` stores the session in the store factory.
@@ -48,6 +61,10 @@ DEFAULT_DEVICE_LABEL = "Joined device"
 JOIN_KEY_IDS = (PUBLIC_INFOS_KEY_ID, DEFAULT_KEY_ID)
 
 AdminIdentity = PrivateUserId | UnlockedUserId
+
+
+def _noop() -> None:
+    return None
 
 
 def check_tenant_id(tenant_id: object) -> str:
@@ -80,6 +97,9 @@ class Tenant:
         self._db_options = db_options
         self._dbs: dict[str, MindooDB] = {DIRECTORY_DB_ID: directory.db}
         self._open_lock = asyncio.Lock()
+        self._purges = PurgeRegistry(store_factory, tenant_id)
+        self._purge_lock = asyncio.Lock()
+        self._unhook = directory.add_refresh_hook(self._after_directory_refresh)
 
     @classmethod
     async def open(
@@ -112,7 +132,7 @@ class Tenant:
         )
         directory = Directory(db=db, keys=keys, admin_signing_public_key=admin_signing_public_key)
         await directory.refresh()
-        return cls(
+        tenant = cls(
             tenant_id=tenant_id,
             admin_signing_public_key=admin_signing_public_key,
             admin_encryption_public_key=admin_encryption_public_key,
@@ -122,30 +142,45 @@ class Tenant:
             directory=directory,
             db_options=db_options,
         )
+        await tenant.apply_pending_purges()
+        return tenant
 
     # -- databases ---------------------------------------------------------------------------
-    async def open_db(self, name: str) -> MindooDB:
-        """The database ``name`` (one handle per name; ``"directory"`` is the directory)."""
+    @overload
+    async def open_db(self, name: str) -> MindooDB: ...
+
+    @overload
+    async def open_db(self, name: str, *, time_travel: Timestamp) -> TimeTravelDB: ...
+
+    async def open_db(
+        self, name: str, *, time_travel: Timestamp | None = None
+    ) -> MindooDB | TimeTravelDB:
+        """The database ``name`` (one handle per name; ``"directory"`` is the directory).
+
+        With ``time_travel`` the answer is a read-only view of it as of that timestamp.
+        """
         db = self._dbs.get(name)
-        if db is not None:
-            return db
-        check_component(name, "database name")
-        async with self._open_lock:
-            db = self._dbs.get(name)
-            if db is None:
-                db = MindooDB(
-                    tenant_id=self.tenant_id,
-                    db_id=name,
-                    store=await self.store_factory.open_store(self.tenant_id, name, "docs"),
-                    attachment_store=await self.store_factory.open_store(
-                        self.tenant_id, name, "attachments"
-                    ),
-                    signer=signer_for(self.user),
-                    keys=KeyBagKeys(self.key_bag, self.tenant_id),
-                    trust=self._directory.trust,
-                    options=self._db_options,
-                )
-                self._dbs[name] = db
+        if db is None:
+            check_component(name, "database name")
+            async with self._open_lock:
+                db = self._dbs.get(name)
+                if db is None:
+                    db = MindooDB(
+                        tenant_id=self.tenant_id,
+                        db_id=name,
+                        store=await self.store_factory.open_store(self.tenant_id, name, "docs"),
+                        attachment_store=await self.store_factory.open_store(
+                            self.tenant_id, name, "attachments"
+                        ),
+                        signer=signer_for(self.user),
+                        keys=KeyBagKeys(self.key_bag, self.tenant_id),
+                        trust=self._directory.trust,
+                        options=self._db_options,
+                    )
+                    db.refuse_documents(self._purges.purged(name), "purged on request")
+                    self._dbs[name] = db
+        if time_travel is not None:
+            return db.at_timestamp(time_travel)
         return db
 
     def get_directory(self) -> Directory:
@@ -160,7 +195,79 @@ class Tenant:
 
     async def close(self) -> None:
         """Stop background directory work. Stores belong to the factory and stay open."""
+        self._unhook()
+        self._unhook = _noop
         await self._directory.aclose()
+
+    # -- coordinated purge (GDPR) ------------------------------------------------------------
+    async def publish_purge_request(
+        self,
+        db_id: str,
+        doc_ids: Sequence[str],
+        *,
+        reason: str = "",
+        admin_signing_key: AdminIdentity,
+        admin_password: str | None = None,
+    ) -> PurgeRequest:
+        """Ask every node that syncs the directory to erase these documents' history.
+
+        This node applies it at once (the directory refresh after the write runs the purge);
+        others when their directory next syncs. See ``mindood.tenant.purge``.
+        """
+        admin = await self._unlock_admin(admin_signing_key, admin_password)
+        return await self._directory.publish_purge_request(db_id, doc_ids, reason, admin)
+
+    def get_requested_purges(self) -> list[PurgeRequest]:
+        return self._directory.get_requested_purges()
+
+    def get_purge_records(self) -> list[PurgeRecord]:
+        """What this node purged, request by request (persisted with the tenant's metadata)."""
+        return self._purges.records()
+
+    def get_purged_doc_ids(self, db_id: str) -> frozenset[str]:
+        return self._purges.purged(db_id)
+
+    async def apply_pending_purges(self) -> list[PurgeRecord]:
+        """Carry out every purge request not yet processed here; returns what was done.
+
+        Runs by itself after each directory refresh; calling it again is harmless.
+        """
+        async with self._purge_lock:
+            await self._purges.ensure_loaded()
+            done: list[PurgeRecord] = []
+            for request in self._directory.get_requested_purges():
+                if self._purges.processed(request.doc_id):
+                    continue
+                record = await self._apply_purge(request)
+                self._purges.record(record)
+                done.append(record)
+            if done:
+                await self._purges.save()
+            # Databases opened before the registry was loaded learn their refusals now.
+            for name, db in self._dbs.items():
+                db.refuse_documents(self._purges.purged(name), "purged on request")
+            return done
+
+    async def _apply_purge(self, request: PurgeRequest) -> PurgeRecord:
+        now = time.time_ns() // 1_000_000
+        try:
+            db = await self.open_db(request.db_id)
+        except InvalidNameError as exc:
+            log.warning("purge request names an invalid database: %s", exc)
+            return PurgeRecord(
+                request.doc_id, request.request_id, request.db_id, request.doc_ids, 0, now, str(exc)
+            )
+        removed = await db.purge_documents(request.doc_ids, f"request {request.request_id}")
+        log.info(
+            "applied purge request",
+            extra={"request": request.request_id, "db": request.db_id, "entries": removed},
+        )
+        return PurgeRecord(
+            request.doc_id, request.request_id, request.db_id, request.doc_ids, removed, now
+        )
+
+    async def _after_directory_refresh(self) -> None:
+        await self.apply_pending_purges()
 
     # -- admin identity ----------------------------------------------------------------------
     async def _unlock_admin(self, admin: AdminIdentity, password: str | None) -> UnlockedUserId:

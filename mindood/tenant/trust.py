@@ -19,6 +19,8 @@ have yet.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -74,6 +76,14 @@ class KeyStates:
             tuple(sorted((k, v) for k, v in revoked.items() if k not in active)),
         )
 
+    def fingerprint(self, admin: str) -> str:
+        """A stable digest of these states (same answers, same digest, in every process)."""
+        canonical = json.dumps(
+            [admin, sorted(self.active), [[k, at] for k, at in self.revoked]],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
     def revoked_at(self, key: str) -> tuple[bool, int | None]:
         for revoked_key, at in self.revoked:
             if revoked_key == key:
@@ -89,11 +99,17 @@ class DirectoryTrust:
         self._states = KeyStates()
         self._revoked: dict[str, int | None] = {}
         self._generation = 0
+        self._fingerprint = self._states.fingerprint(self._admin)
 
     @property
     def generation(self) -> int:
         """Moves on whenever :meth:`update` changes any answer."""
         return self._generation
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the current answers across processes (change feed cursors keep it)."""
+        return self._fingerprint
 
     @property
     def states(self) -> KeyStates:
@@ -106,6 +122,7 @@ class DirectoryTrust:
         self._states = states
         self._revoked = dict(states.revoked)
         self._generation += 1
+        self._fingerprint = states.fingerprint(self._admin)
         return True
 
     def verdict(self, author_pem: str, created_at: int) -> Verdict:

@@ -1,0 +1,195 @@
+"""Reading documents out of a store: plan from metadata, fetch, decrypt, apply.
+
+Shared by the live database and its read-only views at a past timestamp: both materialise the
+same way, the view only cuts the entries off at its timestamp. Nothing here caches; the live
+database keeps the ``DocState`` objects this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from mindood.crypto import decrypt_with_any
+from mindood.db.attachments import AttachmentInfo, AttachmentIO, parse_attachments
+from mindood.db.doc import ATTACHMENTS_FIELD, MindooDoc, user_data
+from mindood.db.keys import KeyProvider
+from mindood.db.plan import DocPlan, lifecycle_key, plan_document
+from mindood.db.trust import TrustPolicy
+from mindood.document import AutomergeDoc
+from mindood.errors import (
+    CorruptDocumentError,
+    DecryptionError,
+    DocumentNotFoundError,
+    KeyNotFoundError,
+    MindoodError,
+)
+from store.base import ContentAddressedStore
+from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.ids import parse_doc_entry_id
+
+log = logging.getLogger("mindood.db")
+
+
+@dataclass(slots=True)
+class DocState:
+    """A materialised document and how its Automerge history maps onto entries."""
+
+    doc_id: str
+    am: AutomergeDoc
+    key_id: str
+    created_at: int
+    last_modified: int
+    deleted: bool
+    included: set[str]
+    entry_of_hash: dict[str, str]
+    since_snapshot: int
+    trust_generation: int
+    #: ``am.to_python()``, computed once per state (reads and every write need it).
+    data: dict[str, Any] | None = None
+
+    def head_entry_ids(self) -> list[str]:
+        return [self.entry_of_hash[h.hex()] for h in self.am.heads()]
+
+    def python(self) -> dict[str, Any]:
+        if self.data is None:
+            self.data = self.am.to_python()
+        return self.data
+
+    def changed(self) -> None:
+        """Forget the cached plain data after the Automerge document changed."""
+        self.data = None
+
+    def attachments(self) -> tuple[AttachmentInfo, ...]:
+        return parse_attachments(self.python().get(ATTACHMENTS_FIELD))
+
+
+class DocReader:
+    """Materialises documents of one database's store."""
+
+    def __init__(
+        self,
+        *,
+        db_id: str,
+        store: ContentAddressedStore,
+        keys: KeyProvider,
+        actor: bytes,
+        files: AttachmentIO,
+    ) -> None:
+        self.db_id = db_id
+        self.store = store
+        self.keys = keys
+        self.actor = actor
+        self.files = files
+
+    async def plan(self, doc_id: str, trust: TrustPolicy, until: int | None = None) -> DocPlan:
+        metas = await self.store.find_new_entries_for_doc([], doc_id)
+        return plan_document(doc_id, metas, trust.applies, until)
+
+    async def materialize(
+        self, doc_id: str, trust: TrustPolicy, until: int | None = None
+    ) -> DocState:
+        """The document as of now (or as of ``until``, exclusive); raises if it has no create."""
+        generation = trust.generation
+        plan = await self.plan(doc_id, trust, until)
+        if plan.create is None:
+            raise DocumentNotFoundError(f"no document {doc_id!r} in database {self.db_id!r}")
+        key_id = plan.create.decryption_key_id
+        am = await self.load_automerge(plan, self.keys.keys_for(key_id))
+        entry_of_hash = {
+            parse_doc_entry_id(entry_id).automerge_hash: entry_id for entry_id in plan.included
+        }
+        if plan.blocked:
+            log.info(
+                "document has entries that cannot be applied yet",
+                extra={"doc_id": doc_id, "db": self.db_id, "blocked": len(plan.blocked)},
+            )
+        return DocState(
+            doc_id,
+            am,
+            key_id,
+            plan.create.created_at,
+            plan.last_modified,
+            plan.deleted,
+            set(plan.included),
+            entry_of_hash,
+            len(plan.changes),
+            generation,
+        )
+
+    async def entries(self, metas: list[EntryMetadata]) -> dict[str, StoreEntry]:
+        """The full entries of ``metas``; all of them, or ``CorruptDocumentError``."""
+        ids = [m.id for m in metas]
+        found = {e.id: e for e in await self.store.get_entries(ids)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise CorruptDocumentError(f"entries vanished while reading: {missing[:3]}")
+        return found
+
+    async def load_automerge(self, plan: DocPlan, keys: list[bytes]) -> AutomergeDoc:
+        wanted = ([plan.snapshot] if plan.snapshot else []) + list(plan.changes)
+        entries = await self.entries(wanted)
+        try:
+            if plan.snapshot is not None:
+                saved = decrypt_with_any(keys, entries[plan.snapshot.id].encrypted_data)
+                am = AutomergeDoc.load(saved, self.actor)
+            else:
+                am = AutomergeDoc.new(self.actor)
+            chunks = [decrypt_with_any(keys, entries[m.id].encrypted_data) for m in plan.changes]
+        except DecryptionError as exc:
+            raise no_key(plan.doc_id, plan.create) from exc
+        expected = [parse_doc_entry_id(m.id).automerge_hash for m in plan.changes]
+        try:
+            am.apply_changes(chunks, expected)
+        except MindoodError as exc:
+            raise CorruptDocumentError(f"document {plan.doc_id!r}: {exc}") from exc
+        return am
+
+    def view(self, state: DocState) -> MindooDoc:
+        """A private, read-only copy of the state for the application."""
+        return MindooDoc(
+            state.doc_id,
+            user_data(state.python()),
+            key_id=state.key_id,
+            created_at=state.created_at,
+            last_modified=state.last_modified,
+            deleted=state.deleted,
+            attachments=state.attachments(),
+            files=self.files,
+        )
+
+    def tombstone(self, doc_id: str, key_id: str = "", last_modified: int = 0) -> MindooDoc:
+        """A data-less deleted document: what change feeds yield for gone or unreadable docs."""
+        return MindooDoc(
+            doc_id,
+            user_data({}),
+            key_id=key_id,
+            created_at=0,
+            last_modified=last_modified,
+            deleted=True,
+            files=self.files,
+        )
+
+    async def document_ids(self, trust: TrustPolicy, until: int | None = None) -> list[str]:
+        """Documents that exist and are not deleted (as of ``until``), from metadata alone."""
+        applies = trust.applies
+        creates = await self.store.find_entries(EntryType.DOC_CREATE, None, until)
+        created = {m.doc_id for m in creates if applies(m)}
+        events: dict[str, EntryMetadata] = {}
+        for kind in (EntryType.DOC_DELETE, EntryType.DOC_UNDELETE):
+            for meta in await self.store.find_entries(kind, None, until):
+                if not applies(meta):
+                    continue
+                current = events.get(meta.doc_id)
+                if current is None or lifecycle_key(meta) > lifecycle_key(current):
+                    events[meta.doc_id] = meta
+        deleted = {d for d, m in events.items() if m.entry_type is EntryType.DOC_DELETE}
+        return sorted(created - deleted)
+
+
+def no_key(doc_id: str, create: EntryMetadata | None) -> KeyNotFoundError:
+    key_id = create.decryption_key_id if create else "?"
+    return KeyNotFoundError(
+        f"document {doc_id!r}: none of the held versions of key {key_id!r} decrypts it"
+    )
