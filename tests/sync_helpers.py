@@ -10,6 +10,7 @@ from pathlib import Path
 from mindood import InMemoryStoreFactory, KeyBag, TenantFactory
 from mindood.db import MindooDB
 from mindood.identity import unlock
+from mindood.storefactory import StoreFactory
 from mindood.sync import SyncNode
 from mindood.tenant import Tenant
 from tests.tenant_helpers import TENANT_ID, admin_creds, identity, password
@@ -43,13 +44,15 @@ async def join(admin_side: Tenant, name: str) -> Tenant:
     return joined.tenant
 
 
-async def keyless_relay(admin_side: Tenant, name: str = "relay") -> Tenant:
+async def keyless_relay(
+    admin_side: Tenant, name: str = "relay", store_factory: StoreFactory | None = None
+) -> Tenant:
     """A relay: registered node identity, holding only ``$publicinfos`` (no content key)."""
     relay_id = identity(name)
     await admin_side.register_user(relay_id.public, label="relay node", **admin_creds())
     bag = KeyBag.for_user(relay_id, password(name))
     bag.set(TENANT_ID, "$publicinfos", admin_side.key_bag.get(TENANT_ID, "$publicinfos"))
-    return await TenantFactory(InMemoryStoreFactory()).open_tenant(
+    return await TenantFactory(store_factory or InMemoryStoreFactory()).open_tenant(
         TENANT_ID,
         admin_side.admin_signing_public_key,
         admin_side.admin_encryption_public_key,
@@ -59,12 +62,18 @@ async def keyless_relay(admin_side: Tenant, name: str = "relay") -> Tenant:
     )
 
 
-async def make_node(tmp_path: Path, name: str, tenant: Tenant) -> Node:
-    sync = SyncNode(
+def sync_node(tmp_path: Path, name: str) -> SyncNode:
+    return SyncNode(
         NodeCertificate.load_or_create(tmp_path / name),
         node_name=name,
         backoff=Backoff(initial=0.05, maximum=0.5),
     )
+
+
+async def make_node(
+    tmp_path: Path, name: str, tenant: Tenant, sync: SyncNode | None = None
+) -> Node:
+    sync = sync or sync_node(tmp_path, name)
     await sync.add_tenant(tenant, ["todos"])
     return Node(name, tenant, sync)
 

@@ -10,9 +10,11 @@ import pytest
 from mindood import InMemoryStoreFactory, TenantFactory
 from mindood.db import MindooDB, MindooDoc
 from mindood.errors import KeyNotFoundError
+from mindood.sync.chaining import ChainingStoreFactory
+from store.chained import ChainedStore
 from store.entry import StoreEntry
 from tests.entries import tampered
-from tests.sync_helpers import Node, eventually, join, keyless_relay, make_node
+from tests.sync_helpers import Node, eventually, join, keyless_relay, make_node, sync_node
 from tests.tenant_helpers import admin_creds, fast_kdf, identity, new_tenant, password, username
 
 pytestmark = pytest.mark.usefixtures("_kdf")
@@ -200,3 +202,35 @@ async def test_forged_entries_from_a_peer_are_rejected_and_valid_ones_arrive(
 
 async def _synced(node: Node) -> bool:
     return all(p.synced for p in node.sync.peers())
+
+
+async def test_an_edge_cache_serves_a_client_and_forwards_its_writes(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    upstream = nodes.add(await make_node(tmp_path, "upstream", alice_tenant))
+    edge_sync = sync_node(tmp_path, "edge")
+    chaining = ChainingStoreFactory(InMemoryStoreFactory(), edge_sync.upstream_store)
+    edge = nodes.add(
+        await make_node(
+            tmp_path, "edge", await keyless_relay(alice_tenant, "edge", chaining), edge_sync
+        )
+    )
+    client = nodes.add(await make_node(tmp_path, "client", await join(alice_tenant, "bob")))
+    await upstream.listen()
+    await edge.sync.connect("127.0.0.1", upstream.port, edge.tenant.tenant_id, upstream=True)
+    await eventually(lambda: _synced(edge))
+    await edge.listen()
+    await client.connect_to(edge)
+
+    doc = await (await upstream.db()).create_document({"from": "upstream"})
+    await eventually(lambda: _is_any(client, doc.get_id(), {"from": "upstream"}))
+
+    def client_edit(d: MindooDoc) -> None:
+        d.get_data()["reply"] = "from the client"
+
+    await (await client.db()).change_doc(doc.get_id(), client_edit)
+    expected = {"from": "upstream", "reply": "from the client"}
+    await eventually(lambda: _is_any(upstream, doc.get_id(), expected))
+    edge_store = (await edge.db()).get_store()
+    assert isinstance(edge_store, ChainedStore) and edge_store.forwarded_upstream >= 1

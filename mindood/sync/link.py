@@ -25,6 +25,7 @@ from protocol.remote_store import RemoteStore
 from protocol.serve import StoreService
 from protocol.store_ops import CHANGED, StoreKind
 from store.base import ContentAddressedStore
+from store.chained import ChainedStore
 from store.entry import StoreEntry
 from store.replicate import ReplicationProgress, replicate
 from store.verify import VerifiedBatch
@@ -56,7 +57,10 @@ class PeerLink:
         emit: Callable[[str, dict[str, Any]], None],
         address: str,
         peer: PeerInfo,
+        *,
+        is_upstream: bool = False,
     ) -> None:
+        self.is_upstream = is_upstream
         self.conn = conn
         self.peer = peer
         self.context = context
@@ -174,6 +178,8 @@ class PeerLink:
         for kind, local in pairs:
             if local is None:
                 continue
+            if self.is_upstream and isinstance(local, ChainedStore):
+                local = local.local  # from the upstream: keep, do not forward back to it
             remote = RemoteStore(self.conn, name, kind, self.address)
             slot = f"{name}/{kind.value}"
             state = await self._cursors.get(self._peer, slot)

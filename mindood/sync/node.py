@@ -24,7 +24,9 @@ from mindood.sync.link import DIRECTORY, PeerLink
 from mindood.tenant import Tenant
 from protocol.errors import ErrorCode
 from protocol.messages import DEFAULT_LIMITS, Limits
+from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
+from protocol.store_ops import StoreKind
 from transports.channel import Channel, ChannelClosed
 from transports.tcp import Backoff, NodeCertificate, dial, listen
 
@@ -78,6 +80,8 @@ class SyncNode:
         self._tenants: dict[str, _TenantState] = {}
         self._links: dict[PeerConnection, PeerLink] = {}
         self._directions: dict[PeerConnection, str] = {}
+        #: Connections to the configured upstream node, per tenant (edge-cache mode).
+        self._upstream: dict[str, PeerConnection] = {}
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[EventListener] = []
@@ -190,8 +194,14 @@ class SyncNode:
         )
         await self._run_connection(channel, session, "in")
 
-    async def connect(self, host: str, port: int, tenant_id: str) -> PeerConnection:
-        """Dial once and authenticate; raises if the peer refuses or is unreachable."""
+    async def connect(
+        self, host: str, port: int, tenant_id: str, *, upstream: bool = False
+    ) -> PeerConnection:
+        """Dial once and authenticate; raises if the peer refuses or is unreachable.
+
+        ``upstream`` marks the peer as this node's upstream: chained stores read and write
+        through it (edge-cache mode).
+        """
         channel = await dial(host, port, max_frame=self._limits.max_message_bytes + 1024)
         state = self._tenants[tenant_id]
         session = Session(
@@ -203,6 +213,8 @@ class SyncNode:
             node_name=self._node_name,
         )
         conn = PeerConnection(channel, session)
+        if upstream:
+            self._upstream[tenant_id] = conn
         self._spawn(self._run_connection(channel, session, "out", conn))
         await conn.opened.wait()
         if conn.close_reason is not None:
@@ -210,15 +222,17 @@ class SyncNode:
             raise ConnectionRefusedError(f"peer refused the session: {reason.message}")
         return conn
 
-    def add_peer(self, host: str, port: int, tenant_id: str) -> asyncio.Task[None]:
+    def add_peer(
+        self, host: str, port: int, tenant_id: str, *, upstream: bool = False
+    ) -> asyncio.Task[None]:
         """Keep a session with ``host:port`` up, reconnecting with backoff."""
-        return self._spawn(self._maintain(host, port, tenant_id))
+        return self._spawn(self._maintain(host, port, tenant_id, upstream))
 
-    async def _maintain(self, host: str, port: int, tenant_id: str) -> None:
+    async def _maintain(self, host: str, port: int, tenant_id: str, upstream: bool) -> None:
         delays = self._backoff.delays()
         while not self._closing:
             try:
-                conn = await self.connect(host, port, tenant_id)
+                conn = await self.connect(host, port, tenant_id, upstream=upstream)
                 delays.reset()
                 await conn.closed.wait()
                 reason = conn.close_reason
@@ -245,6 +259,9 @@ class SyncNode:
         try:
             await conn.run()
         finally:
+            for tenant_id, upstream in list(self._upstream.items()):
+                if upstream is conn:
+                    del self._upstream[tenant_id]
             link = self._links.pop(conn, None)
             self._directions.pop(conn, None)
             if link is not None:
@@ -270,6 +287,7 @@ class SyncNode:
             self._emit,
             channel.peer_address,
             event.peer,
+            is_upstream=self._upstream.get(event.tenant_id) is conn,
         )
         self._links[conn] = link
         self._emit(
@@ -282,6 +300,13 @@ class SyncNode:
             },
         )
         return link.run()
+
+    def upstream_store(self, tenant_id: str, db: str, kind: StoreKind) -> RemoteStore | None:
+        """The upstream node's store ``db``/``kind`` over the live session, if connected."""
+        conn = self._upstream.get(tenant_id)
+        if conn is None or conn.closed.is_set() or not conn.session.is_open:
+            return None
+        return RemoteStore(conn, db, kind, "upstream")
 
     # -- status ------------------------------------------------------------------------------
     def peers(self) -> list[PeerStatus]:

@@ -1,0 +1,47 @@
+"""Edge-cache mode: every store of a tenant chained to the node's upstream peer.
+
+Wraps a node's real store factory: each opened store becomes a ``ChainedStore`` whose upstream
+is the live session with the configured upstream node (none while disconnected, when the cache
+serves what it holds). See ``store.chained`` for the read and write rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mindood.storefactory import StoreFactory, StoreKind
+from protocol.store_ops import StoreKind as WireKind
+from store.base import ContentAddressedStore
+from store.chained import ChainedStore
+
+UpstreamLookup = Callable[[str, str, WireKind], ContentAddressedStore | None]
+
+
+class ChainingStoreFactory:
+    """A ``StoreFactory`` whose stores read through to, and write through to, an upstream."""
+
+    def __init__(self, inner: StoreFactory, upstream: UpstreamLookup) -> None:
+        self._inner = inner
+        self._upstream = upstream
+        self._stores: dict[tuple[str, str, str], ChainedStore] = {}
+
+    async def open_store(
+        self, tenant_id: str, db_id: str, kind: StoreKind
+    ) -> ContentAddressedStore:
+        key = (tenant_id, db_id, kind)
+        store = self._stores.get(key)
+        if store is None:
+            local = await self._inner.open_store(tenant_id, db_id, kind)
+            wire_kind = WireKind(kind)
+            store = ChainedStore(local, lambda: self._upstream(tenant_id, db_id, wire_kind))
+            self._stores[key] = store
+        return store
+
+    async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
+        return await self._inner.read_meta(tenant_id, name)
+
+    async def write_meta(self, tenant_id: str, name: str, data: bytes) -> None:
+        await self._inner.write_meta(tenant_id, name, data)
+
+    async def close(self) -> None:
+        await self._inner.close()
