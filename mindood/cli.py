@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Sequence
@@ -17,6 +18,9 @@ from typing import Any
 import uvloop
 
 from mindood import __version__
+from mindood.cli_daemon import add_client_commands, add_run
+from mindood.cli_doc import add_doc_commands
+from mindood.cli_tenant import add_tenant_commands
 
 log = logging.getLogger("mindood.cli")
 
@@ -63,6 +67,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
+    add_run,
+    add_client_commands,
+    add_tenant_commands,
+    add_doc_commands,
     _add_bench,
 )
 
@@ -74,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mindood {__version__}")
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default=None,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (default: the daemon's configured level, else INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in _COMMANDS:
@@ -85,13 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Under systemd the journal stamps every line itself (it sets $JOURNAL_STREAM).
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level or "INFO", format=f"{stamp}%(levelname)s %(name)s: %(message)s"
     )
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
-        return 0
+        return 2
     code: int = handler(args)
     return code
 

@@ -1,0 +1,429 @@
+"""The daemon's configuration: one frozen dataclass tree read from an optional TOML file.
+
+Every key is optional; an empty or missing file is the default configuration. Unknown keys and
+wrong types are errors that name the key (``limits.max_connections: expected an integer``), so a
+typo never silently becomes a default. Layout::
+
+    [daemon]
+    data_dir = "/var/lib/mindood"          # default: $STATE_DIRECTORY or $XDG_DATA_HOME/mindood
+    socket = "/run/mindood/mindood.sock"   # default: $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR/...
+    log_level = "INFO"                     # DEBUG, INFO, WARNING, ERROR
+
+    [network]                              # used by the sync service
+    listen = ["tcp://0.0.0.0:7890"]
+    mdns = true
+
+    [limits]                               # see Limits below
+    max_connections = 64
+
+    [tenants.acme]                         # one table per tenant id
+    password_file = "/etc/mindood/acme.password"  # unlock at startup from this file
+    credential = "acme"                    # or from $CREDENTIALS_DIRECTORY/<credential>
+    databases = ["contacts"]               # opened when the tenant is unlocked
+    auto_unlock = true
+
+    [[peers]]                              # peers to dial
+    address = "tcp://10.0.0.5:7890"
+    tenants = ["acme"]
+
+    [[upstreams]]                          # store-chaining upstream nodes
+    address = "tcp://central.example:7890"
+    tenant = "acme"
+    databases = ["contacts"]
+
+On SIGHUP the file is read again; :func:`restart_required` lists what cannot change live.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mindood.errors import MindoodError
+from mindood.storefactory import check_component
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_ADDRESS_CHARS = 1024
+
+T = TypeVar("T")
+
+
+class ConfigError(MindoodError):
+    """The configuration file is unreadable, not TOML, or has a bad key (named in ``key``)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what clients may make the daemon do. All of them apply live after a reload."""
+
+    #: Largest RPC frame (request) accepted; bigger ones close the connection.
+    max_frame_bytes: int = 16 * 1024 * 1024
+    #: Concurrent RPC connections.
+    max_connections: int = 64
+    #: Requests of one connection handled at once; more wait in the client's socket.
+    max_inflight_per_connection: int = 16
+    #: Subscriptions one connection may hold.
+    max_subscriptions_per_connection: int = 32
+    #: Notifications buffered per subscription before they are dropped ("lagged").
+    subscription_queue: int = 1000
+    #: Operations in one ``doc.change`` request.
+    max_ops_per_change: int = 10_000
+    #: Upper bound of ``limit`` in ``doc.changes``.
+    max_changes_page: int = 10_000
+    #: How long shutdown waits for requests in flight before cutting them off.
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    listen: tuple[str, ...] = ()
+    mdns: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    id: str
+    password_file: Path | None = None
+    credential: str | None = None
+    databases: tuple[str, ...] = ()
+    auto_unlock: bool = True
+
+    @property
+    def credential_name(self) -> str:
+        """Name of the systemd credential holding the password (default: the tenant id)."""
+        return self.credential or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    address: str
+    tenants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    address: str
+    tenant: str
+    databases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path | None = None
+    socket: Path | None = None
+    log_level: str = "INFO"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    limits: Limits = field(default_factory=Limits)
+    tenants: tuple[TenantConfig, ...] = ()
+    peers: tuple[PeerConfig, ...] = ()
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    #: The file this was read from (None: built-in defaults).
+    source: Path | None = None
+
+    def tenant(self, tenant_id: str) -> TenantConfig | None:
+        for tenant in self.tenants:
+            if tenant.id == tenant_id:
+                return tenant
+        return None
+
+
+# -- reading -------------------------------------------------------------------------------------
+class _Table:
+    """A TOML table being read: typed getters that name the key, and a check for leftovers."""
+
+    def __init__(self, raw: object, prefix: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError("expected a table", prefix or None)
+        self._raw: dict[str, Any] = raw
+        self._prefix = prefix
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._prefix}.{name}" if self._prefix else name
+
+    def get(self, name: str, check: Callable[[object, str], T], default: T) -> T:
+        self._seen.add(name)
+        if name not in self._raw:
+            return default
+        return check(self._raw[name], self.key(name))
+
+    def table(self, name: str) -> _Table:
+        self._seen.add(name)
+        return _Table(self._raw.get(name, {}), self.key(name))
+
+    def raw(self, name: str) -> object:
+        self._seen.add(name)
+        return self._raw.get(name)
+
+    def finish(self) -> None:
+        for name in self._raw:
+            if name not in self._seen:
+                raise ConfigError("unknown key", self.key(name))
+
+
+def _string(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError("expected a non-empty string", key)
+    return value
+
+
+def _address(value: object, key: str) -> str:
+    text = _string(value, key)
+    if len(text) > MAX_ADDRESS_CHARS:
+        raise ConfigError(f"longer than {MAX_ADDRESS_CHARS} characters", key)
+    return text
+
+
+def _path(value: object, key: str) -> Path:
+    path = Path(_string(value, key))
+    if not path.is_absolute():
+        raise ConfigError("expected an absolute path", key)
+    return path
+
+
+def _bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError("expected true or false", key)
+    return value
+
+
+def _int_range(low: int, high: int) -> Callable[[object, str], int]:
+    def check(value: object, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError("expected an integer", key)
+        if not low <= value <= high:
+            raise ConfigError(f"must be between {low} and {high}", key)
+        return value
+
+    return check
+
+
+def _seconds(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError("expected a number of seconds", key)
+    if not 0 <= value <= 3600:
+        raise ConfigError("must be between 0 and 3600", key)
+    return float(value)
+
+
+def _log_level(value: object, key: str) -> str:
+    text = _string(value, key).upper()
+    if text not in LOG_LEVELS:
+        raise ConfigError(f"must be one of {', '.join(LOG_LEVELS)}", key)
+    return text
+
+
+def _names(what: str) -> Callable[[object, str], tuple[str, ...]]:
+    def check(value: object, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list of {what}s", key)
+        out: list[str] = []
+        for index, item in enumerate(value):
+            try:
+                out.append(check_component(item, what))
+            except MindoodError as exc:
+                raise ConfigError(str(exc), f"{key}[{index}]") from None
+        return tuple(out)
+
+    return check
+
+
+def _addresses(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("expected a list of addresses", key)
+    return tuple(_address(item, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+_LIMIT_RANGES: Mapping[str, Callable[[object, str], Any]] = {
+    "max_frame_bytes": _int_range(1024, 1 << 30),
+    "max_connections": _int_range(1, 100_000),
+    "max_inflight_per_connection": _int_range(1, 10_000),
+    "max_subscriptions_per_connection": _int_range(1, 10_000),
+    "subscription_queue": _int_range(2, 1_000_000),
+    "max_ops_per_change": _int_range(1, 1_000_000),
+    "max_changes_page": _int_range(1, 1_000_000),
+    "shutdown_grace_seconds": _seconds,
+}
+
+
+def _limits(table: _Table) -> Limits:
+    defaults = Limits()
+    values = {
+        f.name: table.get(f.name, _LIMIT_RANGES[f.name], getattr(defaults, f.name))
+        for f in fields(Limits)
+    }
+    table.finish()
+    return Limits(**values)
+
+
+def _tenants(raw: object) -> tuple[TenantConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a table of [tenants.<id>] tables", "tenants")
+    out: list[TenantConfig] = []
+    for tenant_id, body in raw.items():
+        try:
+            check_component(tenant_id, "tenant id")
+        except MindoodError as exc:
+            raise ConfigError(str(exc), f"tenants.{tenant_id}") from None
+        table = _Table(body, f"tenants.{tenant_id}")
+        credential = table.get("credential", _string, None)
+        if credential is not None and ("/" in credential or credential in (".", "..")):
+            raise ConfigError("must be a credential name, not a path", table.key("credential"))
+        out.append(
+            TenantConfig(
+                id=tenant_id,
+                password_file=table.get("password_file", _path, None),
+                credential=credential,
+                databases=table.get("databases", _names("database name"), ()),
+                auto_unlock=table.get("auto_unlock", _bool, True),
+            )
+        )
+        table.finish()
+    return tuple(out)
+
+
+def _array_of_tables(raw: object, key: str) -> list[_Table]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError("expected an array of tables ([[...]])", key)
+    return [_Table(item, f"{key}[{i}]") for i, item in enumerate(raw)]
+
+
+def _required(table: _Table, name: str, check: Callable[[object, str], T]) -> T:
+    value = table.get(name, check, None)
+    if value is None:
+        raise ConfigError("is required", table.key(name))
+    return value
+
+
+def _peers(raw: object) -> tuple[PeerConfig, ...]:
+    out: list[PeerConfig] = []
+    for table in _array_of_tables(raw, "peers"):
+        out.append(
+            PeerConfig(
+                address=_required(table, "address", _address),
+                tenants=table.get("tenants", _names("tenant id"), ()),
+            )
+        )
+        table.finish()
+    return tuple(out)
+
+
+def _upstreams(raw: object) -> tuple[UpstreamConfig, ...]:
+    out: list[UpstreamConfig] = []
+    for table in _array_of_tables(raw, "upstreams"):
+        tenant = _required(table, "tenant", _string)
+        try:
+            check_component(tenant, "tenant id")
+        except MindoodError as exc:
+            raise ConfigError(str(exc), table.key("tenant")) from None
+        out.append(
+            UpstreamConfig(
+                address=_required(table, "address", _address),
+                tenant=tenant,
+                databases=table.get("databases", _names("database name"), ()),
+            )
+        )
+        table.finish()
+    return tuple(out)
+
+
+def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
+    """Build a :class:`Config` from parsed TOML; :class:`ConfigError` names the first bad key."""
+    root = _Table(dict(data), "")
+    daemon = root.table("daemon")
+    data_dir = daemon.get("data_dir", _path, None)
+    socket = daemon.get("socket", _path, None)
+    log_level = daemon.get("log_level", _log_level, "INFO")
+    daemon.finish()
+    network_table = root.table("network")
+    network = NetworkConfig(
+        listen=network_table.get("listen", _addresses, ()),
+        mdns=network_table.get("mdns", _bool, True),
+    )
+    network_table.finish()
+    limits = _limits(root.table("limits"))
+    tenants = _tenants(root.raw("tenants"))
+    peers = _peers(root.raw("peers"))
+    upstreams = _upstreams(root.raw("upstreams"))
+    root.finish()
+    return Config(
+        data_dir=data_dir,
+        socket=socket,
+        log_level=log_level,
+        network=network,
+        limits=limits,
+        tenants=tenants,
+        peers=peers,
+        upstreams=upstreams,
+        source=source,
+    )
+
+
+def load_config(path: Path | None, *, required: bool) -> Config:
+    """Read ``path``; a missing file is the default configuration unless ``required``."""
+    if path is None:
+        return Config()
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return parse_config(data, source=path)
+    except ConfigError as exc:
+        located = ConfigError(f"{path}: {exc}")
+        located.key = exc.key
+        raise located from None
+
+
+def restart_required(old: Config, new: Config) -> list[str]:
+    """Keys whose new value takes effect only after a restart."""
+    changed: list[str] = []
+    if old.data_dir != new.data_dir:
+        changed.append("daemon.data_dir")
+    if old.socket != new.socket:
+        changed.append("daemon.socket")
+    if old.network.listen != new.network.listen:
+        changed.append("network.listen")
+    if old.network.mdns != new.network.mdns:
+        changed.append("network.mdns")
+    return changed
+
+
+__all__ = [
+    "LOG_LEVELS",
+    "Config",
+    "ConfigError",
+    "Limits",
+    "NetworkConfig",
+    "PeerConfig",
+    "TenantConfig",
+    "UpstreamConfig",
+    "load_config",
+    "parse_config",
+    "restart_required",
+]

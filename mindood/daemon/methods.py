@@ -1,0 +1,405 @@
+"""The RPC methods: one table from method name to handler, each validating its own parameters.
+
+Handlers take the node, the request's :class:`Params` and the :class:`Connection` (for
+subscriptions), and return MessagePack data. They raise ``RpcError`` subclasses or library
+errors; :mod:`mindood.rpc.errors` turns either into a coded error response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mindood.daemon.docops import apply_ops, initial_data, parse_ops
+from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
+from mindood.daemon.events import Subscription as EventSubscription
+from mindood.daemon.node import Node
+from mindood.daemon.params import MAX_URI_CHARS, Params
+from mindood.db import MindooDoc
+from mindood.rpc.connection import Connection
+from mindood.rpc.errors import (
+    InvalidParamsError,
+    LimitExceededError,
+    MethodNotFoundError,
+    NotFoundError,
+)
+from mindood.tenant.session import MAX_SESSION_BYTES
+from store.base import ScanCursor
+from store.entry import EntryType
+
+log = logging.getLogger("mindood.rpc.methods")
+
+Handler = Callable[[Node, Params, Connection], Awaitable[Any]]
+_SUBSCRIPTIONS = "subscriptions"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonHooks:
+    """What methods need from the daemon around the node."""
+
+    status: Callable[[], dict[str, Any]]
+    reload: Callable[[], Awaitable[dict[str, Any]]]
+
+
+def doc_to_wire(doc: MindooDoc) -> dict[str, Any]:
+    return {
+        "id": doc.get_id(),
+        "data": dict(doc.get_data()),
+        "created_at": doc.get_created_at(),
+        "last_modified": doc.get_last_modified(),
+        "deleted": doc.is_deleted(),
+        "key_id": doc.get_decryption_key_id(),
+    }
+
+
+# -- tenants -------------------------------------------------------------------------------------
+async def _tenant_list(node: Node, p: Params, conn: Connection) -> Any:
+    p.finish()
+    return {"tenants": node.tenants.describe()}
+
+
+async def _tenant_create(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    admin_name = p.text("admin_name", max_chars=4096)
+    admin_password = p.password("admin_password")
+    user_name = p.text("user_name", max_chars=4096)
+    user_password = p.password("user_password")
+    p.finish()
+    configured = node.config.tenant(tenant_id)
+    tenant = await node.tenants.create(
+        tenant_id,
+        admin_name=admin_name,
+        admin_password=admin_password,
+        user_name=user_name,
+        user_password=user_password,
+        databases=configured.databases if configured else (),
+    )
+    return {"tenant": tenant.tenant_id, "user": tenant.user.username, "state": "unlocked"}
+
+
+async def _tenant_unlock(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    password = p.password("password")
+    p.finish()
+    configured = node.config.tenant(tenant_id)
+    changed = await node.tenants.unlock(
+        tenant_id, password, configured.databases if configured else ()
+    )
+    return {"tenant": tenant_id, "state": "unlocked", "changed": changed}
+
+
+async def _tenant_lock(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    p.finish()
+    changed = await node.tenants.lock(tenant_id)
+    return {"tenant": tenant_id, "state": "locked", "changed": changed}
+
+
+async def _tenant_join_request(node: Node, p: Params, conn: Connection) -> Any:
+    user_name = p.text("user_name", max_chars=4096)
+    password = p.password("password")
+    label = p.opt_text("label", max_chars=4096)
+    p.finish()
+    return {"request": await node.tenants.join_request(user_name, password, label)}
+
+
+async def _tenant_approve(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    request = p.text("request", max_chars=MAX_URI_CHARS)
+    admin_password = p.password("admin_password")
+    username = p.opt_text("username", max_chars=4096)
+    label = p.opt_text("label", max_chars=4096)
+    share_password = p.opt_password("share_password")
+    p.finish()
+    response = await node.tenants.approve(
+        tenant_id,
+        request,
+        admin_password=admin_password,
+        username=username,
+        label=label,
+        share_password=share_password,
+    )
+    return {"response": response}
+
+
+async def _tenant_join(node: Node, p: Params, conn: Connection) -> Any:
+    response = p.text("response", max_chars=MAX_URI_CHARS)
+    password = p.password("password")
+    share_password = p.opt_password("share_password")
+    p.finish()
+    tenant = await node.tenants.join(response, password, share_password, ())
+    configured = node.config.tenant(tenant.tenant_id)
+    for name in configured.databases if configured else ():
+        await node.tenants.open_db(tenant.tenant_id, name, create=True)
+    return {"tenant": tenant.tenant_id, "user": tenant.user.username, "state": "unlocked"}
+
+
+async def _tenant_export_session(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    password = p.password("password")
+    p.finish()
+    return {"tenant": tenant_id, "session": await node.tenants.export_session(tenant_id, password)}
+
+
+async def _tenant_import_session(node: Node, p: Params, conn: Connection) -> Any:
+    blob = p.binary("session", max_bytes=MAX_SESSION_BYTES)
+    password = p.password("password")
+    p.finish()
+    tenant = await node.tenants.import_session(blob, password)
+    return {"tenant": tenant.tenant_id, "user": tenant.user.username, "state": "unlocked"}
+
+
+# -- databases -----------------------------------------------------------------------------------
+async def _db_list(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    p.finish()
+    return {"tenant": tenant_id, "databases": node.tenants.databases(tenant_id)}
+
+
+async def _db_create(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db = p.tenant(), p.db()
+    p.finish()
+    existed = db in node.tenants.databases(tenant_id)
+    await node.tenants.open_db(tenant_id, db, create=True)
+    return {"tenant": tenant_id, "db": db, "created": not existed}
+
+
+# -- documents -----------------------------------------------------------------------------------
+async def _doc_create(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    data = initial_data(p.opt_map("data"))
+    doc_id = p.opt_text("doc_id", max_chars=256)
+    key_id = p.opt_text("key_id", max_chars=256) or "default"
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name, create=True)
+    doc = await db.create_document(data, doc_id=doc_id, key_id=key_id)
+    return doc_to_wire(doc)
+
+
+async def _doc_change(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    doc_id = p.text("doc_id", max_chars=256)
+    ops = parse_ops(p.raw("ops"), max_ops=node.config.limits.max_ops_per_change)
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    doc = await db.change_doc(doc_id, lambda d: apply_ops(d, ops))
+    return doc_to_wire(doc)
+
+
+async def _doc_get(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    doc_id = p.text("doc_id", max_chars=256)
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    return doc_to_wire(await db.get_document(doc_id))
+
+
+async def _doc_list(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    return {"tenant": tenant_id, "db": db_name, "doc_ids": await db.get_all_document_ids()}
+
+
+async def _doc_delete(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    doc_id = p.text("doc_id", max_chars=256)
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    await db.delete_document(doc_id)
+    return {"id": doc_id, "deleted": True}
+
+
+def _cursor(raw: object) -> tuple[str, ScanCursor] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"epoch", "order", "id"}:
+        raise InvalidParamsError("parameter 'cursor' must be {epoch, order, id} or nil")
+    epoch, order, entry_id = raw["epoch"], raw["order"], raw["id"]
+    if (
+        not isinstance(epoch, str)
+        or not isinstance(entry_id, str)
+        or isinstance(order, bool)
+        or not isinstance(order, int)
+        or order < 0
+    ):
+        raise InvalidParamsError("parameter 'cursor' has fields of the wrong type")
+    return epoch, ScanCursor(order, entry_id)
+
+
+async def _doc_changes(node: Node, p: Params, conn: Connection) -> Any:
+    """Ids of documents with entries after ``cursor`` in the store's receipt order (key-free)."""
+    tenant_id, db_name = p.tenant(), p.db()
+    given = _cursor(p.raw("cursor"))
+    limits = node.config.limits
+    limit = p.opt_int("limit", low=1, high=limits.max_changes_page, default=1000)
+    p.finish()
+    store = await node.tenants.open_store(tenant_id, db_name)
+    head = await store.get_store_head()
+    reset = given is not None and given[0] != head.epoch
+    start = given[1] if given is not None and not reset else None
+    page = await store.scan_entries_since(start, limit)
+    doc_ids = sorted({m.doc_id for m in page.entries if m.entry_type is not EntryType.DOC_SNAPSHOT})
+    cursor = None
+    if page.next_cursor is not None:
+        cursor = {
+            "epoch": head.epoch,
+            "order": page.next_cursor.receipt_order,
+            "id": page.next_cursor.id,
+        }
+    return {"doc_ids": doc_ids, "cursor": cursor, "has_more": page.has_more, "reset": reset}
+
+
+# -- subscriptions -------------------------------------------------------------------------------
+def _subscriptions(conn: Connection) -> dict[int, EventSubscription]:
+    subs: dict[int, EventSubscription] = conn.state.setdefault(_SUBSCRIPTIONS, {})
+    return subs
+
+
+def _filter(tenant: str | None, db: str | None) -> Callable[[Event], bool] | None:
+    if tenant is None and db is None:
+        return None
+
+    def accept(event: Event) -> bool:
+        event_tenant = getattr(event, "tenant", None)
+        if tenant is not None and event_tenant is not None and event_tenant != tenant:
+            return False
+        if db is not None and isinstance(event, DocChanged | SyncProgress):
+            return event.db == db
+        return True
+
+    return accept
+
+
+async def _forward(sub: EventSubscription, conn: Connection) -> None:
+    try:
+        while True:
+            event = await sub.get()
+            await conn.notify(event.topic, {**event.to_wire(), "subscription": sub.id})
+    except SubscriptionClosedError:
+        return
+    except (ConnectionError, OSError):
+        sub.close()
+
+
+async def _subscribe(node: Node, p: Params, conn: Connection) -> Any:
+    raw_topics = p.opt_list("topics", max_items=len(TOPICS))
+    tenant = p.tenant() if p.raw("tenant") is not None else None
+    db = p.db() if p.raw("db") is not None else None
+    p.finish()
+    topics = TOPICS
+    if raw_topics is not None:
+        if not all(isinstance(t, str) for t in raw_topics) or not set(raw_topics) <= TOPICS:
+            raise InvalidParamsError(f"parameter 'topics' may contain {', '.join(sorted(TOPICS))}")
+        topics = frozenset(raw_topics)
+    subs = _subscriptions(conn)
+    limits = node.config.limits
+    if len(subs) >= limits.max_subscriptions_per_connection:
+        raise LimitExceededError(
+            f"at most {limits.max_subscriptions_per_connection} subscriptions per connection"
+        )
+    sub = node.bus.subscribe(topics, maxsize=limits.subscription_queue, accept=_filter(tenant, db))
+    subs[sub.id] = sub
+    conn.on_close(sub.close)
+    conn.start_task(_forward(sub, conn), name=f"subscription-{sub.id}")
+    return {"subscription": sub.id, "topics": sorted(topics)}
+
+
+async def _unsubscribe(node: Node, p: Params, conn: Connection) -> Any:
+    sub_id = p.opt_int("subscription", low=0, high=2**63, default=-1)
+    p.finish()
+    sub = _subscriptions(conn).pop(sub_id, None)
+    if sub is None:
+        raise NotFoundError(f"no subscription {sub_id} on this connection")
+    sub.close()
+    return {"subscription": sub_id, "closed": True}
+
+
+# -- daemon, peers, sync -------------------------------------------------------------------------
+async def _ping(node: Node, p: Params, conn: Connection) -> Any:
+    p.finish()
+    return "pong"
+
+
+async def _peers_list(node: Node, p: Params, conn: Connection) -> Any:
+    p.finish()
+    return {
+        "peers": [peer.to_wire() for peer in node.peers.list()],
+        "configured": [
+            {"address": peer.address, "tenants": list(peer.tenants)} for peer in node.config.peers
+        ],
+    }
+
+
+async def _sync_status(node: Node, p: Params, conn: Connection) -> Any:
+    p.finish()
+    return node.sync().status()
+
+
+async def _sync_now(node: Node, p: Params, conn: Connection) -> Any:
+    tenant = p.tenant() if p.raw("tenant") is not None else None
+    db = p.db() if p.raw("db") is not None else None
+    peer = p.opt_text("peer", max_chars=1024)
+    p.finish()
+    return await node.sync().sync_now(tenant, db, peer)
+
+
+_PLAIN: dict[str, Handler] = {
+    "ping": _ping,
+    "tenant.list": _tenant_list,
+    "tenant.create": _tenant_create,
+    "tenant.unlock": _tenant_unlock,
+    "tenant.lock": _tenant_lock,
+    "tenant.join_request": _tenant_join_request,
+    "tenant.approve": _tenant_approve,
+    "tenant.join": _tenant_join,
+    "tenant.export_session": _tenant_export_session,
+    "tenant.import_session": _tenant_import_session,
+    "db.list": _db_list,
+    "db.create": _db_create,
+    "doc.create": _doc_create,
+    "doc.change": _doc_change,
+    "doc.get": _doc_get,
+    "doc.list": _doc_list,
+    "doc.delete": _doc_delete,
+    "doc.changes": _doc_changes,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "peers.list": _peers_list,
+    "sync.status": _sync_status,
+    "sync.now": _sync_now,
+}
+
+
+class Methods:
+    """The dispatcher the RPC server calls: the table above plus daemon-level methods."""
+
+    def __init__(self, node: Node, hooks: DaemonHooks) -> None:
+        self._node = node
+        self._hooks = hooks
+
+    @staticmethod
+    def names() -> list[str]:
+        return sorted([*_PLAIN, "status", "config.reload", "rpc.methods"])
+
+    async def __call__(self, method: str, params: dict[str, Any], conn: Connection) -> Any:
+        p = Params(params)
+        if method == "status":
+            p.finish()
+            return {**self._node.status(), **self._hooks.status(), "pid": os.getpid()}
+        if method == "config.reload":
+            p.finish()
+            return await self._hooks.reload()
+        if method == "rpc.methods":
+            p.finish()
+            return {"methods": self.names()}
+        handler = _PLAIN.get(method)
+        if handler is None:
+            raise MethodNotFoundError(f"no method {method[:128]!r}")
+        return await handler(self._node, p, conn)
+
+
+__all__ = ["DaemonHooks", "Methods", "doc_to_wire"]

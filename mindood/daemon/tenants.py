@@ -1,0 +1,410 @@
+"""The tenants a node holds, each either *locked* (only ciphertext on disk) or *unlocked*.
+
+On disk, under the data directory::
+
+    tenants/<tenant>/<db>/{docs,attachments}/   stores (OnDiskStoreFactory)
+    tenants/<tenant>/.tenant/session            the session: identity + keys, sealed with the
+                                                user's password (Tenant.save_session)
+    tenants/<tenant>/.tenant/admin-identity     the admin identity, its private keys sealed with
+                                                the admin's password (only where it was created)
+    identities/<sha256(username)>.json          this node's user identities (sealed), reused
+                                                across tenants and kept for pending joins
+
+After a restart every tenant is locked until ``unlock`` (a password over RPC, a configured
+``password_file`` or a systemd credential). ``lock`` closes the tenant and drops every reference
+to its keys. Stores hold only ciphertext and stay open in the store factory either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mindood.daemon.config import Config
+from mindood.daemon.events import DocChanged, EventBus, TenantStateChanged
+from mindood.daemon.secrets import credential_path, read_password_file
+from mindood.db import MindooDB
+from mindood.errors import MindoodError, NotAdminError
+from mindood.identity import PrivateUserId, unlock
+from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
+from mindood.storefactory import META_DIR, OnDiskStoreFactory, check_component
+from mindood.tenant import JoinResponse, Tenant, TenantFactory
+from mindood.tenant.directory import DIRECTORY_DB_ID
+from mindood.tenant.tenant import SESSION_META_NAME, check_tenant_id
+from store.base import ContentAddressedStore
+
+log = logging.getLogger("mindood.tenants")
+
+ADMIN_META_NAME = "admin-identity"
+TENANTS_DIR = "tenants"
+IDENTITIES_DIR = "identities"
+
+
+@dataclass(slots=True)
+class TenantSlot:
+    """One tenant on this node; ``tenant`` is None while locked."""
+
+    id: str
+    tenant: Tenant | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    listening: dict[str, Callable[[], None]] = field(default_factory=dict)
+    unlocked_at: float | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self.tenant is None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class IdentityStore:
+    """This node's sealed user identities, one file per username."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+
+    def _path(self, username: str) -> Path:
+        digest = hashlib.sha256(username.encode("utf-8")).hexdigest()
+        return self._dir / f"{digest}.json"
+
+    async def get(self, username: str) -> PrivateUserId | None:
+        path = self._path(username)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+        return PrivateUserId.from_bytes(data)
+
+    async def put(self, user: PrivateUserId) -> None:
+        await asyncio.to_thread(_write_atomically, self._path(user.username), user.to_bytes())
+
+
+class TenantRegistry:
+    """Creates, joins, unlocks and locks tenants; hands out their databases."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        bus: EventBus,
+        env: Mapping[str, str],
+        *,
+        store_factory: OnDiskStoreFactory | None = None,
+    ) -> None:
+        self.base = data_dir / TENANTS_DIR
+        self.store_factory = store_factory or OnDiskStoreFactory(self.base)
+        self.factory = TenantFactory(self.store_factory)
+        self.identities = IdentityStore(data_dir / IDENTITIES_DIR)
+        self._bus = bus
+        self._env = env
+        self._slots: dict[str, TenantSlot] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
+
+    # -- what exists -------------------------------------------------------------------------
+    def _on_disk(self) -> list[str]:
+        try:
+            children = list(self.base.iterdir())
+        except FileNotFoundError:
+            return []
+        return [
+            child.name
+            for child in children
+            if (child / META_DIR / SESSION_META_NAME).is_file() and not child.name.startswith(".")
+        ]
+
+    def known_ids(self) -> list[str]:
+        return sorted(set(self._slots) | set(self._on_disk()))
+
+    def slot(self, tenant_id: str) -> TenantSlot:
+        slot = self._slots.get(tenant_id)
+        if slot is not None:
+            return slot
+        check_tenant_id(tenant_id)
+        if not (self.base / tenant_id / META_DIR / SESSION_META_NAME).is_file():
+            raise NotFoundError(f"no tenant {tenant_id!r} on this node")
+        slot = self._slots[tenant_id] = TenantSlot(tenant_id)
+        return slot
+
+    def unlocked(self, tenant_id: str) -> Tenant:
+        tenant = self.slot(tenant_id).tenant
+        if tenant is None:
+            raise TenantLockedError(f"tenant {tenant_id!r} is locked; unlock it first")
+        return tenant
+
+    def databases(self, tenant_id: str) -> list[str]:
+        """Databases with stores on disk, plus those opened in this run."""
+        slot = self.slot(tenant_id)
+        names = {DIRECTORY_DB_ID, *slot.listening}
+        try:
+            for child in (self.base / tenant_id).iterdir():
+                if child.is_dir() and not child.name.startswith("."):
+                    names.add(child.name)
+        except FileNotFoundError:
+            pass
+        return sorted(names)
+
+    def describe(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for tenant_id in self.known_ids():
+            slot = self.slot(tenant_id)
+            entry: dict[str, Any] = {
+                "id": tenant_id,
+                "state": "locked" if slot.locked else "unlocked",
+                "databases": self.databases(tenant_id),
+            }
+            if slot.tenant is not None:
+                entry["user"] = slot.tenant.user.username
+            out.append(entry)
+        return out
+
+    # -- databases ---------------------------------------------------------------------------
+    async def open_db(self, tenant_id: str, name: str, *, create: bool = False) -> MindooDB:
+        check_component(name, "database name")
+        tenant = self.unlocked(tenant_id)
+        slot = self.slot(tenant_id)
+        if not create and name not in self.databases(tenant_id):
+            raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
+        db = await tenant.open_db(name)
+        if name not in slot.listening and slot.tenant is tenant:
+            slot.listening[name] = db.on_change(self._publisher(tenant_id, name))
+        return db
+
+    async def open_store(self, tenant_id: str, name: str) -> ContentAddressedStore:
+        """A database's document store, without keys (works while the tenant is locked)."""
+        check_component(name, "database name")
+        if name not in self.databases(tenant_id):
+            raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
+        return await self.store_factory.open_store(tenant_id, name, "docs")
+
+    def _publisher(self, tenant_id: str, db: str) -> Callable[[set[str]], None]:
+        def publish(doc_ids: set[str]) -> None:
+            self._bus.publish(DocChanged(tenant_id, db, tuple(sorted(doc_ids))))
+
+        return publish
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _creation_lock(self, tenant_id: str) -> asyncio.Lock:
+        return self._creating.setdefault(tenant_id, asyncio.Lock())
+
+    async def _check_new(self, tenant_id: str) -> None:
+        check_tenant_id(tenant_id)
+        if tenant_id in self._slots or (self.base / tenant_id).exists():
+            raise AlreadyExistsError(f"tenant {tenant_id!r} already exists on this node")
+
+    async def _user_identity(self, username: str, password: str) -> PrivateUserId | None:
+        """This node's identity for ``username`` (checked against ``password``), if it has one."""
+        existing = await self.identities.get(username)
+        if existing is not None:
+            await asyncio.to_thread(unlock, existing, password)  # WrongPasswordError if not
+        return existing
+
+    async def create(
+        self,
+        tenant_id: str,
+        *,
+        admin_name: str,
+        admin_password: str,
+        user_name: str,
+        user_password: str,
+        databases: tuple[str, ...] = (),
+    ) -> Tenant:
+        async with self._creation_lock(tenant_id):
+            await self._check_new(tenant_id)
+            app_user = await self._user_identity(user_name, user_password)
+            created = await self.factory.create_tenant(
+                tenant_id=tenant_id,
+                admin_name=admin_name,
+                admin_password=admin_password,
+                user_name=user_name,
+                user_password=user_password,
+                app_user=app_user,
+            )
+            await self.store_factory.write_meta(
+                tenant_id, ADMIN_META_NAME, created.admin_user.to_bytes()
+            )
+            if app_user is None:
+                await self.identities.put(created.app_user)
+            await created.tenant.save_session(user_password)
+            slot = self._slots[tenant_id] = TenantSlot(tenant_id)
+            await self._activate(slot, created.tenant, databases)
+            return created.tenant
+
+    async def join_request(self, user_name: str, password: str, label: str | None) -> str:
+        """A join request for ``user_name``; the identity is made (and kept) if new."""
+        user = await self._user_identity(user_name, password)
+        if user is None:
+            user = await self.factory.create_user_id(user_name, password)
+            await self.identities.put(user)
+        return self.factory.create_join_request(user, label=label)
+
+    async def join(
+        self, response: str, password: str, share_password: str | None, databases: tuple[str, ...]
+    ) -> Tenant:
+        parsed = JoinResponse.parse(response)
+        tenant_id = parsed.tenant_id
+        async with self._creation_lock(tenant_id):
+            await self._check_new(tenant_id)
+            user = await self.identities.get(parsed.username)
+            if user is None:
+                raise NotFoundError(
+                    f"no identity for {parsed.username!r} on this node: "
+                    "make the join request on this node first"
+                )
+            joined = await self.factory.join_tenant(
+                parsed, user=user, password=password, share_password=share_password
+            )
+            await joined.tenant.save_session(password)
+            slot = self._slots[tenant_id] = TenantSlot(tenant_id)
+            await self._activate(slot, joined.tenant, databases)
+            return joined.tenant
+
+    async def approve(
+        self,
+        tenant_id: str,
+        request: str,
+        *,
+        admin_password: str,
+        username: str | None,
+        label: str | None,
+        share_password: str | None,
+    ) -> str:
+        tenant = self.unlocked(tenant_id)
+        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
+        if blob is None:
+            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
+        admin = PrivateUserId.from_bytes(blob)
+        return await tenant.approve_join_request(
+            request,
+            admin_signing_key=admin,
+            admin_password=admin_password,
+            username=username,
+            label=label,
+            share_password=share_password,
+        )
+
+    async def import_session(self, blob: bytes, password: str) -> Tenant:
+        tenant = await self.factory.restore_session(blob, password)
+        try:
+            async with self._creation_lock(tenant.tenant_id):
+                await self._check_new(tenant.tenant_id)
+                await tenant.save_session(password)
+                slot = self._slots[tenant.tenant_id] = TenantSlot(tenant.tenant_id)
+                await self._activate(slot, tenant, ())
+        except BaseException:
+            if tenant.tenant_id not in self._slots:
+                await tenant.close()
+            raise
+        return tenant
+
+    async def unlock(self, tenant_id: str, password: str, databases: tuple[str, ...] = ()) -> bool:
+        """Open the saved session; False if the tenant was unlocked already."""
+        slot = self.slot(tenant_id)
+        async with slot.lock:
+            if slot.tenant is not None:
+                return False
+            tenant = await self.factory.load_session(tenant_id, password)
+            if tenant is None:
+                raise NotFoundError(f"tenant {tenant_id!r} has no saved session")
+            await self._activate(slot, tenant, databases)
+            return True
+
+    async def _activate(self, slot: TenantSlot, tenant: Tenant, databases: tuple[str, ...]) -> None:
+        slot.tenant = tenant
+        slot.unlocked_at = time.time()
+        for name in databases:
+            await self.open_db(slot.id, name, create=True)
+        self._bus.publish(TenantStateChanged(slot.id, "unlocked"))
+        log.info("tenant %s unlocked", slot.id)
+
+    async def lock(self, tenant_id: str) -> bool:
+        """Close the tenant and forget its keys; False if it was locked already."""
+        slot = self.slot(tenant_id)
+        async with slot.lock:
+            tenant = slot.tenant
+            if tenant is None:
+                return False
+            for unsubscribe in slot.listening.values():
+                unsubscribe()
+            slot.listening.clear()
+            slot.tenant = None
+            slot.unlocked_at = None
+            await tenant.close()
+        self._bus.publish(TenantStateChanged(tenant_id, "locked"))
+        log.info("tenant %s locked", tenant_id)
+        return True
+
+    async def export_session(self, tenant_id: str, password: str) -> bytes:
+        return await self.unlocked(tenant_id).export_session(password)
+
+    # -- unattended unlock -------------------------------------------------------------------
+    def password_source(self, tenant_id: str, config: Config) -> Path | None:
+        configured = config.tenant(tenant_id)
+        if configured is not None:
+            if not configured.auto_unlock:
+                return None
+            if configured.password_file is not None:
+                return configured.password_file
+            return credential_path(self._env, configured.credential_name)
+        return credential_path(self._env, tenant_id)
+
+    async def auto_unlock(self, config: Config) -> dict[str, str]:
+        """Unlock locked tenants that have a password file or credential; outcome per tenant."""
+        outcome: dict[str, str] = {}
+        for wanted in config.tenants:
+            if wanted.id not in self.known_ids():
+                log.warning("configured tenant %s does not exist on this node yet", wanted.id)
+        for tenant_id in self.known_ids():
+            slot = self.slot(tenant_id)
+            configured = config.tenant(tenant_id)
+            databases = configured.databases if configured else ()
+            if not slot.locked:
+                for name in databases:  # a reload may have added databases to open
+                    await self.open_db(tenant_id, name, create=True)
+                continue
+            source = self.password_source(tenant_id, config)
+            if source is None:
+                continue
+            try:
+                password = await asyncio.to_thread(read_password_file, source)
+                await self.unlock(tenant_id, password, databases)
+                outcome[tenant_id] = "unlocked"
+            except MindoodError as exc:
+                log.error("could not unlock tenant %s from %s: %s", tenant_id, source, exc)
+                outcome[tenant_id] = f"failed: {exc}"
+        return outcome
+
+    async def close(self) -> None:
+        """Lock every tenant, then close every store (each writes its index snapshot)."""
+        for tenant_id in list(self._slots):
+            try:
+                await self.lock(tenant_id)
+            except Exception:
+                log.exception("error while locking tenant %s", tenant_id)
+        await self.store_factory.close()
+
+
+__all__ = ["ADMIN_META_NAME", "IdentityStore", "TenantRegistry", "TenantSlot"]
