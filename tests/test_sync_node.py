@@ -234,3 +234,22 @@ async def test_an_edge_cache_serves_a_client_and_forwards_its_writes(
     await eventually(lambda: _is_any(upstream, doc.get_id(), expected))
     edge_store = (await edge.db()).get_store()
     assert isinstance(edge_store, ChainedStore) and edge_store.forwarded_upstream >= 1
+
+
+async def test_oversized_entries_are_refused_and_logged_while_the_rest_arrive(
+    tmp_path: Path, nodes: Nodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    small_limit = sync_node(tmp_path, "b", max_entry_bytes=4096)
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob"), small_limit))
+    a_db = await a.db()
+    small = await a_db.create_document({"size": "small"})
+    big = await a_db.create_document({"blob": "x" * 20_000})
+    await a.listen()
+    await b.connect_to(a)
+    b_db = await b.db()
+    await eventually(lambda: _is(b_db, small.get_id(), {"size": "small"}))
+    await eventually(lambda: _synced(b))
+    assert await b_db.find_document(big.get_id()) is None
+    assert any("exceeds this node's limit" in getattr(r, "reason", "") for r in caplog.records)

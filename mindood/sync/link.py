@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +59,10 @@ class PeerLink:
         peer: PeerInfo,
         *,
         is_upstream: bool = False,
+        max_entry_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.is_upstream = is_upstream
+        self.max_entry_bytes = max_entry_bytes
         self.conn = conn
         self.peer = peer
         self.context = context
@@ -102,9 +104,38 @@ class PeerLink:
     async def _admit(
         self, db: str, kind: StoreKind, entries: Sequence[StoreEntry]
     ) -> VerifiedBatch:
-        local = await self.local_db(db)
-        verdict: VerifiedBatch = await local._admit(entries)
-        return verdict
+        return await self._admission(await self.local_db(db))(entries)
+
+    def _admission(
+        self, db: MindooDB
+    ) -> Callable[[Sequence[StoreEntry]], Awaitable[VerifiedBatch]]:
+        """The node's size limit first, then the database's own checks (signature, trust)."""
+
+        async def admit(entries: Sequence[StoreEntry]) -> VerifiedBatch:
+            limit = self.max_entry_bytes
+            fitting = [e for e in entries if len(e.encrypted_data) <= limit]
+            oversized = [
+                (
+                    e.id,
+                    f"entry of {len(e.encrypted_data)} bytes exceeds this node's limit of {limit}",
+                )
+                for e in entries
+                if len(e.encrypted_data) > limit
+            ]
+            for entry_id, reason in oversized:
+                log.warning(
+                    "peer entry refused",
+                    extra={
+                        "entry_id": entry_id,
+                        "reason": reason,
+                        "peer": self.address,
+                        "db": db.db_id,
+                    },
+                )
+            verdict: VerifiedBatch = await db._admit(fitting)
+            return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected))
+
+        return admit
 
     async def _peer_stored(self, db: str, kind: StoreKind) -> None:
         """The peer pushed entries into our store: take them in (listeners then announce)."""
@@ -197,7 +228,9 @@ class PeerLink:
                     },
                 )
 
-            result = await replicate(remote, local, state, admit=db._admit, on_progress=progress)
+            result = await replicate(
+                remote, local, state, admit=self._admission(db), on_progress=progress
+            )
             await self._cursors.put(self._peer, slot, result.state)
             self.stats.transferred += result.transferred
             self.stats.rejected += len(result.rejected)

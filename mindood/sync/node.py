@@ -70,7 +70,9 @@ class SyncNode:
         limits: Limits = DEFAULT_LIMITS,
         adopt_databases: bool = True,
         backoff: Backoff | None = None,
+        max_entry_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        self._max_entry_bytes = max_entry_bytes
         self._cert = cert
         self._node_name = node_name
         self._limits = limits
@@ -288,6 +290,7 @@ class SyncNode:
             channel.peer_address,
             event.peer,
             is_upstream=self._upstream.get(event.tenant_id) is conn,
+            max_entry_bytes=self._max_entry_bytes,
         )
         self._links[conn] = link
         self._emit(
