@@ -63,8 +63,13 @@ async def replicate(
     batch_size: int = 250,
     use_target_bloom: bool = False,
     on_progress: Callable[[ReplicationProgress], None] | None = None,
+    on_checkpoint: Callable[[ReplicationCursor], Awaitable[None]] | None = None,
 ) -> ReplicationResult:
-    """Copy what ``target`` lacks from ``source``; return counts and the cursor to keep."""
+    """Copy what ``target`` lacks from ``source``; return counts and the cursor to keep.
+
+    ``on_checkpoint`` receives the cursor after every page whose entries are stored, so a run
+    cut short (peer gone, process killed) resumes from its last page, not from the start.
+    """
     source_head = await source.get_store_head()
     target_head = await target.get_store_head()
     cursor: ScanCursor | None = None
@@ -109,6 +114,8 @@ async def replicate(
         if metas:
             last = metas[-1]
             cursor = ScanCursor(last.receipt_order, last.id)
+            if on_checkpoint is not None:
+                await on_checkpoint(ReplicationCursor(source_head.epoch, target_head.epoch, cursor))
         if on_progress is not None:
             position = cursor.receipt_order if cursor else 0
             on_progress(ReplicationProgress(scanned, transferred, bound, position))

@@ -27,7 +27,7 @@ from protocol.store_ops import CHANGED, StoreKind
 from store.base import ContentAddressedStore
 from store.chained import ChainedStore
 from store.entry import StoreEntry
-from store.replicate import ReplicationProgress, replicate
+from store.replicate import ReplicationCursor, ReplicationProgress, replicate
 from store.verify import VerifiedBatch
 
 log = logging.getLogger("mindood.sync.link")
@@ -190,6 +190,12 @@ class PeerLink:
         finally:
             self.stats.synced_once.set()
 
+    async def pull_all(self) -> None:
+        """Pull every database the peer shares now (a manual re-sync; normally notifications
+        drive pulls)."""
+        for name in [DIRECTORY, *sorted(set(self._databases()) - {DIRECTORY})]:
+            await self._pull(name)
+
     async def _follow(self, name: str) -> None:
         """Subscribe to the peer's stores of ``name`` (once) so it tells us when they grow."""
         if name in self._following:
@@ -228,9 +234,20 @@ class PeerLink:
                     },
                 )
 
-            result = await replicate(
-                remote, local, state, admit=self._admission(db), on_progress=progress
-            )
+            async def checkpoint(state: ReplicationCursor, slot: str = slot) -> None:
+                await self._cursors.put(self._peer, slot, state)
+
+            try:
+                result = await replicate(
+                    remote,
+                    local,
+                    state,
+                    admit=self._admission(db),
+                    on_progress=progress,
+                    on_checkpoint=checkpoint,
+                )
+            finally:
+                await self._cursors.save()
             await self._cursors.put(self._peer, slot, result.state)
             self.stats.transferred += result.transferred
             self.stats.rejected += len(result.rejected)
