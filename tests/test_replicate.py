@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import pytest
+
 from store.base import ContentAddressedStore, ScanCursor, ScanFilters, ScanPage
 from store.entry import StoreEntry
 from store.memory import InMemoryStore
-from store.replicate import ReplicationProgress, replicate
+from store.replicate import ReplicationCursor, ReplicationProgress, replicate
 from store.verify import verify_entries
 from tests.entries import Author, tampered
 
@@ -137,3 +139,34 @@ async def test_parallel_verification_matches_serial_checks() -> None:
     assert len(verdict.accepted) + len(verdict.rejected) == 200
     assert {i for i, _ in verdict.rejected} == {e.id for i, e in enumerate(entries) if i % 9 == 0}
     assert [e.id for e in verdict.accepted] == [e.id for i, e in enumerate(entries) if i % 9]
+
+
+class DyingStore(InMemoryStore):
+    """A source whose connection dies after a number of fetches (a peer killed mid-sync)."""
+
+    def __init__(self, fetches_before_death: int) -> None:
+        super().__init__("dying")
+        self.left = fetches_before_death
+
+    async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
+        if self.left == 0:
+            raise ConnectionError("peer went away")
+        self.left -= 1
+        return await super().get_entries(ids)
+
+
+async def test_a_run_cut_short_resumes_from_its_last_checkpoint() -> None:
+    source, target = DyingStore(fetches_before_death=3), InMemoryStore()
+    await source.put_entries(_entries(100))
+    checkpoints: list[ReplicationCursor] = []
+
+    async def keep(state: ReplicationCursor) -> None:
+        checkpoints.append(state)
+
+    with pytest.raises(ConnectionError):
+        await replicate(source, target, page_size=20, batch_size=20, on_checkpoint=keep)
+    assert len(checkpoints) == 3 and len(await target.get_all_ids()) == 60
+    source.left = -1  # the peer is back
+    resumed = await replicate(source, target, checkpoints[-1], page_size=20)
+    assert resumed.scanned == 40 and resumed.transferred == 40
+    assert await _ids(target) == await _ids(source)
