@@ -76,18 +76,26 @@ class ChangeCursor:
         return cls(value[1], value[2], value[3], value[4])
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class FeedPosition:
+    """A document's place in the feed: its newest applicable change (order, then entry id)."""
+
+    receipt_order: int
+    doc_id: str
+    entry_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeWindow:
     """The documents changed after a cursor, up to the store's head when it was asked."""
 
     epoch: str
     trust: str
-    #: ``(receipt order of the newest applicable change, doc id)``, ascending.
-    positions: tuple[tuple[int, str], ...]
+    positions: tuple[FeedPosition, ...]
     head: int
 
-    def cursor_at(self, position: tuple[int, str]) -> ChangeCursor:
-        return ChangeCursor(self.epoch, position[0], position[1], self.trust)
+    def cursor_at(self, position: FeedPosition) -> ChangeCursor:
+        return ChangeCursor(self.epoch, position.receipt_order, position.doc_id, self.trust)
 
     def end_cursor(self) -> ChangeCursor:
         """The position after everything in this window (and any entry the window skipped)."""
@@ -113,7 +121,7 @@ async def changed_since(
         if cursor.receipt_order >= head.max_receipt_order:
             return ChangeWindow(head.epoch, token, (), head.max_receipt_order)
         start = ScanCursor(cursor.receipt_order, _AFTER_EVERY_ID)
-    latest: dict[str, int] = {}
+    latest: dict[str, FeedPosition] = {}
     applies = trust.applies
     bound = head.max_receipt_order
     while True:
@@ -121,12 +129,12 @@ async def changed_since(
         for meta in page.entries:
             if meta.receipt_order > bound:
                 break  # arrived after we looked at the head: the next call's business
-            if applies(meta):
-                latest[meta.doc_id] = meta.receipt_order  # pages ascend: the last one is newest
+            if applies(meta):  # pages ascend: the last one seen is the newest
+                latest[meta.doc_id] = FeedPosition(meta.receipt_order, meta.doc_id, meta.id)
         else:
             start = page.next_cursor
             if page.has_more:
                 continue
         break
-    positions = tuple(sorted((order, doc_id) for doc_id, order in latest.items()))
+    positions = tuple(sorted(latest.values()))
     return ChangeWindow(head.epoch, token, positions, bound)

@@ -407,12 +407,15 @@ class MindooDB:
         unreadable and vanished documents come as tombstones (``doc.is_deleted()``). See
         ``changes.py`` for when a cursor is not resumed but everything is emitted again.
         """
-        await self.sync_store_changes()
         window = await changes.changed_since(
             self._store, self._trust, cursor, self._options.change_scan_page_size
         )
         for position in window.positions:
-            yield await self._doc_or_tombstone(position[1]), window.cursor_at(position)
+            cached = self._cache.get(position.doc_id)
+            if cached is not None and position.entry_id not in cached.included:
+                # Written through another handle on this store since it was cached.
+                self._cache.pop(position.doc_id, None)
+            yield await self._doc_or_tombstone(position.doc_id), window.cursor_at(position)
 
     async def count_changes_since(self, cursor: ChangeCursor | None = None) -> int:
         """How many documents ``iterate_changes_since(cursor)`` would yield (metadata only)."""
