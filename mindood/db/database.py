@@ -13,7 +13,6 @@ travel (``history.py``), the change feed (``changes.py``) and store replication 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import secrets
 from collections import OrderedDict
@@ -22,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mindood.db import changes, history
-from mindood.db.attachments import AttachmentIO, attachment_refs
+from mindood.db.attachments import AttachmentIO
 from mindood.db.changes import ChangeCursor
 from mindood.db.doc import MindooDoc
-from mindood.db.entries import Clock, build_doc_entry, snapshot_hash
+from mindood.db.entries import Clock
 from mindood.db.errors import DocumentPurgedError
 from mindood.db.history import DocumentVersion, Timestamp, TimeTravelDB, to_ms
 from mindood.db.keys import KeyProvider, Signer
@@ -33,14 +32,13 @@ from mindood.db.options import DBOptions
 from mindood.db.reader import DocReader, DocState
 from mindood.db.sync import StorePair, SyncResult, replicate_pairs
 from mindood.db.trust import TrustPolicy, trust_fingerprint
+from mindood.db.writer import ChangeFn, DocWriter
 from mindood.document import AutomergeDoc, change_hash, custom_id_initial_change
 from mindood.errors import (
-    AccessRevokedError,
     CorruptDocumentError,
     DatabaseError,
     DocumentDeletedError,
     DocumentNotFoundError,
-    InvalidChangeError,
     KeyNotFoundError,
 )
 from store.base import ContentAddressedStore, ScanCursor
@@ -50,8 +48,6 @@ from store.replicate import ReplicationCursor
 from store.verify import VerifiedBatch, verify_entries
 
 log = logging.getLogger("mindood.db")
-
-ChangeFn = Callable[[MindooDoc], Any | Awaitable[Any]]
 
 __all__ = ["ChangeFn", "DBOptions", "MindooDB", "SyncResult"]
 
@@ -105,6 +101,15 @@ class MindooDB:
         )
         self._reader = DocReader(
             db_id=db_id, store=store, keys=keys, actor=self._actor, files=self._files
+        )
+        self._writer = DocWriter(
+            db_id=db_id,
+            store=store,
+            signer=signer,
+            trust=lambda: self._trust,
+            clock=self._clock,
+            files=self._files,
+            snapshot_every=options.snapshot_every,
         )
         self._cache: OrderedDict[str, DocState] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -169,17 +174,19 @@ class MindooDB:
             if custom:
                 first = custom_id_initial_change()
                 state.am = AutomergeDoc.from_changes([first], self._actor)
-                await self._write(state, EntryType.DOC_CREATE, first, change_hash(first), [], key)
+                await self._writer.write(
+                    state, EntryType.DOC_CREATE, first, change_hash(first), [], key
+                )
                 if initial:
                     values = dict(initial)
-                    await self._change_locked(state, lambda d: d.get_data().update(values), key)
+                    await self._writer.change(state, lambda d: d.get_data().update(values), key)
             else:
 
                 def seed(d: MindooDoc) -> None:
                     d.get_data()["_attachments"] = []
                     d.get_data().update(initial or {})
 
-                await self._change_locked(state, seed, key, entry_type=EntryType.DOC_CREATE)
+                await self._writer.change(state, seed, key, entry_type=EntryType.DOC_CREATE)
             self._remember(state)
         self._listeners.emit({doc_id})
         return self._reader.view(state)
@@ -202,7 +209,13 @@ class MindooDB:
             if state.deleted:
                 raise DocumentDeletedError(f"document {doc_id!r} is deleted")
             key = self._newest_key(state.key_id)
-            await self._change_locked(state, fn, key)
+            try:
+                await self._writer.change(state, fn, key)
+            except BaseException:
+                # A change that committed in Automerge but was not stored (refused, I/O error)
+                # must not linger in the cached state: re-read from the store next time.
+                self._cache.pop(doc_id, None)
+                raise
         self._listeners.emit({doc_id})
         return self._reader.view(state)
 
@@ -218,106 +231,9 @@ class MindooDB:
             def touch(d: MindooDoc) -> None:
                 d.get_data()["_lastModified"] = self._clock.now_ms()
 
-            await self._change_locked(state, touch, key, entry_type=EntryType.DOC_DELETE)
+            await self._writer.change(state, touch, key, entry_type=EntryType.DOC_DELETE)
             state.deleted = True
         self._listeners.emit({doc_id})
-
-    async def _change_locked(
-        self,
-        state: DocState,
-        fn: ChangeFn,
-        key: bytes,
-        *,
-        entry_type: EntryType = EntryType.DOC_CHANGE,
-    ) -> None:
-        self._check_not_purged(state.doc_id)
-        pending = state.am.begin_change()
-        try:
-            view = MindooDoc(
-                state.doc_id,
-                pending.root,
-                key_id=state.key_id,
-                created_at=state.created_at,
-                last_modified=state.last_modified,
-                deleted=state.deleted,
-                files=self._files,
-                writer=self._files.writer(state.doc_id, state.key_id, key),
-            )
-            result = fn(view)
-            if inspect.isawaitable(result):
-                await result
-        except BaseException:
-            pending.rollback()
-            raise
-        change = pending.commit()
-        if change is None:
-            if entry_type is EntryType.DOC_CHANGE:
-                return  # nothing changed: no entry
-            raise InvalidChangeError("a lifecycle change must modify the document")
-        await self._write(state, entry_type, change.bytes, change.hash, change.deps, key)
-
-    async def _write(
-        self,
-        state: DocState,
-        entry_type: EntryType,
-        change_bytes: bytes,
-        change_hash: str,
-        deps: Sequence[str],
-        key: bytes,
-    ) -> None:
-        state.changed()
-        created_at = self._clock.now_ms()
-        # Every change carries the document's complete attachment list; a delete releases them.
-        refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
-        entry = build_doc_entry(
-            signer=self._signer,
-            entry_type=entry_type,
-            doc_id=state.doc_id,
-            key_id=state.key_id,
-            key=key,
-            plaintext=change_bytes,
-            automerge_hash=change_hash,
-            automerge_deps=deps,
-            dependency_ids=[state.entry_of_hash[d] for d in deps],
-            created_at=created_at,
-            attachment_refs=refs,
-        )
-        reason = self._trust.refusal(entry.metadata)
-        if reason is not None:
-            raise AccessRevokedError(f"cannot write to {self.db_id!r}: {reason}")
-        await self._put([entry])
-        state.included.add(entry.id)
-        state.entry_of_hash[change_hash] = entry.id
-        state.last_modified = created_at
-        if entry_type is EntryType.DOC_CREATE:
-            state.created_at = created_at
-        state.since_snapshot += 1
-        every = self._options.snapshot_every
-        if every > 0 and state.since_snapshot >= every:
-            await self._write_snapshot(state, key)
-
-    async def _write_snapshot(self, state: DocState, key: bytes) -> None:
-        heads = [h.hex() for h in state.am.heads()]
-        entry = build_doc_entry(
-            signer=self._signer,
-            entry_type=EntryType.DOC_SNAPSHOT,
-            doc_id=state.doc_id,
-            key_id=state.key_id,
-            key=key,
-            plaintext=state.am.save(),
-            automerge_hash=snapshot_hash(),
-            automerge_deps=heads,
-            dependency_ids=state.head_entry_ids(),
-            created_at=self._clock.now_ms(),
-            snapshot_heads=heads,
-        )
-        await self._put([entry])
-        state.since_snapshot = 0
-
-    async def _put(self, entries: list[StoreEntry]) -> None:
-        result = await self._store.put_entries(entries)
-        if result.rejected:
-            raise DatabaseError(f"the store refused a new entry: {result.rejected[0][1]}")
 
     # -- reading -----------------------------------------------------------------------------
     async def get_document(self, doc_id: str) -> MindooDoc:

@@ -1,0 +1,148 @@
+"""Turning a change callback into one signed, encrypted entry, and snapshots after N of them.
+
+``DocWriter`` holds what every write needs (store, signer, clock, trust, attachment I/O) so the
+database keeps only the public API around it: locking, lifecycle checks and notifications.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from mindood.db.attachments import AttachmentIO, attachment_refs
+from mindood.db.doc import MindooDoc
+from mindood.db.entries import Clock, build_doc_entry, snapshot_hash
+from mindood.db.keys import Signer
+from mindood.db.reader import DocState
+from mindood.db.trust import TrustPolicy
+from mindood.errors import AccessRevokedError, DatabaseError, InvalidChangeError
+from store.base import ContentAddressedStore
+from store.entry import EntryType, StoreEntry
+
+ChangeFn = Callable[[MindooDoc], Any | Awaitable[Any]]
+
+
+class DocWriter:
+    """Writes the entries of one database's documents."""
+
+    def __init__(
+        self,
+        *,
+        db_id: str,
+        store: ContentAddressedStore,
+        signer: Signer,
+        trust: Callable[[], TrustPolicy],
+        clock: Clock,
+        files: AttachmentIO,
+        snapshot_every: int,
+    ) -> None:
+        self._db_id = db_id
+        self._store = store
+        self._signer = signer
+        self._trust = trust
+        self._clock = clock
+        self._files = files
+        self._snapshot_every = snapshot_every
+
+    async def change(
+        self,
+        state: DocState,
+        fn: ChangeFn,
+        key: bytes,
+        *,
+        entry_type: EntryType = EntryType.DOC_CHANGE,
+    ) -> None:
+        """Run ``fn`` on a live view inside one Automerge change and write that change.
+
+        The caller holds the document's lock. If ``fn`` raises, the change is rolled back and
+        nothing is written; if it changed nothing, no entry is written either.
+        """
+        pending = state.am.begin_change()
+        try:
+            view = MindooDoc(
+                state.doc_id,
+                pending.root,
+                key_id=state.key_id,
+                created_at=state.created_at,
+                last_modified=state.last_modified,
+                deleted=state.deleted,
+                files=self._files,
+                writer=self._files.writer(state.doc_id, state.key_id, key),
+            )
+            result = fn(view)
+            if inspect.isawaitable(result):
+                await result
+        except BaseException:
+            pending.rollback()
+            raise
+        change = pending.commit()
+        if change is None:
+            if entry_type is EntryType.DOC_CHANGE:
+                return  # nothing changed: no entry
+            raise InvalidChangeError("a lifecycle change must modify the document")
+        await self.write(state, entry_type, change.bytes, change.hash, change.deps, key)
+
+    async def write(
+        self,
+        state: DocState,
+        entry_type: EntryType,
+        change_bytes: bytes,
+        change_hash: str,
+        deps: Sequence[str],
+        key: bytes,
+    ) -> None:
+        """Encrypt, sign and store one Automerge change already applied to ``state.am``."""
+        state.changed()
+        created_at = self._clock.now_ms()
+        # Every change carries the document's complete attachment list; a delete releases them.
+        refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
+        entry = build_doc_entry(
+            signer=self._signer,
+            entry_type=entry_type,
+            doc_id=state.doc_id,
+            key_id=state.key_id,
+            key=key,
+            plaintext=change_bytes,
+            automerge_hash=change_hash,
+            automerge_deps=deps,
+            dependency_ids=[state.entry_of_hash[d] for d in deps],
+            created_at=created_at,
+            attachment_refs=refs,
+        )
+        reason = self._trust().refusal(entry.metadata)
+        if reason is not None:
+            raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
+        await self.put([entry])
+        state.included.add(entry.id)
+        state.entry_of_hash[change_hash] = entry.id
+        state.last_modified = created_at
+        if entry_type is EntryType.DOC_CREATE:
+            state.created_at = created_at
+        state.since_snapshot += 1
+        if self._snapshot_every > 0 and state.since_snapshot >= self._snapshot_every:
+            await self.snapshot(state, key)
+
+    async def snapshot(self, state: DocState, key: bytes) -> None:
+        """Save the whole document as one ``doc_snapshot`` so later reads replay less."""
+        heads = [h.hex() for h in state.am.heads()]
+        entry = build_doc_entry(
+            signer=self._signer,
+            entry_type=EntryType.DOC_SNAPSHOT,
+            doc_id=state.doc_id,
+            key_id=state.key_id,
+            key=key,
+            plaintext=state.am.save(),
+            automerge_hash=snapshot_hash(),
+            automerge_deps=heads,
+            dependency_ids=state.head_entry_ids(),
+            created_at=self._clock.now_ms(),
+            snapshot_heads=heads,
+        )
+        await self.put([entry])
+        state.since_snapshot = 0
+
+    async def put(self, entries: list[StoreEntry]) -> None:
+        result = await self._store.put_entries(entries)
+        if result.rejected:
+            raise DatabaseError(f"the store refused a new entry: {result.rejected[0][1]}")
