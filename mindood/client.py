@@ -258,6 +258,8 @@ class MindoodClient:
                 await self._writer.drain()
             return await future
         except (ConnectionError, OSError) as exc:
+            if self._fatal is not None:  # the daemon said why before it hung up
+                raise self._fatal from None
             raise DaemonConnectionError(f"lost the connection to the daemon: {exc}") from None
         finally:
             self._pending.pop(msgid, None)

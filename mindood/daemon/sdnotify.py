@@ -21,6 +21,8 @@ from collections.abc import Mapping
 log = logging.getLogger("mindood.sdnotify")
 
 NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET"
+#: Longest a state message (READY, RELOADING, STOPPING) waits for room in systemd's queue.
+STATE_SEND_WAIT = 1.0
 
 
 def notify_address(env: Mapping[str, str]) -> str | bytes | None:
@@ -68,15 +70,19 @@ class Notifier:
     def enabled(self) -> bool:
         return self._address is not None
 
-    def send(self, *lines: str) -> bool:
-        """Send one datagram of ``KEY=value`` lines; False if not delivered."""
+    def send(self, *lines: str, wait: float = 0.0) -> bool:
+        """Send one datagram of ``KEY=value`` lines; False if not delivered.
+
+        The receiver's queue is short (``net.unix.max_dgram_qlen``, 10 by default): state changes
+        (``wait`` > 0) may block that long for room, the watchdog ping is dropped instead.
+        """
         if self._address is None:
             return False
         payload = "\n".join(lines).encode()
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-                self._sock.setblocking(False)
+            self._sock.settimeout(wait if wait > 0 else 0.0)
             self._sock.sendto(payload, self._address)
         except OSError as exc:
             if not self._warned:
@@ -86,19 +92,21 @@ class Notifier:
         return True
 
     def ready(self, status: str) -> bool:
-        return self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+        return self.send(
+            "READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}", wait=STATE_SEND_WAIT
+        )
 
     def status(self, status: str) -> bool:
-        return self.send(f"STATUS={status}")
+        return self.send(f"STATUS={status}", wait=STATE_SEND_WAIT)
 
     def watchdog(self) -> bool:
         return self.send("WATCHDOG=1")
 
     def reloading(self) -> bool:
-        return self.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}")
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}", wait=STATE_SEND_WAIT)
 
     def stopping(self, status: str = "stopping") -> bool:
-        return self.send("STOPPING=1", f"STATUS={status}")
+        return self.send("STOPPING=1", f"STATUS={status}", wait=STATE_SEND_WAIT)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -103,14 +103,15 @@ class RpcServer:
         dispatch: Dispatcher,
         *,
         limits: ServerLimits | None = None,
-        extra_uids: Iterable[int] = (),
+        allowed_uids: Iterable[int] | None = None,
         shutdown_grace: float = 10.0,
     ) -> None:
         self.path = path
         self.limits = limits or ServerLimits()
         self.shutdown_grace = shutdown_grace
         self._dispatch = dispatch
-        self._allowed = {os.getuid(), 0, *extra_uids}
+        #: Who may connect: by default the daemon's own uid and root.
+        self._allowed = set(allowed_uids) if allowed_uids is not None else {os.getuid(), 0}
         self._sock: socket.socket | None = None
         self._closing = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
