@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mindood.db import ChangeCursor, DBOptions, InvalidCursorError, MindooDB, MindooDoc
+from mindood.tenant.trust import DirectoryTrust, KeyStates
 from store.base import ScanCursor, ScanFilters, ScanPage
 from store.entry import StoreEntry
 from store.memory import InMemoryStore
@@ -162,3 +163,30 @@ def test_cursor_text_round_trips_and_garbage_is_refused() -> None:
     for bad in ("", "[]", '[2,"e",1,"d","t"]', '[1,"e",-1,"d","t"]', "{"):
         with pytest.raises(InvalidCursorError):
             ChangeCursor.decode(bad)
+
+
+async def test_changes_made_while_iterating_come_in_the_next_round() -> None:
+    db = make_db(KeySigner(), default_keys())
+    first = [(await db.create_document({"i": i})).get_id() for i in range(3)]
+    seen: list[str] = []
+    cursor: ChangeCursor | None = None
+    async for doc, position in db.iterate_changes_since(None):
+        seen.append(doc.get_id())
+        cursor = position
+        if len(seen) == 1:
+            await db.change_doc(first[0], lambda d: d.get_data().update(edited=True))
+            late = await db.create_document({"late": True})
+    assert seen == first  # this round ends where the store stood when it began
+    again = [d async for d, _ in db.iterate_changes_since(cursor)]
+    assert [d.get_id() for d in again] == [first[0], late.get_id()]
+    assert again[0].get_data() == {"i": 0, "edited": True}
+
+
+def test_directory_trust_fingerprints_are_stable_names_of_the_key_states() -> None:
+    first, second = DirectoryTrust("admin-pem"), DirectoryTrust("admin-pem")
+    assert first.fingerprint == second.fingerprint  # same answers in another process
+    states = KeyStates(active=frozenset({"alice-key"}))
+    first.update(states)
+    assert first.fingerprint != second.fingerprint
+    second.update(states)
+    assert first.fingerprint == second.fingerprint and first.generation == second.generation

@@ -12,7 +12,7 @@ from mindood import InMemoryStoreFactory, OnDiskStoreFactory, TenantFactory
 from mindood.db import DocumentPurgedError, MindooDB, MindooDoc, OpenTrust
 from mindood.errors import NotAdminError
 from mindood.tenant import Tenant
-from mindood.tenant.purge import REGISTRY_META_NAME
+from mindood.tenant.purge import REGISTRY_META_NAME, PurgeRegistry
 from store.memory import InMemoryStore
 from tests.db_helpers import KeySigner, StaticKeys
 from tests.tenant_helpers import TENANT_ID, admin_creds, fast_kdf, identity, new_tenant, password
@@ -196,3 +196,25 @@ async def test_requests_are_validated() -> None:
     assert archive.is_purged("gone_doc")
     with pytest.raises(DocumentPurgedError):
         await archive.create_document({"x": 1}, doc_id="gone_doc")
+
+
+async def test_a_damaged_registry_is_rebuilt_from_the_directory() -> None:
+    factory = InMemoryStoreFactory()
+    created = await new_tenant(factory)
+    tenant = created.tenant
+    request = await tenant.publish_purge_request("crm", ["some_doc"], **admin_creds())
+    await factory.write_meta(TENANT_ID, REGISTRY_META_NAME, b"\x00not json")
+    registry = PurgeRegistry(factory, TENANT_ID)
+    await registry.load()
+    assert registry.records() == []
+    # A tenant opened on that state applies the request again (harmless) and records it.
+    again = await TenantFactory(factory).open_tenant(
+        TENANT_ID,
+        tenant.admin_signing_public_key,
+        tenant.admin_encryption_public_key,
+        tenant.user,
+        None,
+        created.key_bag,
+    )
+    assert [r.request_id for r in again.get_purge_records()] == [request.request_id]
+    assert (await again.open_db("crm")).is_purged("some_doc")

@@ -124,17 +124,16 @@ async def changed_since(
     latest: dict[str, FeedPosition] = {}
     applies = trust.applies
     bound = head.max_receipt_order
-    while True:
+    done = False
+    while not done:
         page = await store.scan_entries_since(start, page_size, _REPLAY)
         for meta in page.entries:
             if meta.receipt_order > bound:
-                break  # arrived after we looked at the head: the next call's business
+                done = True  # arrived after we looked at the head: the next call's business
+                break
             if applies(meta):  # pages ascend: the last one seen is the newest
                 latest[meta.doc_id] = FeedPosition(meta.receipt_order, meta.doc_id, meta.id)
-        else:
-            start = page.next_cursor
-            if page.has_more:
-                continue
-        break
+        start = page.next_cursor
+        done = done or not page.has_more
     positions = tuple(sorted(latest.values()))
     return ChangeWindow(head.epoch, token, positions, bound)
