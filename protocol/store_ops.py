@@ -41,6 +41,10 @@ class StoreKind(StrEnum):
 
 #: Notification topic: a served store has new entries (``[db, kind, epoch, max_receipt_order]``).
 CHANGED = "changed"
+#: Request ``[target_identity, payload]`` asks the peer to pass ``payload`` to ``target``; the
+#: target gets notification ``[sender_identity, payload]``. Rendezvous for WebRTC signaling.
+SIGNAL = "signal"
+MAX_SIGNAL_BYTES = 64 * 1024
 MAX_SCAN_PAGE = 1000
 
 _CODEC_LIMITS = CodecLimits()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from store.entry import StoreEntry
 from tests.entries import tampered
 from tests.sync_helpers import Node, eventually, join, keyless_relay, make_node, sync_node
 from tests.tenant_helpers import admin_creds, fast_kdf, identity, new_tenant, password, username
+from transports.channel import channel_pair
 
 pytestmark = pytest.mark.usefixtures("_kdf")
 
@@ -253,3 +255,40 @@ async def test_oversized_entries_are_refused_and_logged_while_the_rest_arrive(
     await eventually(lambda: _synced(b))
     assert await b_db.find_document(big.get_id()) is None
     assert any("exceeds this node's limit" in getattr(r, "reason", "") for r in caplog.records)
+
+
+async def test_a_session_runs_over_any_channel(tmp_path: Path, nodes: Nodes) -> None:
+    """The same node code syncs over a non-TCP channel (here the in-memory pair)."""
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    a_end, b_end = channel_pair()
+    server = asyncio.ensure_future(a.sync.attach(a_end))
+    await b.sync.attach(b_end, b.tenant.tenant_id)
+    await server
+    doc = await (await a.db()).create_document({"via": "memory"})
+    await eventually(lambda: _is_any(b, doc.get_id(), {"via": "memory"}))
+    assert {p.transport for p in b.sync.peers()} == {"memory"}
+
+
+async def test_signals_reach_a_peer_through_a_shared_rendezvous(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    hub = nodes.add(await make_node(tmp_path, "hub", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    c = nodes.add(await make_node(tmp_path, "c", await join(alice_tenant, "carol")))
+    await hub.listen()
+    await b.connect_to(hub)
+    await c.connect_to(hub)
+    await eventually(lambda: _synced(b))
+    await eventually(lambda: _synced(c))
+    received: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()
+    c.sync.on_signal(lambda t, sender, payload: received.put_nowait((t, sender, payload)))
+    carol = c.tenant.user.private.signing_public_key
+    assert await b.sync.send_signal(b.tenant.tenant_id, carol, b"offer: sdp...")
+    tenant_id, sender, payload = await asyncio.wait_for(received.get(), 10)
+    assert (tenant_id, payload) == (b.tenant.tenant_id, b"offer: sdp...")
+    assert sender == b.tenant.user.private.signing_public_key
+    unknown = (await new_tenant(InMemoryStoreFactory())).tenant.user.private.signing_public_key
+    assert not await b.sync.send_signal(b.tenant.tenant_id, unknown + "x", b"nobody")

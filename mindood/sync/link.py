@@ -12,18 +12,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mindood.db import MindooDB
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantSyncContext
 from mindood.sync.cursors import CursorBook, peer_key
-from protocol.errors import ErrorCode, ProtocolError
+from protocol.errors import ErrorCode, ProtocolError, RequestError
 from protocol.interfaces import PeerInfo, PeerRefused
 from protocol.messages import Notify
 from protocol.remote_store import RemoteStore
 from protocol.serve import StoreService
-from protocol.store_ops import CHANGED, StoreKind
+from protocol.store_ops import CHANGED, MAX_SIGNAL_BYTES, SIGNAL, StoreKind
 from store.base import ContentAddressedStore
 from store.chained import ChainedStore
 from store.entry import StoreEntry
@@ -58,10 +58,12 @@ class PeerLink:
         address: str,
         peer: PeerInfo,
         *,
+        signals: SignalRouter | None = None,
         is_upstream: bool = False,
         max_entry_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.is_upstream = is_upstream
+        self._signals = signals
         self.max_entry_bytes = max_entry_bytes
         self.conn = conn
         self.peer = peer
@@ -85,7 +87,7 @@ class PeerLink:
             on_subscribe=self._peer_subscribed,
             on_stored=self._peer_stored,
         )
-        conn.handle_request = self.service.handle
+        conn.handle_request = self._handle
         conn.on_notify = self._on_notify
 
     @property
@@ -148,7 +150,28 @@ class PeerLink:
         self.subscriptions.add(db)
 
     # -- pulling -----------------------------------------------------------------------------
+    async def _handle(self, operation: str, args: Sequence[Any]) -> Any:
+        if operation == SIGNAL:
+            return await self._relay_signal(args)
+        return await self.service.handle(operation, args)
+
+    async def _relay_signal(self, args: Sequence[Any]) -> bool:
+        if self._signals is None or self.peer.provisional:
+            raise RequestError(ErrorCode.REFUSED, "this node relays no signals")
+        if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], bytes):
+            raise RequestError(ErrorCode.BAD_ARGUMENTS, "signal takes [target identity, payload]")
+        if len(args[1]) > MAX_SIGNAL_BYTES or len(args[0]) > 8192:
+            raise RequestError(ErrorCode.BAD_ARGUMENTS, "signal too large")
+        return await self._signals.forward_signal(
+            self.context.tenant_id, self.peer_identity, args[0], args[1]
+        )
+
     def _on_notify(self, notify: Notify) -> None:
+        if notify.topic == SIGNAL and self._signals is not None and len(notify.args) == 2:
+            sender, payload = notify.args
+            if isinstance(sender, str) and isinstance(payload, bytes):
+                self._signals.deliver_signal(self.context.tenant_id, sender, payload)
+            return
         if notify.topic == CHANGED and notify.args and isinstance(notify.args[0], str):
             name = notify.args[0]
             self._adopt(name)
@@ -295,6 +318,14 @@ class PeerLink:
         await self.conn.notify(
             CHANGED, [db, StoreKind.DOCS.value, head.epoch, head.max_receipt_order]
         )
+
+
+class SignalRouter(Protocol):
+    def deliver_signal(self, tenant_id: str, sender: str, payload: bytes) -> None: ...
+
+    async def forward_signal(
+        self, tenant_id: str, sender: str, target: str, payload: bytes
+    ) -> bool: ...
 
 
 class _Provider:

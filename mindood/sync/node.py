@@ -17,22 +17,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.crypto.pem import normalize_pem
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantRegistry, TenantSyncContext
 from mindood.sync.cursors import CursorBook
 from mindood.sync.link import DIRECTORY, PeerLink
 from mindood.tenant import Tenant
-from protocol.errors import ErrorCode
+from protocol.errors import ErrorCode, ProtocolError
 from protocol.messages import DEFAULT_LIMITS, Limits
 from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
-from protocol.store_ops import StoreKind
+from protocol.store_ops import SIGNAL, StoreKind
 from transports.channel import Channel, ChannelClosed
 from transports.tcp import Backoff, NodeCertificate, dial, listen
 
 log = logging.getLogger("mindood.sync.node")
 
 EventListener = Callable[[str, dict[str, Any]], None]
+SignalListener = Callable[[str, str, bytes], None]
 _DATABASES_META = "sync-databases"
 
 
@@ -87,6 +89,7 @@ class SyncNode:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[EventListener] = []
+        self._signal_listeners: list[SignalListener] = []
         self._closing = False
 
     # -- events ------------------------------------------------------------------------------
@@ -205,24 +208,86 @@ class SyncNode:
         through it (edge-cache mode).
         """
         channel = await dial(host, port, max_frame=self._limits.max_message_bytes + 1024)
-        state = self._tenants[tenant_id]
-        session = Session(
-            Role.CLIENT,
-            binding=channel.binding,
-            context=state.context,
-            limits=self._limits,
-            now=time.monotonic(),
-            node_name=self._node_name,
-        )
+        return await self.attach(channel, tenant_id, upstream=upstream)
+
+    async def attach(
+        self, channel: Channel, tenant_id: str | None = None, *, upstream: bool = False
+    ) -> PeerConnection:
+        """Run a session over any transport's channel (TCP, a WebRTC data channel, ...).
+
+        With ``tenant_id`` we are the client (we chose the peer); without it we serve whatever
+        tenant the peer asks for. Returns once the handshake ended; raises if it failed.
+        """
+        if tenant_id is None:
+            session = Session(
+                Role.SERVER,
+                binding=channel.binding,
+                resolver=self._registry,
+                limits=self._limits,
+                now=time.monotonic(),
+                node_name=self._node_name,
+            )
+        else:
+            session = Session(
+                Role.CLIENT,
+                binding=channel.binding,
+                context=self._tenants[tenant_id].context,
+                limits=self._limits,
+                now=time.monotonic(),
+                node_name=self._node_name,
+            )
         conn = PeerConnection(channel, session)
-        if upstream:
+        if upstream and tenant_id is not None:
             self._upstream[tenant_id] = conn
-        self._spawn(self._run_connection(channel, session, "out", conn))
+        direction = "in" if tenant_id is None else "out"
+        self._spawn(self._run_connection(channel, session, direction, conn))
         await conn.opened.wait()
         if conn.close_reason is not None:
             reason = conn.close_reason
             raise ConnectionRefusedError(f"peer refused the session: {reason.message}")
         return conn
+
+    # -- signaling (a shared peer as rendezvous, e.g. for WebRTC offers and answers) ---------
+    def on_signal(self, listener: SignalListener) -> Callable[[], None]:
+        """Receive ``(tenant_id, from_identity, payload)`` sent to this node via any peer."""
+        self._signal_listeners.append(listener)
+        return lambda: self._signal_listeners.remove(listener)
+
+    def deliver_signal(self, tenant_id: str, sender: str, payload: bytes) -> None:
+        for listener in list(self._signal_listeners):
+            try:
+                listener(tenant_id, sender, payload)
+            except Exception:
+                log.exception("signal listener failed")
+
+    async def forward_signal(
+        self, tenant_id: str, sender: str, target: str, payload: bytes
+    ) -> bool:
+        """Pass a signal from ``sender`` to the connected peer ``target`` (we are rendezvous)."""
+        state = self._tenants.get(tenant_id)
+        if state is not None and normalize_pem(target) == normalize_pem(state.context.identity):
+            self.deliver_signal(tenant_id, sender, payload)
+            return True
+        for link in self._links.values():
+            if link.context.tenant_id == tenant_id and normalize_pem(
+                link.peer_identity
+            ) == normalize_pem(target):
+                await link.conn.notify(SIGNAL, [sender, payload])
+                return True
+        return False
+
+    async def send_signal(self, tenant_id: str, target: str, payload: bytes) -> bool:
+        """Send ``payload`` to peer ``target``: directly if connected, else through any
+        connected peer of the tenant that is connected to it. True once some peer took it."""
+        links = [lk for lk in self._links.values() if lk.context.tenant_id == tenant_id]
+        direct = [lk for lk in links if normalize_pem(lk.peer_identity) == normalize_pem(target)]
+        for link in direct + [lk for lk in links if lk not in direct]:
+            try:
+                if await link.conn.call(SIGNAL, [target, payload]):
+                    return True
+            except ProtocolError:
+                continue
+        return False
 
     def add_peer(
         self, host: str, port: int, tenant_id: str, *, upstream: bool = False
@@ -289,6 +354,7 @@ class SyncNode:
             self._emit,
             channel.peer_address,
             event.peer,
+            signals=self,
             is_upstream=self._upstream.get(event.tenant_id) is conn,
             max_entry_bytes=self._max_entry_bytes,
         )
