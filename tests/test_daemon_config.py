@@ -1,0 +1,178 @@
+"""Configuration parsing (every bad key named) and default paths (XDG and systemd)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mindood.daemon.config import (
+    Config,
+    ConfigError,
+    Limits,
+    load_config,
+    parse_config,
+    restart_required,
+)
+from mindood.daemon.paths import (
+    UnsafeDirectoryError,
+    client_socket,
+    default_config_file,
+    default_data_dir,
+    default_socket,
+    ensure_private_dir,
+)
+
+FULL = """
+[daemon]
+data_dir = "/var/lib/mindood"
+socket = "/run/mindood/mindood.sock"
+log_level = "debug"
+
+[network]
+listen = ["tcp://0.0.0.0:7890"]
+mdns = false
+
+[limits]
+max_connections = 8
+shutdown_grace_seconds = 2.5
+
+[tenants.acme]
+password_file = "/etc/mindood/acme.password"
+databases = ["contacts", "notes"]
+
+[tenants.beta]
+credential = "beta-pw"
+auto_unlock = false
+
+[[peers]]
+address = "tcp://10.0.0.5:7890"
+tenants = ["acme"]
+
+[[upstreams]]
+address = "tcp://central.example:7890"
+tenant = "acme"
+databases = ["contacts"]
+"""
+
+
+def test_no_file_is_the_default_configuration(tmp_path: Path) -> None:
+    assert load_config(tmp_path / "missing.toml", required=False) == Config()
+    assert load_config(None, required=False) == Config()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", required=True)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert load_config(empty, required=True) == Config(source=empty)
+
+
+def test_full_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "mindood.toml"
+    path.write_text(FULL)
+    config = load_config(path, required=True)
+    assert config.data_dir == Path("/var/lib/mindood")
+    assert config.socket == Path("/run/mindood/mindood.sock")
+    assert config.log_level == "DEBUG"
+    assert config.network.listen == ("tcp://0.0.0.0:7890",) and config.network.mdns is False
+    assert config.limits == Limits(max_connections=8, shutdown_grace_seconds=2.5)
+    acme = config.tenant("acme")
+    assert acme is not None and acme.password_file == Path("/etc/mindood/acme.password")
+    assert acme.databases == ("contacts", "notes") and acme.credential_name == "acme"
+    beta = config.tenant("beta")
+    assert beta is not None and beta.credential_name == "beta-pw" and not beta.auto_unlock
+    assert config.peers[0].address == "tcp://10.0.0.5:7890" and config.peers[0].tenants == ("acme",)
+    assert config.upstreams[0].tenant == "acme"
+    assert config.source == path
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("[daemon]\ndata_dirr = '/x'", "daemon.data_dirr"),
+        ("[daemon]\ndata_dir = 'relative'", "daemon.data_dir"),
+        ("[daemon]\nlog_level = 'LOUD'", "daemon.log_level"),
+        ("[limits]\nmax_connections = 'many'", "limits.max_connections"),
+        ("[limits]\nmax_connections = 0", "limits.max_connections"),
+        ("[limits]\nmax_frame_bytes = true", "limits.max_frame_bytes"),
+        ("[network]\nmdns = 'yes'", "network.mdns"),
+        ("[network]\nlisten = 'tcp://x'", "network.listen"),
+        ("[tenants.acme]\ndatabases = ['../x']", "tenants.acme.databases[0]"),
+        ("[tenants.acme]\ncredential = '../etc/shadow'", "tenants.acme.credential"),
+        ("[tenants.acme]\nunknown = 1", "tenants.acme.unknown"),
+        ("[tenants.'bad/id']\n", "tenants.bad/id"),
+        ("[[peers]]\ntenants = ['acme']", "peers[0].address"),
+        ("[[upstreams]]\naddress = 'tcp://x'", "upstreams[0].tenant"),
+        ("peers = 3", "peers"),
+        ("surprise = 1", "surprise"),
+    ],
+)
+def test_bad_keys_are_named(tmp_path: Path, body: str, key: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, required=True)
+    assert info.value.key == key
+    assert key in str(info.value) and str(path) in str(info.value)
+
+
+def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[daemon")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, required=True)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path, required=True)
+
+
+def test_restart_required_lists_what_cannot_change_live() -> None:
+    old = parse_config({})
+    new = parse_config(
+        {
+            "daemon": {"socket": "/run/x.sock", "log_level": "DEBUG"},
+            "network": {"mdns": False},
+            "limits": {"max_connections": 2},
+        }
+    )
+    assert restart_required(old, new) == ["daemon.socket", "network.mdns"]
+    assert restart_required(old, old) == []
+
+
+def test_default_paths_follow_xdg_and_systemd() -> None:
+    home = {"HOME": "/home/ada"}
+    assert default_data_dir(home) == Path("/home/ada/.local/share/mindood")
+    assert default_data_dir({**home, "XDG_DATA_HOME": "/d"}) == Path("/d/mindood")
+    assert default_data_dir({**home, "XDG_DATA_HOME": "relative"}) == Path(
+        "/home/ada/.local/share/mindood"
+    )
+    assert default_data_dir({**home, "STATE_DIRECTORY": "/var/lib/mindood:/x"}) == Path(
+        "/var/lib/mindood"
+    )
+    assert default_config_file(home) == Path("/home/ada/.config/mindood/mindood.toml")
+    assert default_config_file({**home, "CONFIGURATION_DIRECTORY": "/etc/mindood"}) == Path(
+        "/etc/mindood/mindood.toml"
+    )
+    assert default_socket({"XDG_RUNTIME_DIR": "/run/user/1000"}) == Path(
+        "/run/user/1000/mindood/mindood.sock"
+    )
+    assert default_socket({"RUNTIME_DIRECTORY": "/run/mindood"}) == Path(
+        "/run/mindood/mindood.sock"
+    )
+    assert default_socket({}) == Path(f"/tmp/mindood-{os.getuid()}/mindood.sock")
+    assert client_socket({"MINDOOD_SOCKET": "/x.sock", "XDG_RUNTIME_DIR": "/r"}) == Path("/x.sock")
+    assert client_socket({"XDG_RUNTIME_DIR": "/r"}) == Path("/r/mindood/mindood.sock")
+
+
+def test_private_directory_is_checked(tmp_path: Path) -> None:
+    fresh = ensure_private_dir(tmp_path / "fresh")
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert ensure_private_dir(fresh) == fresh
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    with pytest.raises(UnsafeDirectoryError, match="open to other users"):
+        ensure_private_dir(shared)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UnsafeDirectoryError, match="not a directory"):
+        ensure_private_dir(tmp_path / "file")
