@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from mindood.daemon.methods import DaemonHooks, Methods
 from mindood.daemon.node import Node
 from mindood.daemon.paths import default_data_dir, default_socket, ensure_private_dir
 from mindood.daemon.sdnotify import Notifier, watchdog_interval
+from mindood.daemon.services import Service
 from mindood.rpc.server import RpcServer, ServerLimits
 from mindood.rpc.wire import FrameLimits
 
@@ -68,9 +69,21 @@ def server_limits(limits: Limits) -> ServerLimits:
     )
 
 
+#: Builds a service for a node; the daemon calls each after opening the node, before serving.
+ServiceFactory = Callable[[Node], Service]
+
+
 class Daemon:
-    def __init__(self, options: DaemonOptions, env: Mapping[str, str], config: Config) -> None:
+    def __init__(
+        self,
+        options: DaemonOptions,
+        env: Mapping[str, str],
+        config: Config,
+        *,
+        services: Sequence[ServiceFactory] = (),
+    ) -> None:
         self.options = options
+        self._service_factories = tuple(services)
         self.env = env
         self.config = config
         self.data_dir = options.data_dir or config.data_dir or default_data_dir(env)
@@ -84,6 +97,8 @@ class Daemon:
         self._tg: asyncio.TaskGroup | None = None
         self._reload_lock: asyncio.Lock | None = None
         self.reloads = 0
+        #: Set once the daemon serves (when READY=1 goes to systemd); for embedding and tests.
+        self.ready = asyncio.Event()
 
     # -- control -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -192,6 +207,8 @@ class Daemon:
             self._stop_event.set()
         self._reload_lock = asyncio.Lock()
         node = self.node = Node(self.data_dir, self.config, self.env)
+        for factory in self._service_factories:
+            node.services.add(factory(node))
         methods = Methods(node, DaemonHooks(status=self._status, reload=self.reload))
         server = self.server = RpcServer(
             self.socket_path,
@@ -238,6 +255,7 @@ class Daemon:
                     )
                 await node.tenants.auto_unlock(self.config)
                 self.notifier.ready(self._status_line())
+                self.ready.set()
                 log.info("mindood ready on %s (data in %s)", self.socket_path, self.data_dir)
                 await self._stop_event.wait()
                 log.info("shutting down")
@@ -255,4 +273,4 @@ class Daemon:
             await asyncio.sleep(interval)
 
 
-__all__ = ["CLOSE_TIMEOUT", "Daemon", "DaemonOptions", "server_limits"]
+__all__ = ["CLOSE_TIMEOUT", "Daemon", "DaemonOptions", "ServiceFactory", "server_limits"]

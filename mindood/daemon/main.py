@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import uvloop
 
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from mindood.daemon.config import ConfigError, load_config
-from mindood.daemon.daemon import Daemon, DaemonOptions
+from mindood.daemon.daemon import Daemon, DaemonOptions, ServiceFactory
 from mindood.daemon.lock import AlreadyRunningError
 from mindood.daemon.paths import UnsafeDirectoryError, default_config_file
 from mindood.rpc.server import SocketBindError
@@ -24,7 +24,16 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
-def run(options: DaemonOptions, env: Mapping[str, str] | None = None) -> int:
+def default_services() -> list[ServiceFactory]:
+    """The services ``mindood run`` starts beside the RPC (node-to-node sync plugs in here)."""
+    return []
+
+
+def run(
+    options: DaemonOptions,
+    env: Mapping[str, str] | None = None,
+    services: Sequence[ServiceFactory] | None = None,
+) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; returns the exit code."""
     env = dict(os.environ if env is None else env)
     try:
@@ -53,7 +62,8 @@ def run(options: DaemonOptions, env: Mapping[str, str] | None = None) -> int:
         return EXIT_CONFIG
     if options.log_level is None:
         logging.getLogger().setLevel(config.log_level)
-    daemon = Daemon(options, env, config)
+    factories = default_services() if services is None else services
+    daemon = Daemon(options, env, config, services=factories)
     try:
         return uvloop.run(daemon.run())
     except AlreadyRunningError as exc:
@@ -67,4 +77,4 @@ def run(options: DaemonOptions, env: Mapping[str, str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "run"]
+__all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "default_services", "run"]

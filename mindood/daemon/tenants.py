@@ -186,7 +186,7 @@ class TenantRegistry:
         check_component(name, "database name")
         tenant = self.unlocked(tenant_id)
         slot = self.slot(tenant_id)
-        if not create and name not in self.databases(tenant_id):
+        if not create and name not in slot.listening and name not in self.databases(tenant_id):
             raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
         db = await tenant.open_db(name)
         if name not in slot.listening and slot.tenant is tenant:
