@@ -178,17 +178,18 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Signal and wait for the exit code."""
+    def stop(self, sig: signal.Signals | None = signal.SIGTERM) -> int:
+        """Signal (unless ``sig`` is None: it was signalled already) and wait for the exit code."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
+        if sig is not None:
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"daemon did not stop on {sig.name}:\n{self.log()}") from None
+            raise AssertionError(f"daemon did not stop on {sig}:\n{self.log()}") from None
 
     def restart(self) -> None:
         assert self.stop() == 0, self.log()

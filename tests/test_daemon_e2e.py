@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mindood.client import (
+    DaemonConnectionError,
     MindoodClient,
     counter,
     op_delete,
@@ -469,7 +470,7 @@ def test_second_daemon_on_the_same_data_dir_is_refused(daemon: DaemonProcess) ->
     assert busy.returncode == 2 and "already listening" in busy.stderr
 
 
-def test_restart_finds_everything_again(daemon: DaemonProcess) -> None:
+async def test_restart_finds_everything_again(daemon: DaemonProcess) -> None:
     before = {}
     listed = cli_json(daemon, "doc", "list", TENANT, "contacts")
     assert isinstance(listed, dict) and listed["doc_ids"]
@@ -478,8 +479,24 @@ def test_restart_finds_everything_again(daemon: DaemonProcess) -> None:
         assert isinstance(doc, dict)
         before[doc_id] = doc["data"]
 
+    # SIGTERM while writes are in flight: every write that was answered is durable, the rest
+    # fail on the client side with a lost connection; nothing is half-written.
     seen = len(daemon.notify.messages)
-    assert daemon.stop() == 0, daemon.log()
+    async with await daemon.client() as client:
+        writes = [
+            asyncio.create_task(client.doc_create(TENANT, "contacts", {"burst": n}))
+            for n in range(60)
+        ]
+        await asyncio.wait(writes, return_when=asyncio.FIRST_COMPLETED)
+        daemon.send_signal(signal.SIGTERM)
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    answered = [o for o in outcomes if isinstance(o, dict)]
+    assert answered and all(
+        isinstance(o, DaemonConnectionError) for o in outcomes if not isinstance(o, dict)
+    )
+    before.update({o["id"]: o["data"] for o in answered})
+    daemon.send_signal(signal.SIGTERM)  # a second SIGTERM during shutdown changes nothing
+    assert daemon.stop(None) == 0, daemon.log()
     daemon.notify.wait_for("STOPPING", after=seen, timeout=1)
     assert not daemon.socket.exists()  # removed on a clean shutdown
     daemon.start()
@@ -506,7 +523,7 @@ def test_credential_unlocks_at_startup(daemon: DaemonProcess) -> None:
     credentials.mkdir(mode=0o700)
     (credentials / TENANT).write_text(ALICE_PW)
     os.chmod(credentials / TENANT, 0o400)
-    assert daemon.stop() == 0
+    assert daemon.stop(signal.SIGINT) == 0
     daemon.extra_env["CREDENTIALS_DIRECTORY"] = str(credentials)
     try:
         daemon.start()
@@ -518,7 +535,5 @@ def test_credential_unlocks_at_startup(daemon: DaemonProcess) -> None:
 
 
 async def test_client_reports_a_missing_daemon(tmp_path: Path) -> None:
-    from mindood.client import DaemonConnectionError
-
     with pytest.raises(DaemonConnectionError, match="no mindood daemon"):
         await MindoodClient.connect(tmp_path / "nothing.sock")

@@ -10,12 +10,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from mindood.client import MindoodClient
-from mindood.daemon.config import Config
+from mindood.daemon.config import Config, Limits
 from mindood.daemon.daemon import Daemon, DaemonOptions
-from mindood.daemon.events import PeerDisconnected, SyncProgress
+from mindood.daemon.events import DocChanged, PeerDisconnected, SyncProgress
 from mindood.daemon.node import Node
 from mindood.daemon.services import PeerInfo
 from mindood.rpc.errors import UnavailableError
@@ -114,5 +115,49 @@ async def test_without_a_sync_service_sync_methods_are_unavailable(tmp_path: Pat
             with pytest.raises(UnavailableError):
                 await client.sync_now()
             assert await client.peers() == {"peers": [], "configured": []}
+        daemon.stop()
+        assert await run == 0
+
+
+async def test_a_subscriber_that_does_not_read_never_blocks_the_daemon(tmp_path: Path) -> None:
+    options = DaemonOptions(data_dir=tmp_path / "data", socket=tmp_path / "s.sock")
+    config = Config(limits=Limits(subscription_queue=4))
+    daemon = Daemon(options, {}, config)
+    async with asyncio.TaskGroup() as tg:
+        run = tg.create_task(daemon.run())
+        async with asyncio.timeout(20):
+            await daemon.ready.wait()
+        assert daemon.node is not None
+        reader, writer = await asyncio.open_unix_connection(str(options.socket))
+        try:
+            writer.write(msgpack.packb([0, 1, "subscribe", [{"topics": ["doc.changed"]}]]))
+            await writer.drain()
+            unpacker = msgpack.Unpacker(raw=False)
+            async with asyncio.timeout(10):
+                while True:
+                    unpacker.feed(await reader.read(65536))
+                    replies = list(unpacker)
+                    if replies:
+                        break
+            assert replies[0][:3] == [1, 1, None]
+            # Far more than the socket buffers hold, while this client reads nothing.
+            ids = tuple(f"{n:024x}" for n in range(100))
+            async with await MindoodClient.connect(options.socket) as other:
+                for round_ in range(20):
+                    for _ in range(100):
+                        daemon.node.bus.publish(DocChanged("acme", "contacts", ids))
+                    async with asyncio.timeout(5):
+                        assert await other.ping() == "pong", round_
+            # Reading now, the subscriber learns that it missed events.
+            lagged = None
+            async with asyncio.timeout(20):
+                while lagged is None:
+                    unpacker.feed(await reader.read(1 << 20))
+                    for message in unpacker:
+                        if message[0] == 2 and message[1] == "lagged":
+                            lagged = message[2][0]
+            assert lagged["dropped"] > 0 and lagged["subscription"] == replies[0][3]["subscription"]
+        finally:
+            writer.close()
         daemon.stop()
         assert await run == 0

@@ -227,14 +227,17 @@ class Daemon:
             log.exception("the daemon failed")
             code = 1
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+            # The handlers stay while the stores close: a second SIGTERM or Ctrl-C must not kill
+            # the process half way through (stop() is idempotent, so it changes nothing).
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await node.close()
             except Exception:
                 log.exception("error while closing the node")
                 code = 1
+            finally:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
             self.notifier.close()
             log.info("stopped")
         return code
