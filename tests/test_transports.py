@@ -1,4 +1,5 @@
-"""One channel conformance suite over every transport: the in-memory pair and TLS over TCP."""
+"""One channel conformance suite over every transport: the in-memory pair, TLS over TCP, and a
+WebRTC data channel on loopback (ICE host candidates restricted to 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.webrtc_helpers import loopback_ice, webrtc_pair
 from transports.channel import Channel, ChannelClosed, FrameTooLarge, channel_pair
 from transports.tcp import NodeCertificate, TcpChannel, dial, listen
+from transports.webrtc import WebRtcOptions
 
 MAX_FRAME = 2 * 1024 * 1024
 
 
-@pytest.fixture(params=["memory", "tcp"])
+@pytest.fixture(params=["memory", "tcp", "webrtc"])
 async def pair(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Channel, Channel]]:
+    if request.param == "webrtc":
+        with loopback_ice():
+            a, b = await webrtc_pair(WebRtcOptions(max_frame=MAX_FRAME))
+            yield a, b
+            await a.aclose()
+            await b.aclose()
+        return
     if request.param == "memory":
         a, b = channel_pair()
         yield a, b

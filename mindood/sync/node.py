@@ -122,6 +122,10 @@ class SyncNode:
             await self._watch(state, name)
         await self._save_databases(state)
 
+    def tenant_contexts(self) -> list[TenantSyncContext]:
+        """The tenants this node serves (discovery advertises them, WebRTC checks offers)."""
+        return [state.context for state in self._tenants.values()]
+
     async def remove_tenant(self, tenant_id: str) -> None:
         """Stop serving a tenant (it was locked): close its sessions."""
         self._registry.remove(tenant_id)
@@ -200,14 +204,25 @@ class SyncNode:
         await self._run_connection(channel, session, "in")
 
     async def connect(
-        self, host: str, port: int, tenant_id: str, *, upstream: bool = False
+        self,
+        host: str,
+        port: int,
+        tenant_id: str,
+        *,
+        upstream: bool = False,
+        connect_timeout: float = 10.0,
     ) -> PeerConnection:
         """Dial once and authenticate; raises if the peer refuses or is unreachable.
 
         ``upstream`` marks the peer as this node's upstream: chained stores read and write
         through it (edge-cache mode).
         """
-        channel = await dial(host, port, max_frame=self._limits.max_message_bytes + 1024)
+        channel = await dial(
+            host,
+            port,
+            connect_timeout=connect_timeout,
+            max_frame=self._limits.max_message_bytes + 1024,
+        )
         return await self.attach(channel, tenant_id, upstream=upstream)
 
     async def attach(
