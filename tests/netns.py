@@ -143,6 +143,9 @@ class Netns:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         await process.wait()
+        await asyncio.to_thread(self._delete_namespaces)
+
+    def _delete_namespaces(self) -> None:
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=_TIMEOUT)
         self.namespaces.clear()

@@ -63,6 +63,12 @@ async def prepare_stranger(base: Path, name: str, tenant_id: str) -> None:
     await save(created.tenant, name)
 
 
+def _write_config(base: Path, name: str, config: dict[str, Any]) -> Path:
+    path = base / f"{name}-{len(list(base.glob(f'{name}-*.json')))}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
 class NodeProcess:
     def __init__(self, name: str, process: asyncio.subprocess.Process) -> None:
         self.name = name
@@ -84,8 +90,7 @@ class NodeProcess:
             "test_kdf": True,
             **config,
         }
-        path = base / f"{name}-{len(list(base.glob(f'{name}-*.json')))}.json"
-        path.write_text(json.dumps(full))
+        path = _write_config(base, name, full)
         cmd = (sys.executable, "-m", "mindood.sync.runner", str(path))
         if netns is not None and ns is not None:
             process = await netns.spawn(ns, *cmd)
@@ -125,11 +130,11 @@ class NodeProcess:
         if not self.ready.done():
             self.ready.set_exception(RuntimeError(f"{self.name} exited before it was ready"))
 
-    async def call(self, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+    async def call(self, cmd: str, *, seconds: float = 30.0, **args: Any) -> dict[str, Any]:
         assert self.process.stdin is not None
         self.process.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
         await self.process.stdin.drain()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             return await self.replies.get()
 
     async def peers(self) -> list[dict[str, Any]]:
@@ -141,7 +146,7 @@ class NodeProcess:
     async def stop(self) -> None:
         if self.process.returncode is None:
             with contextlib.suppress(Exception):
-                await self.call("stop", timeout=5)
+                await self.call("stop", seconds=5)
             try:
                 async with asyncio.timeout(15):
                     await self.process.wait()
