@@ -53,6 +53,20 @@ async def _bench_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _bench_sync(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
+        if args.transport == "webrtc":
+            from mindood.bench_sync_webrtc import run_webrtc_sync_bench
+
+            result = await run_webrtc_sync_bench(Path(workdir), entries=args.entries)
+        else:
+            from mindood.bench_sync import run_sync_bench
+
+            result = await run_sync_bench(Path(workdir), entries=args.entries)
+    _print_json(result)
+    return 0
+
+
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="measure throughput; prints JSON")
     kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
@@ -64,6 +78,11 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     docs.add_argument("--documents", type=int, default=2000, help="documents to create")
     docs.add_argument("--dir", type=Path, default=None, help="where to create the test store")
     docs.set_defaults(handler=lambda a: _run_async(_bench_docs(a)))
+    sync = kinds.add_parser("sync", help="full sync between two node processes on loopback")
+    sync.add_argument("--entries", type=int, default=100_000, help="signed 1 KiB entries")
+    sync.add_argument("--transport", choices=["tcp", "webrtc"], default="tcp")
+    sync.add_argument("--dir", type=Path, default=None, help="where to create the test stores")
+    sync.set_defaults(handler=lambda a: _run_async(_bench_sync(a)))
 
 
 _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
