@@ -1,0 +1,95 @@
+"""The WebRTC channel's own rules: binding, descriptions, fragment limits and backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.webrtc_helpers import loopback_ice, webrtc_pair
+from transports.channel import ChannelClosed, FrameTooLarge
+from transports.webrtc import (
+    MAX_DESCRIPTION_BYTES,
+    WebRtcOptions,
+    channel_binding,
+    decode_description,
+    encode_description,
+    max_message_size,
+)
+
+_FP_A = "a=fingerprint:sha-256 " + ":".join(["AA"] * 32)
+_FP_B = "a=fingerprint:sha-256 " + ":".join(["0B"] * 32)
+
+
+def test_both_ends_compute_the_same_binding_from_the_two_fingerprints() -> None:
+    local, remote = f"v=0\r\n{_FP_A}\r\n", f"v=0\r\n{_FP_B}\r\n"
+    assert channel_binding(local, remote) == channel_binding(remote, local)
+    swapped = f"v=0\r\n{_FP_A.replace('AA', 'AB', 1)}\r\n"  # a rendezvous swapped a fingerprint
+    assert channel_binding(swapped, remote) != channel_binding(local, remote)
+    with pytest.raises(ValueError):
+        channel_binding("v=0\r\n", remote)
+
+
+def test_descriptions_are_checked_before_use() -> None:
+    assert decode_description(encode_description("offer", "v=0\r\n"), "offer") == "v=0\r\n"
+    bad = [
+        b"not json",
+        b"[]",
+        encode_description("answer", "v=0"),
+        encode_description("offer", "no sdp"),
+        b'{"type":"offer","sdp":"v=0' + b"x" * MAX_DESCRIPTION_BYTES + b'"}',
+    ]
+    for payload in bad:
+        with pytest.raises(ValueError):
+            decode_description(payload, "offer")
+
+
+def test_max_message_size_follows_rfc_8841() -> None:
+    assert max_message_size("v=0\r\n") == 65536
+    assert max_message_size("a=max-message-size:0\r\n") == 262144
+    assert max_message_size("a=max-message-size:100000\r\n") == 100000
+    assert max_message_size("a=max-message-size:9999999\r\n") == 262144
+
+
+async def test_a_frame_over_the_receivers_limit_closes_the_channel() -> None:
+    with loopback_ice():
+        big, small = await webrtc_pair(
+            WebRtcOptions(max_frame=4 * 1024 * 1024), WebRtcOptions(max_frame=300_000)
+        )
+        try:
+            await big.send(b"x" * 1_000_000)
+            with pytest.raises(FrameTooLarge):
+                async with asyncio.timeout(10):
+                    await small.recv()
+            with pytest.raises(ChannelClosed):
+                async with asyncio.timeout(10):
+                    await big.recv()
+        finally:
+            await big.aclose()
+            await small.aclose()
+
+
+async def test_send_waits_while_the_data_channel_buffer_is_full() -> None:
+    options = WebRtcOptions(high_water=256 * 1024, low_water=64 * 1024)
+    with loopback_ice():
+        a, b = await webrtc_pair(options)
+        try:
+            peak = 0
+            frames = 24
+
+            async def sender() -> None:
+                nonlocal peak
+                for _ in range(frames):
+                    await a.send(b"y" * 200_000)
+                    peak = max(peak, a.buffered_amount)
+
+            async with asyncio.timeout(60):
+                task = asyncio.ensure_future(sender())
+                got = [len(await b.recv()) for _ in range(frames)]
+                await task
+            assert got == [200_000] * frames
+            # One frame's worth of messages may be queued above the mark, never more.
+            assert peak <= options.high_water + 200_000 + 65536
+        finally:
+            await a.aclose()
+            await b.aclose()
