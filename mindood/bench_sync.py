@@ -56,7 +56,7 @@ async def _pool_verify_rate(entries: list[StoreEntry]) -> float:
     return round(len(entries) / (time.perf_counter() - start), 1)
 
 
-def _entries(author: Any, count: int, created_at: int) -> list[StoreEntry]:
+def build_signed_entries(author: Any, count: int, created_at: int) -> list[StoreEntry]:
     """Signed 1 KiB doc_create entries (payload bytes stand in for ciphertext)."""
     pem = author.private.signing_public_key
     out = []
@@ -101,7 +101,7 @@ async def _prepare(workdir: Path, count: int) -> tuple[list[StoreEntry], Any]:
     )
     joined = await factory_b.join_tenant(response, user=bob, password=PASSWORD)
     author = unlock(alice, PASSWORD)
-    entries = _entries(author, count, int(time.time() * 1000))
+    entries = build_signed_entries(author, count, int(time.time() * 1000))
     store = (await tenant_a.open_db(DB)).get_store()
     for start in range(0, len(entries), 1000):
         await store.put_entries(entries[start : start + 1000])
@@ -139,7 +139,7 @@ async def run_sync_bench(workdir: Path, entries: int = 100_000) -> dict[str, Any
         port = _read_json(server)["port"]
         first = await asyncio.to_thread(_client_round, workdir, port)
         idle = await asyncio.to_thread(_client_round, workdir, port)
-        delta_entries = _entries(author, 10, int(time.time() * 1000))
+        delta_entries = build_signed_entries(author, 10, int(time.time() * 1000))
         factory = OnDiskStoreFactory(
             workdir / "a"
         )  # a second writer on A's store: multi-process safe

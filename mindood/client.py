@@ -393,7 +393,9 @@ class MindoodClient:
         username: str | None = None,
         label: str | None = None,
         share_password: str | None = None,
+        relay: bool = False,
     ) -> str:
+        """Approve a join request; ``relay=True`` shares only ``$publicinfos`` (a keyless node)."""
         result: str = (
             await self.call(
                 "tenant.approve",
@@ -404,9 +406,20 @@ class MindoodClient:
                     "username": username,
                     "label": label,
                     "share_password": share_password,
+                    "relay": relay,
                 },
             )
         )["response"]
+        return result
+
+    async def tenant_revoke(self, tenant: str, username: str, *, admin_password: str) -> int:
+        """Revoke every device of ``username`` (admin identity must be on this node)."""
+        result: int = (
+            await self.call(
+                "tenant.revoke",
+                {"tenant": tenant, "username": username, "admin_password": admin_password},
+            )
+        )["revoked"]
         return result
 
     async def tenant_join(

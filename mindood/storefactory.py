@@ -59,6 +59,10 @@ class StoreFactory(Protocol):
         """The store of one database's documents or attachments (created on first use)."""
         ...
 
+    async def list_databases(self, tenant_id: str) -> list[str]:
+        """Names of the tenant's databases that have stores, sorted."""
+        ...
+
     async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
         """A small metadata blob of the tenant, or None if never written."""
         ...
@@ -91,6 +95,9 @@ class InMemoryStoreFactory:
         if store is None:
             store = self._stores[key] = InMemoryStore(f"{tenant_id}/{db_id}/{kind}")
         return store
+
+    async def list_databases(self, tenant_id: str) -> list[str]:
+        return sorted({db for tenant, db, _ in self._stores if tenant == tenant_id})
 
     async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
         return self._meta.get(
@@ -165,6 +172,20 @@ class OnDiskStoreFactory:
                     raise TypeError("OnDiskStore.open returned something that is not a store")
                 store = self._stores[key] = opened
         return store
+
+    async def list_databases(self, tenant_id: str) -> list[str]:
+        root = self._base / check_component(tenant_id, "tenant id")
+
+        def scan() -> list[str]:
+            if not root.is_dir():
+                return []
+            return sorted(
+                child.name
+                for child in root.iterdir()
+                if child.name != META_DIR and any((child / kind).is_dir() for kind in STORE_KINDS)
+            )
+
+        return await asyncio.to_thread(scan)
 
     def _meta_path(self, tenant_id: str, name: str) -> Path:
         return (

@@ -25,8 +25,10 @@ EXIT_CONFIG = 2
 
 
 def default_services() -> list[ServiceFactory]:
-    """The services ``mindood run`` starts beside the RPC (node-to-node sync plugs in here)."""
-    return []
+    """The services ``mindood run`` starts beside the RPC."""
+    from mindood.daemon.sync_service import sync_service
+
+    return [sync_service]
 
 
 def run(

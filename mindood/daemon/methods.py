@@ -113,6 +113,7 @@ async def _tenant_approve(node: Node, p: Params, conn: Connection) -> Any:
     username = p.opt_text("username", max_chars=4096)
     label = p.opt_text("label", max_chars=4096)
     share_password = p.opt_password("share_password")
+    relay = p.opt_bool("relay", False)
     p.finish()
     response = await node.tenants.approve(
         tenant_id,
@@ -121,8 +122,18 @@ async def _tenant_approve(node: Node, p: Params, conn: Connection) -> Any:
         username=username,
         label=label,
         share_password=share_password,
+        relay=relay,
     )
     return {"response": response}
+
+
+async def _tenant_revoke(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id = p.tenant()
+    username = p.text("username", max_chars=4096)
+    admin_password = p.password("admin_password")
+    p.finish()
+    revoked = await node.tenants.revoke(tenant_id, username, admin_password=admin_password)
+    return {"revoked": revoked}
 
 
 async def _tenant_join(node: Node, p: Params, conn: Connection) -> Any:
@@ -355,6 +366,7 @@ _PLAIN: dict[str, Handler] = {
     "tenant.lock": _tenant_lock,
     "tenant.join_request": _tenant_join_request,
     "tenant.approve": _tenant_approve,
+    "tenant.revoke": _tenant_revoke,
     "tenant.join": _tenant_join,
     "tenant.export_session": _tenant_export_session,
     "tenant.import_session": _tenant_import_session,

@@ -17,8 +17,11 @@ from mindood import __version__
 from mindood.daemon.config import Config
 from mindood.daemon.events import EventBus
 from mindood.daemon.services import PeerRegistry, ServiceRegistry, SyncControl
-from mindood.daemon.tenants import TenantRegistry
+from mindood.daemon.sync_service import UpstreamLookup
+from mindood.daemon.tenants import TENANTS_DIR, TenantRegistry
 from mindood.rpc.errors import UnavailableError
+from mindood.storefactory import OnDiskStoreFactory, StoreFactory
+from mindood.sync.chaining import ChainingStoreFactory
 
 log = logging.getLogger("mindood.node")
 
@@ -29,7 +32,13 @@ class Node:
         self.env = env
         self._config = config
         self.bus = EventBus(config.limits.subscription_queue)
-        self.tenants = TenantRegistry(data_dir, self.bus, env)
+        #: Edge-cache mode: with ``[[upstreams]]`` configured, every store reads and writes
+        #: through the upstream node (the sync service binds the lookup once it runs).
+        self.upstream = UpstreamLookup()
+        factory: StoreFactory = OnDiskStoreFactory(data_dir / TENANTS_DIR)
+        if config.upstreams:
+            factory = ChainingStoreFactory(factory, self.upstream)
+        self.tenants = TenantRegistry(data_dir, self.bus, env, store_factory=factory)
         self.peers = PeerRegistry(self.bus)
         self.services = ServiceRegistry()
         self._sync: SyncControl | None = None

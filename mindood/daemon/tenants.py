@@ -35,7 +35,7 @@ from mindood.db import MindooDB
 from mindood.errors import MindoodError, NotAdminError
 from mindood.identity import PrivateUserId, unlock
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
-from mindood.storefactory import META_DIR, OnDiskStoreFactory, check_component
+from mindood.storefactory import META_DIR, OnDiskStoreFactory, StoreFactory, check_component
 from mindood.tenant import JoinResponse, Tenant, TenantFactory
 from mindood.tenant.directory import DIRECTORY_DB_ID
 from mindood.tenant.tenant import SESSION_META_NAME, check_tenant_id
@@ -113,10 +113,10 @@ class TenantRegistry:
         bus: EventBus,
         env: Mapping[str, str],
         *,
-        store_factory: OnDiskStoreFactory | None = None,
+        store_factory: StoreFactory | None = None,
     ) -> None:
         self.base = data_dir / TENANTS_DIR
-        self.store_factory = store_factory or OnDiskStoreFactory(self.base)
+        self.store_factory: StoreFactory = store_factory or OnDiskStoreFactory(self.base)
         self.factory = TenantFactory(self.store_factory)
         self.identities = IdentityStore(data_dir / IDENTITIES_DIR)
         self._bus = bus
@@ -291,6 +291,7 @@ class TenantRegistry:
         username: str | None,
         label: str | None,
         share_password: str | None,
+        relay: bool = False,
     ) -> str:
         tenant = self.unlocked(tenant_id)
         blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
@@ -304,6 +305,17 @@ class TenantRegistry:
             username=username,
             label=label,
             share_password=share_password,
+            relay=relay,
+        )
+
+    async def revoke(self, tenant_id: str, username: str, *, admin_password: str) -> int:
+        tenant = self.unlocked(tenant_id)
+        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
+        if blob is None:
+            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
+        admin = PrivateUserId.from_bytes(blob)
+        return await tenant.revoke_user(
+            username, admin_signing_key=admin, admin_password=admin_password
         )
 
     async def import_session(self, blob: bytes, password: str) -> Tenant:

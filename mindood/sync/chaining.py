@@ -37,6 +37,9 @@ class ChainingStoreFactory:
             self._stores[key] = store
         return store
 
+    async def list_databases(self, tenant_id: str) -> list[str]:
+        return await self._inner.list_databases(tenant_id)
+
     async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
         return await self._inner.read_meta(tenant_id, name)
 

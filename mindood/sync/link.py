@@ -213,6 +213,10 @@ class PeerLink:
         finally:
             self.stats.synced_once.set()
 
+    async def pull_database(self, name: str) -> None:
+        """Pull one database the peer shares now."""
+        await self._pull(name)
+
     async def pull_all(self) -> None:
         """Pull every database the peer shares now (a manual re-sync; normally notifications
         drive pulls)."""
@@ -249,6 +253,7 @@ class PeerLink:
                     "sync.progress",
                     {
                         "peer": self.address,
+                        "tenant": self.context.tenant_id,
                         "store": slot,
                         "scanned": p.scanned,
                         "transferred": p.transferred,
@@ -310,8 +315,8 @@ class PeerLink:
             )
 
     async def announce(self, db: str) -> None:
-        """Tell the peer ``db`` grew, if it follows it."""
-        if db not in self.subscriptions:
+        """Tell the peer ``db`` grew (a peer not following it yet adopts it and pulls)."""
+        if self.peer.provisional:
             return
         local = await self.local_db(db)
         head = await local.get_store().get_store_head()

@@ -111,6 +111,7 @@ class SyncNode:
         context = self._registry.add(tenant)
         raw = await tenant.store_factory.read_meta(tenant.tenant_id, _DATABASES_META)
         known = set(json.loads(raw)) if raw else set()
+        known.update(await tenant.store_factory.list_databases(tenant.tenant_id))
         state = _TenantState(
             context,
             CursorBook(tenant.store_factory, tenant.tenant_id),
@@ -135,11 +136,15 @@ class SyncNode:
                 await conn.close(ErrorCode.SHUTDOWN, "tenant locked")
 
     async def add_database(self, tenant_id: str, name: str) -> None:
-        state = self._tenants[tenant_id]
-        if name not in state.databases:
+        """Sync ``name`` too (a database created after the tenant was added); peers hear of it."""
+        state = self._tenants.get(tenant_id)
+        if state is None:
+            return
+        if name not in state.watched:
             state.databases.add(name)
             await self._watch(state, name)
             await self._save_databases(state)
+            self._spawn(self._local_change(tenant_id, name))
 
     async def _save_databases(self, state: _TenantState) -> None:
         tenant = state.context.tenant
@@ -161,8 +166,8 @@ class SyncNode:
     def _adopter(self, state: _TenantState) -> Callable[[str], None]:
         def adopt(name: str) -> None:
             if self._adopt_all and name not in state.databases:
-                self._spawn(self.add_database(state.context.tenant_id, name))
                 state.databases.add(name)
+                self._spawn(self.add_database(state.context.tenant_id, name))
 
         return adopt
 
@@ -352,6 +357,7 @@ class SyncNode:
                     {
                         "peer": link.address,
                         "tenant": link.context.tenant_id,
+                        "identity": link.peer_identity,
                         "reason": conn.close_reason.message if conn.close_reason else "",
                     },
                 )

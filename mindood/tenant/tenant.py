@@ -319,6 +319,7 @@ class Tenant:
         username: str | None = ...,
         server_url: str | None = ...,
         tenant_label: str | None = ...,
+        relay: bool = ...,
         format: Literal["uri"] = ...,
     ) -> str: ...
 
@@ -334,6 +335,7 @@ class Tenant:
         username: str | None = ...,
         server_url: str | None = ...,
         tenant_label: str | None = ...,
+        relay: bool = ...,
         format: Literal["object"],
     ) -> dict[str, Any]: ...
 
@@ -348,6 +350,7 @@ class Tenant:
         username: str | None = None,
         server_url: str | None = None,
         tenant_label: str | None = None,
+        relay: bool = False,
         format: Format = "uri",
     ) -> str | dict[str, Any]:
         """Register the requesting device and answer with the tenant's keys sealed for it.
@@ -360,12 +363,16 @@ class Tenant:
         well as ``$publicinfos``. The reference ships only ``$publicinfos`` and delivers
         ``default`` through a User-Key based key distribution document, which this port does not
         have yet; without ``default`` a joined member could read nothing.
+
+        ``relay=True`` registers a relay or edge-cache node: its response carries only
+        ``$publicinfos``, enough to check trust and carry entries, never to read them.
         """
         if format not in ("uri", "object"):
             raise InvalidNameError(f"format must be 'uri' or 'object', got {format!r}")
         parsed = JoinRequest.parse(request)
         public = parsed.public_user(username)
-        keys = versions_by_key(JOIN_KEY_IDS, lambda k: self.key_bag.versions(self.tenant_id, k))
+        key_ids = (PUBLIC_INFOS_KEY_ID,) if relay else JOIN_KEY_IDS
+        keys = versions_by_key(key_ids, lambda k: self.key_bag.versions(self.tenant_id, k))
         if PUBLIC_INFOS_KEY_ID not in keys:
             raise KeyNotFoundError("this tenant object holds no '$publicinfos' key to share")
         admin = await self._unlock_admin(admin_signing_key, admin_password)

@@ -1,0 +1,270 @@
+"""Node-to-node sync between real ``mindood run`` daemons (subprocesses) over TLS on 127.0.0.1.
+
+Every wait is bounded in time; the daemons sync by notification (no polling in the product):
+the tests poll the daemons' RPC only to observe the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mindood.bench_sync import build_signed_entries
+from mindood.errors import MindoodError
+from mindood.storefactory import OnDiskStoreFactory
+from mindood.tenant import TenantFactory
+from tests.daemon_helpers import DaemonProcess
+
+TENANT = "acme"
+ADMIN_PW = "admin-pw"
+
+
+class Cluster:
+    """Daemons sharing one test directory; all stopped at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.daemons: dict[str, DaemonProcess] = {}
+
+    def start(
+        self, name: str, *, peers: tuple[str, ...] = (), upstream: str | None = None
+    ) -> DaemonProcess:
+        lines = ["[network]", 'listen = ["127.0.0.1:0"]', "mdns = false", ""]
+        for address in peers:
+            lines += ["[[peers]]", f'address = "{address}"', ""]
+        if upstream:
+            lines += ["[[upstreams]]", f'address = "{upstream}"', f'tenant = "{TENANT}"', ""]
+        config = self.root / f"{name}.toml"
+        config.write_text("\n".join(lines))
+        daemon = DaemonProcess(self.root, name=name, args=["--config", str(config)])
+        daemon.start()
+        self.daemons[name] = daemon
+        return daemon
+
+    def close(self) -> None:
+        for daemon in self.daemons.values():
+            daemon.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    holder = Cluster(tmp_path)
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+async def _address(daemon: DaemonProcess) -> str:
+    async with await daemon.client() as client:
+        listening: list[str] = (await client.sync_status())["listening"]
+    return listening[0]
+
+
+async def _create_tenant(daemon: DaemonProcess) -> None:
+    async with await daemon.client() as client:
+        await client.tenant_create(
+            TENANT,
+            admin_name="cn=admin/o=acme",
+            admin_password=ADMIN_PW,
+            user_name="cn=alice/o=acme",
+            user_password="alice-pw",
+        )
+
+
+async def _join(
+    admin_node: DaemonProcess, node: DaemonProcess, user: str, *, relay: bool = False
+) -> None:
+    async with await node.client() as client:
+        request = await client.tenant_join_request(f"cn={user}/o=acme", f"{user}-pw")
+    async with await admin_node.client() as admin:
+        response = await admin.tenant_approve(TENANT, request, admin_password=ADMIN_PW, relay=relay)
+    async with await node.client() as client:
+        await client.tenant_join(response, f"{user}-pw")
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
+    async with asyncio.timeout(seconds):
+        for _ in range(100_000):
+            if await check():
+                return
+            await asyncio.sleep(0.1)
+
+
+async def _doc(daemon: DaemonProcess, doc_id: str) -> dict[str, Any] | None:
+    async with await daemon.client() as client:
+        try:
+            found: dict[str, Any] = (await client.doc_get(TENANT, "todos", doc_id))["data"]
+            return found
+        except MindoodError:
+            return None
+
+
+def _has(
+    daemon: DaemonProcess, doc_id: str, expected: dict[str, Any]
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await _doc(daemon, doc_id) == expected
+
+    return check
+
+
+async def _create_doc(daemon: DaemonProcess, data: dict[str, Any]) -> str:
+    async with await daemon.client() as client:
+        doc_id: str = (await client.doc_create(TENANT, "todos", data))["id"]
+    return doc_id
+
+
+async def _set(daemon: DaemonProcess, doc_id: str, field: str, value: Any) -> None:
+    async with await daemon.client() as client:
+        await client.doc_change(
+            TENANT, "todos", doc_id, [{"op": "set", "path": [field], "value": value}]
+        )
+
+
+async def test_live_sync_concurrent_edits_and_a_mesh(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    a_addr = await _address(a)
+    b = cluster.start("b", peers=(a_addr,))
+    await _join(a, b, "bob")
+    b_addr = await _address(b)
+    c = cluster.start("c", peers=(b_addr,))  # c only knows b
+    await _join(a, c, "carol")
+
+    doc_id = await _create_doc(a, {"title": "Buy milk"})
+    await _eventually(_has(b, doc_id, {"title": "Buy milk"}))
+    await asyncio.gather(_set(a, doc_id, "done", True), _set(b, doc_id, "owner", "bob"))
+    expected = {"title": "Buy milk", "done": True, "owner": "bob"}
+    for node in (a, b, c):
+        await _eventually(_has(node, doc_id, expected))
+    async with await b.client() as client:
+        peers = (await client.peers())["peers"]
+    assert {p["transport"] for p in peers} == {"tcp"} and len(peers) == 2
+
+
+async def test_a_keyless_relay_carries_data_and_stores_no_plaintext(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    relay = cluster.start("relay", peers=(await _address(a),))
+    await _join(a, relay, "relay", relay=True)
+    b = cluster.start("b", peers=(await _address(relay),))  # b talks to the relay only
+    await _join(a, b, "bob")
+    secret = "Launch codes 0451-XYZZY"
+    doc_id = await _create_doc(a, {"secret": secret})
+    await _eventually(_has(b, doc_id, {"secret": secret}))
+    async with await relay.client() as client:
+        with pytest.raises(MindoodError):
+            await client.doc_get(TENANT, "todos", doc_id)
+    relay.stop()  # flush: its files are complete on disk
+    files = [p for p in relay.data_dir.rglob("*") if p.is_file()]
+    assert files
+    assert not any(secret.encode() in p.read_bytes() for p in files)
+
+
+async def test_an_edge_cache_serves_a_client_and_forwards_its_writes(cluster: Cluster) -> None:
+    upstream = cluster.start("upstream")
+    await _create_tenant(upstream)
+    edge = cluster.start("edge", upstream=await _address(upstream))
+    await _join(upstream, edge, "edge", relay=True)
+    client_node = cluster.start("client", peers=(await _address(edge),))
+    await _join(upstream, client_node, "bob")
+    doc_id = await _create_doc(upstream, {"from": "upstream"})
+    await _eventually(_has(client_node, doc_id, {"from": "upstream"}))
+    await _set(client_node, doc_id, "reply", "from the client")
+    await _eventually(_has(upstream, doc_id, {"from": "upstream", "reply": "from the client"}))
+
+
+async def test_a_revoked_users_node_is_disconnected_and_refused(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    b = cluster.start("b", peers=(await _address(a),))
+    await _join(a, b, "bob")
+    doc_id = await _create_doc(a, {"n": 1})
+    await _eventually(_has(b, doc_id, {"n": 1}))
+    async with await a.client() as client:
+        assert await client.tenant_revoke(TENANT, "cn=bob/o=acme", admin_password=ADMIN_PW) == 1
+
+    async def no_peers() -> bool:
+        async with await a.client() as client:
+            return not (await client.peers())["peers"]
+
+    await _eventually(no_peers)
+    await _set(a, doc_id, "n", 2)
+    await _eventually(lambda: _log_mentions(b, "revoked"))
+    assert await _doc(b, doc_id) == {"n": 1}  # nothing new reaches the revoked node
+
+
+async def _log_mentions(daemon: DaemonProcess, text: str) -> bool:
+    return text in daemon.log()
+
+
+async def test_a_peer_killed_mid_sync_resumes_without_loss_or_duplicates(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    a.stop()
+    # Preload A's store with many signed entries (offline, through the library), so that B's
+    # first sync takes long enough to be killed in the middle.
+    factory = TenantFactory(OnDiskStoreFactory(a.data_dir / "tenants"))
+    tenant = await factory.load_session(TENANT, "alice-pw")
+    assert tenant is not None
+    entries = build_signed_entries(tenant.user, 20_000, int(time.time() * 1000))
+    store = (await tenant.open_db("todos")).get_store()
+    for start in range(0, len(entries), 2000):
+        await store.put_entries(entries[start : start + 2000])
+    await tenant.close()
+    await factory.store_factory.close()
+    a.start()
+    async with await a.client() as client:
+        await client.tenant_unlock(TENANT, "alice-pw")
+    b = cluster.start("b", peers=(await _address(a),))
+    async with await b.client() as client:
+        progress = await client.subscribe(["sync.progress"])
+        await _join(a, b, "bob")
+        async with asyncio.timeout(60):
+            async for event in progress:
+                if event.params.get("db") == "todos" and event.params.get("received", 0) > 0:
+                    break
+    b.stop(signal.SIGKILL)
+    b.start()
+    async with await b.client() as client:
+        await client.tenant_unlock(TENANT, "bob-pw")
+    a_ids = await _store_ids(a)
+
+    async def complete() -> bool:
+        return len(await _changed_docs(b)) >= len(entries)
+
+    await _eventually(complete, seconds=120)
+    b.stop()
+    b_ids = await _store_ids(b)
+    assert len(b_ids) == len(set(b_ids))
+    assert set(a_ids) <= set(b_ids)
+
+
+async def _changed_docs(daemon: DaemonProcess) -> set[str]:
+    seen: set[str] = set()
+    cursor = None
+    async with await daemon.client() as client:
+        for _ in range(1000):
+            page = await client.doc_changes(TENANT, "todos", cursor=cursor, limit=10_000)
+            seen.update(page["doc_ids"])
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                break
+    return seen
+
+
+async def _store_ids(daemon: DaemonProcess) -> list[str]:
+    from store.ondisk import OnDiskStore
+
+    store = await OnDiskStore.open(daemon.data_dir / "tenants" / TENANT / "todos" / "docs")
+    try:
+        return await store.get_all_ids()
+    finally:
+        await store.close()
