@@ -111,11 +111,24 @@ async def _approve(client: MindoodClient, args: argparse.Namespace) -> int:
         username=args.username,
         label=args.label,
         share_password=share_password,
+        relay=args.relay,
     )
     if args.json:
         print_json({"response": response})
     else:
         print(response)
+    return EXIT_OK
+
+
+async def _revoke(client: MindoodClient, args: argparse.Namespace) -> int:
+    admin_password = _passwords().get(
+        f"admin password for tenant {args.tenant}", args.admin_password_file
+    )
+    revoked = await client.tenant_revoke(args.tenant, args.username, admin_password=admin_password)
+    if args.json:
+        print_json({"revoked": revoked})
+    else:
+        print(f"revoked {revoked} device(s) of {args.username}")
     return EXIT_OK
 
 
@@ -230,9 +243,22 @@ def add_tenant_commands(sub: Subparsers) -> None:
     approve.add_argument("request", help="the join request URI")
     approve.add_argument("--username", help="register the user under this name")
     approve.add_argument("--label", help="label of the new device")
+    approve.add_argument(
+        "--relay",
+        action="store_true",
+        help="a relay or edge-cache node: share only $publicinfos (it can never read documents)",
+    )
     _password_file(approve, "--admin-password-file")
     _password_file(approve, "--share-password-file")
     approve.set_defaults(handler=client_command(_approve))
+
+    revoke = cmds.add_parser(
+        "revoke", parents=[common], help="admin: revoke every device of a user (sessions close)"
+    )
+    revoke.add_argument("tenant")
+    revoke.add_argument("username")
+    _password_file(revoke, "--admin-password-file")
+    revoke.set_defaults(handler=client_command(_revoke))
 
     join = cmds.add_parser("join", parents=[common], help="join a tenant with a join response")
     join.add_argument("response", help="the join response URI")
