@@ -12,6 +12,7 @@ from mindood.daemon.config import (
     ConfigError,
     Limits,
     load_config,
+    parse_address,
     parse_config,
     restart_required,
 )
@@ -176,3 +177,24 @@ def test_private_directory_is_checked(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UnsafeDirectoryError, match="not a directory"):
         ensure_private_dir(tmp_path / "file")
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("127.0.0.1:7890", ("127.0.0.1", 7890)),
+        ("tcp://10.0.0.5:7890", ("10.0.0.5", 7890)),
+        ("[::1]:0", ("::1", 0)),
+        ("node.local:65535", ("node.local", 65535)),
+    ],
+)
+def test_peer_addresses_are_parsed(address: str, expected: tuple[str, int]) -> None:
+    assert parse_address(address) == expected
+    parse_config({"peers": [{"address": address}]})
+
+
+@pytest.mark.parametrize("address", ["nohostport", "host:", ":80", "host:99999", "host:x1"])
+def test_bad_addresses_are_config_errors_naming_the_key(address: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"peers": [{"address": address}]})
+    assert "peers[0].address" in str(info.value)

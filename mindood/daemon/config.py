@@ -175,10 +175,24 @@ def _string(value: object, key: str) -> str:
     return value
 
 
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, either behind ``tcp://``; ``ValueError`` otherwise."""
+    host, sep, port = text.removeprefix("tcp://").rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not host:port: {text!r}")
+    return host, int(port)
+
+
 def _address(value: object, key: str) -> str:
     text = _string(value, key)
     if len(text) > MAX_ADDRESS_CHARS:
         raise ConfigError(f"longer than {MAX_ADDRESS_CHARS} characters", key)
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (expected host:port, [v6]:port or tcp://...)", key) from None
     return text
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mindood.daemon.config import Config
+from mindood.daemon.config import Config, parse_address
 from mindood.daemon.events import DocChanged, SyncProgress
 from mindood.daemon.services import PeerInfo
 from mindood.sync import SyncNode
@@ -33,9 +33,8 @@ TLS_DIR = "node-tls"
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` into its parts (validated by the config already)."""
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+    """An address the configuration validated, into host and port."""
+    return parse_address(address)
 
 
 @dataclass
