@@ -1,0 +1,55 @@
+"""Virtual views: categorized, sorted, totalled trees of documents from one or more databases.
+
+Build one with ``VirtualViewFactory.create_view()``, keep it current with ``await view.update()``
+(only documents changed since the last update are read), and read it through a navigator from
+``VirtualViewFactory.create_navigator(view)``.
+"""
+
+from mindood.views.builder import ViewBuilder, VirtualViewFactory
+from mindood.views.columns import (
+    CategorizationStyle,
+    ColumnRole,
+    ColumnSorting,
+    TotalMode,
+    ValueFunction,
+    ViewColumn,
+    ViewDefinitionError,
+)
+from mindood.views.entries import CATEGORY_ORIGIN, CategoryEntry, DocumentEntry, ViewEntry
+from mindood.views.navigator import AccessCallback, Navigator, NavigatorBuilder
+from mindood.views.providers import (
+    DataProvider,
+    DocFilter,
+    MindooDBDataProvider,
+    ProviderStats,
+    ViewChange,
+)
+from mindood.views.view import UpdateProgress, UpdateResult, ViewStats, VirtualView
+
+__all__ = [
+    "CATEGORY_ORIGIN",
+    "AccessCallback",
+    "CategorizationStyle",
+    "CategoryEntry",
+    "ColumnRole",
+    "ColumnSorting",
+    "DataProvider",
+    "DocFilter",
+    "DocumentEntry",
+    "MindooDBDataProvider",
+    "Navigator",
+    "NavigatorBuilder",
+    "ProviderStats",
+    "TotalMode",
+    "UpdateProgress",
+    "UpdateResult",
+    "ValueFunction",
+    "ViewBuilder",
+    "ViewChange",
+    "ViewColumn",
+    "ViewDefinitionError",
+    "ViewEntry",
+    "ViewStats",
+    "VirtualView",
+    "VirtualViewFactory",
+]
