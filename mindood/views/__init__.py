@@ -24,7 +24,8 @@ from mindood.views.providers import (
     ProviderStats,
     ViewChange,
 )
-from mindood.views.view import UpdateProgress, UpdateResult, ViewStats, VirtualView
+from mindood.views.tree import ViewStats
+from mindood.views.view import UpdateProgress, UpdateResult, VirtualView
 
 __all__ = [
     "CATEGORY_ORIGIN",

@@ -155,6 +155,19 @@ def category_paths(
     department list ``["Sales", "Support\\\\EMEA"]`` and year 2024 give
     ``((0, "Sales"), (1, 2024))`` and ``((0, "Support"), (0, "EMEA"), (1, 2024))``.
     """
+    # Most documents have one value per column: one path, no product needed.
+    single: list[tuple[int, Any]] = []
+    for index, column in enumerate(columns):
+        value = values.get(column.name)
+        if isinstance(value, list | tuple):
+            return _product_paths(columns, values)
+        single.extend((index, part) for part in _levels(value)[0])
+    return [tuple(single)]
+
+
+def _product_paths(
+    columns: Sequence[ViewColumn], values: Mapping[str, Any]
+) -> list[tuple[tuple[int, Any], ...]]:
     per_column: list[list[tuple[tuple[int, Any], ...]]] = []
     for index, column in enumerate(columns):
         alternatives = _levels(values.get(column.name))

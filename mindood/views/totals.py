@@ -65,6 +65,16 @@ class Total:
         else:
             self.neg_inf += sign
 
+    def merge(self, other: Total, sign: int = 1) -> None:
+        """Add (or with ``sign=-1`` take away) everything ``other`` holds."""
+        self.count += sign * other.count
+        self.ints += sign * other.ints
+        self.scaled += sign * other.scaled
+        self.floats += sign * other.floats
+        self.nan += sign * other.nan
+        self.pos_inf += sign * other.pos_inf
+        self.neg_inf += sign * other.neg_inf
+
     def value(self, mode: TotalMode) -> int | float | None:
         """The SUM (an ``int`` while only integers were added) or AVERAGE (None if empty)."""
         if mode is TotalMode.AVERAGE and self.count == 0:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from mindood.views.columns import (
     ColumnSet,
     ViewColumn,
     ViewDefinitionError,
-    category_paths,
 )
 from mindood.views.entries import (
     CATEGORY_ORIGIN,
@@ -35,27 +33,12 @@ from mindood.views.entries import (
     DocumentEntry,
     ViewEntry,
 )
-from mindood.views.ordering import sort_key
 from mindood.views.providers import DataProvider, ViewChange
-from mindood.views.totals import numeric
+from mindood.views.tree import ViewTree
 
 log = logging.getLogger("mindood.views")
 
 DEFAULT_APPLY_BATCH = 1000
-
-
-@dataclass(slots=True)
-class ViewStats:
-    """Running counts of the work applied to the tree (never reset by the view)."""
-
-    documents_added: int = 0
-    documents_changed: int = 0  # values changed: old rows out, new rows in
-    documents_unchanged: int = 0  # in a batch, but nothing the view shows changed
-    documents_removed: int = 0
-    entries_inserted: int = 0  # document rows attached
-    entries_removed: int = 0  # document rows detached
-    categories_created: int = 0
-    categories_removed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +71,14 @@ class VirtualView:
             raise ViewDefinitionError(f"origin {CATEGORY_ORIGIN!r} is reserved for categories")
         self._columns = columns
         self._providers = {p.origin: p for p in providers}
-        self._root = CategoryEntry(None, (), cat_id="root", column=-1, value=None, columns=columns)
+        self._tree = ViewTree(columns)
+        self._root = self._tree.root
+        self._categories = self._tree.categories
         self._records: dict[tuple[str, str], DocRecord] = {}
-        self._categories: dict[str, CategoryEntry] = {}
         #: Origins in a full re-read (cursor invalidated): ids seen so far in that pass.
         self._restarting: dict[str, set[str]] = {}
-        self._category_rank = 1 - columns.document_rank
-        self._next_category = 0
         self._lock = asyncio.Lock()
-        self.stats = ViewStats()
+        self.stats = self._tree.stats
         #: Bumped whenever the tree changes; navigators drop their caches when it moves.
         self.version = 0
 
@@ -268,14 +250,15 @@ class VirtualView:
     # -- applying ----------------------------------------------------------------------------
     def apply_changes(self, change: ViewChange) -> None:
         """Apply one batch: removals, then additions (a changed document is both)."""
-        origin, stats = change.origin, self.stats
+        origin, stats, tree = change.origin, self.stats, self._tree
         if origin not in self._providers:
             raise ViewDefinitionError(f"the view has no origin {origin!r}")
         before = (stats.documents_added, stats.documents_changed, stats.documents_removed)
+        leaving: list[DocRecord] = []
         for doc_id in change.removals:
             record = self._records.pop((origin, doc_id), None)
             if record is not None:
-                self._detach(record)
+                leaving.append(record)
                 stats.documents_removed += 1
         fresh: list[DocRecord] = []
         for doc_id, values in change.additions.items():
@@ -285,98 +268,14 @@ class VirtualView:
                 if old.fingerprint == fingerprint:
                     stats.documents_unchanged += 1
                     continue
-                self._detach(old)
+                leaving.append(old)
                 stats.documents_changed += 1
             else:
                 stats.documents_added += 1
-            record = self._record(origin, doc_id, values, fingerprint)
+            record = tree.record(origin, doc_id, values, fingerprint)
             self._records[(origin, doc_id)] = record
             fresh.append(record)
-        self._attach(fresh)
+        tree.detach(leaving)
+        tree.attach(fresh)
         if before != (stats.documents_added, stats.documents_changed, stats.documents_removed):
             self.version += 1
-
-    def _record(
-        self, origin: str, doc_id: str, values: dict[str, Any], fingerprint: str
-    ) -> DocRecord:
-        columns = self._columns
-        numbers = tuple(numeric(values.get(c.name)) for c in columns.total)
-        key = (
-            columns.document_rank,
-            *(sort_key(values.get(c.name), c.descending) for c in columns.sorted),
-            origin,
-            doc_id,
-        )
-        return DocRecord(origin, doc_id, values, fingerprint, numbers, key)
-
-    def _attach(self, records: list[DocRecord]) -> None:
-        """Give each record its rows; children lists take them in one go per category."""
-        pending: defaultdict[CategoryEntry, list[tuple[Any, ViewEntry]]] = defaultdict(list)
-        for record in records:
-            for path in category_paths(self._columns.category, record.values):
-                node = self._root
-                for ident in path:
-                    child = node.subcategories.get(ident)
-                    if child is None:
-                        child = self._new_category(node, *ident)
-                        pending[node].append((child.sort_key, child))
-                    node = child
-                entry = DocumentEntry(node, record)
-                record.entries.append(entry)
-                pending[node].append((entry.sort_key, entry))
-                self._count(node, record, 1)
-                self.stats.entries_inserted += 1
-        for category, pairs in pending.items():
-            category.children.add_many(pairs)
-
-    def _new_category(self, parent: CategoryEntry, column: int, value: Any) -> CategoryEntry:
-        definition = self._columns.category[column]
-        key = (self._category_rank, sort_key(value, definition.descending), column)
-        self._next_category += 1
-        child = CategoryEntry(
-            parent,
-            key,
-            cat_id=f"cat_{self._next_category}",
-            column=column,
-            value=value,
-            columns=self._columns,
-        )
-        parent.subcategories[(column, value)] = child
-        self._categories[child.id] = child
-        for node in parent.ancestors_and_self():
-            node.descendant_categories += 1
-        self.stats.categories_created += 1
-        return child
-
-    def _detach(self, record: DocRecord) -> None:
-        for entry in record.entries:
-            category = entry.parent
-            assert category is not None
-            category.children.remove(entry.sort_key)
-            entry.parent = None
-            self._count(category, record, -1)
-            self.stats.entries_removed += 1
-            self._prune(category)
-        record.entries = []
-
-    def _count(self, category: CategoryEntry, record: DocRecord, sign: int) -> None:
-        """Add (1) or take away (-1) one row of ``record`` from ``category`` and those above."""
-        numbers = record.numbers
-        for node in category.ancestors_and_self():
-            node.descendant_documents += sign
-            for total, number in zip(node.totals, numbers, strict=True):
-                if number is not None:
-                    total.add(number, sign)
-
-    def _prune(self, category: CategoryEntry) -> None:
-        """Drop ``category`` and every ancestor that the removal left without children."""
-        while category.parent is not None and not category.children:
-            parent = category.parent
-            parent.children.remove(category.sort_key)
-            del parent.subcategories[(category.column, category.value)]
-            del self._categories[category.id]
-            category.parent = None
-            for node in parent.ancestors_and_self():
-                node.descendant_categories -= 1
-            self.stats.categories_removed += 1
-            category = parent
