@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mindood import InMemoryStoreFactory, TenantFactory
+from mindood.sync import SyncNode
 from mindood.sync.discovery import DiscoveryConfig
 from mindood.sync.members import node_id
 from mindood.sync.network import NetworkConfig, PeerNetwork
@@ -22,7 +23,7 @@ from mindood.tenant import Tenant
 from tests.sync_helpers import Node, eventually, join, keyless_relay, make_node, sync_node
 from tests.tenant_helpers import fast_kdf, identity, new_tenant, password, username
 from tests.webrtc_helpers import loopback_ice
-from transports.tcp import Backoff
+from transports.tcp import Backoff, NodeCertificate
 
 pytestmark = pytest.mark.usefixtures("_kdf")
 
@@ -107,7 +108,13 @@ async def test_three_nodes_find_each_other_by_mdns_and_converge(
     for node in (a, b, c):
         assert len([p for p in node.sync.peers() if p.connected]) == 2
         assert {p.transport for p in node.sync.peers()} == {"tcp"}
-    assert net_c.discovery is not None and net_c.discovery.status()["members_found"] == 2
+    discovery_c = net_c.discovery
+    assert discovery_c is not None
+
+    async def found_both() -> bool:
+        return bool(discovery_c.status()["members_found"] == 2)
+
+    await eventually(found_both)
 
     # carol leaves (goodbye packets): a and b stop redialing; she returns and catches up.
     await fleet.stop(c, net_c)
@@ -163,7 +170,9 @@ async def test_two_members_behind_a_keyless_relay_sync_over_webrtc(
         backoff=FAST,
     )
     with loopback_ice():
-        relay_sync = sync_node(tmp_path, "relay")
+        relay_sync = SyncNode(
+            NodeCertificate.load_or_create(tmp_path / "relay"), adopt_databases=False, backoff=FAST
+        )
         relay = Node("relay", relay_tenant, relay_sync)
         fleet.nodes.append(relay)
         await relay_sync.add_tenant(relay_tenant, [])  # the directory only: no "todos" via relay
