@@ -21,6 +21,8 @@ from mindood import __version__
 from mindood.cli_daemon import add_client_commands, add_run
 from mindood.cli_doc import add_doc_commands
 from mindood.cli_tenant import add_tenant_commands
+from mindood.cli_view import add_view_commands, add_views_bench
+from mindood.logfmt import configure as configure_logging
 
 log = logging.getLogger("mindood.cli")
 
@@ -83,6 +85,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sync.add_argument("--transport", choices=["tcp", "webrtc"], default="tcp")
     sync.add_argument("--dir", type=Path, default=None, help="where to create the test stores")
     sync.set_defaults(handler=lambda a: _run_async(_bench_sync(a)))
+    add_views_bench(kinds)
 
 
 _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
@@ -90,6 +93,7 @@ _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     add_client_commands,
     add_tenant_commands,
     add_doc_commands,
+    add_view_commands,
     _add_bench,
 )
 
@@ -117,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Under systemd the journal stamps every line itself (it sets $JOURNAL_STREAM).
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-    logging.basicConfig(
-        level=args.log_level or "INFO", format=f"{stamp}%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level or "INFO", f"{stamp}%(levelname)s %(name)s: %(message)s")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -268,3 +268,15 @@ async def _store_ids(daemon: DaemonProcess) -> list[str]:
         return await store.get_all_ids()
     finally:
         await store.close()
+
+
+async def test_a_node_of_another_tenant_is_refused(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    doc_id = await _create_doc(a, {"private": True})
+    stranger = cluster.start("stranger", peers=(await _address(a),))
+    await _create_tenant(stranger)  # same tenant id, its own admin: another organisation
+    await _eventually(lambda: _log_mentions(stranger, "not granted"))
+    async with await a.client() as client:
+        assert (await client.peers())["peers"] == []
+    assert await _doc(stranger, doc_id) is None
