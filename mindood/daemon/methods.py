@@ -18,6 +18,7 @@ from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedE
 from mindood.daemon.events import Subscription as EventSubscription
 from mindood.daemon.node import Node
 from mindood.daemon.params import MAX_URI_CHARS, Params
+from mindood.daemon.view_methods import VIEW_METHODS
 from mindood.db import MindooDoc
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import (
@@ -383,6 +384,7 @@ _PLAIN: dict[str, Handler] = {
     "peers.list": _peers_list,
     "sync.status": _sync_status,
     "sync.now": _sync_now,
+    **VIEW_METHODS,
 }
 
 

@@ -1,0 +1,288 @@
+"""CLI: ``mindood view define|show|nav|list|drop``, and ``mindood bench views``.
+
+A view is defined by its columns in order, ``ROLE:NAME[:OPTION]``, and its sources::
+
+    mindood view define staff \\
+        -c category:department -c category:year:desc -c sorted:lastName -c total:salary:sum \\
+        --source hq=acme/employees --source branch=globex/employees --where '{"type":"employee"}'
+    mindood view show staff                 # everything, as an indented table
+    mindood view show staff --expand 1      # departments and years only, with their totals
+    mindood view nav staff next --at 1.2    # one step; prints where it lands
+
+Roles: ``category`` (``:asc``/``:desc``; ``\\`` in a value nests levels, a list fans out),
+``sorted`` (``:asc``/``:desc``), ``display``, ``total`` (``:sum``/``:avg``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import uvloop
+
+from mindood.cli_common import (
+    EXIT_OK,
+    Subparsers,
+    UsageError,
+    client_command,
+    client_options,
+    jsonable,
+    parse_json_arg,
+    print_json,
+    print_table,
+)
+from mindood.client import MindoodClient
+
+_SORTINGS = {"asc": "ascending", "desc": "descending", "none": "none"}
+_TOTALS = {"sum": "sum", "avg": "average", "average": "average"}
+_ROLES = ("category", "sorted", "display", "total")
+_STEPS = ("first", "last", "next", "prev", "next_sibling", "prev_sibling", "parent", "first_child")
+
+
+def parse_column(raw: str) -> dict[str, Any]:
+    """``ROLE:NAME[:OPTION]`` as the daemon's column map."""
+    role, sep, rest = raw.partition(":")
+    if role not in _ROLES or not sep or not rest:
+        raise UsageError(f"a column is ROLE:NAME[:OPTION] with ROLE one of {_ROLES}: {raw!r}")
+    name, _, option = rest.rpartition(":") if rest.count(":") else (rest, "", "")
+    column: dict[str, Any] = {"name": name, "role": role}
+    if role == "total":
+        if option not in _TOTALS:
+            raise UsageError(f"a total column needs :sum or :avg: {raw!r}")
+        column["total"] = _TOTALS[option]
+    elif option:
+        if role == "display" or option not in _SORTINGS:
+            raise UsageError(f"unknown column option {option!r} in {raw!r}")
+        column["sorting"] = _SORTINGS[option]
+    return column
+
+
+def parse_source(raw: str, where: dict[str, Any] | None) -> dict[str, Any]:
+    """``[ORIGIN=]TENANT/DB``."""
+    origin, sep, location = raw.rpartition("=")
+    tenant, slash, db = location.partition("/")
+    if not slash or not tenant or not db or (sep and not origin):
+        raise UsageError(f"a source is [ORIGIN=]TENANT/DB: {raw!r}")
+    source: dict[str, Any] = {"tenant": tenant, "db": db, "origin": origin or f"{tenant}/{db}"}
+    if where:
+        source["where"] = where
+    return source
+
+
+def _state(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader's navigation state as request parameters."""
+    expand: Any = args.expand
+    if expand not in ("all", "none"):
+        try:
+            expand = int(expand)
+        except ValueError:
+            raise UsageError("--expand takes all, none or a level") from None
+    params: dict[str, Any] = {"name": args.name, "expand": expand}
+    if args.expanded:
+        params["expanded"] = args.expanded
+    if args.collapsed:
+        params["collapsed"] = args.collapsed
+    if args.categories_only:
+        params["mode"] = "categories"
+    elif args.documents_only:
+        params["mode"] = "documents"
+    if args.category:
+        params["category"] = args.category
+    return params
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    return json.dumps(jsonable(value), ensure_ascii=False, sort_keys=True)
+
+
+def render_rows(page: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the indented table: position, the tree column, the other columns.
+
+    The tree column shows a category's value (``-`` expanded, ``+`` collapsed) or a document's
+    first non-category column, indented two spaces per level; category rows carry their totals.
+    """
+    columns = page["columns"]
+    flat = [c for c in columns if c["role"] != "category"]
+    label, rest = (flat[0], flat[1:]) if flat else (None, [])
+    headers = ["POS", label["title"] if label else "ENTRY", *(c["title"] for c in rest)]
+    rows: list[list[str]] = []
+    for entry in page["entries"]:
+        indent = "  " * max(entry["level"], 0)
+        values = entry["values"]
+        if entry["category"]:
+            marker = "- " if entry.get("expanded") else "+ "
+            tree = indent + marker + _cell(entry["value"])
+            cells = [_cell(values.get(c["name"])) if c["role"] == "total" else "" for c in rest]
+        else:
+            first = values.get(label["name"]) if label else entry["doc_id"]
+            tree = indent + "  " + _cell(first)
+            cells = [_cell(values.get(c["name"])) for c in rest]
+        rows.append([entry["position"], tree, *cells])
+    return headers, rows
+
+
+async def _define(client: MindoodClient, args: argparse.Namespace) -> int:
+    if not args.column:
+        raise UsageError("a view needs at least one column (-c ROLE:NAME[:OPTION])")
+    if not args.source:
+        raise UsageError("a view needs at least one --source [ORIGIN=]TENANT/DB")
+    where = parse_json_arg(args.where, "--where") if args.where else None
+    if where is not None and not isinstance(where, dict):
+        raise UsageError("--where must be a JSON object of field values")
+    params: dict[str, Any] = {
+        "name": args.name,
+        "columns": [parse_column(c) for c in args.column],
+        "sources": [parse_source(s, where) for s in args.source],
+    }
+    if args.categories_last:
+        params["style"] = "category_then_document"
+    result = await client.call("view.define", params)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"view {result['name']}: {result['documents']} documents from {result['origins']}")
+    return EXIT_OK
+
+
+async def _show(client: MindoodClient, args: argparse.Namespace) -> int:
+    params = _state(args)
+    params["count"] = args.count
+    if args.start:
+        params["start"] = args.start
+    if args.backward:
+        params["backward"] = True
+    page = await client.call("view.read", params)
+    if args.json:
+        print_json(page)
+        return EXIT_OK
+    headers, rows = render_rows(page)
+    print_table(rows, headers)
+    totals = {k: v for k, v in page["totals"].items() if v is not None}
+    summary = f"# {page['documents']} documents"
+    if totals:
+        summary += ", totals: " + ", ".join(f"{k}={_cell(v)}" for k, v in totals.items())
+    if page["has_more"]:
+        summary += f"; more after {page['next']} (--start {page['next']})"
+    print(summary)
+    return EXIT_OK
+
+
+async def _nav(client: MindoodClient, args: argparse.Namespace) -> int:
+    params = _state(args)
+    params["op"] = args.op
+    if args.at:
+        params["at"] = args.at
+    if args.target:
+        params["target"] = args.target
+    if args.reveal:
+        params["reveal"] = True
+    result = await client.call("view.navigate", params)
+    if args.json:
+        print_json(result)
+    elif result["entry"] is None:
+        print("(no entry there)")
+    else:
+        page = {
+            "columns": (await client.call("view.read", {**_state(args), "count": 1}))["columns"]
+        }
+        page["entries"] = [result["entry"]]
+        headers, rows = render_rows(page)
+        print_table(rows, headers)
+    return EXIT_OK
+
+
+async def _list(client: MindoodClient, args: argparse.Namespace) -> int:
+    result = await client.call("view.list", {})
+    if args.json:
+        print_json(result)
+    else:
+        for view in result["views"]:
+            print(f"{view['name']}\t{', '.join(view['origins'])}")
+    return EXIT_OK
+
+
+async def _drop(client: MindoodClient, args: argparse.Namespace) -> int:
+    result = await client.call("view.drop", {"name": args.name})
+    if args.json:
+        print_json(result)
+    else:
+        print(f"dropped {args.name}")
+    return EXIT_OK
+
+
+def _state_options(parser: argparse.ArgumentParser, default_expand: str) -> None:
+    parser.add_argument("name")
+    parser.add_argument(
+        "--expand", default=default_expand, help=f"all, none or a level (default {default_expand})"
+    )
+    parser.add_argument("--expanded", action="append", metavar="POS", help="also expand POS")
+    parser.add_argument("--collapsed", action="append", metavar="POS", help="collapse POS")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--categories-only", action="store_true")
+    modes.add_argument("--documents-only", action="store_true")
+    parser.add_argument("--category", metavar="PATH", help="only below this category (A\\B)")
+
+
+def add_view_commands(sub: Subparsers) -> None:
+    common = client_options()
+    view = sub.add_parser("view", help="define virtual views in the daemon and read them")
+    cmds = view.add_subparsers(dest="view_command", required=True, metavar="ACTION")
+
+    define = cmds.add_parser("define", parents=[common], help="define (or replace) a view")
+    define.add_argument("name")
+    define.add_argument(
+        "-c", "--column", action="append", metavar="ROLE:NAME[:OPT]", help="a column, in order"
+    )
+    define.add_argument("--source", action="append", metavar="[ORIGIN=]TENANT/DB")
+    define.add_argument("--where", metavar="JSON", help="field values every document must have")
+    define.add_argument(
+        "--categories-last", action="store_true", help="list a category's documents after it"
+    )
+    define.set_defaults(handler=client_command(_define))
+
+    show = cmds.add_parser("show", parents=[common], help="print a view as an indented table")
+    _state_options(show, "all")
+    show.add_argument("--start", metavar="POS", help="begin after this position")
+    show.add_argument("--count", type=int, default=1000, help="entries per page (max 1000)")
+    show.add_argument("--backward", action="store_true", help="walk backwards")
+    show.set_defaults(handler=client_command(_show))
+
+    nav = cmds.add_parser("nav", parents=[common], help="one navigation step; prints the entry")
+    _state_options(nav, "all")
+    nav.add_argument("op", choices=[*_STEPS, "goto"])
+    nav.add_argument("--at", metavar="POS", help="where the reader stands")
+    nav.add_argument("--target", metavar="POS", help="for goto: where to go")
+    nav.add_argument("--reveal", action="store_true", help="expand the way to the entry")
+    nav.set_defaults(handler=client_command(_nav))
+
+    listing = cmds.add_parser("list", parents=[common], help="list the daemon's views")
+    listing.set_defaults(handler=client_command(_list))
+
+    drop = cmds.add_parser("drop", parents=[common], help="forget a view")
+    drop.add_argument("name")
+    drop.set_defaults(handler=client_command(_drop))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from mindood.bench_views import run_views_bench
+
+    result = uvloop.run(run_views_bench(args.documents))
+    print_json(result)
+    return EXIT_OK
+
+
+def add_views_bench(kinds: Subparsers) -> None:
+    """``mindood bench views`` (registered under ``mindood bench``)."""
+    bench = kinds.add_parser("views", help="view build and update times against the change feed")
+    bench.add_argument("--documents", type=int, default=100_000, help="documents in the view")
+    bench.set_defaults(handler=_bench)
+
+
+__all__ = ["add_view_commands", "add_views_bench", "parse_column", "parse_source", "render_rows"]
