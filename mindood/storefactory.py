@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Literal, Protocol
 
 from mindood.errors import InvalidNameError
 from store.base import ContentAddressedStore
 from store.memory import InMemoryStore
+from store.ondisk.layout import atomic_write
 
 StoreKind = Literal["docs", "attachments"]
 STORE_KINDS: tuple[StoreKind, ...] = ("docs", "attachments")
@@ -114,23 +113,10 @@ class InMemoryStoreFactory:
             await store.close()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def write_private_file(path: Path, data: bytes) -> None:
+    """Atomically and durably replace ``path`` (0600, parent directories 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write(path, data)
 
 
 def _read_file(path: Path) -> bytes | None:
@@ -199,7 +185,7 @@ class OnDiskStoreFactory:
         return await asyncio.to_thread(_read_file, self._meta_path(tenant_id, name))
 
     async def write_meta(self, tenant_id: str, name: str, data: bytes) -> None:
-        await asyncio.to_thread(_write_atomically, self._meta_path(tenant_id, name), bytes(data))
+        await asyncio.to_thread(write_private_file, self._meta_path(tenant_id, name), bytes(data))
 
     async def close(self) -> None:
         stores, self._stores = list(self._stores.values()), {}

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +33,13 @@ from mindood.db import MindooDB
 from mindood.errors import MindoodError, NotAdminError
 from mindood.identity import PrivateUserId, unlock
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
-from mindood.storefactory import META_DIR, OnDiskStoreFactory, StoreFactory, check_component
+from mindood.storefactory import (
+    META_DIR,
+    OnDiskStoreFactory,
+    StoreFactory,
+    check_component,
+    write_private_file,
+)
 from mindood.tenant import JoinResponse, Tenant, TenantFactory
 from mindood.tenant.directory import DIRECTORY_DB_ID
 from mindood.tenant.tenant import SESSION_META_NAME, check_tenant_id
@@ -63,25 +67,6 @@ class TenantSlot:
         return self.tenant is None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class IdentityStore:
     """This node's sealed user identities, one file per username."""
 
@@ -101,7 +86,7 @@ class IdentityStore:
         return PrivateUserId.from_bytes(data)
 
     async def put(self, user: PrivateUserId) -> None:
-        await asyncio.to_thread(_write_atomically, self._path(user.username), user.to_bytes())
+        await asyncio.to_thread(write_private_file, self._path(user.username), user.to_bytes())
 
 
 class TenantRegistry:
