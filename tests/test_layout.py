@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,14 +52,14 @@ def test_layers_import_only_what_design_allows(layer: str) -> None:
 
 
 def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
-    """Catches import cycles that a warm test process would hide."""
+    """Catches import cycles that a warm test process would hide (several interpreters at once)."""
     script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
-    for name in _modules():
-        result = subprocess.run(
-            [sys.executable, "-c", script, name],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"
+
+    def attempt(name: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        command = [sys.executable, "-c", script, name]
+        return name, subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(attempt, _modules()))
+    failures = {name: r.stderr[-2000:] for name, r in results if r.returncode != 0}
+    assert failures == {}
