@@ -16,15 +16,28 @@ if TYPE_CHECKING:
     from mindood.keybag import KeyBag
     from mindood.storefactory import InMemoryStoreFactory, OnDiskStoreFactory
     from mindood.tenant.factory import TenantFactory
+    from mindood.views import ColumnSorting, TotalMode, VirtualViewFactory
 
 _EXPORTS = {
     "KeyBag": "mindood.keybag",
     "InMemoryStoreFactory": "mindood.storefactory",
     "OnDiskStoreFactory": "mindood.storefactory",
     "TenantFactory": "mindood.tenant.factory",
+    "ColumnSorting": "mindood.views",
+    "TotalMode": "mindood.views",
+    "VirtualViewFactory": "mindood.views",
 }
 
-__all__ = ["InMemoryStoreFactory", "KeyBag", "OnDiskStoreFactory", "TenantFactory", "__version__"]
+__all__ = [
+    "ColumnSorting",
+    "InMemoryStoreFactory",
+    "KeyBag",
+    "OnDiskStoreFactory",
+    "TenantFactory",
+    "TotalMode",
+    "VirtualViewFactory",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

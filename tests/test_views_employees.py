@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from mindood import InMemoryStoreFactory
+from mindood import InMemoryStoreFactory, VirtualViewFactory
 from mindood.db import MindooDB
-from mindood.views import CategoryEntry, VirtualView, VirtualViewFactory
+from mindood.views import CategoryEntry, VirtualView
 from tests.tenant_helpers import fast_kdf, new_tenant
 from tests.view_helpers import BRANCH, HQ, employee, employees_view, outline, snapshot
 

@@ -69,6 +69,8 @@ class Total:
         """Add (or with ``sign=-1`` take away) everything ``other`` holds."""
         self.count += sign * other.count
         self.ints += sign * other.ints
+        if not (other.floats or other.nan or other.pos_inf or other.neg_inf):
+            return  # integers only, the common case
         self.scaled += sign * other.scaled
         self.floats += sign * other.floats
         self.nan += sign * other.nan
