@@ -198,3 +198,43 @@ def test_bad_addresses_are_config_errors_naming_the_key(address: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({"peers": [{"address": address}]})
     assert "peers[0].address" in str(info.value)
+
+
+def test_discovery_and_webrtc_are_off_unless_configured() -> None:
+    config = parse_config({})
+    assert not config.peer_network.discovery.enabled
+    assert not config.peer_network.webrtc.enabled
+    config = parse_config(
+        {
+            "discovery": {"interfaces": ["eth0"], "grace": 1.5},
+            "webrtc": {
+                "enabled": True,
+                "ice_servers": [
+                    {"urls": ["stun:10.0.0.1:3478"]},
+                    {"urls": ["turn:10.0.0.1:3478"], "username": "u", "credential": "c"},
+                ],
+            },
+        }
+    )
+    assert config.peer_network.discovery.interfaces == ("eth0",)
+    assert config.peer_network.discovery.grace == 1.5
+    assert [s.urls for s in config.peer_network.webrtc.ice_servers] == [
+        ("stun:10.0.0.1:3478",),
+        ("turn:10.0.0.1:3478",),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"discovery": {"interfaces": "eth0"}}, "discovery.interfaces"),
+        ({"discovery": {"bogus": 1}}, "discovery.bogus"),
+        ({"webrtc": {"enabled": "yes"}}, "webrtc.enabled"),
+        ({"webrtc": {"ice_servers": [{"urls": ["http://x"]}]}}, "webrtc.ice_servers[0].urls[0]"),
+        ({"webrtc": {"ice_servers": [{}]}}, "webrtc.ice_servers[0].urls"),
+    ],
+)
+def test_bad_network_settings_name_their_key(raw: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert key in str(info.value)

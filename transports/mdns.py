@@ -299,6 +299,17 @@ class Browser:
                     await self._browser.async_cancel()
             self._browser = None
 
+    def rescan(self) -> None:
+        """Resolve every known service again: our memberships changed (a tenant was unlocked),
+        so a node that looked foreign may now be a member, and the reverse."""
+        for name in list(self._known):
+            self._spawn_resolve(name)
+
+    def _spawn_resolve(self, name: str) -> None:
+        task = asyncio.ensure_future(self._resolve(name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _on_change(self, **kwargs: Any) -> None:
         """zeroconf's handler: must not raise, must not block."""
         try:
@@ -313,9 +324,7 @@ class Browser:
                 if name not in self._known and len(self._known) >= MAX_TRACKED_SERVICES:
                     return
                 self._known.add(name)
-                task = asyncio.ensure_future(self._resolve(name))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn_resolve(name)
         except Exception:
             log.exception("mDNS browse handler failed")
 

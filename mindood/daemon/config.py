@@ -44,6 +44,10 @@ from typing import Any, TypeVar
 
 from mindood.errors import MindoodError
 from mindood.storefactory import check_component
+from mindood.sync.discovery import DiscoveryConfig
+from mindood.sync.network import NetworkConfig as PeerNetworkConfig
+from mindood.sync.webrtc_dial import WebRtcConfig
+from transports.webrtc import IceServer
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -121,6 +125,8 @@ class Config:
     socket: Path | None = None
     log_level: str = "INFO"
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    #: mDNS discovery and WebRTC (``[discovery]``, ``[webrtc]``); both off by default.
+    peer_network: PeerNetworkConfig = field(default_factory=PeerNetworkConfig)
     limits: Limits = field(default_factory=Limits)
     tenants: tuple[TenantConfig, ...] = ()
     peers: tuple[PeerConfig, ...] = ()
@@ -353,6 +359,56 @@ def _upstreams(raw: object) -> tuple[UpstreamConfig, ...]:
     return tuple(out)
 
 
+def _strings(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("expected a list of strings", key)
+    return tuple(_string(item, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+def _ice_servers(raw: object) -> tuple[IceServer, ...]:
+    servers = []
+    for table in _array_of_tables(raw, "webrtc.ice_servers"):
+        urls = _required(table, "urls", _strings)
+        for i, url in enumerate(urls):
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ConfigError("expected a stun: or turn: URL", f"{table.key('urls')}[{i}]")
+        servers.append(
+            IceServer(
+                urls=urls,
+                username=table.get("username", _string, None),
+                credential=table.get("credential", _string, None),
+            )
+        )
+        table.finish()
+    return tuple(servers)
+
+
+def _peer_network(discovery: _Table, webrtc: _Table) -> PeerNetworkConfig:
+    """mDNS never runs on an interface the operator did not name (none named: off)."""
+    no_names: tuple[str, ...] = ()
+    disc = DiscoveryConfig(
+        interfaces=discovery.get("interfaces", _strings, no_names),
+        advertise=discovery.get("advertise", _bool, True),
+        dial_timeout=discovery.get("dial_timeout", _seconds, 3.0),
+        grace=discovery.get("grace", _seconds, 3.0),
+    )
+    discovery.finish()
+    no_hosts: tuple[str, ...] = ()
+    hosts = webrtc.get("host_addresses", _strings, no_hosts)
+    rtc = WebRtcConfig(
+        enabled=webrtc.get("enabled", _bool, False),
+        ice_servers=_ice_servers(webrtc.raw("ice_servers") or []),
+        relay_only=webrtc.get("relay_only", _bool, False),
+        host_addresses=hosts or None,
+        connect_timeout=webrtc.get("connect_timeout", _seconds, 30.0),
+        accept=webrtc.get("accept", _bool, True),
+        auto_connect=webrtc.get("auto_connect", _bool, False),
+        auto_interval=webrtc.get("auto_interval", _seconds, 10.0),
+    )
+    webrtc.finish()
+    return PeerNetworkConfig(discovery=disc, webrtc=rtc)
+
+
 def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     """Build a :class:`Config` from parsed TOML; :class:`ConfigError` names the first bad key."""
     root = _Table(dict(data), "")
@@ -368,6 +424,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     )
     network_table.finish()
     limits = _limits(root.table("limits"))
+    peer_network = _peer_network(root.table("discovery"), root.table("webrtc"))
     tenants = _tenants(root.raw("tenants"))
     peers = _peers(root.raw("peers"))
     upstreams = _upstreams(root.raw("upstreams"))
@@ -377,6 +434,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
         socket=socket,
         log_level=log_level,
         network=network,
+        peer_network=peer_network,
         limits=limits,
         tenants=tenants,
         peers=peers,

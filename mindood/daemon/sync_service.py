@@ -20,6 +20,7 @@ from mindood.daemon.services import PeerInfo
 from mindood.sync import SyncNode
 from mindood.sync.cursors import peer_key
 from mindood.sync.link import PeerLink
+from mindood.sync.network import PeerNetwork
 from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore
 from transports.tcp import NodeCertificate
@@ -62,6 +63,7 @@ class SyncService:
         self._sync: SyncNode | None = None
         self._listening: list[str] = []
         self._tenants: dict[str, _TenantPeers] = {}
+        self._network: PeerNetwork | None = None
 
     # -- Service -----------------------------------------------------------------------------
     async def run(self, node: Node) -> None:
@@ -77,6 +79,14 @@ class SyncService:
                 host, port = split_address(address)
                 bound_host, bound_port = await sync.listen(host, port)
                 self._listening.append(f"{bound_host}:{bound_port}")
+            wanted = config.peer_network
+            if wanted.discovery.enabled or wanted.webrtc.enabled:
+                if wanted.discovery.enabled and not self._listening:
+                    log.warning("mDNS discovery needs [network] listen to advertise; not started")
+                else:
+                    self._network = PeerNetwork(sync, wanted)
+                    port = split_address(self._listening[0])[1] if self._listening else 0
+                    await self._network.start(port)
             for tenant_id in node.tenants.known_ids():
                 if not node.tenants.slot(tenant_id).locked:
                     await self._activate(tenant_id)
@@ -96,6 +106,8 @@ class SyncService:
             node.upstream.target = None
             for tenant_id in list(self._tenants):
                 await self._deactivate(tenant_id)
+            if self._network is not None:
+                await self._network.aclose()
             await sync.aclose()
 
     async def reload(self, config: Config) -> None:
@@ -118,6 +130,8 @@ class SyncService:
         await self._sync.add_tenant(tenant, databases)
         self._tenants[tenant_id] = _TenantPeers()
         self._start_peers(tenant_id, config)
+        if self._network is not None:
+            await self._network.refresh()
 
     def _start_peers(self, tenant_id: str, config: Config) -> None:
         assert self._sync is not None
@@ -146,6 +160,8 @@ class SyncService:
             del self._tenants[tenant_id]
             if self._sync is not None:
                 await self._sync.remove_tenant(tenant_id)
+            if self._network is not None:
+                await self._network.refresh()
 
     # -- events ------------------------------------------------------------------------------
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
@@ -180,6 +196,7 @@ class SyncService:
             "listening": list(self._listening),
             "tenants": sorted(self._tenants),
             "peers": [asdict(p) for p in peers],
+            "network": self._network.status() if self._network is not None else None,
         }
 
     async def sync_now(

@@ -53,6 +53,7 @@ class Discovery:
         self._port = port
         self._stack = contextlib.AsyncExitStack()
         self._advertiser: Advertiser | None = None
+        self._browser: Browser | None = None
         self._found: dict[str, list[tuple[str, bytes]]] = {}
         self.foreign: set[str] = set()
 
@@ -75,13 +76,15 @@ class Discovery:
         browser = Browser(
             mdns, self.memberships, self._on_found, self._on_lost, ignore=lambda n: n == own
         )
-        await self._stack.enter_async_context(browser)
+        self._browser = await self._stack.enter_async_context(browser)
         log.info("mDNS discovery on %s", ", ".join(addresses))
 
     async def refresh(self) -> None:
-        """Re-advertise after tenants were unlocked or locked."""
+        """Re-advertise after tenants were unlocked or locked, and look at every node again."""
         if self._advertiser is not None:
             await self._advertiser.update(self.memberships())
+        if self._browser is not None:
+            self._browser.rescan()
 
     async def aclose(self) -> None:
         await self._stack.aclose()
