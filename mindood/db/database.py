@@ -477,9 +477,6 @@ class MindooDB:
                 rejected.append((entry.id, reason))
         return VerifiedBatch(tuple(accepted), tuple(rejected))
 
-    #: The earlier private name, kept for callers written against it.
-    _admit = admit_entries
-
 
 def _store_of(source: ContentAddressedStore | MindooDB) -> ContentAddressedStore:
     return source.get_store() if isinstance(source, MindooDB) else source

@@ -134,7 +134,7 @@ class PeerLink:
                         "db": db.db_id,
                     },
                 )
-            verdict: VerifiedBatch = await db._admit(fitting)
+            verdict: VerifiedBatch = await db.admit_entries(fitting)
             return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected))
 
         return admit
