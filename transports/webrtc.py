@@ -324,13 +324,30 @@ def describe_route(pc: RTCPeerConnection) -> str:
 
 
 # -- offer / answer ----------------------------------------------------------------------------
-async def _opened(dc: RTCDataChannel) -> None:
+async def _opened(pc: RTCPeerConnection, dc: RTCDataChannel) -> None:
+    """Until the channel opens; ``ConnectionError`` as soon as ICE gives up (not at the timeout),
+    so a caller can try another way (e.g. relayed candidates only)."""
     if dc.readyState == "open":
         return
     opened = asyncio.Event()
+    failed = asyncio.Event()
     dc.on("open", opened.set)
-    if dc.readyState != "open":
-        await opened.wait()
+
+    def state_changed() -> None:
+        if pc.iceConnectionState == "failed":
+            failed.set()
+
+    pc.on("iceconnectionstatechange", state_changed)
+    if dc.readyState == "open":
+        return
+    waiters = [asyncio.ensure_future(opened.wait()), asyncio.ensure_future(failed.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    if not opened.is_set():
+        raise ConnectionError("ICE found no working candidate pair")
 
 
 async def offer(
@@ -347,7 +364,7 @@ async def offer(
             answer_sdp = decode_description(await inbox.get(), "answer")
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
             binding = channel_binding(pc.localDescription.sdp, answer_sdp)
-            await _opened(dc)
+            await _opened(pc, dc)
         return WebRtcChannel(pc, dc, binding, max_message_size(answer_sdp), options)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -380,7 +397,7 @@ async def answer(
             binding = channel_binding(local_sdp, offer_sdp)
             await signal(encode_description("answer", local_sdp))
             dc = await arrived
-            await _opened(dc)
+            await _opened(pc, dc)
         return WebRtcChannel(pc, dc, binding, max_message_size(offer_sdp), options)
     except BaseException:
         with contextlib.suppress(Exception):

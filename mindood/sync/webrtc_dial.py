@@ -32,7 +32,8 @@ from transports.webrtc import IceServer, WebRtcOptions, answer, offer, restrict_
 log = logging.getLogger("mindood.sync.webrtc")
 
 _VERSION = 1
-_KINDS = frozenset({"offer", "answer", "fail", "probe"})
+#: ``offer-relay``: a retry with relayed (TURN) candidates only, after a normal offer failed.
+_KINDS = frozenset({"offer", "offer-relay", "answer", "fail", "probe"})
 _SID_BYTES = 16
 
 
@@ -55,12 +56,16 @@ class WebRtcConfig:
     #: Offers being answered at once; more are refused.
     max_pending: int = 8
 
-    def options(self) -> WebRtcOptions:
+    def options(self, *, relay_only: bool | None = None) -> WebRtcOptions:
         return WebRtcOptions(
             ice_servers=self.ice_servers,
-            relay_only=self.relay_only,
+            relay_only=self.relay_only if relay_only is None else relay_only,
             connect_timeout=self.connect_timeout,
         )
+
+    @property
+    def has_turn(self) -> bool:
+        return any(url.startswith(("turn:", "turns:")) for s in self.ice_servers for url in s.urls)
 
 
 def encode_signal(kind: str, sid: bytes, payload: bytes = b"") -> bytes:
@@ -94,7 +99,6 @@ class WebRtcDialer:
     def __init__(self, node: SyncNode, config: WebRtcConfig) -> None:
         self._node = node
         self._config = config
-        self._options = config.options()
         self._waiting: dict[bytes, tuple[str, asyncio.Queue[bytes]]] = {}
         self._answering: set[asyncio.Task[None]] = set()
         self._unsubscribe: Any = None
@@ -122,18 +126,34 @@ class WebRtcDialer:
         return await self._node.send_signal(tenant_id, identity, envelope)
 
     async def dial(self, tenant_id: str, identity: str) -> PeerConnection:
-        """Open a data channel to ``identity`` and run a client session over it."""
+        """Open a data channel to ``identity`` and run a client session over it.
+
+        With a TURN server configured, a failed attempt is retried once with relayed candidates
+        only: aioice cannot always fall back to the relay pair within one mixed candidate set
+        (ChannelBind fails after a nonce retry against coturn), but a relay-only pair works.
+        """
+        try:
+            return await self._dial_once(tenant_id, identity, relay=self._config.relay_only)
+        except (ConnectionError, TimeoutError) as exc:
+            if self._config.relay_only or not self._config.has_turn:
+                raise
+            log.info("WebRTC failed; retrying over TURN only", extra={"reason": str(exc)})
+            return await self._dial_once(tenant_id, identity, relay=True)
+
+    async def _dial_once(self, tenant_id: str, identity: str, *, relay: bool) -> PeerConnection:
         sid = os.urandom(_SID_BYTES)
         inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
         self._waiting[sid] = (normalize_pem(identity), inbox)
 
+        kind = "offer-relay" if relay and not self._config.relay_only else "offer"
+
         async def signal(payload: bytes) -> None:
-            envelope = encode_signal("offer", sid, payload)
+            envelope = encode_signal(kind, sid, payload)
             if not await self._node.send_signal(tenant_id, identity, envelope):
                 raise SignalUnreachable("no connected peer can reach the target")
 
         try:
-            channel = await offer(signal, inbox, self._options)
+            channel = await offer(signal, inbox, self._config.options(relay_only=relay))
         finally:
             self._waiting.pop(sid, None)
         log.info("webrtc channel open", extra={"peer": channel.peer_address})
@@ -158,11 +178,13 @@ class WebRtcDialer:
                 payload = b'{"type":"fail"}'
             with contextlib.suppress(asyncio.QueueFull):
                 waiting[1].put_nowait(payload)
-        elif kind == "offer":
-            if not self._config.accept or len(self._answering) >= self._config.max_pending:
+        elif kind in ("offer", "offer-relay"):
+            relay = kind == "offer-relay" or self._config.relay_only
+            busy = len(self._answering) >= self._config.max_pending
+            if not self._config.accept or busy or (relay and not self._config.has_turn):
                 self._spawn(self._refuse(tenant_id, sender, sid))
                 return
-            self._spawn(self._answer(tenant_id, sender, sid, payload))
+            self._spawn(self._answer(tenant_id, sender, sid, payload, relay=relay))
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -183,7 +205,9 @@ class WebRtcDialer:
                 return True
         return False
 
-    async def _answer(self, tenant_id: str, sender: str, sid: bytes, offer_payload: bytes) -> None:
+    async def _answer(
+        self, tenant_id: str, sender: str, sid: bytes, offer_payload: bytes, *, relay: bool
+    ) -> None:
         if not self._is_member(tenant_id, sender):
             log.info("refusing a WebRTC offer from a key the directory does not grant")
             await self._refuse(tenant_id, sender, sid)
@@ -195,7 +219,7 @@ class WebRtcDialer:
                 raise SignalUnreachable("the offerer is no longer reachable")
 
         try:
-            channel = await answer(offer_payload, signal, self._options)
+            channel = await answer(offer_payload, signal, self._config.options(relay_only=relay))
         except (ValueError, ConnectionError, TimeoutError) as exc:
             log.info("answering a WebRTC offer failed: %s", exc)
             await self._refuse(tenant_id, sender, sid)
