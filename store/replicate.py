@@ -10,8 +10,10 @@ Relays and edge caches run exactly this: they verify and store what they cannot 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from store.base import ContentAddressedStore, ScanCursor
@@ -94,23 +96,24 @@ async def replicate(
         metas = [m for m in page.entries if m.receipt_order <= bound]
         scanned += len(metas)
         missing = await _missing_ids(target, [m.id for m in metas], bloom)
-        for start in range(0, len(missing), batch_size):
-            entries = await source.get_entries(missing[start : start + batch_size])
-            verdict = await admit(entries)
-            rejected.extend(verdict.rejected)
-            for entry_id, reason in verdict.rejected:
-                log.warning(
-                    "entry refused",
-                    extra={"entry_id": entry_id, "reason": reason, "source": source.get_id()},
-                )
-            if verdict.accepted:
-                result = await target.put_entries(verdict.accepted)
-                rejected.extend(result.rejected)
-                transferred += len(result.stored)
-                stored = set(result.stored)
-                transferred_bytes += sum(
-                    len(e.encrypted_data) for e in verdict.accepted if e.id in stored
-                )
+        batches = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
+        async with contextlib.aclosing(_prefetched(source, batches)) as fetched:
+            async for entries in fetched:
+                verdict = await admit(entries)
+                rejected.extend(verdict.rejected)
+                for entry_id, reason in verdict.rejected:
+                    log.warning(
+                        "entry refused",
+                        extra={"entry_id": entry_id, "reason": reason, "source": source.get_id()},
+                    )
+                if verdict.accepted:
+                    result = await target.put_entries(verdict.accepted)
+                    rejected.extend(result.rejected)
+                    transferred += len(result.stored)
+                    stored = set(result.stored)
+                    transferred_bytes += sum(
+                        len(e.encrypted_data) for e in verdict.accepted if e.id in stored
+                    )
         if metas:
             last = metas[-1]
             cursor = ScanCursor(last.receipt_order, last.id)
@@ -125,6 +128,30 @@ async def replicate(
     return ReplicationResult(
         scanned, transferred, transferred_bytes, tuple(rejected), new_state, idle=False
     )
+
+
+async def _prefetched(
+    source: ContentAddressedStore, batches: list[list[str]]
+) -> AsyncGenerator[list[StoreEntry], None]:
+    """The batches' entries in order, fetching the next batch while the caller checks and
+    stores the current one: the network wait overlaps verification and fsync. At most one
+    batch is in flight beyond the one being processed."""
+    pending: asyncio.Task[list[StoreEntry]] | None = None
+    try:
+        for index, batch in enumerate(batches):
+            current = (
+                pending if pending is not None else asyncio.ensure_future(source.get_entries(batch))
+            )
+            pending = None
+            entries = await current
+            if index + 1 < len(batches):
+                pending = asyncio.ensure_future(source.get_entries(batches[index + 1]))
+            yield entries
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
 
 
 async def _missing_ids(
