@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 LOCK_NAME = "LOCK"
@@ -92,17 +93,17 @@ def temp_path(target: Path) -> Path:
     return target.with_name(f"{target.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def atomic_write(target: Path, data: bytes | list[bytes], durable: bool = True) -> None:
-    """Replace ``target`` with ``data`` so a reader sees the old or the new file, never a mix."""
+@contextlib.contextmanager
+def atomic_file(target: Path, durable: bool = True) -> Iterator[int]:
+    """A descriptor of a fresh temp file that replaces ``target`` when the block ends cleanly.
+
+    The one place of the crash protocol: write, fsync, rename, fsync the directory; on any
+    error the temp file is removed and ``target`` is untouched.
+    """
     tmp = temp_path(target)
-    parts = data if isinstance(data, list) else [data]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        for part in parts:
-            view = memoryview(part)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+        yield fd
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -114,6 +115,17 @@ def atomic_write(target: Path, data: bytes | list[bytes], durable: bool = True) 
     os.replace(tmp, target)
     if durable:
         fsync_dir(target.parent)
+
+
+def atomic_write(target: Path, data: bytes | list[bytes], durable: bool = True) -> None:
+    """Replace ``target`` with ``data`` so a reader sees the old or the new file, never a mix."""
+    parts = data if isinstance(data, list) else [data]
+    with atomic_file(target, durable) as fd:
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
 
 
 def write_all(fd: int, data: bytes, offset: int) -> None:

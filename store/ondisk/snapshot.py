@@ -29,7 +29,7 @@ import msgpack
 
 from store.codec import metadata_to_wire
 from store.ondisk.index import LogIndex, meta_from_wire_trusted
-from store.ondisk.layout import fsync_dir, temp_path
+from store.ondisk.layout import atomic_file
 
 MAGIC = b"MDSNAP01"
 FORMAT = 1
@@ -82,9 +82,7 @@ def write_snapshot(
         list(strings),
     ]
     body_head = packer.pack(head)
-    tmp = temp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
+    with atomic_file(path, durable) as fd:
         crc = zlib.crc32(body_head)
         length = len(body_head)
         os.pwrite(fd, bytes(_HEADER.size), 0)
@@ -101,17 +99,6 @@ def write_snapshot(
                 pending, pending_bytes = [], 0
         pos += _write(fd, b"".join(pending), pos)
         _write(fd, _HEADER.pack(MAGIC, FORMAT, crc, length), 0)
-        if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    if durable:
-        fsync_dir(path.parent)
     return pos
 
 
