@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +15,9 @@ from mindood.document import Counter, Text
 from mindood.errors import DocumentDeletedError, DocumentNotFoundError, KeyNotFoundError
 from mindood.identity import UnlockedUserId, create_user_id, unlock
 from mindood.keybag import KeyBag
-from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.entry import EntryType, StoreEntry
 from store.memory import InMemoryStore
+from tests.db_helpers import Allow
 from tests.entries import tampered
 
 TENANT = "acme"
@@ -36,23 +36,6 @@ def key_bag(users: tuple[UnlockedUserId, UnlockedUserId]) -> KeyBag:
     bag.create_and_store_symmetric_key(TENANT, "default")
     bag.create_and_store_symmetric_key(TENANT, "secret")
     return bag
-
-
-@dataclasses.dataclass
-class Allow:
-    """A trust rule that applies entries of listed authors only; bump() after editing."""
-
-    authors: set[str]
-    generation: int = 0
-
-    def applies(self, meta: EntryMetadata) -> bool:
-        return meta.created_by_public_key in self.authors
-
-    def refusal(self, meta: EntryMetadata) -> str | None:
-        return None
-
-    def bump(self) -> None:
-        self.generation += 1
 
 
 def _db(
