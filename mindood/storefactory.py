@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 from mindood.errors import InvalidNameError
 from store.base import ContentAddressedStore
 from store.memory import InMemoryStore
-from store.ondisk.layout import atomic_write
+from store.atomicfile import atomic_write
 
 StoreKind = Literal["docs", "attachments"]
 STORE_KINDS: tuple[StoreKind, ...] = ("docs", "attachments")

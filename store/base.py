@@ -98,6 +98,30 @@ class CompactionStatus:
     last_compaction_duration_ms: float = 0.0
 
 
+class StoreState(StrEnum):
+    """Whether a store can serve: ``failed`` stays until the store is reopened or repaired."""
+
+    OK = "ok"
+    CHECKING = "checking"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """What a store can tell an operator about itself (shown in node status).
+
+    ``problem`` says why a store failed; ``recovered`` what an open had to repair (a lost
+    write-ahead log, say) and what it cost; ``quarantined`` counts entries set aside because
+    their stored bytes were damaged (they are no longer listed, so peers send them again).
+    """
+
+    state: StoreState = StoreState.OK
+    problem: str | None = None
+    recovered: str | None = None
+    quarantined: int = 0
+    checked_at: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PutResult:
     """What a put did: ids newly stored, ids already present (idempotent), ids refused and why."""
@@ -202,6 +226,10 @@ class ContentAddressedStore(abc.ABC):
 
     async def get_compaction_status(self) -> CompactionStatus:
         return CompactionStatus(enabled=False, compaction_min_files=0, compaction_max_bytes=0)
+
+    def health(self) -> StoreHealth:
+        """The store's health; stores that keep nothing on disk are always ok."""
+        return StoreHealth()
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release files and locks; the store is unusable afterwards."""

@@ -24,6 +24,7 @@ from store.base import (
     ScanFilters,
     ScanPage,
     StoreHead,
+    StoreHealth,
 )
 from store.bloom import BloomSummary
 from store.entry import EntryMetadata, EntryType, StoreEntry
@@ -149,6 +150,9 @@ class ChainedStore(ContentAddressedStore):
 
     async def get_compaction_status(self) -> CompactionStatus:
         return await self._local.get_compaction_status()
+
+    def health(self) -> StoreHealth:
+        return self._local.health()
 
     async def close(self) -> None:
         await self._local.close()

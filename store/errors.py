@@ -37,4 +37,12 @@ class StoreLockedError(StoreError):
 
 
 class StoreCorruptionError(StoreError):
-    """Files of an on-disk store contradict each other in a way recovery cannot repair."""
+    """Files of an on-disk store are damaged in a way the store cannot repair by itself."""
+
+
+class StoreFormatError(StoreError):
+    """A store directory holds a format this version does not read (older, newer, foreign)."""
+
+
+class StoreUnavailableError(StoreError):
+    """A store's files cannot be opened, read or written (permissions, I/O error, disk full)."""

@@ -11,10 +11,11 @@ import pytest
 import uvloop
 
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
+from store.ondisk.workers import THREAD_PREFIX as ONDISK_THREAD_PREFIX
 from store.verify import VERIFY_THREAD_PREFIX
 
 #: Process-lifetime pools that are shared on purpose and never count as leaks.
-_SHARED_POOLS = (VERIFY_THREAD_PREFIX,)
+_SHARED_POOLS = (VERIFY_THREAD_PREFIX, ONDISK_THREAD_PREFIX)
 
 # Explicit test switch for cheap key derivation (see mindood.crypto.kdf); production never sets it.
 os.environ.setdefault("MINDOOD_TEST_PBKDF2_ITERATIONS", "1000")

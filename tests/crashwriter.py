@@ -23,11 +23,7 @@ from tests.entries import Author
 
 
 async def run(args: argparse.Namespace) -> None:
-    options = OnDiskStoreOptions(
-        compaction_min_records=args.compaction_records,
-        segment_max_bytes=args.segment_bytes,
-    )
-    store = await OnDiskStore.open(Path(args.path), options)
+    store = await OnDiskStore.open(Path(args.path), OnDiskStoreOptions())
     author = Author()
     out = sys.stdout
     print("READY", flush=True)
@@ -58,8 +54,6 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=512)
     parser.add_argument("--tag", default="w")
     parser.add_argument("--purge-every", type=int, default=0)
-    parser.add_argument("--compaction-records", type=int, default=300)
-    parser.add_argument("--segment-bytes", type=int, default=256 * 1024)
     asyncio.run(run(parser.parse_args()))
 
 

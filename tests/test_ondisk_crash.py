@@ -52,7 +52,7 @@ async def test_four_concurrent_writer_processes(tmp_path: Path) -> None:
         Writer(
             store,
             tmp_path / f"writer-{n}.out",
-            ["--batches", "50", "--batch-size", "4", "--tag", f"p{n}", "--segment-bytes", "65536"],
+            ["--batches", "50", "--batch-size", "4", "--tag", f"p{n}"],
         )
         for n in range(4)
     ]

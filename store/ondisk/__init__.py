@@ -1,15 +1,15 @@
-"""The on-disk store: append-only segment logs, an index snapshot, recovery, multi-process.
+"""The on-disk store: entries in one SQLite database per store directory.
 
-Why this layout rather than the reference's one file per entry (reference-formats §5): a put of
-a batch is one append of all its records and one fsync, where per-entry files cost several
-file creations and fsyncs per entry; a million entries are a few dozen segment files instead
-of two million small files; and cold open loads one checksummed snapshot and replays the log
-written since, instead of reading every entry file. See ``layout`` for the directory,
-``records`` for the record format, ``store`` for concurrency.
+Why SQLite: the store's memory and start time must not grow with what it holds. Entries and
+their indexes live in indexed tables, so an open reads a few pages (milliseconds at a million
+entries) and a query touches only the pages it needs; WAL mode with ``synchronous=FULL`` and
+one transaction per group-committed batch gives the same durability as an fsync per batch;
+SQLite's locking keeps several processes on one file safe. See ``schema`` for the tables,
+``witness`` for detecting lost commits, ``store`` for concurrency and containment.
 """
 
-from store.ondisk.options import OnDiskStoreOptions
-from store.ondisk.recovery import RecoveryProgress
+from store.ondisk.check import CheckReport
+from store.ondisk.options import CheckOnOpen, OnDiskStoreOptions
 from store.ondisk.store import OnDiskStore
 
-__all__ = ["OnDiskStore", "OnDiskStoreOptions", "RecoveryProgress"]
+__all__ = ["CheckOnOpen", "CheckReport", "OnDiskStore", "OnDiskStoreOptions"]

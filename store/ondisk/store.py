@@ -1,52 +1,65 @@
-"""``OnDiskStore``: the durable ``ContentAddressedStore`` (see ``store.ondisk`` for the layout).
+"""``OnDiskStore``: the durable ``ContentAddressedStore`` on SQLite (layout in ``schema``).
 
-Concurrency inside one process: every step that touches the files' shared state (reading new
-records, appending, erasing, snapshotting) runs under ``_io_lock``, with the blocking part in
-this store's worker threads and the index changed only on the event loop thread afterwards.
-Queries run without the lock against the index once one ``fstat`` says nobody appended since.
+Connections: one write connection, used under ``_write_lock`` by one worker at a time, and up
+to ``max_readers`` read connections; WAL lets reads run while a commit is being written. All
+blocking calls run in the process-wide worker pools (``workers``).
 
-Across processes: LOCK is held exclusively around every write batch (after catching up with
-what others appended) and shared while catching up, so no reader trusts a half-written batch.
+Puts are group-committed: callers queue their batches; the writer task takes everything
+queued and stores it in one transaction (one fsync), then answers every caller.
 
-Puts are group-committed: callers queue their batches, one writer task takes everything queued
-and appends it with a single fsync, then answers every caller.
+Containment: an SQLite error that means the file cannot be trusted (damaged, unreadable) fails
+this store alone: every later call raises a typed ``StoreError`` and ``health()`` says why. A
+row or payload that fails its own check is quarantined (logged, counted in ``health()``) and
+the call that met it goes on without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hashlib
 import logging
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from store.base import (
-    CompactionStatus,
-    IndexBuildStatus,
-    IndexPhase,
+    ContentAddressedStore,
     PutResult,
+    ResolveOptions,
+    ScanCursor,
+    ScanFilters,
+    ScanPage,
+    StoreHead,
+    StoreHealth,
+    StoreState,
 )
-from store.entry import EntryMetadata, StoreEntry
-from store.errors import CorruptEntryError, StoreClosedError
-from store.ondisk import housekeeping
-from store.ondisk.housekeeping import Stats
-from store.ondisk.index import LogIndex
-from store.ondisk.layout import Layout
-from store.ondisk.log import CatchUp, SegmentLog
-from store.ondisk.options import OnDiskStoreOptions
-from store.ondisk.queries import IndexQueries
-from store.ondisk.records import payload_extent
-from store.ondisk.recovery import Loaded, ProgressSink, RecoveryProgress, load
-from store.ondisk.writer import PlannedPut, apply_put, plan_put, purge_record
+from store.bloom import BloomSummary
+from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.errors import StoreClosedError, StoreCorruptionError, StoreError
+from store.ondisk import reads, writes
+from store.ondisk.check import CheckReport, full_check, quick_check
+from store.ondisk.options import CheckOnOpen, OnDiskStoreOptions
+from store.ondisk.reads import Damage
+from store.ondisk.schema import (
+    DB_NAME,
+    WITNESS_NAME,
+    connect,
+    create_or_check,
+    is_fatal,
+    read_state,
+    refuse_foreign_layout,
+    translate,
+)
+from store.ondisk.witness import Witness, Witnessed, lost_commits
+from store.ondisk.workers import run_blocking
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("store.ondisk")
 _T = TypeVar("_T")
+#: How long a purge waits for readers before leaving the WAL truncation to a later moment.
+_ERASE_WAIT_MS = 2000
 
 
 @dataclass(slots=True)
@@ -55,215 +68,188 @@ class _PutRequest:
     future: asyncio.Future[PutResult]
 
 
-class OnDiskStore(IndexQueries):
+class OnDiskStore(ContentAddressedStore):
     """A durable store in one directory, shareable by several processes."""
 
     def __init__(self, path: Path, options: OnDiskStoreOptions | None = None) -> None:
         self._options = options or OnDiskStoreOptions()
-        self._layout = Layout(Path(path))
-        self._log = SegmentLog(self._layout, self._options.fsync, self._options.max_open_segments)
-        self._index = LogIndex()
-        self._epoch = ""
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ondisk-store")
-        self._io_lock = asyncio.Lock()
+        self._dir = Path(path)
+        self._db = self._dir / DB_NAME
+        self._witness = Witness(self._dir / WITNESS_NAME)
+        self._conn: sqlite3.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._reader_slots = asyncio.Semaphore(max(1, self._options.max_readers))
         self._pending: list[_PutRequest] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._phase = IndexPhase.IDLE
-        self._progress01 = 0.0
+        self._checker: asyncio.Task[None] | None = None
+        self._check_conn: sqlite3.Connection | None = None
+        self._bloom: tuple[tuple[str, int, int], BloomSummary] | None = None
+        self._state = StoreState.OK
+        self._problem: str | None = None
+        self._recovered: str | None = None
+        self._quarantined = 0
+        self._checked_at: int | None = None
+        self._erase_pending = False
         self._closing = False
         self._closed = False
-        self.stats = Stats()
 
     @classmethod
-    async def open(
-        cls,
-        path: Path,
-        options: OnDiskStoreOptions | None = None,
-        progress: Callable[[RecoveryProgress], None] | None = None,
-    ) -> OnDiskStore:
-        """Open (creating, recovering or rebuilding as needed) the store at ``path``."""
+    async def open(cls, path: Path, options: OnDiskStoreOptions | None = None) -> OnDiskStore:
+        """Open (creating it if new) the store at ``path``; raises a typed ``StoreError``."""
         store = cls(path, options)
         try:
-            await store.initialize(progress)
+            await store.initialize()
         except BaseException:
             await store._release()
             raise
         return store
 
-    async def initialize(self, progress: Callable[[RecoveryProgress], None] | None = None) -> None:
-        """Recover the files and build the index; ``get_index_build_status`` tracks it."""
-        loop = asyncio.get_running_loop()
-        self._phase = IndexPhase.BUILDING
-
-        def on_progress(report: RecoveryProgress) -> None:
-            self._progress01 = report.progress01
-            if progress is not None:
-                progress(report)
-
-        def sink(report: RecoveryProgress) -> None:
-            loop.call_soon_threadsafe(on_progress, report)
-
-        async with self._io_lock:
-            await self._run(self._log.open_lock)
-            await self._run(self._log.lock, True)
-            try:
-                if self._options.clear_local_data_on_startup:
-                    self._log.forget()
-                    await self._run(housekeeping.wipe, self._log)
-                await self._reload(exclusive=True, sink=sink)
-            finally:
-                self._log.unlock()
+    async def initialize(self) -> None:
+        """Open the database, compare it with the witness, start the writer and the check."""
+        await run_blocking(self._guarded, self._open_files)
         self._writer = asyncio.create_task(self._writer_loop(), name=f"ondisk-writer:{self}")
-        self._phase = IndexPhase.READY
-        self._progress01 = 1.0
-        self._ready.set()
+        mode = self._options.check_on_open
+        if mode is CheckOnOpen.BLOCKING:
+            await self._check_on_open()
+        elif mode is CheckOnOpen.BACKGROUND:
+            self._checker = asyncio.create_task(self._check_on_open(), name=f"ondisk-check:{self}")
+
+    def _open_files(self) -> None:
+        """Worker: refuse foreign layouts, create or check the file, detect lost commits."""
+        refuse_foreign_layout(self._dir)
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        wal = self._db.with_name(DB_NAME + "-wal")
+        empty = not self._db.exists() or self._db.stat().st_size == 0
+        if empty and wal.exists() and wal.stat().st_size > 0:
+            raise StoreCorruptionError(
+                f"database {self._db} is missing or empty but its write-ahead log is not: "
+                "the database file was lost; move the directory away to start afresh"
+            )
+        witnessed = self._witness.read()
+        conn = self._conn = connect(self._db, self._options)
+        create_or_check(conn, self._db)
+        epoch, max_order, _count = read_state(conn)
+        lost = lost_commits(Witnessed(epoch, max_order), witnessed)
+        if lost is None and empty and witnessed is not None and witnessed.max_receipt_order > 0:
+            lost = f"the database file was missing; {witnessed.max_receipt_order} receipt orders"
+        if lost is not None:
+            committed = writes.new_epoch(conn)
+            epoch, max_order = committed.epoch, committed.max_receipt_order
+            self._recovered = f"{lost}; started epoch {epoch} so peers send everything again"
+            logger.error(
+                "store lost acknowledged writes; recovered with a new epoch",
+                extra={"store": self.get_id(), "reason": lost, "epoch": epoch},
+            )
+        if self._options.clear_local_data_on_startup:
+            committed = writes.clear(conn)
+            epoch, max_order = committed.epoch, committed.max_receipt_order
+            writes.checkpoint_truncate(conn)
+        self._quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        self._remember(Witnessed(epoch, max_order))
+
+    def _remember(self, seen: Witnessed) -> None:
+        """Worker: record an acknowledged head; a failed write only weakens loss detection."""
+        try:
+            self._witness.write(seen)
+        except OSError as exc:
+            logger.warning(
+                "store witness not written", extra={"store": self.get_id(), "error": str(exc)}
+            )
 
     def __str__(self) -> str:
         return self.get_id()
 
     def get_id(self) -> str:
-        return self._options.store_id or str(self._layout.root)
+        return self._options.store_id or str(self._dir)
 
     @property
-    def indexed(self) -> bool:
-        return self._options.indexing_enabled
+    def path(self) -> Path:
+        return self._dir
 
     # -- plumbing ----------------------------------------------------------------------------
-    async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
-        """Run blocking ``fn`` in a worker; if cancelled, still wait for it to finish.
-
-        Waiting keeps two workers from ever touching the files at once: the caller's
-        ``_io_lock`` is released only after its worker is done.
-        """
-        future = asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(fn, *args)
-        )
+    def _guarded(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Worker: run ``fn``, turning SQLite's errors into typed store errors."""
         try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            while not future.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({future})
+            return fn(*args)
+        except sqlite3.Error as exc:
+            raise translate(exc, self._db) from exc
+
+    async def _blocking(self, fn: Callable[..., _T], *args: Any, background: bool = False) -> _T:
+        try:
+            return await run_blocking(self._guarded, fn, *args, background=background)
+        except StoreError as exc:
+            if is_fatal(exc):
+                self._fail(exc)
             raise
 
-    def _check_open(self) -> None:
+    def _fail(self, exc: StoreError) -> None:
+        if self._state is StoreState.FAILED:
+            return
+        self._state = StoreState.FAILED
+        self._problem = str(exc)
+        logger.error("store failed", extra={"store": self.get_id(), "problem": self._problem})
+
+    def _check_usable(self) -> None:
         if self._closed or self._closing:
             raise StoreClosedError(f"store {self.get_id()!r} is closed")
+        if self._state is StoreState.FAILED:
+            raise StoreCorruptionError(f"store {self.get_id()!r} failed: {self._problem}")
 
-    async def _reload(self, exclusive: bool, sink: ProgressSink | None = None) -> None:
-        """Rebuild the whole in-memory state from disk (open, or the files were replaced)."""
-        self._log.forget()
-        loaded = await self._run(
-            functools.partial(
-                load, self._log, exclusive=exclusive, use_snapshot=self.indexed, progress=sink
+    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a query from ``reads`` on a read connection; quarantine what it found damaged."""
+        self._check_usable()
+        damage = Damage()
+        async with self._reader_slots:
+            conn = self._idle_readers.pop() if self._idle_readers else None
+            holder = [conn]
+            try:
+                result: _T = await self._blocking(self._with_reader, holder, fn, damage, *args)
+            finally:
+                if holder[0] is not None:
+                    self._idle_readers.append(holder[0])
+        if damage:
+            await self._quarantine(damage)
+        return result
+
+    def _with_reader(
+        self, holder: list[sqlite3.Connection | None], fn: Callable[..., _T], *args: Any
+    ) -> _T:
+        if holder[0] is None:
+            holder[0] = connect(self._db, self._options)
+        return fn(holder[0], *args)
+
+    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
+        async with self._write_lock:
+            self._check_usable()
+            return await self._blocking(fn, self._conn, *args)
+
+    async def _quarantine(self, damage: Damage) -> None:
+        try:
+            moved = await self._write(writes.quarantine, damage.rows, damage.payloads)
+        except StoreError as exc:
+            logger.error(
+                "damaged entries could not be quarantined",
+                extra={"store": self.get_id(), "error": str(exc)},
             )
-        )
-        self._install(loaded)
-        if exclusive:
-            await self._housekeep(loaded.rebuilt and self._options.compaction_enabled)
-
-    def _install(self, loaded: Loaded) -> None:
-        housekeeping.report_load(self.get_id(), loaded)
-        self._epoch = loaded.epoch
-        self._index = loaded.index if self.indexed else LogIndex()
-        self._log.commit_position(
-            loaded.tail_seg, loaded.tail_pos, loaded.coverage, loaded.stuck_size, replace=True
-        )
-        self.stats.pending_erase = list(loaded.erase)
-        self.stats.since_records = loaded.tail_records
-        self.stats.since_bytes = loaded.tail_bytes
-
-    async def _housekeep(self, snapshot: bool = False) -> None:
-        """Finish erasures, snapshot if asked or due; exclusive lock held, caught up."""
-        if self.stats.pending_erase:
-            regions, self.stats.pending_erase = self.stats.pending_erase, []
-            await self._run(self._log.erase, regions)
-        due = self._options.snapshot_due(self.stats.since_records, self.stats.since_bytes)
-        if self.indexed and (due or snapshot):
-            await self._snapshot()
-
-    async def _snapshot(self) -> None:
-        started = time.perf_counter()
-        await self._run(housekeeping.write_snapshot_file, self._log, self._index, self._epoch)
-        self.stats.compacted(time.perf_counter() - started)
-
-    async def _catch_up(self, exclusive: bool) -> None:
-        """Apply what other processes (or our own unapplied steps) appended; io lock held."""
-        if exclusive:
-            caught = await self._run(self._log.read_new, True)
-        else:
-            caught = await self._run(housekeeping.read_shared, self._log)
-        await self._absorb(caught, exclusive)
-
-    async def _absorb(self, caught: CatchUp, exclusive: bool) -> None:
-        if caught.reload:
-            logger.info("store files were replaced; reloading", extra={"store": self.get_id()})
-            if exclusive:
-                await self._reload(exclusive=True)
-            else:
-                await self._run(self._log.lock, False)
-                try:
-                    await self._reload(exclusive=False)
-                finally:
-                    self._log.unlock()
             return
-        self._apply_caught(caught)
-
-    def _apply_caught(self, caught: CatchUp) -> None:
-        index = self._index
-        for seg, record in caught.records:
-            problem, erase = index.apply(seg, record)
-            if problem is not None:
-                housekeeping.report_problem(self.get_id(), seg, record.offset, problem)
-            self.stats.pending_erase.extend(erase)
-        housekeeping.report_damage(self.get_id(), caught.damage, caught.truncated)
-        self._log.commit_position(
-            caught.tail_seg, caught.tail_pos, caught.coverage, caught.stuck_size
-        )
-        self.stats.since_records += len(caught.records)
-        self.stats.since_bytes += caught.bytes_read
-
-    async def _refresh(self) -> None:
-        if self._log.unchanged():
-            return
-        async with self._io_lock:
-            if not self._log.unchanged():
-                await self._catch_up(exclusive=False)
-
-    async def _view(self) -> LogIndex:
-        """The index to answer a query from: caught up, or (scan mode) scanned just now."""
-        self._check_open()
-        if self.indexed:
-            await self._refresh()
-            return self._index
-        async with self._io_lock:
-            loaded = await self._run(housekeeping.scan_shared, self._log)
-        self._epoch = loaded.epoch
-        return loaded.index
-
-    async def _exclusive_index(self) -> LogIndex:
-        """Catch up under the exclusive lock (held by the caller); the index to write against."""
-        if self.indexed:
-            await self._catch_up(exclusive=True)
-            await self._housekeep()
-            return self._index
-        self._log.forget()  # another process may have replaced the files since
-        loaded = await self._run(
-            functools.partial(load, self._log, exclusive=True, use_snapshot=False)
-        )
-        self._epoch = loaded.epoch
-        self._log.commit_position(
-            loaded.tail_seg, loaded.tail_pos, loaded.coverage, None, replace=True
-        )
-        if loaded.erase:
-            await self._run(self._log.erase, loaded.erase)
-        return loaded.index
+        self._quarantined += len(moved)
+        self._bloom = None
+        for row in moved:
+            logger.warning(
+                "damaged entry quarantined",
+                extra={
+                    "store": self.get_id(),
+                    "entry_id": row.id[:200],
+                    "receipt_order": row.receipt_order,
+                    "reason": row.reason,
+                },
+            )
 
     # -- write -------------------------------------------------------------------------------
     async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
-        self._check_open()
+        self._check_usable()
         if not entries:
             return PutResult()
         future: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
@@ -272,7 +258,7 @@ class OnDiskStore(IndexQueries):
         return await future
 
     async def _writer_loop(self) -> None:
-        """The one writer: each round commits everything queued with one append and fsync."""
+        """The one writer: each round commits everything queued in one transaction."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -280,204 +266,200 @@ class OnDiskStore(IndexQueries):
             self._pending = []
             if batch:
                 try:
-                    plan = await self._commit([request.entries for request in batch])
+                    committed = await self._write(self._commit, [r.entries for r in batch])
                 except Exception as exc:  # every caller of the round gets the failure
                     for request in batch:
                         if not request.future.done():
                             request.future.set_exception(exc)
                 else:
-                    for request, result in zip(batch, plan.results, strict=True):
+                    for request, result in zip(batch, committed.results, strict=True):
                         if not request.future.done():
                             request.future.set_result(result)
-                stats = self.stats
-                if self._options.snapshot_due(stats.since_records, stats.since_bytes):
-                    try:
-                        await self._compact()
-                    except OSError as exc:
-                        housekeeping.report_snapshot_failure(self.get_id(), exc)
             if self._closing and not self._pending:
                 return
 
-    async def _commit(self, requests: list[Sequence[StoreEntry]]) -> PlannedPut:
-        """Lock, catch up, plan, append, fsync, unlock; one worker hop when nobody else wrote."""
-        async with self._io_lock:
-            try:
-                if self.indexed:
-                    caught, plan, written = await self._run(self._lock_and_commit, requests)
-                    if plan is None:  # others appended: apply that first, then plan
-                        await self._absorb(caught, exclusive=True)
-                        await self._housekeep()
-                        plan = await self._run(plan_put, self._index, requests)
-                        written = await self._run(self._append, plan)
-                else:
-                    await self._run(self._log.lock, True)
-                    plan = await self._run(plan_put, await self._exclusive_index(), requests)
-                    written = await self._run(self._append, plan)
-                if written is not None:
-                    seg, offset, coverage = written
-                    if self.indexed:
-                        apply_put(self._index, plan, seg, offset)
-                    self._log.commit_position(seg, offset + plan.size, coverage, None)
-                    self.stats.since_records += len(plan.ops)
-                    self.stats.since_bytes += plan.size
-            finally:
-                self._log.unlock()
-        return plan
-
-    def _lock_and_commit(
-        self, requests: list[Sequence[StoreEntry]]
-    ) -> tuple[CatchUp, PlannedPut | None, tuple[int, int, dict[int, int]] | None]:
-        """Worker: take the lock and read what is new; if nothing is, plan and append too."""
-        log = self._log
-        log.lock(True)
-        caught = log.read_new(True)
-        busy = caught.records or caught.reload or caught.damage or caught.truncated
-        quiet = not (busy or self.stats.pending_erase)
-        if not quiet or (caught.tail_seg, caught.tail_pos) != (log.tail_seg, log.tail_pos):
-            return caught, None, None
-        plan = plan_put(self._index, requests)
-        return caught, plan, self._append(plan)
-
-    def _append(self, plan: PlannedPut) -> tuple[int, int, dict[int, int]] | None:
-        if not plan.chunks:
-            return None
-        return self._log.append(b"".join(plan.chunks), self._options.segment_max_bytes)
-
-    async def compact(self) -> None:
-        """Write an index snapshot now (no-op in scan mode)."""
-        self._check_open()
-        await self._compact()
-
-    async def _compact(self) -> None:
-        if not self.indexed:
-            return
-        async with self._io_lock:
-            await self._run(self._log.lock, True)
-            try:
-                await self._catch_up(exclusive=True)
-                await self._housekeep(snapshot=True)
-            finally:
-                self._log.unlock()
+    def _commit(
+        self, conn: sqlite3.Connection, batches: list[Sequence[StoreEntry]]
+    ) -> writes.Committed:
+        committed = writes.commit_batches(conn, batches)
+        self._remember(Witnessed(committed.epoch, committed.max_receipt_order))
+        return committed
 
     async def purge_doc_history(self, doc_id: str) -> int:
-        self._check_open()
-        async with self._io_lock:
-            await self._run(self._log.lock, True)
-            try:
-                index = await self._exclusive_index()
-                ids, regions = index.plan_purge(doc_id)
-                if not ids:
-                    return 0
-                data = purge_record(doc_id, ids, index.max_receipt_order, regions)
-                seg, offset, coverage = await self._run(
-                    self._log.append, data, self._options.segment_max_bytes
-                )
-                await self._run(self._log.erase, regions)
-                index.remove(ids, index.max_receipt_order)
-                self._log.commit_position(seg, offset + len(data), coverage, None)
-                self.stats.since_records += 1
-                self.stats.since_bytes += len(data)
-                # the snapshot still holds the purged metadata: replace it, or drop it
-                if self.indexed:
-                    if self._layout.snapshot.exists():
-                        await self._snapshot()
-                else:
-                    await self._run(housekeeping.drop_snapshot, self._log)
-            finally:
-                self._log.unlock()
-        return len(ids)
+        purged = await self._write(self._purge, doc_id)
+        self._bloom = None
+        return purged
+
+    def _purge(self, conn: sqlite3.Connection, doc_id: str) -> int:
+        count, committed = writes.purge_doc(conn, doc_id)
+        self._remember(Witnessed(committed.epoch, committed.max_receipt_order))
+        if count:
+            self._erase(conn)
+        return count
+
+    def _erase(self, conn: sqlite3.Connection) -> None:
+        """Worker: move the zeroed pages into the file and empty the WAL of the old ones."""
+        conn.execute(f"PRAGMA busy_timeout = {_ERASE_WAIT_MS}")
+        try:
+            self._erase_pending = not writes.checkpoint_truncate(conn)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._options.busy_timeout_s * 1000)}")
+        if self._erase_pending:
+            logger.warning(
+                "purged bytes stay in the write-ahead log until readers finish",
+                extra={"store": self.get_id()},
+            )
 
     async def clear_all_local_data(self) -> None:
-        self._check_open()
-        async with self._io_lock:
-            await self._run(self._log.lock, True)
-            try:
-                self._log.forget()
-                await self._run(housekeeping.wipe, self._log)
-                await self._reload(exclusive=True)
-            finally:
-                self._log.unlock()
+        await self._write(self._clear)
+        self._bloom = None
+
+    def _clear(self, conn: sqlite3.Connection) -> None:
+        committed = writes.clear(conn)
+        self._remember(Witnessed(committed.epoch, committed.max_receipt_order))
+        self._erase(conn)
 
     # -- read --------------------------------------------------------------------------------
     async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
-        index = await self._view()
-        entries, bad = await self._read_payloads(index, ids)
-        if bad and self.indexed:  # perhaps purged meanwhile by another process: look again
-            async with self._io_lock:
-                await self._catch_up(exclusive=False)
-            retry, still_bad = await self._read_payloads(self._index, bad)
-            if still_bad:
-                raise CorruptEntryError(
-                    f"payload of entry {still_bad[0][:80]!r} does not match its content hash"
-                )
-            found = {entry.id: entry for entry in (*entries, *retry)}
-            return [found[entry_id] for entry_id in ids if entry_id in found]
-        if bad:
-            raise CorruptEntryError(
-                f"payload of entry {bad[0][:80]!r} does not match its content hash"
+        return await self._read(reads.get_entries, list(ids))
+
+    async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
+        return await self._read(reads.get_metadata, list(ids))
+
+    async def has_entries(self, ids: Sequence[str]) -> list[str]:
+        return await self._read(reads.has_entries, list(ids))
+
+    async def get_all_ids(self) -> list[str]:
+        return await self._read(reads.get_all_ids)
+
+    async def find_new_entries(self, known_ids: Iterable[str]) -> list[EntryMetadata]:
+        return await self._read(reads.find_new, _as_set(known_ids), None)
+
+    async def find_new_entries_for_doc(
+        self, known_ids: Iterable[str], doc_id: str
+    ) -> list[EntryMetadata]:
+        return await self._read(reads.find_new, _as_set(known_ids), doc_id)
+
+    async def find_entries(
+        self, entry_type: EntryType, created_from: int | None, created_until: int | None
+    ) -> list[EntryMetadata]:
+        return await self._read(reads.find_entries, entry_type, created_from, created_until)
+
+    async def scan_entries_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
+    ) -> ScanPage:
+        if limit < 1:
+            raise ValueError(f"a scan limit must be at least 1, got {limit}")
+        return await self._read(reads.scan, cursor, limit, filters)
+
+    async def get_store_head(self) -> StoreHead:
+        epoch, max_order, _count = await self._read(reads.head)
+        return StoreHead(epoch, max_order)
+
+    async def get_id_bloom_summary(self) -> BloomSummary:
+        state = await self._read(reads.head)
+        if self._bloom is not None and self._bloom[0] == state:
+            return self._bloom[1]
+        for _attempt in range(5):
+            built = await self._read(reads.bloom)
+            if built is not None:
+                self._bloom = built
+                return built[1]
+            await self._write(writes.hash_for_bloom)
+        raise StoreError(f"store {self.get_id()!r}: writers kept the Bloom summary from settling")
+
+    async def resolve_dependencies(
+        self, start_id: str, options: ResolveOptions | None = None
+    ) -> list[str]:
+        return await self._read(reads.resolve, start_id, options)
+
+    # -- checks, status and lifecycle --------------------------------------------------------
+    def health(self) -> StoreHealth:
+        return StoreHealth(
+            self._state, self._problem, self._recovered, self._quarantined, self._checked_at
+        )
+
+    async def check(self, full: bool = True) -> CheckReport:
+        """Check the file now (``integrity_check`` and every row, or ``quick_check``).
+
+        Structural damage fails the store; damaged rows and payloads are quarantined.
+        """
+        self._check_usable()
+        report = await self._blocking(self._run_check, full, background=True)
+        self._checked_at = time.time_ns() // 1_000_000
+        if report.structure:
+            self._fail(StoreCorruptionError(f"database {self._db} is damaged: {report.summary()}"))
+            return report
+        if report.problems:
+            logger.warning(
+                "store check found inconsistencies",
+                extra={"store": self.get_id(), "problems": "; ".join(report.problems)},
             )
-        return entries
+        if report.damaged_rows or report.bad_payloads:
+            bad = [
+                (digest, "payload does not match its content hash")
+                for digest in report.bad_payloads
+            ]
+            await self._quarantine(Damage(list(report.damaged_rows), bad))
+        return report
 
-    async def _read_payloads(
-        self, index: LogIndex, ids: Sequence[str]
-    ) -> tuple[list[StoreEntry], list[str]]:
-        wanted: list[tuple[EntryMetadata, int, int, int]] = []
-        for entry_id in ids:
-            slot = index.entries.get(entry_id)
-            if slot is None:
-                continue
-            payload = index.payloads[slot.meta.content_hash]
-            offset, length = payload_extent(payload.offset, payload.length)
-            wanted.append((slot.meta, payload.seg, offset, length))
-        if not wanted:
-            return [], []
-        return await self._run(self._read_and_verify, wanted)
+    def _run_check(self, full: bool) -> CheckReport:
+        conn = self._check_conn = connect(self._db, self._options)
+        try:
+            return full_check(conn) if full else quick_check(conn)
+        finally:
+            self._check_conn = None
+            conn.close()
 
-    def _read_and_verify(
-        self, wanted: list[tuple[EntryMetadata, int, int, int]]
-    ) -> tuple[list[StoreEntry], list[str]]:
-        entries: list[StoreEntry] = []
-        bad: list[str] = []
-        for meta, seg, offset, length in wanted:
-            try:
-                data = self._log.pread(seg, length, offset)
-            except FileNotFoundError:
-                data = b""
-            if len(data) != length or hashlib.sha256(data).hexdigest() != meta.content_hash:
-                bad.append(meta.id)
-            else:
-                entries.append(StoreEntry(meta, data))
-        return entries, bad
-
-    # -- status and lifecycle ----------------------------------------------------------------
-    def get_index_build_status(self) -> IndexBuildStatus:
-        return IndexBuildStatus(self._phase, self.indexed, self._progress01)
-
-    async def await_index_ready(self) -> IndexBuildStatus:
-        await self._ready.wait()
-        return self.get_index_build_status()
-
-    async def get_compaction_status(self) -> CompactionStatus:
-        return self.stats.compaction_status(self._options)
+    async def _check_on_open(self) -> None:
+        self._state = StoreState.CHECKING
+        try:
+            await self.check(full=False)
+        except asyncio.CancelledError:
+            raise
+        except StoreError as exc:
+            if not self._closing:
+                self._fail(exc)
+        finally:
+            if self._state is StoreState.CHECKING:
+                self._state = StoreState.OK
 
     async def close(self) -> None:
-        """Finish queued writes, snapshot if the log grew, release files, locks and threads."""
+        """Finish queued writes, stop the check, close every connection."""
         if self._closed or self._closing:
             return
         self._closing = True
         self._wakeup.set()
         if self._writer is not None:
             await self._writer
-        try:
-            if self.indexed and self._options.snapshot_on_close and self.stats.since_records:
-                await self._compact()
-        except OSError as exc:
-            housekeeping.report_snapshot_failure(self.get_id(), exc)
-        finally:
-            await self._release()
+        await self._release()
 
     async def _release(self) -> None:
+        self._closing = True
+        if self._checker is not None:
+            check_conn = self._check_conn
+            if check_conn is not None:
+                check_conn.interrupt()
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreError):
+                await self._checker
+        for _ in range(max(1, self._options.max_readers)):
+            await self._reader_slots.acquire()
+        async with self._write_lock:
+            connections = [c for c in (self._conn, *self._idle_readers) if c is not None]
+            self._conn, self._idle_readers = None, []
+            await run_blocking(self._close_all, connections)
         self._closed = True
-        async with self._io_lock:
-            self._log.close()
-        self._executor.shutdown(wait=True)
+
+    def _close_all(self, connections: list[sqlite3.Connection]) -> None:
+        if self._erase_pending and connections:
+            with contextlib.suppress(sqlite3.Error):
+                writes.checkpoint_truncate(connections[0])
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._witness.close()
+
+
+def _as_set(ids: Iterable[str]) -> set[str] | frozenset[str]:
+    return ids if isinstance(ids, set | frozenset) else set(ids)

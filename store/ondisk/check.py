@@ -1,0 +1,92 @@
+"""Checking a store's database file: SQLite's own checks, then every row and payload.
+
+``quick_check`` (at open, in the background) proves the file's structure: pages, B-trees,
+free lists. ``full_check`` (``mindood store check``) adds ``integrity_check`` (indexes match
+their tables) and reads every entry row and every payload back against its checksum or
+content hash, and the payload reference counts against the entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass, field
+
+from store.ondisk.rows import COLUMNS, DamagedRow, decode
+
+#: Problems listed at most (a badly damaged file can produce millions of lines).
+MAX_PROBLEMS = 20
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What a check found; ``ok`` only if nothing at all."""
+
+    kind: str
+    #: What SQLite's own check found: the file's structure is broken.
+    structure: list[str] = field(default_factory=list)
+    #: Rows that disagree with each other (reference counts, the state row).
+    problems: list[str] = field(default_factory=list)
+    entries_checked: int = 0
+    payloads_checked: int = 0
+    damaged_rows: list[DamagedRow] = field(default_factory=list)
+    bad_payloads: list[bytes] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.structure or self.problems or self.damaged_rows or self.bad_payloads)
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.kind}: ok"
+        parts = self.structure[:3] + self.problems[:3]
+        if self.damaged_rows:
+            parts.append(f"{len(self.damaged_rows)} damaged entry rows")
+        if self.bad_payloads:
+            parts.append(f"{len(self.bad_payloads)} payloads not matching their hash")
+        return f"{self.kind}: " + "; ".join(parts)
+
+
+def sqlite_check(conn: sqlite3.Connection, pragma: str) -> list[str]:
+    """``quick_check`` or ``integrity_check``: the problems found (empty when "ok")."""
+    lines = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}({MAX_PROBLEMS})")]
+    return [] if lines == ["ok"] else lines
+
+
+def quick_check(conn: sqlite3.Connection) -> CheckReport:
+    return CheckReport("quick_check", sqlite_check(conn, "quick_check"))
+
+
+def full_check(conn: sqlite3.Connection) -> CheckReport:
+    report = CheckReport("integrity_check", sqlite_check(conn, "integrity_check"))
+    if report.structure:
+        return report  # rows of a structurally broken file are not worth reading one by one
+    for row in conn.execute(f"SELECT {COLUMNS} FROM entries"):
+        report.entries_checked += 1
+        meta = decode(row)
+        if isinstance(meta, DamagedRow):
+            report.damaged_rows.append(meta)
+    for digest, data in conn.execute("SELECT content_hash, data FROM payloads"):
+        report.payloads_checked += 1
+        if hashlib.sha256(data).digest() != digest:
+            report.bad_payloads.append(digest)
+    uses = "SELECT content_hash AS h, count(*) AS n FROM entries GROUP BY content_hash"
+    (miscounted,) = conn.execute(
+        f"SELECT count(*) FROM payloads p LEFT JOIN ({uses}) u ON u.h = p.content_hash "
+        "WHERE u.n IS NULL OR u.n != p.refs"
+    ).fetchone()
+    (orphans,) = conn.execute(
+        f"SELECT count(*) FROM ({uses}) u LEFT JOIN payloads p ON p.content_hash = u.h "
+        "WHERE p.content_hash IS NULL"
+    ).fetchone()
+    if miscounted:
+        report.problems.append(f"{miscounted} payloads count their users wrongly")
+    if orphans:
+        report.problems.append(f"{orphans} payloads are missing for stored entries")
+    state = conn.execute("SELECT max_receipt_order, entry_count FROM state").fetchone()
+    count, top = conn.execute(
+        "SELECT count(*), coalesce(max(receipt_order), 0) FROM entries"
+    ).fetchone()
+    if state is None or state[1] != count or state[0] < top:
+        report.problems.append(f"state row {state} disagrees with the entries ({count}, {top})")
+    return report

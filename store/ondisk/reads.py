@@ -1,0 +1,228 @@
+"""Every query of the store contract as SQL on a read connection (run in a worker thread).
+
+WAL readers never block the writer and see only committed transactions. Each query is one
+``SELECT`` (or one per chunk of ids), read to its end, so no statement keeps a read snapshot
+open between calls. Rows that fail their checks are skipped and reported in ``Damage``; the
+store quarantines them afterwards, so a damaged row costs that entry, never the query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.base import ResolveOptions, ScanCursor, ScanFilters, ScanPage
+from store.bloom import BloomSummary
+from store.dag import DependencyWalk
+from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.ondisk.rows import COLUMNS, DamagedRow, decode
+from store.ondisk.writes import chunks
+
+_SELECT = f"SELECT {COLUMNS} FROM entries"
+
+
+@dataclass(slots=True)
+class Damage:
+    """Damaged rows and payloads one query ran into."""
+
+    rows: list[DamagedRow] = field(default_factory=list)
+    payloads: list[tuple[bytes, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.payloads)
+
+
+def _decoded(rows: Iterable[tuple[Any, ...]], damage: Damage) -> list[EntryMetadata]:
+    out: list[EntryMetadata] = []
+    for row in rows:
+        meta = decode(row)
+        if isinstance(meta, DamagedRow):
+            damage.rows.append(meta)
+        else:
+            out.append(meta)
+    return out
+
+
+def _by_ids(
+    conn: sqlite3.Connection, ids: Sequence[str], damage: Damage
+) -> dict[str, EntryMetadata]:
+    found: dict[str, EntryMetadata] = {}
+    for part in chunks(ids):
+        sql = f"{_SELECT} WHERE id IN ({','.join('?' * len(part))})"
+        for meta in _decoded(conn.execute(sql, part), damage):
+            found[meta.id] = meta
+    return found
+
+
+def get_metadata(
+    conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]
+) -> list[EntryMetadata]:
+    found = _by_ids(conn, ids, damage)
+    return [found[i] for i in ids if i in found]
+
+
+def get_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) -> list[StoreEntry]:
+    """Entries with payloads whose SHA-256 is checked; a bad payload is reported, not returned."""
+    found: dict[str, StoreEntry] = {}
+    for part in chunks(ids):
+        sql = (
+            f"SELECT e.{COLUMNS.replace(', ', ', e.')}, p.data FROM entries e "
+            "LEFT JOIN payloads p ON p.content_hash = e.content_hash "
+            f"WHERE e.id IN ({','.join('?' * len(part))})"
+        )
+        for row in conn.execute(sql, part):
+            meta = decode(row)
+            if isinstance(meta, DamagedRow):
+                damage.rows.append(meta)
+                continue
+            data = row[8]
+            if not isinstance(data, bytes):
+                damage.rows.append(
+                    DamagedRow(meta.receipt_order, meta.id, meta.doc_id, "payload missing")
+                )
+            elif hashlib.sha256(data).hexdigest() != meta.content_hash:
+                damage.payloads.append((row[5], "payload does not match its content hash"))
+            else:
+                found[meta.id] = StoreEntry(meta, data)
+    return [found[i] for i in ids if i in found]
+
+
+def has_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) -> list[str]:
+    present: set[str] = set()
+    for part in chunks(ids):
+        sql = f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(part))})"
+        present.update(row[0] for row in conn.execute(sql, part))
+    return [i for i in ids if i in present]
+
+
+def get_all_ids(conn: sqlite3.Connection, damage: Damage) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT id FROM entries ORDER BY receipt_order")]
+
+
+def find_new(
+    conn: sqlite3.Connection, damage: Damage, known_ids: Iterable[str], doc_id: str | None
+) -> list[EntryMetadata]:
+    """Metadata of entries not in ``known_ids``; known ids are dropped before decoding."""
+    known = known_ids if isinstance(known_ids, set | frozenset) else set(known_ids)
+    if doc_id is None:
+        cursor = conn.execute(f"{_SELECT} ORDER BY receipt_order")
+    else:
+        cursor = conn.execute(f"{_SELECT} WHERE doc_id = ? ORDER BY receipt_order", (doc_id,))
+    return _decoded((row for row in cursor if row[1] not in known), damage)
+
+
+def find_entries(
+    conn: sqlite3.Connection,
+    damage: Damage,
+    entry_type: EntryType,
+    created_from: int | None,
+    created_until: int | None,
+) -> list[EntryMetadata]:
+    low = -(1 << 63) if created_from is None else created_from
+    sql = f"{_SELECT} WHERE entry_type = ? AND created_at >= ?"
+    args: list[object] = [entry_type.value, low]
+    if created_until is not None:
+        sql += " AND created_at < ?"
+        args.append(created_until)
+    return _decoded(conn.execute(sql + " ORDER BY receipt_order", args), damage)
+
+
+def scan(
+    conn: sqlite3.Connection,
+    damage: Damage,
+    cursor: ScanCursor | None,
+    limit: int,
+    filters: ScanFilters | None,
+) -> ScanPage:
+    """A page after ``cursor`` in ``(receipt_order, id)`` order; ``has_more`` is exact.
+
+    Receipt orders are unique, so "after (r, id)" is "receipt order > r, or = r with a larger
+    id" (SQLite compares text as UTF-8 bytes: code point order). Rows are read ``limit + 1`` at
+    a time; damaged ones are skipped and reading goes on until the page is full or the end.
+    """
+    if limit < 1:
+        raise ValueError(f"a scan limit must be at least 1, got {limit}")
+    where: list[str] = []
+    args: list[object] = []
+    if filters is not None:
+        if filters.doc_id is not None:
+            where.append("doc_id = ?")
+            args.append(filters.doc_id)
+        if filters.entry_types is not None:
+            wanted = sorted(t.value for t in filters.entry_types)
+            # "+" keeps the planner on receipt order instead of sorting a type index
+            where.append(f"+entry_type IN ({','.join('?' * len(wanted))})")
+            args += wanted
+        if filters.created_from is not None:
+            where.append("+created_at >= ?")
+            args.append(filters.created_from)
+        if filters.created_until is not None:
+            where.append("+created_at < ?")
+            args.append(filters.created_until)
+    page: list[EntryMetadata] = []
+    position = cursor
+    while True:
+        clause = list(where)
+        params = list(args)
+        if position is not None:
+            clause.append("receipt_order >= ? AND NOT (receipt_order = ? AND id <= ?)")
+            params += [position.receipt_order, position.receipt_order, position.id]
+        sql = _SELECT + (f" WHERE {' AND '.join(clause)}" if clause else "")
+        batch = conn.execute(
+            f"{sql} ORDER BY receipt_order LIMIT ?", [*params, limit + 1]
+        ).fetchall()
+        for meta in _decoded(batch, damage):
+            if filters is None or filters.matches(meta):
+                page.append(meta)
+        if len(page) > limit or len(batch) <= limit:
+            break
+        last = batch[-1]
+        position = ScanCursor(last[0], last[1])
+    has_more = len(page) > limit
+    page = page[:limit]
+    if not page:
+        return ScanPage((), cursor, has_more=False)
+    last_meta = page[-1]
+    return ScanPage(tuple(page), ScanCursor(last_meta.receipt_order, last_meta.id), has_more)
+
+
+def head(conn: sqlite3.Connection, damage: Damage) -> tuple[str, int, int]:
+    row = conn.execute("SELECT epoch, max_receipt_order, entry_count FROM state").fetchone()
+    return str(row[0]), int(row[1]), int(row[2])
+
+
+def bloom(
+    conn: sqlite3.Connection, damage: Damage
+) -> tuple[tuple[str, int, int], BloomSummary] | None:
+    """The summary of every id, from the stored hashes; None if some ids are not hashed yet."""
+    conn.execute("BEGIN")  # one snapshot: the state and the hashes must agree
+    try:
+        row = conn.execute(
+            "SELECT epoch, max_receipt_order, entry_count, bloom_through FROM state"
+        ).fetchone()
+        state = (str(row[0]), int(row[1]), int(row[2]))
+        if (
+            row[3] < row[1]
+            and conn.execute(
+                "SELECT 1 FROM entries WHERE receipt_order > ? LIMIT 1", (row[3],)
+            ).fetchone()
+        ):
+            return None
+        pairs = conn.execute("SELECT h1, h2 FROM bloom_hashes")
+        summary = BloomSummary.build(((h1, h2) for h1, h2 in pairs), state[2])
+        return state, summary
+    finally:
+        conn.execute("COMMIT")
+
+
+def resolve(
+    conn: sqlite3.Connection, damage: Damage, start_id: str, options: ResolveOptions | None
+) -> list[str]:
+    """The DAG walk, one query per breadth-first level."""
+    walk = DependencyWalk(start_id, options)
+    while not walk.done:
+        walk.feed(_by_ids(conn, walk.wanted(), damage))
+    return walk.result()

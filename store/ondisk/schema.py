@@ -1,0 +1,184 @@
+"""The SQLite file of an on-disk store: its tables, its connections, and what an open checks.
+
+::
+
+    <dir>/store.sqlite        the database (WAL mode); its -wal and -shm files beside it
+    <dir>/store.witness       the last committed (epoch, receipt order) seen (see ``witness``)
+
+Tables (all ``STRICT``)::
+
+    state        one row: epoch, max_receipt_order, entry_count, bloom_through
+    entries      receipt_order (rowid) | id UNIQUE | doc_id | entry_type | created_at |
+                 content_hash | metadata (msgpack, the codec's layout) | checksum
+                 indexes: (doc_id, receipt_order), (entry_type, created_at)
+    payloads     content_hash UNIQUE | refs | data   (one ciphertext however many entries use it)
+    bloom_hashes receipt_order -> the id's two Bloom base hashes, filled when a summary is asked
+    quarantine   entries set aside because their stored bytes were damaged
+
+``receipt_order`` is assigned from ``state.max_receipt_order`` inside the write transaction, so
+it only grows, across processes and purges alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from store.errors import (
+    StoreCorruptionError,
+    StoreError,
+    StoreFormatError,
+    StoreLockedError,
+    StoreUnavailableError,
+)
+from store.ids import uuid7
+from store.ondisk.options import OnDiskStoreOptions
+
+DB_NAME = "store.sqlite"
+WITNESS_NAME = "store.witness"
+#: ``PRAGMA application_id``: "MDOD", so a foreign SQLite file is recognised as foreign.
+APPLICATION_ID = 0x4D444F44
+#: ``PRAGMA user_version``: the layout of the tables below.
+FORMAT_VERSION = 1
+#: Files of the segment-log store that came before (never released, so not migrated).
+OLD_FORMAT_MARKERS = ("segments", "index.snap")
+
+_TABLES = """
+CREATE TABLE state (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    epoch TEXT NOT NULL,
+    max_receipt_order INTEGER NOT NULL,
+    entry_count INTEGER NOT NULL,
+    bloom_through INTEGER NOT NULL
+) STRICT;
+CREATE TABLE entries (
+    receipt_order INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    entry_type TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    content_hash BLOB NOT NULL,
+    metadata BLOB NOT NULL,
+    checksum INTEGER NOT NULL
+) STRICT;
+CREATE INDEX entries_by_doc ON entries (doc_id, receipt_order);
+CREATE INDEX entries_by_type ON entries (entry_type, created_at);
+CREATE TABLE payloads (
+    content_hash BLOB NOT NULL UNIQUE,
+    refs INTEGER NOT NULL,
+    data BLOB NOT NULL
+) STRICT;
+CREATE TABLE bloom_hashes (
+    receipt_order INTEGER PRIMARY KEY,
+    h1 INTEGER NOT NULL,
+    h2 INTEGER NOT NULL
+) STRICT;
+CREATE TABLE quarantine (
+    receipt_order INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    quarantined_at INTEGER NOT NULL
+) STRICT;
+"""
+
+_CORRUPTION = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
+
+
+def translate(exc: sqlite3.Error, where: Path) -> StoreError:
+    """The typed store error for an SQLite failure on the database at ``where``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    base = "_".join(name.split("_")[:2])  # SQLITE_IOERR_SHORT_READ -> SQLITE_IOERR
+    if base in _CORRUPTION or "malformed" in str(exc) or "not a database" in str(exc):
+        return StoreCorruptionError(f"database {where} is damaged: {exc}")
+    if base in _BUSY:
+        return StoreLockedError(f"database {where} stayed locked by another writer: {exc}")
+    if base in {"SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY"}:
+        return StoreUnavailableError(f"database {where} cannot be used: {exc}")
+    if base == "SQLITE_FULL":
+        return StoreUnavailableError(f"database {where}: the disk is full ({exc})")
+    return StoreError(f"database {where}: {exc}")
+
+
+def is_fatal(error: StoreError) -> bool:
+    """Whether an error means the file cannot be trusted until it is checked or repaired."""
+    return isinstance(error, StoreCorruptionError) or (
+        isinstance(error, StoreUnavailableError) and "disk is full" not in str(error)
+    )
+
+
+def connect(path: Path, options: OnDiskStoreOptions) -> sqlite3.Connection:
+    """A connection with the store's settings; transactions are explicit (autocommit mode)."""
+    conn = sqlite3.connect(
+        path,
+        timeout=options.busy_timeout_s,
+        isolation_level=None,
+        check_same_thread=False,  # used by one worker at a time, never two at once
+    )
+    try:
+        conn.execute(f"PRAGMA synchronous = {'FULL' if options.fsync else 'OFF'}")
+        conn.execute(f"PRAGMA cache_size = {-int(options.cache_kib)}")
+        conn.execute("PRAGMA secure_delete = ON")  # purged bytes are zeroed, not just unlinked
+        conn.execute("PRAGMA trusted_schema = OFF")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def refuse_foreign_layout(directory: Path) -> None:
+    """Raise if ``directory`` is not a directory or holds the old segment-log format."""
+    if directory.exists() and not directory.is_dir():
+        raise StoreUnavailableError(f"store path {directory} exists but is not a directory")
+    found = [name for name in OLD_FORMAT_MARKERS if (directory / name).exists()]
+    if found:
+        raise StoreFormatError(
+            f"{directory} holds the segment-log store of earlier mindood builds "
+            f"({', '.join(found)}); this version keeps stores in SQLite and does not read it: "
+            "move the directory away and let peers sync the database again"
+        )
+
+
+def create_or_check(conn: sqlite3.Connection, path: Path) -> bool:
+    """Make the file a store (WAL, tables, state row) if it is new; True if it was created.
+
+    An existing file must carry our application id and a format this version knows.
+    """
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreUnavailableError(f"database {path} cannot switch to WAL mode (got {mode!r})")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        created = False
+        if app_id == 0 and version == 0 and tables == 0:
+            for statement in _TABLES.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO state VALUES (1, ?, 0, 0, 0)", (uuid7(),))
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+            created = True
+        elif app_id != APPLICATION_ID:
+            raise StoreFormatError(f"{path} is an SQLite database but not a mindood store")
+        elif version != FORMAT_VERSION:
+            raise StoreFormatError(
+                f"{path} has store format {version}; this version reads format {FORMAT_VERSION}"
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return created
+
+
+def read_state(conn: sqlite3.Connection) -> tuple[str, int, int]:
+    """``(epoch, max_receipt_order, entry_count)`` as committed."""
+    row = conn.execute("SELECT epoch, max_receipt_order, entry_count FROM state").fetchone()
+    if row is None:
+        raise StoreCorruptionError("the store's state row is missing")
+    return str(row[0]), int(row[1]), int(row[2])

@@ -1,0 +1,60 @@
+"""The worker threads every on-disk store in a process shares.
+
+SQLite calls block, so they run off the event loop. One pool per process (not per store) bounds
+the threads whatever the number of tenants and databases; a second, single-thread pool runs
+whole-file integrity checks so a long check never delays a query or a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+#: Threads serving queries and commits of every store in the process.
+FOREGROUND_THREADS = 4
+#: Threads running integrity checks (one: checks read whole files and would compete for I/O).
+BACKGROUND_THREADS = 1
+
+#: Name prefix of the pools' threads (they live as long as the process, on purpose).
+THREAD_PREFIX = "ondisk-"
+
+_lock = threading.Lock()
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def _pool(kind: str) -> ThreadPoolExecutor:
+    with _lock:
+        pool = _pools.get(kind)
+        if pool is None:
+            size = FOREGROUND_THREADS if kind == "store" else BACKGROUND_THREADS
+            pool = _pools[kind] = ThreadPoolExecutor(size, thread_name_prefix=f"{THREAD_PREFIX}{kind}")
+        return pool
+
+
+def thread_count() -> int:
+    """Threads the pools may run at most (for tests and status)."""
+    return FOREGROUND_THREADS + BACKGROUND_THREADS
+
+
+async def run_blocking(fn: Callable[..., _T], *args: object, background: bool = False) -> _T:
+    """Run ``fn`` in a shared worker; if cancelled, still wait for it to finish, then re-raise.
+
+    Waiting keeps a connection from being used by two threads at once: the caller gives the
+    connection back only after its worker is done with it.
+    """
+    pool = _pool("check" if background else "store")
+    future = asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({future})
+        raise

@@ -1,0 +1,220 @@
+"""Every change to a store's database, each one transaction on the write connection.
+
+These run in a worker thread with the store's write lock held; across processes SQLite's own
+lock serialises them (``BEGIN IMMEDIATE`` waits up to the busy timeout). Nothing here awaits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from store.admission import BatchAdmission
+from store.base import PutResult
+from store.bloom import id_hash_pair
+from store.entry import StoreEntry
+from store.ids import uuid7
+from store.ondisk import rows
+from store.ondisk.rows import DamagedRow
+from store.ondisk.schema import read_state
+
+#: Ids per ``IN (...)`` list (far below SQLite's 32766 variables).
+CHUNK = 500
+_INSERT_ENTRY = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_PAYLOAD = (
+    "INSERT INTO payloads (content_hash, refs, data) VALUES (?, 1, ?) "
+    "ON CONFLICT (content_hash) DO UPDATE SET refs = refs + 1"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What a write left behind: the results, and the head to record in the witness."""
+
+    results: tuple[PutResult, ...]
+    epoch: str
+    max_receipt_order: int
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` (take the write lock now, not at the first write), commit or undo."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def existing_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(ids):
+        marks = ",".join("?" * len(part))
+        found.update(
+            r[0] for r in conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", part)
+        )
+    return found
+
+
+def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEntry]]) -> Committed:
+    """One transaction for every batch queued in a group-commit round (one fsync for all)."""
+    with transaction(conn):
+        epoch, max_order, count = read_state(conn)
+        known = existing_ids(conn, list({e.metadata.id for batch in batches for e in batch}))
+        results: list[PutResult] = []
+        entry_rows: list[rows.EntryRow] = []
+        payload_rows: list[tuple[bytes, bytes]] = []
+        for batch in batches:
+            admission = BatchAdmission(known.__contains__)
+            for entry in admission.admit(batch):
+                max_order += 1
+                entry_rows.append(rows.entry_row(entry.metadata, max_order))
+                payload_rows.append(rows.payload_row(entry))
+            result = admission.result()
+            known.update(result.stored)
+            results.append(result)
+        if entry_rows:
+            conn.executemany(_UPSERT_PAYLOAD, payload_rows)
+            conn.executemany(_INSERT_ENTRY, entry_rows)
+            conn.execute(
+                "UPDATE state SET max_receipt_order = ?, entry_count = ?",
+                (max_order, count + len(entry_rows)),
+            )
+    return Committed(tuple(results), epoch, max_order)
+
+
+def _release_payloads(conn: sqlite3.Connection, digests: Sequence[bytes]) -> None:
+    """One reference less per digest; payloads nobody uses any more are deleted (zeroed)."""
+    conn.executemany(
+        "UPDATE payloads SET refs = refs - 1 WHERE content_hash = ?", ((d,) for d in digests)
+    )
+    conn.executemany(
+        "DELETE FROM payloads WHERE content_hash = ? AND refs <= 0", ((d,) for d in set(digests))
+    )
+
+
+def _forget_orders(conn: sqlite3.Connection, orders: Sequence[int]) -> None:
+    conn.executemany("DELETE FROM bloom_hashes WHERE receipt_order = ?", ((o,) for o in orders))
+    conn.executemany("DELETE FROM entries WHERE receipt_order = ?", ((o,) for o in orders))
+
+
+def purge_doc(conn: sqlite3.Connection, doc_id: str) -> tuple[int, Committed]:
+    """Delete a document's entries, their unshared payloads and quarantine rows (GDPR)."""
+    with transaction(conn):
+        epoch, max_order, count = read_state(conn)
+        found = conn.execute(
+            "SELECT receipt_order, content_hash FROM entries WHERE doc_id = ?", (doc_id,)
+        ).fetchall()
+        conn.execute("DELETE FROM quarantine WHERE doc_id = ?", (doc_id,))
+        if found:
+            _release_payloads(conn, [digest for _order, digest in found])
+            _forget_orders(conn, [order for order, _digest in found])
+            conn.execute("UPDATE state SET entry_count = ?", (count - len(found),))
+    return len(found), Committed((), epoch, max_order)
+
+
+def clear(conn: sqlite3.Connection) -> Committed:
+    """Forget every entry and start a new epoch (receipt orders restart from 1)."""
+    epoch = uuid7()
+    with transaction(conn):
+        for table in ("entries", "payloads", "bloom_hashes", "quarantine"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute(
+            "UPDATE state SET epoch = ?, max_receipt_order = 0, entry_count = 0, bloom_through = 0",
+            (epoch,),
+        )
+    return Committed((), epoch, 0)
+
+
+def new_epoch(conn: sqlite3.Connection) -> Committed:
+    """Keep the entries but start a new epoch: peers rescan instead of trusting old cursors."""
+    epoch = uuid7()
+    with transaction(conn):
+        conn.execute("UPDATE state SET epoch = ?", (epoch,))
+        _epoch, max_order, _count = read_state(conn)
+    return Committed((), epoch, max_order)
+
+
+def quarantine(
+    conn: sqlite3.Connection,
+    damaged: Sequence[DamagedRow],
+    bad_payloads: Sequence[tuple[bytes, str]] = (),
+) -> list[DamagedRow]:
+    """Set damaged rows aside: out of every query, recorded with the reason; return them.
+
+    A damaged payload takes every entry that uses it along (their bytes are gone) and the
+    payload row itself, so a good copy fetched again replaces it instead of counting a ref.
+    """
+    now = time.time_ns() // 1_000_000
+    moved: list[DamagedRow] = []
+    with transaction(conn):
+        _epoch, _max, count = read_state(conn)
+        victims = list(damaged)
+        for digest, reason in bad_payloads:
+            users = conn.execute(
+                "SELECT receipt_order, id, doc_id FROM entries WHERE content_hash = ?", (digest,)
+            ).fetchall()
+            victims += [DamagedRow(order, i, doc, reason) for order, i, doc in users]
+            conn.execute("DELETE FROM payloads WHERE content_hash = ?", (digest,))
+        seen: set[int] = set()
+        for row in victims:
+            found = conn.execute(
+                "SELECT content_hash FROM entries WHERE receipt_order = ?", (row.receipt_order,)
+            ).fetchone()
+            if found is None or row.receipt_order in seen:
+                continue  # already gone (purged, or quarantined by another reader)
+            seen.add(row.receipt_order)
+            conn.execute(
+                "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
+                (row.receipt_order, row.id, row.doc_id, row.reason, now),
+            )
+            _release_payloads(conn, [found[0]])
+            _forget_orders(conn, [row.receipt_order])
+            moved.append(row)
+        if moved:
+            conn.execute("UPDATE state SET entry_count = ?", (count - len(moved),))
+    return moved
+
+
+def hash_for_bloom(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> int:
+    """Store the Bloom base hashes of every id stored since the last summary; return how many.
+
+    Hashing is pure Python (the reference's FNV/DJB2 over UTF-16), about 20 µs an id, so it is
+    done once per id and kept, in transactions of bounded size so writers are not held up.
+    """
+    done = 0
+    while True:
+        through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
+        batch = conn.execute(
+            "SELECT receipt_order, id FROM entries WHERE receipt_order > ? "
+            "ORDER BY receipt_order LIMIT 20000",
+            (through,),
+        ).fetchall()
+        if not batch:
+            return done
+        pairs = [(order, *id_hash_pair(entry_id)) for order, entry_id in batch]
+        with transaction(conn):
+            if conn.execute("SELECT bloom_through FROM state").fetchone()[0] != through:
+                continue  # another process hashed meanwhile: look again
+            conn.executemany("INSERT OR REPLACE INTO bloom_hashes VALUES (?, ?, ?)", pairs)
+            conn.execute("UPDATE state SET bloom_through = ?", (batch[-1][0],))
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+
+
+def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and empty it; False if a reader kept it from finishing."""
+    busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return not busy
