@@ -1,218 +1,276 @@
-"""Fault injection on the files of a closed store: every reopen keeps every acknowledged entry.
+"""Fault injection on the files of a store: each fault ends in a clear refusal, a visible
+recovery or a quarantined entry, never in wrong or silently missing data.
 
-Faults: a truncated or corrupted snapshot, a snapshot claiming more log than exists, a torn
-last record, garbage after the last record, stray temp files, a corrupted record in the middle
-of a segment, a corrupted payload, and a crash between a purge's record and its erasure.
+Faults: a damaged metadata row, a damaged payload, zeroed pages, a truncated database file,
+a deleted or torn WAL (committed transactions lost), a database put back from before a
+clear, a stray ``-shm``, a missing database beside its WAL, a deleted database, and garbage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from store.codec import encode_metadata
+from store.base import StoreState
 from store.entry import StoreEntry
-from store.errors import CorruptEntryError
-from store.ondisk import OnDiskStore, OnDiskStoreOptions, RecoveryProgress
-from store.ondisk.log import SegmentLog
-from store.ondisk.records import RecordType, encode_payload, encode_record
+from store.errors import StoreCorruptionError, StoreError
+from store.ondisk import CheckOnOpen, OnDiskStore, OnDiskStoreOptions
+from store.ondisk.schema import DB_NAME, WITNESS_NAME
 from tests.entries import Author
-from tests.ondisk_helpers import append_bytes
 
 AUTHOR = Author()
-NO_SNAPSHOT = OnDiskStoreOptions(fsync=False, compaction_enabled=False, snapshot_on_close=False)
+FAST = OnDiskStoreOptions(fsync=False)
+CHECKED = OnDiskStoreOptions(fsync=False, check_on_open=CheckOnOpen.BLOCKING)
+PAGE = 4096
 
 
 def make_entries(count: int, doc: str | None = None) -> list[StoreEntry]:
     return [AUTHOR.entry(doc, payload=os.urandom(200)) for _ in range(count)]
 
 
-async def populate(
-    path: Path, batches: int = 6, options: OnDiskStoreOptions | None = None
-) -> list[str]:
-    store = await OnDiskStore.open(path, options or OnDiskStoreOptions(fsync=False))
-    written: list[str] = []
+async def populate(path: Path, batches: int = 6) -> list[StoreEntry]:
+    """A closed store (its WAL folded into the database) holding 5 entries per batch."""
+    store = await OnDiskStore.open(path, FAST)
+    written: list[StoreEntry] = []
     for _ in range(batches):
         batch = make_entries(5)
         await store.put_entries(batch)
-        written += [entry.id for entry in batch]
+        written += batch
     await store.close()
+    assert not (path / f"{DB_NAME}-wal").exists(), "a clean close leaves no WAL"
     return written
 
 
-async def reopen_and_check(
-    path: Path, expected: list[str], options: OnDiskStoreOptions | None = None
-) -> tuple[list[RecoveryProgress], OnDiskStore]:
-    reports: list[RecoveryProgress] = []
-    store = await OnDiskStore.open(path, options or OnDiskStoreOptions(fsync=False), reports.append)
-    assert await store.get_all_ids() == expected
-    entries = await store.get_entries(expected)
-    assert [entry.id for entry in entries] == expected
-    return reports, store
+def flip(path: Path, needle: bytes, at: int = 5) -> int:
+    data = bytearray(path.read_bytes())
+    where = data.find(needle)
+    assert where >= 0 and data.count(needle) == 1, "the bytes to damage must be unique"
+    data[where + at] ^= 0x55
+    path.write_bytes(bytes(data))
+    return where
 
 
-def segment(path: Path, number: int = 1) -> Path:
-    return path / "segments" / f"{number:08d}.log"
+def ids(entries: list[StoreEntry]) -> list[str]:
+    return [entry.id for entry in entries]
 
 
-def phases(reports: list[RecoveryProgress]) -> list[str]:
-    return [report.phase for report in reports]
-
-
-@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage-header"])
-async def test_damaged_snapshot_triggers_a_reported_rebuild(tmp_path: Path, damage: str) -> None:
-    written = await populate(tmp_path)
-    snap = tmp_path / "index.snap"
-    data = bytearray(snap.read_bytes())
-    if damage == "truncate":
-        data = data[: len(data) // 2]
-    elif damage == "flip":
-        data[len(data) // 2] ^= 0xFF
-    elif damage == "empty":
-        data = bytearray()
-    else:
-        data[:8] = b"NOTASNAP"
-    snap.write_bytes(bytes(data))
-    reports, store = await reopen_and_check(tmp_path, written)
-    assert "rebuild" in phases(reports) and reports[-1].progress01 == 1.0
-    status = store.get_index_build_status()
-    assert status.progress01 == 1.0 and status.indexing_enabled
-    assert (await store.get_compaction_status()).total_compactions == 1  # fresh snapshot
-    await store.close()
-    _reports, store = await reopen_and_check(tmp_path, written)
-    assert "rebuild" not in phases(_reports)
-    await store.close()
-
-
-async def test_snapshot_covering_more_than_the_log_is_not_trusted(tmp_path: Path) -> None:
-    written = await populate(tmp_path)
-    seg = segment(tmp_path)
-    os.truncate(seg, seg.stat().st_size // 2)  # the log lost bytes the snapshot claims
-    reports: list[RecoveryProgress] = []
-    store = await OnDiskStore.open(tmp_path, OnDiskStoreOptions(fsync=False), reports.append)
-    assert "rebuild" in phases(reports)
-    ids = await store.get_all_ids()
-    assert 0 < len(ids) < len(written) and ids == written[: len(ids)]
-    assert len(await store.get_entries(ids)) == len(ids)
-    await store.close()
-
-
-async def test_snapshot_of_another_epoch_is_not_trusted(tmp_path: Path) -> None:
-    written = await populate(tmp_path)
-    (tmp_path / "epoch").write_text("0190f000-0000-7000-8000-000000000000\n")
-    reports, store = await reopen_and_check(tmp_path, written)
-    assert "rebuild" in phases(reports)
-    await store.close()
-
-
-def torn_record() -> bytes:
-    entry = make_entries(1)[0]
-    payload = encode_payload(bytes.fromhex(entry.metadata.content_hash), entry.encrypted_data)
-    record = encode_record(
-        RecordType.ENTRY, encode_metadata(entry.metadata.with_receipt_order(999))
-    )
-    return payload + record[: len(record) // 2]
-
-
-@pytest.mark.parametrize(
-    "options", [OnDiskStoreOptions(fsync=False), NO_SNAPSHOT], ids=["snap", "log"]
-)
-async def test_torn_last_record_is_truncated(tmp_path: Path, options: OnDiskStoreOptions) -> None:
-    written = await populate(tmp_path, options=options)
-    seg = segment(tmp_path)
-    clean_size = seg.stat().st_size
-    append_bytes(seg, torn_record())
-    _reports, store = await reopen_and_check(tmp_path, written, options)
-    size_after_open = seg.stat().st_size
-    more = make_entries(3)
-    await store.put_entries(more)
-    await store.close()
-    assert size_after_open < clean_size + len(torn_record())
-    _reports, store = await reopen_and_check(tmp_path, written + [e.id for e in more], options)
-    await store.close()
-
-
-@pytest.mark.parametrize("size", [1, 7, 4096, 100_000])
-async def test_garbage_after_the_last_record_is_dropped(tmp_path: Path, size: int) -> None:
-    written = await populate(tmp_path, options=NO_SNAPSHOT)
-    seg = segment(tmp_path)
-    clean_size = seg.stat().st_size
-    append_bytes(seg, os.urandom(size))
-    _reports, store = await reopen_and_check(tmp_path, written, NO_SNAPSHOT)
-    assert seg.stat().st_size == clean_size
-    await store.close()
-
-
-async def test_stray_temp_files_are_removed(tmp_path: Path) -> None:
-    written = await populate(tmp_path)
-    strays = [tmp_path / "index.snap.tmp-123-abcd", tmp_path / "epoch.tmp-9-ffff"]
-    for stray in strays:
-        stray.write_bytes(b"half a file")
-    _reports, store = await reopen_and_check(tmp_path, written)
-    assert not any(stray.exists() for stray in strays)
-    await store.close()
-
-
-async def test_corruption_mid_segment_skips_only_that_record(
+async def test_a_damaged_metadata_row_costs_that_entry_only(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    written = await populate(tmp_path, options=NO_SNAPSHOT)
-    seg = segment(tmp_path)
-    data = bytearray(seg.read_bytes())
+    written = await populate(tmp_path)
     victim = written[12]
-    at = data.find(victim.encode())  # inside the ENTRY record of one entry
-    data[at + 5] ^= 0x55
-    seg.write_bytes(bytes(data))
+    flip(tmp_path / DB_NAME, victim.metadata.signature)  # inside the row's metadata blob only
+    store = await OnDiskStore.open(tmp_path, FAST)
+    with caplog.at_level(logging.WARNING, logger="store.ondisk"):
+        metas = await store.get_metadata(ids(written))
+    survivors = [e for e in written if e.id != victim.id]
+    assert [m.id for m in metas] == ids(survivors)
+    assert [m.signature for m in metas] == [e.metadata.signature for e in survivors]
+    warned = [r for r in caplog.records if r.getMessage() == "damaged entry quarantined"]
+    assert [r.entry_id for r in warned] == [victim.id]  # type: ignore[attr-defined]
+    assert store.health().quarantined == 1 and store.health().state is StoreState.OK
+    assert await store.get_all_ids() == ids(survivors)  # no longer listed: peers resend it
+    assert await store.has_entries([victim.id]) == []
+    result = await store.put_entries([victim])  # a good copy from a peer is taken again
+    assert result.stored == (victim.id,)
+    assert (await store.get_entries([victim.id]))[0].metadata.signature == victim.metadata.signature
+    await store.close()
+    store = await OnDiskStore.open(tmp_path, CHECKED)
+    assert store.health().quarantined == 1  # the record of what happened stays
+    assert len(await store.get_entries(ids(written))) == len(written)
+    await store.close()
+
+
+async def test_a_damaged_payload_is_never_served_and_is_fetched_again(tmp_path: Path) -> None:
+    written = await populate(tmp_path)
+    victim = written[3]
+    flip(tmp_path / DB_NAME, victim.encrypted_data[40:80])
+    store = await OnDiskStore.open(tmp_path, FAST)
+    entries = await store.get_entries(ids(written))
+    assert ids(entries) == [i for i in ids(written) if i != victim.id]
+    assert all(
+        e.encrypted_data == w.encrypted_data for e, w in zip(entries, written[:3], strict=False)
+    )
+    assert store.health().quarantined == 1
+    assert (await store.put_entries([victim])).stored == (victim.id,)
+    again = await store.get_entries([victim.id])
+    assert again[0].encrypted_data == victim.encrypted_data  # the payload row was replaced
+    await store.close()
+
+
+async def test_full_check_finds_damaged_rows_and_quarantines_them(tmp_path: Path) -> None:
+    written = await populate(tmp_path)
+    flip(tmp_path / DB_NAME, written[7].metadata.signature)
+    flip(tmp_path / DB_NAME, written[20].encrypted_data[10:50])
+    store = await OnDiskStore.open(tmp_path, CHECKED)  # quick_check: the structure is fine
+    assert store.health().state is StoreState.OK
+    report = await store.check(full=True)
+    assert not report.ok and report.entries_checked == len(written)
+    assert [row.id for row in report.damaged_rows] == [written[7].id]
+    assert len(report.bad_payloads) == 1
+    assert store.health().quarantined == 2
+    assert (await store.check(full=True)).ok
+    assert len(await store.get_all_ids()) == len(written) - 2
+    await store.close()
+
+
+def zero_page_holding(path: Path, needle: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    page = data.find(needle) // PAGE
+    assert page > 0
+    data[page * PAGE : (page + 1) * PAGE] = bytes(PAGE)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("mode", [CheckOnOpen.BLOCKING, CheckOnOpen.BACKGROUND])
+async def test_zeroed_pages_fail_the_store_with_a_clear_status(
+    tmp_path: Path, mode: CheckOnOpen, caplog: pytest.LogCaptureFixture
+) -> None:
+    written = await populate(tmp_path, batches=40)
+    zero_page_holding(tmp_path / DB_NAME, written[100].metadata.signature)
     with caplog.at_level(logging.ERROR, logger="store.ondisk"):
-        store = await OnDiskStore.open(tmp_path, NO_SNAPSHOT)
-    survivors = [i for i in written if i != victim]
-    assert await store.get_all_ids() == survivors
-    assert len(await store.get_entries(survivors)) == len(survivors)
-    damage = [r for r in caplog.records if r.getMessage() == "corrupted log region skipped"]
-    assert damage and damage[0].segment == 1 and damage[0].start < at < damage[0].end  # type: ignore[attr-defined]
-    # the store stays writable, and the victim can be sent again (e.g. by a peer)
+        store = await OnDiskStore.open(
+            tmp_path, OnDiskStoreOptions(fsync=False, check_on_open=mode)
+        )
+        for _ in range(200):  # the background check finishes within moments
+            if store.health().state is StoreState.FAILED:
+                break
+            try:
+                listed = await store.get_all_ids()
+            except StoreCorruptionError:
+                break
+            assert listed == ids(written), "a damaged file must never answer with fewer ids"
+            await asyncio.sleep(0.02)
+    health = store.health()
+    assert health.state is StoreState.FAILED and health.problem and "damaged" in health.problem
+    assert any(r.getMessage() == "store failed" for r in caplog.records)
+    with pytest.raises(StoreCorruptionError, match="failed"):
+        await store.get_all_ids()
+    with pytest.raises(StoreCorruptionError):
+        await store.put_entries(make_entries(1))
+    await store.close()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+async def test_a_truncated_database_file_is_refused(tmp_path: Path, keep: float) -> None:
+    await populate(tmp_path, batches=40)
+    db = tmp_path / DB_NAME
+    os.truncate(db, int(db.stat().st_size * keep) // PAGE * PAGE)
+    with pytest.raises(StoreError, match="damaged"):
+        store = await OnDiskStore.open(tmp_path, CHECKED)
+        await store.get_all_ids()  # reached only if the open did not refuse
+        await store.close()
+
+
+async def test_garbage_instead_of_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(os.urandom(20_000))
+    with pytest.raises(StoreCorruptionError, match="damaged"):
+        await OnDiskStore.open(tmp_path, FAST)
+
+
+def copy_as_crashed(source: Path, target: Path, wal: str) -> None:
+    target.mkdir()
+    shutil.copy(source / DB_NAME, target / DB_NAME)
+    shutil.copy(source / WITNESS_NAME, target / WITNESS_NAME)
+    wal_bytes = (source / f"{DB_NAME}-wal").read_bytes()
+    if wal == "torn":
+        (target / f"{DB_NAME}-wal").write_bytes(wal_bytes[: len(wal_bytes) // 2])
+    elif wal == "kept":
+        (target / f"{DB_NAME}-wal").write_bytes(wal_bytes)
+
+
+async def crashed_copy(source: Path, target: Path, wal: str) -> tuple[list[StoreEntry], int]:
+    """Write, then copy the files as a crash left them, with the WAL kept, dropped or torn."""
+    store = await OnDiskStore.open(source, FAST)
+    written: list[StoreEntry] = []
+    for _ in range(8):
+        batch = make_entries(5)
+        await store.put_entries(batch)
+        written += batch
+    head = (await store.get_store_head()).max_receipt_order
+    copy_as_crashed(source, target, wal)
+    await store.close()
+    return written, head
+
+
+@pytest.mark.parametrize("wal", ["deleted", "torn"])
+async def test_lost_commits_are_detected_and_start_a_new_epoch(
+    tmp_path: Path, wal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    written, head = await crashed_copy(tmp_path / "live", tmp_path / "copy", wal)
+    before = await OnDiskStore.open(tmp_path / "live", FAST)
+    old_epoch = (await before.get_store_head()).epoch
+    await before.close()
+    with caplog.at_level(logging.ERROR, logger="store.ondisk"):
+        store = await OnDiskStore.open(tmp_path / "copy", CHECKED)
+    present = await store.get_all_ids()
+    assert len(present) < len(written) and present == ids(written)[: len(present)]
+    health = store.health()
+    assert health.state is StoreState.OK and health.recovered
+    assert f"{head} was acknowledged" in health.recovered
+    assert any("lost acknowledged writes" in r.getMessage() for r in caplog.records)
+    new_head = await store.get_store_head()
+    assert new_head.epoch != old_epoch  # peers holding cursors past the loss rescan
+    assert len(await store.get_entries(present)) == len(present)
+    await store.close()
+    store = await OnDiskStore.open(tmp_path / "copy", FAST)
+    assert store.health().recovered is None  # recovered once; the new epoch is consistent
+    await store.close()
+
+
+async def test_a_crash_with_the_wal_intact_loses_nothing(tmp_path: Path) -> None:
+    written, head = await crashed_copy(tmp_path / "live", tmp_path / "copy", "kept")
+    store = await OnDiskStore.open(tmp_path / "copy", CHECKED)
+    assert await store.get_all_ids() == ids(written)
+    assert store.health().recovered is None
+    assert (await store.get_store_head()).max_receipt_order == head
+    await store.close()
+
+
+async def test_a_database_put_back_from_before_a_clear_is_detected(tmp_path: Path) -> None:
+    await populate(tmp_path)
+    shutil.copy(tmp_path / DB_NAME, tmp_path / "old.sqlite")
+    store = await OnDiskStore.open(tmp_path, FAST)
+    await store.clear_all_local_data()
+    await store.put_entries(make_entries(2))
+    await store.close()
+    shutil.copy(tmp_path / "old.sqlite", tmp_path / DB_NAME)
+    store = await OnDiskStore.open(tmp_path, FAST)
+    assert store.health().recovered and "older" in store.health().recovered
+    await store.close()
+
+
+async def test_a_stray_shm_file_is_harmless(tmp_path: Path) -> None:
+    written = await populate(tmp_path)
+    (tmp_path / f"{DB_NAME}-shm").write_bytes(os.urandom(32768))
+    store = await OnDiskStore.open(tmp_path, CHECKED)
+    assert await store.get_all_ids() == ids(written)
+    assert store.health().state is StoreState.OK and store.health().recovered is None
     more = make_entries(2)
     await store.put_entries(more)
-    assert (await store.get_store_head()).max_receipt_order == len(written) + 2
+    await store.close()
+    store = await OnDiskStore.open(tmp_path, CHECKED)
+    assert await store.get_all_ids() == ids(written + more)
     await store.close()
 
 
-async def test_corrupted_payload_is_never_returned(tmp_path: Path) -> None:
-    store = await OnDiskStore.open(tmp_path, OnDiskStoreOptions(fsync=False))
-    entries = make_entries(4)
-    await store.put_entries(entries)
-    await store.close()
-    seg = segment(tmp_path)
-    data = bytearray(seg.read_bytes())
-    at = data.find(entries[1].encrypted_data)
-    data[at + 10] ^= 0x01
-    seg.write_bytes(bytes(data))
-    store = await OnDiskStore.open(tmp_path, OnDiskStoreOptions(fsync=False))  # snapshot: no scan
-    with pytest.raises(CorruptEntryError):
-        await store.get_entries([entries[1].id])
-    good = [entries[0].id, entries[2].id, entries[3].id]
-    assert [e.id for e in await store.get_entries(good)] == good
-    await store.close()
+async def test_a_missing_database_beside_its_wal_is_refused(tmp_path: Path) -> None:
+    await crashed_copy(tmp_path / "live", tmp_path / "copy", "kept")
+    (tmp_path / "copy" / DB_NAME).unlink()
+    with pytest.raises(StoreCorruptionError, match="write-ahead log"):
+        await OnDiskStore.open(tmp_path / "copy", FAST)
+    assert not (tmp_path / "copy" / DB_NAME).exists()
 
 
-async def test_purge_interrupted_before_erasure_is_finished_on_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = await OnDiskStore.open(tmp_path, NO_SNAPSHOT)
-    secret = make_entries(3, doc="gdpr_subject")
-    keep = make_entries(3)
-    await store.put_entries(secret + keep)
-    monkeypatch.setattr(SegmentLog, "erase", lambda self, regions: 0)  # crash before erasing
-    assert await store.purge_doc_history("gdpr_subject") == 3
+async def test_a_deleted_database_starts_empty_and_says_so(tmp_path: Path) -> None:
+    await populate(tmp_path)
+    (tmp_path / DB_NAME).unlink()
+    store = await OnDiskStore.open(tmp_path, FAST)
+    assert await store.get_all_ids() == []
+    assert store.health().recovered and "missing" in store.health().recovered
     await store.close()
-    assert secret[0].encrypted_data in segment(tmp_path).read_bytes()
-    monkeypatch.undo()
-    _reports, store = await reopen_and_check(tmp_path, [e.id for e in keep], NO_SNAPSHOT)
-    await store.close()
-    raw = segment(tmp_path).read_bytes()
-    for entry in secret:
-        assert entry.encrypted_data not in raw
-        assert raw.count(entry.id.encode()) == 1  # in the purge record only; metadata erased

@@ -1,20 +1,22 @@
-"""``OnDiskStore`` behaviour beyond the conformance suite: group commit, several instances on
-one directory, scan mode, purge erasure, snapshots, segment rolling."""
+"""``OnDiskStore`` behaviour beyond the conformance suite: group commit, several instances and
+processes on one file, purge erasure from the database and its WAL, bounded threads, refusals."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from store.base import ScanCursor, ScanFilters
-from store.entry import EntryType, StoreEntry
-from store.ids import generate_doc_id
-from store.ondisk import OnDiskStore, OnDiskStoreOptions, RecoveryProgress
-from store.ondisk.log import SegmentLog
+from store.base import StoreState
+from store.entry import StoreEntry
+from store.errors import StoreFormatError, StoreLockedError, StoreUnavailableError
+from store.ondisk import OnDiskStore, OnDiskStoreOptions, writes
+from store.ondisk.schema import DB_NAME
+from store.ondisk.workers import THREAD_PREFIX, thread_count
 from tests.entries import Author
 
 AUTHOR = Author()
@@ -25,29 +27,30 @@ def make(count: int, doc: str | None = None, size: int = 100) -> list[StoreEntry
     return [AUTHOR.entry(doc, payload=os.urandom(size)) for _ in range(count)]
 
 
-def all_bytes(root: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+def file_bytes(root: Path) -> bytes:
+    """The database and, if present, its WAL: everything SQLite keeps of the store."""
+    return b"".join(
+        (root / name).read_bytes() for name in (DB_NAME, f"{DB_NAME}-wal") if (root / name).exists()
+    )
 
 
 async def test_concurrent_puts_are_group_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    appends = 0
-    real_append = SegmentLog.append
+    commits = 0
+    real_commit = writes.commit_batches
 
-    def counting(
-        self: SegmentLog, data: bytes, segment_max: int
-    ) -> tuple[int, int, dict[int, int]]:
-        nonlocal appends
-        appends += 1
-        return real_append(self, data, segment_max)
+    def counting(conn: sqlite3.Connection, batches: object) -> writes.Committed:
+        nonlocal commits
+        commits += 1
+        return real_commit(conn, batches)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(SegmentLog, "append", counting)
+    monkeypatch.setattr(writes, "commit_batches", counting)
     store = await OnDiskStore.open(tmp_path)  # real fsyncs: that is what groups them
     entries = make(200)
     results = await asyncio.gather(*(store.put_entries([entry]) for entry in entries))
     assert all(result.stored == (entry.id,) for result, entry in zip(results, entries, strict=True))
-    assert appends < 50, f"{appends} appends for 200 concurrent puts"
+    assert commits < 50, f"{commits} transactions for 200 concurrent puts"
     metas = await store.get_metadata([entry.id for entry in entries])
     assert sorted(meta.receipt_order for meta in metas) == list(range(1, 201))
     await store.close()
@@ -79,42 +82,33 @@ async def test_two_instances_on_one_directory_see_each_other(tmp_path: Path) -> 
     await second.close()
 
 
-async def test_other_instance_follows_across_segments(tmp_path: Path) -> None:
-    options = OnDiskStoreOptions(fsync=False, segment_max_bytes=4096)
-    writer = await OnDiskStore.open(tmp_path, options)
-    reader = await OnDiskStore.open(tmp_path, options)
-    written: list[str] = []
-    for _ in range(20):
-        batch = make(4, size=300)
-        await writer.put_entries(batch)
-        written += [e.id for e in batch]
-        assert await reader.get_all_ids() == written
-    assert len(list((tmp_path / "segments").iterdir())) > 5
-    await writer.close()
-    await reader.close()
-    store = await OnDiskStore.open(tmp_path, options)
-    assert await store.get_all_ids() == written
-    assert len(await store.get_entries(written)) == len(written)
-    await store.close()
-
-
-async def test_purge_erases_ciphertext_and_metadata_from_every_file(tmp_path: Path) -> None:
+async def test_purge_erases_ciphertext_from_the_database_and_its_wal(tmp_path: Path) -> None:
     store = await OnDiskStore.open(tmp_path, FAST)
+    reader = await OnDiskStore.open(tmp_path, FAST)  # an idle second instance must not stop it
     secret = make(4, "subject", size=500)
     shared_payload = secret[0].encrypted_data
-    other = [AUTHOR.entry("bystander", payload=shared_payload)]  # shares one payload
-    await store.put_entries(secret + other + make(3))
-    await store.compact()  # a snapshot now holds the subject's metadata too
-    assert await store.purge_doc_history("subject") == 4
-    raw = all_bytes(tmp_path)
-    for entry in secret[1:]:
-        assert entry.encrypted_data not in raw
+    bystander = [AUTHOR.entry("bystander", payload=shared_payload)]  # shares one payload
+    chunk = AUTHOR.chunk("subject", "att1", os.urandom(300_000))  # spills into overflow pages
+    await store.put_entries([*secret, *bystander, chunk, *make(3)])
+    assert await reader.get_all_ids()
+    # pieces of the 300 kB chunk (overflow pages split it, so look for short slices)
+    pieces = [chunk.encrypted_data[at : at + 32] for at in range(0, 300_000, 30_011)]
+    before = file_bytes(tmp_path)
+    assert secret[1].encrypted_data in before
+    assert sum(piece in before for piece in pieces) >= len(pieces) - 2
+    assert await store.purge_doc_history("subject") == 5
+    raw = file_bytes(tmp_path)
+    for entry in [*secret[1:], chunk]:
+        assert entry.encrypted_data[:64] not in raw
+        assert entry.id.encode() not in raw
+        assert entry.metadata.signature not in raw
+    assert not any(piece in raw for piece in pieces)
     assert shared_payload in raw  # still used by the bystander
-    snapshot = (tmp_path / "index.snap").read_bytes()
-    assert b"subject_d_" not in snapshot
+    assert (tmp_path / f"{DB_NAME}-wal").stat().st_size == 0  # truncated, not just reset
     again = await store.put_entries(secret[1:2])  # a purged id can come back
     assert again.stored == (secret[1].id,)
     head = (await store.get_store_head()).max_receipt_order
+    await reader.close()
     await store.close()
     store = await OnDiskStore.open(tmp_path, FAST)
     assert (await store.get_store_head()).max_receipt_order == head
@@ -123,33 +117,18 @@ async def test_purge_erases_ciphertext_and_metadata_from_every_file(tmp_path: Pa
     await store.close()
 
 
-async def test_snapshot_thresholds_bound_the_replay(tmp_path: Path) -> None:
-    options = OnDiskStoreOptions(fsync=False, compaction_min_records=20, snapshot_on_close=False)
-    store = await OnDiskStore.open(tmp_path, options)
-    for _ in range(12):
-        await store.put_entries(make(3))  # 6 records per batch (payload + entry)
-    status = await store.get_compaction_status()
-    assert status.enabled and status.total_compactions >= 2
-    assert status.total_compacted_files >= 40 and status.last_compaction_at is not None
+async def test_receipt_orders_never_go_back_after_purging_the_newest(tmp_path: Path) -> None:
+    store = await OnDiskStore.open(tmp_path, FAST)
+    await store.put_entries(make(3))
+    await store.put_entries(make(2, "last"))
+    await store.purge_doc_history("last")
     await store.close()
-    reports: list[RecoveryProgress] = []
-    store = await OnDiskStore.open(tmp_path, options, reports.append)
-    assert "rebuild" not in [r.phase for r in reports]
-    assert len(await store.get_all_ids()) == 36
-    assert store.stats.since_records < 20  # only the tail after the last snapshot was replayed
+    store = await OnDiskStore.open(tmp_path, FAST)
+    assert (await store.get_store_head()).max_receipt_order == 5
+    fresh = make(1)
+    await store.put_entries(fresh)
+    assert (await store.get_metadata([fresh[0].id]))[0].receipt_order == 6
     await store.close()
-
-
-async def test_compaction_off_switch(tmp_path: Path) -> None:
-    options = OnDiskStoreOptions(
-        fsync=False, compaction_enabled=False, compaction_min_records=1, snapshot_on_close=False
-    )
-    store = await OnDiskStore.open(tmp_path, options)
-    await store.put_entries(make(10))
-    status = await store.get_compaction_status()
-    assert not status.enabled and status.total_compactions == 0
-    await store.close()
-    assert not (tmp_path / "index.snap").exists()
 
 
 async def test_clear_on_startup_and_status(tmp_path: Path) -> None:
@@ -158,7 +137,6 @@ async def test_clear_on_startup_and_status(tmp_path: Path) -> None:
     epoch = (await store.get_store_head()).epoch
     await store.close()
     store = OnDiskStore(tmp_path, OnDiskStoreOptions(fsync=False, clear_local_data_on_startup=True))
-    assert store.get_index_build_status().phase == "idle"
     await store.initialize()
     status = await store.await_index_ready()
     assert status.phase == "ready" and status.progress01 == 1.0
@@ -170,75 +148,89 @@ async def test_clear_on_startup_and_status(tmp_path: Path) -> None:
 
 async def test_bloom_summary_is_cached_until_ids_change(tmp_path: Path) -> None:
     store = await OnDiskStore.open(tmp_path, FAST)
-    await store.put_entries(make(5))
+    entries = make(5)
+    await store.put_entries(entries)
     first = await store.get_id_bloom_summary()
     assert await store.get_id_bloom_summary() is first
+    assert all(first.might_contain(e.id) for e in entries)
     await store.put_entries(make(1))
     assert (await store.get_id_bloom_summary()).total_ids == 6
     await store.close()
+    # the hashes were kept: another instance builds the same summary without hashing again
+    store = await OnDiskStore.open(tmp_path, FAST)
+    again = await store.get_id_bloom_summary()
+    assert again.total_ids == 6 and all(again.might_contain(e.id) for e in entries)
+    await store.close()
 
 
-async def answers(store: OnDiskStore, docs: list[str]) -> list[object]:
-    """Every query's answer, for comparing two stores."""
-    ids = await store.get_all_ids()
-    out: list[object] = [ids, await store.get_metadata(ids), await store.has_entries([*ids, "x"])]
-    out.append([(e.metadata, e.encrypted_data) for e in await store.get_entries(ids)])
-    out.append(await store.find_new_entries(ids[::3]))
-    out.append(await store.get_id_bloom_summary())
-    out.append((await store.get_store_head()).max_receipt_order)
-    for entry_type in EntryType:
-        out.append(await store.find_entries(entry_type, None, None))
-    for doc in docs:
-        out.append(await store.find_new_entries_for_doc(ids[::2], doc))
-        page = await store.scan_entries_since(ScanCursor(2, ""), 3, ScanFilters(doc_id=doc))
-        out.append(page)
-    if ids:
-        out.append(await store.resolve_dependencies(ids[-1]))
-    return out
+async def test_threads_are_bounded_per_process_not_per_store(tmp_path: Path) -> None:
+    stores = [await OnDiskStore.open(tmp_path / f"db{n}", FAST) for n in range(12)]
+    await asyncio.gather(*(s.put_entries(make(20)) for s in stores))
+    await asyncio.gather(*(s.scan_entries_since(None, 5) for s in stores))
+    ours = [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    assert 0 < len(ours) <= thread_count()
+    for store in stores:
+        await store.close()
 
 
-async def test_scan_mode_gives_the_same_answers(tmp_path: Path) -> None:
-    rng = random.Random(7)
-    indexed = await OnDiskStore.open(tmp_path / "a", FAST)
-    scanning = await OnDiskStore.open(
-        tmp_path / "b", OnDiskStoreOptions(fsync=False, indexing_enabled=False)
+async def test_a_writer_in_another_process_is_waited_for(tmp_path: Path) -> None:
+    store = await OnDiskStore.open(tmp_path, FAST)
+    await store.put_entries(make(1))
+    holder = await asyncio.create_subprocess_exec(
+        "python3",
+        "-c",
+        "import sqlite3,sys,time\n"
+        f"c=sqlite3.connect({str(tmp_path / DB_NAME)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(0.8)\n"
+        "c.execute('COMMIT')\n",
+        stdout=asyncio.subprocess.PIPE,
     )
-    assert not scanning.get_index_build_status().indexing_enabled
-    docs = [generate_doc_id() for _ in range(4)]
-    heads: dict[str, str] = {}
-    for step in range(40):
-        doc = rng.choice(docs)
-        if step % 9 == 8:
-            for store in (indexed, scanning):
-                await store.purge_doc_history(doc)
-            heads.pop(doc, None)
-            continue
-        deps = [heads[doc]] if doc in heads else []
-        entry_type = EntryType.DOC_CHANGE if deps else EntryType.DOC_CREATE
-        batch = [AUTHOR.entry(doc, entry_type=entry_type, deps=deps, payload=os.urandom(50))]
-        heads[doc] = batch[0].id
-        for store in (indexed, scanning):
-            await store.put_entries(batch)
-    assert await answers(indexed, docs) == await answers(scanning, docs)
-    await scanning.close()
-    # scan mode over the indexed store's directory answers the same too
-    other = await OnDiskStore.open(
-        tmp_path / "a", OnDiskStoreOptions(fsync=False, indexing_enabled=False)
-    )
-    assert (await answers(indexed, docs))[:4] == (await answers(other, docs))[:4]
-    await other.close()
-    await indexed.close()
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"locked\n"
+    entries = make(3)
+    result = await store.put_entries(entries)  # waits for the other writer, then commits
+    assert result.stored == tuple(e.id for e in entries)
+    assert await holder.wait() == 0
+    await store.close()
 
 
-async def test_scan_mode_instances_follow_a_clear_by_another(tmp_path: Path) -> None:
-    scan = OnDiskStoreOptions(fsync=False, indexing_enabled=False)
-    first = await OnDiskStore.open(tmp_path, scan)
-    second = await OnDiskStore.open(tmp_path, FAST)
-    await first.put_entries(make(3))
-    await second.clear_all_local_data()
-    fresh = make(2)
-    await first.put_entries(fresh)  # must land in the new files, not the deleted ones
-    assert await second.get_all_ids() == [e.id for e in fresh]
-    assert await first.get_all_ids() == [e.id for e in fresh]
-    await first.close()
-    await second.close()
+async def test_a_writer_that_waits_too_long_gets_a_typed_error_and_the_store_lives(
+    tmp_path: Path,
+) -> None:
+    store = await OnDiskStore.open(tmp_path, OnDiskStoreOptions(fsync=False, busy_timeout_s=0.2))
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreLockedError, match="locked"):
+        await store.put_entries(make(1))
+    other.execute("ROLLBACK")
+    other.close()
+    assert store.health().state is not StoreState.FAILED
+    await store.put_entries(make(1))
+    assert len(await store.get_all_ids()) == 1
+    await store.close()
+
+
+async def test_the_old_segment_log_format_is_refused_with_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "segments").mkdir()
+    (tmp_path / "segments" / "00000001.log").write_bytes(b"old records")
+    (tmp_path / "index.snap").write_bytes(b"old snapshot")
+    with pytest.raises(StoreFormatError, match="segment-log store") as refused:
+        await OnDiskStore.open(tmp_path)
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / DB_NAME).exists()  # nothing was created next to the old files
+
+
+async def test_a_store_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "docs"
+    path.write_text("not a directory")
+    with pytest.raises(StoreUnavailableError, match="not a directory"):
+        await OnDiskStore.open(path)
+
+
+async def test_a_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    foreign = sqlite3.connect(tmp_path / DB_NAME)
+    foreign.execute("CREATE TABLE notes (body TEXT)")
+    foreign.commit()
+    foreign.close()
+    with pytest.raises(StoreFormatError, match="not a mindood store"):
+        await OnDiskStore.open(tmp_path)

@@ -129,11 +129,14 @@ class OnDiskStore(ContentAddressedStore):
             )
         witnessed = self._witness.read()
         conn = self._conn = connect(self._db, self._options)
-        create_or_check(conn, self._db)
+        created = create_or_check(conn, self._db)
         epoch, max_order, _count = read_state(conn)
         lost = lost_commits(Witnessed(epoch, max_order), witnessed)
-        if lost is None and empty and witnessed is not None and witnessed.max_receipt_order > 0:
-            lost = f"the database file was missing; {witnessed.max_receipt_order} receipt orders"
+        if lost is None and created and witnessed is not None and witnessed.max_receipt_order > 0:
+            lost = (
+                f"the database file was missing or held no store, but receipt order "
+                f"{witnessed.max_receipt_order} was acknowledged"
+            )
         if lost is not None:
             committed = writes.new_epoch(conn)
             epoch, max_order = committed.epoch, committed.max_receipt_order
