@@ -41,7 +41,9 @@ async def _bench_store(args: argparse.Namespace) -> int:
     from mindood.bench_store import run_store_bench
 
     with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
-        result = await run_store_bench(Path(workdir), entries=args.entries)
+        result = await run_store_bench(
+            Path(workdir), entries=args.entries, progress=lambda line: print(line, file=sys.stderr)
+        )
     _print_json(result)
     return 0
 

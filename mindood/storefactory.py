@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from mindood.errors import InvalidNameError
+from store.atomicfile import atomic_write
 from store.base import ContentAddressedStore
 from store.memory import InMemoryStore
-from store.atomicfile import atomic_write
 
 StoreKind = Literal["docs", "attachments"]
 STORE_KINDS: tuple[StoreKind, ...] = ("docs", "attachments")

@@ -34,7 +34,9 @@ def _pool(kind: str) -> ThreadPoolExecutor:
         pool = _pools.get(kind)
         if pool is None:
             size = FOREGROUND_THREADS if kind == "store" else BACKGROUND_THREADS
-            pool = _pools[kind] = ThreadPoolExecutor(size, thread_name_prefix=f"{THREAD_PREFIX}{kind}")
+            pool = _pools[kind] = ThreadPoolExecutor(
+                size, thread_name_prefix=f"{THREAD_PREFIX}{kind}"
+            )
         return pool
 
 

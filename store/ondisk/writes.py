@@ -23,8 +23,8 @@ from store.ondisk.schema import read_state
 
 #: Ids per ``IN (...)`` list (far below SQLite's 32766 variables).
 CHUNK = 500
-_INSERT_ENTRY = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_UPSERT_PAYLOAD = (
+INSERT_ENTRY = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+UPSERT_PAYLOAD = (
     "INSERT INTO payloads (content_hash, refs, data) VALUES (?, 1, ?) "
     "ON CONFLICT (content_hash) DO UPDATE SET refs = refs + 1"
 )
@@ -85,8 +85,8 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
             known.update(result.stored)
             results.append(result)
         if entry_rows:
-            conn.executemany(_UPSERT_PAYLOAD, payload_rows)
-            conn.executemany(_INSERT_ENTRY, entry_rows)
+            conn.executemany(UPSERT_PAYLOAD, payload_rows)
+            conn.executemany(INSERT_ENTRY, entry_rows)
             conn.execute(
                 "UPDATE state SET max_receipt_order = ?, entry_count = ?",
                 (max_order, count + len(entry_rows)),
