@@ -1,14 +1,17 @@
 """``mindood bench store``: how fast the on-disk store is on this machine, as one JSON-able dict.
 
-Every rate is reported next to a baseline measured in the same run (these machines are shared
-and noisy, so only ratios compare across runs):
+Every rate is reported next to a baseline measured in the same run, in four interleaved rounds
+so that drift of a shared, noisy machine hits subject and baseline alike (only ratios compare
+across runs):
 
 - the raw fsync rate (write 1 KiB + fsync): the ceiling for one-at-a-time durable writes, and
   the baseline of single puts and of many concurrent single-entry callers (group commit folds
   them into shared transactions);
 - SQLite's own insert rate for the same rows (the store's rows, built beforehand, inserted with
   ``executemany`` into the same schema with the same settings, one transaction per 100): the
-  baseline of durable batches of 100, so the ratio is what the store's Python adds;
+  baseline of durable batches of 100, so the ratio is what the store's Python adds (SQLite's own
+  single-row and 5,000-row commits against fsync are reported too: the ceilings of the other
+  two ratios);
 - then the store is filled to ``entries`` (batches of 5,000) and probed from a fresh process
   (``bench_store_probe``) at 100,000 entries and at ``entries``: cold open until the first
   query answers, resident memory after the open, ``get_all_ids``, has/get/scan rates.
@@ -27,7 +30,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from store.entry import EntryMetadata, EntryType, StoreEntry
@@ -89,23 +93,38 @@ def _fsync_rate(folder: Path, samples: int) -> float:
     return samples / elapsed
 
 
-def _raw_sqlite_rate(folder: Path, entries: list[StoreEntry], batch: int) -> float:
-    """SQLite inserting the store's own rows, prepared beforehand, ``batch`` per transaction."""
-    folder.mkdir()
-    conn = connect(folder / DB_NAME, OnDiskStoreOptions())
-    try:
-        create_or_check(conn, folder / DB_NAME)
-        entry_rows = [rows.entry_row(e.metadata, n + 1) for n, e in enumerate(entries)]
-        payload_rows = [rows.payload_row(e) for e in entries]
+class _RawSqlite:
+    """SQLite inserting the store's own rows, prepared beforehand: the baseline of puts.
+
+    Same file layout, schema and settings as the store (``schema``), ``executemany`` of the
+    prepared rows, one transaction per batch; nothing of the store's Python runs.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir()
+        self._conn = connect(folder / DB_NAME, OnDiskStoreOptions())
+        create_or_check(self._conn, folder / DB_NAME)
+        self._next = 1
+
+    def seconds(self, entries: list[StoreEntry], batch: int) -> float:
+        built = [rows.entry_rows(entry, self._next + n) for n, entry in enumerate(entries)]
+        self._next += len(entries)
+        conn = self._conn
         started = time.perf_counter()
-        for at in range(0, len(entries), batch):
+        for at in range(0, len(built), batch):
+            part = built[at : at + batch]
             with writes.transaction(conn):
-                conn.executemany(writes.UPSERT_PAYLOAD, payload_rows[at : at + batch])
-                conn.executemany(writes.INSERT_ENTRY, entry_rows[at : at + batch])
-                conn.execute("UPDATE state SET max_receipt_order = ?", (at + batch,))
-        return len(entries) / (time.perf_counter() - started)
-    finally:
-        conn.close()
+                conn.executemany(writes.UPSERT_PAYLOAD, [payload for _row, payload in part])
+                conn.executemany(writes.INSERT_ENTRY, [row for row, _payload in part])
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _scratch_dir(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="bench-store-", dir=workdir))
 
 
 def _disk_bytes(path: Path) -> int:
@@ -142,57 +161,107 @@ async def _fill(store: OnDiskStore, count: int, progress: Callable[[str], None] 
     return count / (time.perf_counter() - started)
 
 
+@dataclass
+class _Timer:
+    """Seconds and items summed over the interleaved rounds of one measurement."""
+
+    seconds: float = 0.0
+    items: int = 0
+
+    def add(self, items: int, seconds: float) -> None:
+        self.items += items
+        self.seconds += seconds
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+
+async def _timed(items: int, work: Awaitable[object]) -> tuple[int, float]:
+    started = time.perf_counter()
+    await work
+    return items, time.perf_counter() - started
+
+
+async def _put_rounds(
+    scratch: Path, rounds: int, single: int, concurrent: int, batched: int, batch_size: int
+) -> dict[str, object]:
+    """Puts against their baselines, in interleaved rounds so drift hits all of them alike."""
+    fsync, raw_single, raw_batch, raw_big = _Timer(), _Timer(), _Timer(), _Timer()
+    singles, group, batches = _Timer(), _Timer(), _Timer()
+    raw = await asyncio.to_thread(_RawSqlite, scratch / "raw")
+    store = await OnDiskStore.open(scratch / "puts")
+    try:
+        for _round in range(rounds):
+            samples = 100
+            fsync.add(samples, samples / await asyncio.to_thread(_fsync_rate, scratch, samples))
+            pool = await asyncio.to_thread(_entries, 2 * (single + concurrent + batched))
+            mine, theirs = pool[::2], pool[1::2]
+            one, many, rest = mine[:single], mine[single : single + concurrent], mine[-batched:]
+            raw_single.add(single, await asyncio.to_thread(raw.seconds, theirs[:single], 1))
+            big = theirs[single : single + concurrent]
+            raw_big.add(concurrent, await asyncio.to_thread(raw.seconds, big, concurrent))
+            batch = theirs[-batched:]
+            raw_batch.add(batched, await asyncio.to_thread(raw.seconds, batch, batch_size))
+
+            async def one_by_one(entries: list[StoreEntry]) -> None:
+                for entry in entries:
+                    await store.put_entries([entry])
+
+            async def in_batches(entries: list[StoreEntry]) -> None:
+                for at in range(0, len(entries), batch_size):
+                    await store.put_entries(entries[at : at + batch_size])
+
+            singles.add(*await _timed(single, one_by_one(one)))
+            calls = asyncio.gather(*(store.put_entries([entry]) for entry in many))
+            group.add(*await _timed(concurrent, calls))
+            batches.add(*await _timed(batched, in_batches(rest)))
+    finally:
+        await store.close()
+        await asyncio.to_thread(raw.close)
+    return {
+        "fsync_per_s": round(fsync.rate, 1),
+        "put_single_entries_per_s": round(singles.rate, 1),
+        "put_single_vs_fsync": round(singles.rate / fsync.rate, 3),
+        "put_concurrent_single_callers": concurrent,
+        "put_concurrent_single_entries_per_s": round(group.rate, 1),
+        "put_concurrent_single_vs_fsync": round(group.rate / fsync.rate, 3),
+        "put_batch_size": batch_size,
+        "put_batch_entries_per_s": round(batches.rate, 1),
+        "sqlite_raw_insert_entries_per_s": round(raw_batch.rate, 1),
+        "put_batch_vs_sqlite_raw": round(batches.rate / raw_batch.rate, 3),
+        # SQLite's own ceilings for the other two, for context
+        "sqlite_raw_single_commit_vs_fsync": round(raw_single.rate / fsync.rate, 3),
+        "sqlite_raw_commit_of_concurrent_vs_fsync": round(raw_big.rate / fsync.rate, 3),
+    }
+
+
 async def run_store_bench(
     workdir: Path,
     entries: int = 100_000,
     *,
-    fsync_samples: int = 300,
-    single_puts: int = 500,
+    single_puts: int = 800,
     concurrent_puts: int = 5_000,
     batched_puts: int = 20_000,
     batch_size: int = 100,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Run every measurement once (see the module docstring) and return the numbers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-store-", dir=workdir))
+    scratch = await asyncio.to_thread(_scratch_dir, workdir)
     result: dict[str, object] = {"entries_signed": False, "payload_bytes": _PAYLOAD}
     try:
-        fsync_rate = await asyncio.to_thread(_fsync_rate, scratch, fsync_samples)
-        pool = await asyncio.to_thread(_entries, single_puts + concurrent_puts + 2 * batched_puts)
-        raw, pool = pool[:batched_puts], pool[batched_puts:]
-        raw_rate = await asyncio.to_thread(_raw_sqlite_rate, scratch / "raw", raw, batch_size)
+        rounds = 4
+        result |= await _put_rounds(
+            scratch,
+            rounds,
+            single_puts // rounds,
+            concurrent_puts,
+            batched_puts // rounds,
+            batch_size,
+        )
         path = scratch / "store"
         store = await OnDiskStore.open(path)
         try:
-            singles, pool = pool[:single_puts], pool[single_puts:]
-            started = time.perf_counter()
-            for entry in singles:
-                await store.put_entries([entry])
-            single_rate = len(singles) / (time.perf_counter() - started)
-
-            group, pool = pool[:concurrent_puts], pool[concurrent_puts:]
-            started = time.perf_counter()
-            await asyncio.gather(*(store.put_entries([entry]) for entry in group))
-            group_rate = len(group) / (time.perf_counter() - started)
-
-            started = time.perf_counter()
-            for start in range(0, len(pool), batch_size):
-                await store.put_entries(pool[start : start + batch_size])
-            batch_rate = len(pool) / (time.perf_counter() - started)
-            del pool, raw, group, singles
-            result |= {
-                "fsync_per_s": round(fsync_rate, 1),
-                "put_single_entries_per_s": round(single_rate, 1),
-                "put_single_vs_fsync": round(single_rate / fsync_rate, 3),
-                "put_concurrent_single_callers": concurrent_puts,
-                "put_concurrent_single_entries_per_s": round(group_rate, 1),
-                "put_concurrent_single_vs_fsync": round(group_rate / fsync_rate, 3),
-                "put_batch_size": batch_size,
-                "sqlite_raw_insert_entries_per_s": round(raw_rate, 1),
-                "put_batch_entries_per_s": round(batch_rate, 1),
-                "put_batch_vs_sqlite_raw": round(batch_rate / raw_rate, 3),
-            }
             stored = (await store.get_store_head()).max_receipt_order
             fill_rates: list[float] = []
             for target in sorted({min(_PROBE_AT, entries), entries}):

@@ -19,6 +19,7 @@ from store.bloom import BloomSummary
 from store.dag import DependencyWalk
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.ondisk.rows import COLUMNS, DamagedRow, decode
+from store.ondisk.schema import read_state
 from store.ondisk.writes import chunks
 
 _SELECT = f"SELECT {COLUMNS} FROM entries"
@@ -190,8 +191,8 @@ def scan(
 
 
 def head(conn: sqlite3.Connection, damage: Damage) -> tuple[str, int, int]:
-    row = conn.execute("SELECT epoch, max_receipt_order, entry_count FROM state").fetchone()
-    return str(row[0]), int(row[1]), int(row[2])
+    """``(epoch, max_receipt_order, generation)``: equal heads mean equal id sets."""
+    return read_state(conn)
 
 
 def bloom(
@@ -200,19 +201,14 @@ def bloom(
     """The summary of every id, from the stored hashes; None if some ids are not hashed yet."""
     conn.execute("BEGIN")  # one snapshot: the state and the hashes must agree
     try:
-        row = conn.execute(
-            "SELECT epoch, max_receipt_order, entry_count, bloom_through FROM state"
-        ).fetchone()
-        state = (str(row[0]), int(row[1]), int(row[2]))
-        if (
-            row[3] < row[1]
-            and conn.execute(
-                "SELECT 1 FROM entries WHERE receipt_order > ? LIMIT 1", (row[3],)
-            ).fetchone()
-        ):
+        state = read_state(conn)
+        through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
+        unhashed = "SELECT 1 FROM entries WHERE receipt_order > ? LIMIT 1"
+        if conn.execute(unhashed, (through,)).fetchone():
             return None
+        (count,) = conn.execute("SELECT count(*) FROM bloom_hashes").fetchone()
         pairs = conn.execute("SELECT h1, h2 FROM bloom_hashes")
-        summary = BloomSummary.build(((h1, h2) for h1, h2 in pairs), state[2])
+        summary = BloomSummary.build(((h1, h2) for h1, h2 in pairs), count)
         return state, summary
     finally:
         conn.execute("COMMIT")

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 
-from store.codec import METADATA_FORMAT, metadata_to_wire
+from store.codec import METADATA_FORMAT
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 
 #: The columns every metadata query selects, in ``decode`` order.
@@ -40,25 +40,55 @@ def checksum(blob: bytes, receipt_order: int) -> int:
     return zlib.crc32(blob, receipt_order & 0xFFFFFFFF)
 
 
-def entry_row(meta: EntryMetadata, receipt_order: int) -> EntryRow:
-    """The ``entries`` row of admitted metadata stored under ``receipt_order``."""
-    wire = metadata_to_wire(meta)
-    wire[-1] = 0
-    blob: bytes = msgpack.packb(wire, use_bin_type=True)
-    return (
+def encode_stored(meta: EntryMetadata) -> bytes:
+    """The codec's metadata layout (``store.codec``) with receipt order 0, packed directly.
+
+    The same array ``metadata_to_wire`` builds, without its intermediate lists: this runs for
+    every entry a put stores.
+    """
+    refs = meta.attachment_refs
+    blob: bytes = msgpack.packb(
+        (
+            METADATA_FORMAT,
+            meta.entry_type.value,
+            meta.id,
+            meta.content_hash,
+            meta.doc_id,
+            meta.dependency_ids,
+            meta.created_at,
+            meta.created_by_public_key,
+            meta.decryption_key_id,
+            meta.original_size,
+            meta.encrypted_size,
+            meta.signature,
+            meta.snapshot_head_hashes,
+            meta.snapshot_head_entry_ids,
+            meta.attachment_id,
+            [(r.attachment_id, r.last_chunk_id, r.size) for r in refs] if refs else (),
+            meta.entry_version,
+            0,
+        ),
+        use_bin_type=True,
+    )
+    return blob
+
+
+def entry_rows(entry: StoreEntry, receipt_order: int) -> tuple[EntryRow, tuple[bytes, bytes]]:
+    """The ``entries`` row and the ``payloads`` row of an admitted entry."""
+    meta = entry.metadata
+    blob = encode_stored(meta)
+    digest = bytes.fromhex(meta.content_hash)
+    row = (
         receipt_order,
         meta.id,
         meta.doc_id,
         meta.entry_type.value,
         meta.created_at,
-        bytes.fromhex(meta.content_hash),
+        digest,
         blob,
         checksum(blob, receipt_order),
     )
-
-
-def payload_row(entry: StoreEntry) -> tuple[bytes, bytes]:
-    return bytes.fromhex(entry.metadata.content_hash), entry.encrypted_data
+    return row, (digest, entry.encrypted_data)
 
 
 def decode(row: tuple[Any, ...]) -> EntryMetadata | DamagedRow:

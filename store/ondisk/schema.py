@@ -7,7 +7,7 @@
 
 Tables (all ``STRICT``)::
 
-    state        one row: epoch, max_receipt_order, entry_count, bloom_through
+    state        one row: epoch, order_floor, generation, bloom_through
     entries      receipt_order (rowid) | id UNIQUE | doc_id | entry_type | created_at |
                  content_hash | metadata (msgpack, the codec's layout) | checksum
                  indexes: (doc_id, receipt_order), (entry_type, created_at)
@@ -15,8 +15,11 @@ Tables (all ``STRICT``)::
     bloom_hashes receipt_order -> the id's two Bloom base hashes, filled when a summary is asked
     quarantine   entries set aside because their stored bytes were damaged
 
-``receipt_order`` is assigned from ``state.max_receipt_order`` inside the write transaction, so
-it only grows, across processes and purges alike.
+``receipt_order`` is assigned inside the write transaction as one past the store's maximum,
+``max(order_floor, max(entries.receipt_order))``, so it only grows, across processes and purges
+alike: a deletion first raises ``order_floor`` to the maximum it may remove, and bumps
+``generation`` (caches of the id set key on it). A put writes no state row: one page less per
+commit.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ _TABLES = """
 CREATE TABLE state (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     epoch TEXT NOT NULL,
-    max_receipt_order INTEGER NOT NULL,
-    entry_count INTEGER NOT NULL,
+    order_floor INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
     bloom_through INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE entries (
@@ -176,9 +179,23 @@ def create_or_check(conn: sqlite3.Connection, path: Path) -> bool:
     return created
 
 
+_STATE = (
+    "SELECT epoch, max(order_floor, coalesce((SELECT max(receipt_order) FROM entries), 0)), "
+    "generation FROM state"
+)
+
+
 def read_state(conn: sqlite3.Connection) -> tuple[str, int, int]:
-    """``(epoch, max_receipt_order, entry_count)`` as committed."""
-    row = conn.execute("SELECT epoch, max_receipt_order, entry_count FROM state").fetchone()
+    """``(epoch, max_receipt_order, generation)`` as committed."""
+    row = conn.execute(_STATE).fetchone()
     if row is None:
         raise StoreCorruptionError("the store's state row is missing")
     return str(row[0]), int(row[1]), int(row[2])
+
+
+def before_removing(conn: sqlite3.Connection) -> None:
+    """Inside a write transaction that deletes entries: keep the maximum, mark the change."""
+    conn.execute(
+        "UPDATE state SET generation = generation + 1, order_floor = "
+        "max(order_floor, coalesce((SELECT max(receipt_order) FROM entries), 0))"
+    )

@@ -130,7 +130,7 @@ class OnDiskStore(ContentAddressedStore):
         witnessed = self._witness.read()
         conn = self._conn = connect(self._db, self._options)
         created = create_or_check(conn, self._db)
-        epoch, max_order, _count = read_state(conn)
+        epoch, max_order, _generation = read_state(conn)
         lost = lost_commits(Witnessed(epoch, max_order), witnessed)
         if lost is None and created and witnessed is not None and witnessed.max_receipt_order > 0:
             lost = (
@@ -356,7 +356,7 @@ class OnDiskStore(ContentAddressedStore):
         return await self._read(reads.scan, cursor, limit, filters)
 
     async def get_store_head(self) -> StoreHead:
-        epoch, max_order, _count = await self._read(reads.head)
+        epoch, max_order, _generation = await self._read(reads.head)
         return StoreHead(epoch, max_order)
 
     async def get_id_bloom_summary(self) -> BloomSummary:
@@ -382,10 +382,11 @@ class OnDiskStore(ContentAddressedStore):
             self._state, self._problem, self._recovered, self._quarantined, self._checked_at
         )
 
-    async def check(self, full: bool = True) -> CheckReport:
+    async def check(self, full: bool = True, quarantine: bool = True) -> CheckReport:
         """Check the file now (``integrity_check`` and every row, or ``quick_check``).
 
-        Structural damage fails the store; damaged rows and payloads are quarantined.
+        Structural damage fails the store; damaged rows and payloads are quarantined unless
+        ``quarantine`` is false (a look that changes nothing).
         """
         self._check_usable()
         report = await self._blocking(self._run_check, full, background=True)
@@ -398,7 +399,7 @@ class OnDiskStore(ContentAddressedStore):
                 "store check found inconsistencies",
                 extra={"store": self.get_id(), "problems": "; ".join(report.problems)},
             )
-        if report.damaged_rows or report.bad_payloads:
+        if quarantine and (report.damaged_rows or report.bad_payloads):
             bad = [
                 (digest, "payload does not match its content hash")
                 for digest in report.bad_payloads

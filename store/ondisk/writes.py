@@ -19,7 +19,7 @@ from store.entry import StoreEntry
 from store.ids import uuid7
 from store.ondisk import rows
 from store.ondisk.rows import DamagedRow
-from store.ondisk.schema import read_state
+from store.ondisk.schema import before_removing, read_state
 
 #: Ids per ``IN (...)`` list (far below SQLite's 32766 variables).
 CHUNK = 500
@@ -70,7 +70,7 @@ def existing_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
 def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEntry]]) -> Committed:
     """One transaction for every batch queued in a group-commit round (one fsync for all)."""
     with transaction(conn):
-        epoch, max_order, count = read_state(conn)
+        epoch, max_order, _generation = read_state(conn)
         known = existing_ids(conn, list({e.metadata.id for batch in batches for e in batch}))
         results: list[PutResult] = []
         entry_rows: list[rows.EntryRow] = []
@@ -79,18 +79,15 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
             admission = BatchAdmission(known.__contains__)
             for entry in admission.admit(batch):
                 max_order += 1
-                entry_rows.append(rows.entry_row(entry.metadata, max_order))
-                payload_rows.append(rows.payload_row(entry))
+                row, payload = rows.entry_rows(entry, max_order)
+                entry_rows.append(row)
+                payload_rows.append(payload)
             result = admission.result()
             known.update(result.stored)
             results.append(result)
         if entry_rows:
             conn.executemany(UPSERT_PAYLOAD, payload_rows)
             conn.executemany(INSERT_ENTRY, entry_rows)
-            conn.execute(
-                "UPDATE state SET max_receipt_order = ?, entry_count = ?",
-                (max_order, count + len(entry_rows)),
-            )
     return Committed(tuple(results), epoch, max_order)
 
 
@@ -112,15 +109,15 @@ def _forget_orders(conn: sqlite3.Connection, orders: Sequence[int]) -> None:
 def purge_doc(conn: sqlite3.Connection, doc_id: str) -> tuple[int, Committed]:
     """Delete a document's entries, their unshared payloads and quarantine rows (GDPR)."""
     with transaction(conn):
-        epoch, max_order, count = read_state(conn)
+        epoch, max_order, _generation = read_state(conn)
         found = conn.execute(
             "SELECT receipt_order, content_hash FROM entries WHERE doc_id = ?", (doc_id,)
         ).fetchall()
         conn.execute("DELETE FROM quarantine WHERE doc_id = ?", (doc_id,))
         if found:
+            before_removing(conn)
             _release_payloads(conn, [digest for _order, digest in found])
             _forget_orders(conn, [order for order, _digest in found])
-            conn.execute("UPDATE state SET entry_count = ?", (count - len(found),))
     return len(found), Committed((), epoch, max_order)
 
 
@@ -131,7 +128,8 @@ def clear(conn: sqlite3.Connection) -> Committed:
         for table in ("entries", "payloads", "bloom_hashes", "quarantine"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute(
-            "UPDATE state SET epoch = ?, max_receipt_order = 0, entry_count = 0, bloom_through = 0",
+            "UPDATE state SET epoch = ?, order_floor = 0, generation = generation + 1, "
+            "bloom_through = 0",
             (epoch,),
         )
     return Committed((), epoch, 0)
@@ -159,7 +157,7 @@ def quarantine(
     now = time.time_ns() // 1_000_000
     moved: list[DamagedRow] = []
     with transaction(conn):
-        _epoch, _max, count = read_state(conn)
+        before_removing(conn)
         victims = list(damaged)
         for digest, reason in bad_payloads:
             users = conn.execute(
@@ -182,8 +180,6 @@ def quarantine(
             _release_payloads(conn, [found[0]])
             _forget_orders(conn, [row.receipt_order])
             moved.append(row)
-        if moved:
-            conn.execute("UPDATE state SET entry_count = ?", (count - len(moved),))
     return moved
 
 
