@@ -68,9 +68,24 @@ async def _status(client: MindoodClient, args: argparse.Namespace) -> int:
             (t["id"], t["state"], t.get("user", ""), ", ".join(t["databases"])) for t in tenants
         ]
         print_table(rows, ("TENANT", "STATE", "USER", "DATABASES"))
+        for tenant in tenants:
+            for name, health in tenant.get("stores", {}).items():
+                print(f"store {tenant['id']}/{name}: {describe_store_health(health)}")
     else:
         print("no tenants yet: create one with `mindood tenant create <id>`")
     return EXIT_OK
+
+
+def describe_store_health(health: dict[str, Any]) -> str:
+    """One line for a store that is not simply ok: its state and every loss it reported."""
+    parts = [str(health.get("state", "?"))]
+    if health.get("problem"):
+        parts.append(str(health["problem"]))
+    if health.get("quarantined"):
+        parts.append(f"{health['quarantined']} damaged entries quarantined (peers resend them)")
+    if health.get("recovered"):
+        parts.append(f"recovered: {health['recovered']}")
+    return "; ".join(parts)
 
 
 async def _reload(client: MindoodClient, args: argparse.Namespace) -> int:

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import re
 from pathlib import Path
 from typing import Literal, Protocol
 
 from mindood.errors import InvalidNameError
 from store.atomicfile import atomic_write
-from store.base import ContentAddressedStore
+from store.base import ContentAddressedStore, StoreHealth, StoreState
+from store.errors import StoreError
 from store.memory import InMemoryStore
+
+logger = logging.getLogger(__name__)
 
 StoreKind = Literal["docs", "attachments"]
 STORE_KINDS: tuple[StoreKind, ...] = ("docs", "attachments")
@@ -70,6 +74,14 @@ class StoreFactory(Protocol):
         """Replace a metadata blob (atomically where the backend can)."""
         ...
 
+    def store_health(self, tenant_id: str) -> dict[str, StoreHealth]:
+        """``"<db>/<kind>"`` -> health, for the tenant's stores that are not simply ok.
+
+        Includes stores that failed to open (their health says why) and stores that recovered
+        from damage or quarantined entries, so node status shows every loss.
+        """
+        ...
+
     async def close(self) -> None:
         """Close every store opened through this factory."""
         ...
@@ -97,6 +109,9 @@ class InMemoryStoreFactory:
 
     async def list_databases(self, tenant_id: str) -> list[str]:
         return sorted({db for tenant, db, _ in self._stores if tenant == tenant_id})
+
+    def store_health(self, tenant_id: str) -> dict[str, StoreHealth]:
+        return {}  # memory keeps no files that could be damaged
 
     async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
         return self._meta.get(
@@ -133,6 +148,7 @@ class OnDiskStoreFactory:
         self._base = Path(base_path)
         self._stores: dict[tuple[str, str, StoreKind], ContentAddressedStore] = {}
         self._opening: dict[tuple[str, str, StoreKind], asyncio.Lock] = {}
+        self._failed: dict[tuple[str, str, StoreKind], str] = {}
 
     @property
     def base_path(self) -> Path:
@@ -153,11 +169,32 @@ class OnDiskStoreFactory:
                 # Imported lazily: the on-disk backend pulls in its thread pools and file locks,
                 # which an in-memory deployment never needs.
                 ondisk = importlib.import_module("store.ondisk.store")
-                opened = await ondisk.OnDiskStore.open(self._base / tenant_id / db_id / kind)
+                path = self._base / tenant_id / db_id / kind
+                try:
+                    opened = await ondisk.OnDiskStore.open(path)
+                except StoreError as exc:
+                    self._failed[key] = str(exc)
+                    logger.error(
+                        "store cannot be opened",
+                        extra={"tenant": tenant_id, "db": db_id, "kind": kind, "error": str(exc)},
+                    )
+                    raise
                 if not isinstance(opened, ContentAddressedStore):
                     raise TypeError("OnDiskStore.open returned something that is not a store")
+                self._failed.pop(key, None)
                 store = self._stores[key] = opened
         return store
+
+    def store_health(self, tenant_id: str) -> dict[str, StoreHealth]:
+        out: dict[str, StoreHealth] = {}
+        for (tenant, db, kind), problem in self._failed.items():
+            if tenant == tenant_id:
+                out[f"{db}/{kind}"] = StoreHealth(StoreState.FAILED, problem=problem)
+        for (tenant, db, kind), store in self._stores.items():
+            health = store.health()
+            if tenant == tenant_id and health != StoreHealth(checked_at=health.checked_at):
+                out[f"{db}/{kind}"] = health
+        return out
 
     async def list_databases(self, tenant_id: str) -> list[str]:
         root = self._base / check_component(tenant_id, "tenant id")

@@ -321,3 +321,24 @@ def test_truncated_encodings_are_refused(cut: bytes) -> None:
     end = len(cut) % len(encoded)
     with pytest.raises(EntryFormatError):
         decode_entry(encoded[:end])
+
+
+@given(
+    doc=st.text(alphabet="ad_0f", min_size=1, max_size=12),
+    rest=st.text(alphabet="ad_0f", min_size=0, max_size=12),
+)
+def test_the_doc_id_fast_path_agrees_with_the_id_parser(doc: str, rest: str) -> None:
+    """The shortcut in consistency checks answers exactly as parsing the id would."""
+    from store.ids import parse_doc_entry_id
+    from store.signing import _names_doc
+
+    entry_id = f"{doc}_d_{rest}"
+    try:
+        expected = parse_doc_entry_id(entry_id).doc_id == doc
+    except EntryFormatError:
+        expected = None
+    try:
+        answer: bool | None = _names_doc(entry_id, doc)
+    except EntryFormatError:
+        answer = None
+    assert answer == expected

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,12 @@ class TenantRegistry:
             }
             if slot.tenant is not None:
                 entry["user"] = slot.tenant.user.username
+            troubled = self.store_factory.store_health(tenant_id)
+            if troubled:
+                entry["stores"] = {
+                    name: {k: v for k, v in asdict(health).items() if v is not None}
+                    for name, health in sorted(troubled.items())
+                }
             out.append(entry)
         return out
 

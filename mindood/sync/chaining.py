@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from mindood.storefactory import StoreFactory, StoreKind
 from protocol.store_ops import StoreKind as WireKind
-from store.base import ContentAddressedStore
+from store.base import ContentAddressedStore, StoreHealth
 from store.chained import ChainedStore
 
 UpstreamLookup = Callable[[str, str, WireKind], ContentAddressedStore | None]
@@ -45,6 +45,9 @@ class ChainingStoreFactory:
 
     async def write_meta(self, tenant_id: str, name: str, data: bytes) -> None:
         await self._inner.write_meta(tenant_id, name, data)
+
+    def store_health(self, tenant_id: str) -> dict[str, StoreHealth]:
+        return self._inner.store_health(tenant_id)
 
     async def close(self) -> None:
         await self._inner.close()
