@@ -16,66 +16,13 @@ import argparse
 import os
 from pathlib import Path
 
-import uvloop
-
 from mindood.cli_common import EXIT_ERROR, EXIT_OK, Subparsers, print_json
 from mindood.daemon.paths import default_data_dir
-from mindood.daemon.tenants import TENANTS_DIR
-from mindood.storefactory import STORE_KINDS
-from store.errors import StoreError
-from store.ondisk import CheckOnOpen, OnDiskStore, OnDiskStoreOptions
-from store.ondisk.schema import DB_NAME
-
-
-def find_stores(data_dir: Path) -> list[Path]:
-    """Store directories under ``<data>/tenants/<tenant>/<db>/<kind>``, sorted."""
-    root = data_dir / TENANTS_DIR
-    if not root.is_dir():
-        return []
-    found = [
-        store
-        for tenant in sorted(root.iterdir())
-        if tenant.is_dir()
-        for db in sorted(tenant.iterdir())
-        if db.is_dir() and not db.name.startswith(".")
-        for kind in STORE_KINDS
-        if (store := db / kind).is_dir()
-    ]
-    return found
-
-
-async def check_store(path: Path, *, full: bool, quarantine: bool) -> dict[str, object]:
-    """Open one store (no check at open), check it, report; never raises a store error."""
-    report: dict[str, object] = {"store": str(path)}
-    if not (path / DB_NAME).exists():
-        report |= {"ok": False, "problem": f"no {DB_NAME} in this directory"}
-        return report
-    try:
-        store = await OnDiskStore.open(path, OnDiskStoreOptions(check_on_open=CheckOnOpen.OFF))
-    except StoreError as exc:
-        return report | {"ok": False, "problem": str(exc)}
-    try:
-        result = await store.check(full=full, quarantine=quarantine)
-        health = store.health()
-        report |= {
-            "ok": result.ok,
-            "check": result.kind,
-            "summary": result.summary(),
-            "entries_checked": result.entries_checked,
-            "payloads_checked": result.payloads_checked,
-            "damaged_entries": [row.id for row in result.damaged_rows],
-            "quarantined_total": health.quarantined,
-        }
-        if health.recovered:
-            report["recovered"] = health.recovered
-    except StoreError as exc:
-        report |= {"ok": False, "problem": str(exc)}
-    finally:
-        await store.close()
-    return report
 
 
 async def _check_all(args: argparse.Namespace) -> int:
+    from mindood.storecheck import TENANTS_DIR, check_store, find_stores  # the store, lazily
+
     paths = [Path(p) for p in args.paths] or find_stores(args.data_dir)
     reports = [
         await check_store(path, full=not args.quick, quarantine=args.quarantine) for path in paths
@@ -107,4 +54,10 @@ def add_store_commands(sub: Subparsers) -> None:
         "--quarantine", action="store_true", help="set damaged entries aside (peers resend them)"
     )
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
-    check.set_defaults(handler=lambda args: uvloop.run(_check_all(args)))
+    check.set_defaults(handler=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    import uvloop
+
+    return uvloop.run(_check_all(args))
