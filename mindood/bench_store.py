@@ -107,15 +107,18 @@ class _RawSqlite:
         self._next = 1
 
     def seconds(self, entries: list[StoreEntry], batch: int) -> float:
-        built = [rows.entry_rows(entry, self._next + n) for n, entry in enumerate(entries)]
-        self._next += len(entries)
+        prepared: list[rows.Built] = []
+        for at in range(0, len(entries), batch):
+            built = rows.Built()
+            for entry in entries[at : at + batch]:
+                built.add(entry, self._next)
+                self._next += 1
+            prepared.append(built)
         conn = self._conn
         started = time.perf_counter()
-        for at in range(0, len(built), batch):
-            part = built[at : at + batch]
+        for built in prepared:
             with writes.transaction(conn):
-                conn.executemany(writes.UPSERT_PAYLOAD, [payload for _row, payload in part])
-                conn.executemany(writes.INSERT_ENTRY, [row for row, _payload in part])
+                writes.insert(conn, built)
         return time.perf_counter() - started
 
     def close(self) -> None:

@@ -2,8 +2,10 @@
 
 In-memory, on-disk, chained and remote (a sync session's view of a peer) stores all implement
 ``ContentAddressedStore``, so sync code takes any of them. Entries are immutable; puts are
-idempotent and deduplicate by id (an existing id is never overwritten) and by content hash (one
-payload is kept once however many entries point to it).
+idempotent and deduplicate by id (an existing id is never overwritten). Attachment chunks are
+deduplicated by content hash as well (their IV is deterministic, so equal chunks are equal
+ciphertext, kept once however many entries point to it); other payloads use random IVs and
+never repeat, so a store may keep them per entry.
 """
 
 from __future__ import annotations

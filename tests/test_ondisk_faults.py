@@ -111,11 +111,31 @@ async def test_full_check_finds_damaged_rows_and_quarantines_them(tmp_path: Path
     assert store.health().state is StoreState.OK
     report = await store.check(full=True)
     assert not report.ok and report.entries_checked == len(written)
-    assert [row.id for row in report.damaged_rows] == [written[7].id]
-    assert len(report.bad_payloads) == 1
+    assert sorted(row.id for row in report.damaged_rows) == sorted([written[7].id, written[20].id])
+    assert not report.bad_payloads and report.payloads_checked == len(written)
     assert store.health().quarantined == 2
     assert (await store.check(full=True)).ok
     assert len(await store.get_all_ids()) == len(written) - 2
+    await store.close()
+
+
+async def test_a_damaged_shared_chunk_costs_every_entry_using_it(tmp_path: Path) -> None:
+    store = await OnDiskStore.open(tmp_path, FAST)
+    data = os.urandom(5000)
+    first = AUTHOR.chunk("doca", "att1", data)
+    second = AUTHOR.chunk("docb", "att2", data)  # the same ciphertext: kept once
+    other = AUTHOR.chunk("docc", "att3", os.urandom(5000))
+    await store.put_entries([first, second, other])
+    await store.close()
+    flip(tmp_path / DB_NAME, data[100:140])
+    store = await OnDiskStore.open(tmp_path, FAST)
+    got = await store.get_entries([first.id, other.id])
+    assert ids(got) == [other.id]
+    assert await store.has_entries([first.id, second.id]) == []  # its twin lost the bytes too
+    assert store.health().quarantined == 2
+    assert (await store.put_entries([second])).stored == (second.id,)  # a good copy returns
+    assert (await store.get_entries([second.id]))[0].encrypted_data == data
+    assert (await store.check(full=True)).ok
     await store.close()
 
 

@@ -87,7 +87,7 @@ async def test_purge_erases_ciphertext_from_the_database_and_its_wal(tmp_path: P
     reader = await OnDiskStore.open(tmp_path, FAST)  # an idle second instance must not stop it
     secret = make(4, "subject", size=500)
     shared_payload = secret[0].encrypted_data
-    bystander = [AUTHOR.entry("bystander", payload=shared_payload)]  # shares one payload
+    bystander = [AUTHOR.entry("bystander", payload=shared_payload)]  # the same bytes, kept
     chunk = AUTHOR.chunk("subject", "att1", os.urandom(300_000))  # spills into overflow pages
     await store.put_entries([*secret, *bystander, chunk, *make(3)])
     assert await reader.get_all_ids()

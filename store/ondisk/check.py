@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from store.ondisk.rows import COLUMNS, DamagedRow, decode
+from store.ondisk.writes import CHUNK_TYPE
 
 #: Problems listed at most (a badly damaged file can produce millions of lines).
 MAX_PROBLEMS = 20
@@ -66,23 +67,46 @@ def full_check(conn: sqlite3.Connection) -> CheckReport:
         meta = decode(row)
         if isinstance(meta, DamagedRow):
             report.damaged_rows.append(meta)
-    for digest, data in conn.execute("SELECT content_hash, data FROM payloads"):
+    own = (
+        "SELECT e.receipt_order, e.id, e.doc_id, e.content_hash, p.data FROM entries e "
+        "JOIN payloads p ON p.receipt_order = e.receipt_order"
+    )
+    for order, entry_id, doc_id, digest, data in conn.execute(own):
+        report.payloads_checked += 1
+        if hashlib.sha256(data).digest() != digest:
+            reason = "payload does not match its content hash"
+            report.damaged_rows.append(DamagedRow(order, entry_id, doc_id, reason))
+    for digest, data in conn.execute("SELECT content_hash, data FROM chunks"):
         report.payloads_checked += 1
         if hashlib.sha256(data).digest() != digest:
             report.bad_payloads.append(digest)
-    uses = "SELECT content_hash AS h, count(*) AS n FROM entries GROUP BY content_hash"
-    (miscounted,) = conn.execute(
-        f"SELECT count(*) FROM payloads p LEFT JOIN ({uses}) u ON u.h = p.content_hash "
-        "WHERE u.n IS NULL OR u.n != p.refs"
-    ).fetchone()
-    (orphans,) = conn.execute(
-        f"SELECT count(*) FROM ({uses}) u LEFT JOIN payloads p ON p.content_hash = u.h "
-        "WHERE p.content_hash IS NULL"
-    ).fetchone()
-    if miscounted:
-        report.problems.append(f"{miscounted} payloads count their users wrongly")
-    if orphans:
-        report.problems.append(f"{orphans} payloads are missing for stored entries")
+    uses = (
+        "SELECT content_hash AS h, count(*) AS n FROM entries "
+        f"WHERE entry_type = '{CHUNK_TYPE}' GROUP BY content_hash"
+    )
+    counts = {
+        "shared chunks count their users wrongly": (
+            f"SELECT count(*) FROM chunks c LEFT JOIN ({uses}) u ON u.h = c.content_hash "
+            "WHERE u.n IS NULL OR u.n != c.refs"
+        ),
+        "attachment chunks lack their shared payload": (
+            f"SELECT count(*) FROM ({uses}) u LEFT JOIN chunks c ON c.content_hash = u.h "
+            "WHERE c.content_hash IS NULL"
+        ),
+        "payloads belong to no entry": (
+            "SELECT count(*) FROM payloads p LEFT JOIN entries e "
+            "ON e.receipt_order = p.receipt_order WHERE e.receipt_order IS NULL"
+        ),
+        "entries lack their payload": (
+            "SELECT count(*) FROM entries e LEFT JOIN payloads p "
+            f"ON p.receipt_order = e.receipt_order WHERE e.entry_type != '{CHUNK_TYPE}' "
+            "AND p.receipt_order IS NULL"
+        ),
+    }
+    for what, sql in counts.items():
+        (found,) = conn.execute(sql).fetchone()
+        if found:
+            report.problems.append(f"{found} {what}")
     if conn.execute("SELECT count(*) FROM state").fetchone()[0] != 1:
         report.problems.append("the state row is missing or repeated")
     return report

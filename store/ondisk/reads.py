@@ -20,14 +20,14 @@ from store.dag import DependencyWalk
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.ondisk.rows import COLUMNS, DamagedRow, decode
 from store.ondisk.schema import read_state
-from store.ondisk.writes import chunks
+from store.ondisk.writes import CHUNK_TYPE, chunks
 
 _SELECT = f"SELECT {COLUMNS} FROM entries"
 
 
 @dataclass(slots=True)
 class Damage:
-    """Damaged rows and payloads one query ran into."""
+    """Damaged rows, and damaged shared chunks (by content hash), one query ran into."""
 
     rows: list[DamagedRow] = field(default_factory=list)
     payloads: list[tuple[bytes, str]] = field(default_factory=list)
@@ -70,11 +70,12 @@ def get_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) ->
     found: dict[str, StoreEntry] = {}
     for part in chunks(ids):
         sql = (
-            f"SELECT e.{COLUMNS.replace(', ', ', e.')}, p.data FROM entries e "
-            "LEFT JOIN payloads p ON p.content_hash = e.content_hash "
+            f"SELECT e.{COLUMNS.replace(', ', ', e.')}, coalesce(p.data, c.data) FROM entries e "
+            "LEFT JOIN payloads p ON p.receipt_order = e.receipt_order "
+            "LEFT JOIN chunks c ON e.entry_type = ? AND c.content_hash = e.content_hash "
             f"WHERE e.id IN ({','.join('?' * len(part))})"
         )
-        for row in conn.execute(sql, part):
+        for row in conn.execute(sql, (CHUNK_TYPE, *part)):
             meta = decode(row)
             if isinstance(meta, DamagedRow):
                 damage.rows.append(meta)
@@ -85,7 +86,11 @@ def get_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) ->
                     DamagedRow(meta.receipt_order, meta.id, meta.doc_id, "payload missing")
                 )
             elif hashlib.sha256(data).hexdigest() != meta.content_hash:
-                damage.payloads.append((row[5], "payload does not match its content hash"))
+                reason = "payload does not match its content hash"
+                if meta.entry_type is EntryType.ATTACHMENT_CHUNK:
+                    damage.payloads.append((row[5], reason))  # shared: every user loses it
+                else:
+                    damage.rows.append(DamagedRow(meta.receipt_order, meta.id, meta.doc_id, reason))
             else:
                 found[meta.id] = StoreEntry(meta, data)
     return [found[i] for i in ids if i in found]

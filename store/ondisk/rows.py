@@ -11,7 +11,7 @@ skip the codec's strict field checks (about twice as fast).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -22,6 +22,7 @@ from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 #: The columns every metadata query selects, in ``decode`` order.
 COLUMNS = "receipt_order, id, doc_id, entry_type, created_at, content_hash, metadata, checksum"
 _FIELDS = 18
+_CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
 
 EntryRow = tuple[int, str, str, str, int, bytes, bytes, int]
 
@@ -73,22 +74,41 @@ def encode_stored(meta: EntryMetadata) -> bytes:
     return blob
 
 
-def entry_rows(entry: StoreEntry, receipt_order: int) -> tuple[EntryRow, tuple[bytes, bytes]]:
-    """The ``entries`` row and the ``payloads`` row of an admitted entry."""
-    meta = entry.metadata
-    blob = encode_stored(meta)
-    digest = bytes.fromhex(meta.content_hash)
-    row = (
-        receipt_order,
-        meta.id,
-        meta.doc_id,
-        meta.entry_type.value,
-        meta.created_at,
-        digest,
-        blob,
-        checksum(blob, receipt_order),
-    )
-    return row, (digest, entry.encrypted_data)
+@dataclass(slots=True)
+class Built:
+    """The rows of one write: entries, their own payloads, and shared attachment chunks.
+
+    Attachment chunks carry a deterministic IV, so equal chunks are equal ciphertext and are
+    kept once (``chunks``, counted by reference); every other payload is encrypted with a
+    random IV, can never equal another, and is kept under its entry's receipt order
+    (``payloads``), an append at the end of a rowid table with no index to update.
+    """
+
+    entries: list[EntryRow] = field(default_factory=list)
+    payloads: list[tuple[int, bytes]] = field(default_factory=list)
+    chunks: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def add(self, entry: StoreEntry, receipt_order: int) -> None:
+        meta = entry.metadata
+        blob = encode_stored(meta)
+        digest = bytes.fromhex(meta.content_hash)
+        entry_type = meta.entry_type.value
+        self.entries.append(
+            (
+                receipt_order,
+                meta.id,
+                meta.doc_id,
+                entry_type,
+                meta.created_at,
+                digest,
+                blob,
+                checksum(blob, receipt_order),
+            )
+        )
+        if entry_type == _CHUNK_TYPE:
+            self.chunks.append((digest, entry.encrypted_data))
+        else:
+            self.payloads.append((receipt_order, entry.encrypted_data))
 
 
 def decode(row: tuple[Any, ...]) -> EntryMetadata | DamagedRow:

@@ -11,7 +11,9 @@ Tables (all ``STRICT``)::
     entries      receipt_order (rowid) | id UNIQUE | doc_id | entry_type | created_at |
                  content_hash | metadata (msgpack, the codec's layout) | checksum
                  indexes: (doc_id, receipt_order), (entry_type, created_at)
-    payloads     content_hash UNIQUE | refs | data   (one ciphertext however many entries use it)
+    payloads     receipt_order (rowid) -> data       (every entry but attachment chunks)
+    chunks       content_hash UNIQUE | refs | data    (attachment chunks, kept once: equal
+                                                      chunks are equal ciphertext)
     bloom_hashes receipt_order -> the id's two Bloom base hashes, filled when a summary is asked
     quarantine   entries set aside because their stored bytes were damaged
 
@@ -67,6 +69,10 @@ CREATE TABLE entries (
 CREATE INDEX entries_by_doc ON entries (doc_id, receipt_order);
 CREATE INDEX entries_by_type ON entries (entry_type, created_at);
 CREATE TABLE payloads (
+    receipt_order INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+) STRICT;
+CREATE TABLE chunks (
     content_hash BLOB NOT NULL UNIQUE,
     refs INTEGER NOT NULL,
     data BLOB NOT NULL

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from store.admission import BatchAdmission
 from store.base import PutResult
 from store.bloom import id_hash_pair
-from store.entry import StoreEntry
+from store.entry import EntryType, StoreEntry
 from store.ids import uuid7
 from store.ondisk import rows
 from store.ondisk.rows import DamagedRow
@@ -24,10 +24,12 @@ from store.ondisk.schema import before_removing, read_state
 #: Ids per ``IN (...)`` list (far below SQLite's 32766 variables).
 CHUNK = 500
 INSERT_ENTRY = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-UPSERT_PAYLOAD = (
-    "INSERT INTO payloads (content_hash, refs, data) VALUES (?, 1, ?) "
+INSERT_PAYLOAD = "INSERT INTO payloads VALUES (?, ?)"
+UPSERT_CHUNK = (
+    "INSERT INTO chunks (content_hash, refs, data) VALUES (?, 1, ?) "
     "ON CONFLICT (content_hash) DO UPDATE SET refs = refs + 1"
 )
+CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,37 +75,43 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
         epoch, max_order, _generation = read_state(conn)
         known = existing_ids(conn, list({e.metadata.id for batch in batches for e in batch}))
         results: list[PutResult] = []
-        entry_rows: list[rows.EntryRow] = []
-        payload_rows: list[tuple[bytes, bytes]] = []
+        built = rows.Built()
         for batch in batches:
             admission = BatchAdmission(known.__contains__)
             for entry in admission.admit(batch):
                 max_order += 1
-                row, payload = rows.entry_rows(entry, max_order)
-                entry_rows.append(row)
-                payload_rows.append(payload)
+                built.add(entry, max_order)
             result = admission.result()
             known.update(result.stored)
             results.append(result)
-        if entry_rows:
-            conn.executemany(UPSERT_PAYLOAD, payload_rows)
-            conn.executemany(INSERT_ENTRY, entry_rows)
+        insert(conn, built)
     return Committed(tuple(results), epoch, max_order)
 
 
-def _release_payloads(conn: sqlite3.Connection, digests: Sequence[bytes]) -> None:
-    """One reference less per digest; payloads nobody uses any more are deleted (zeroed)."""
-    conn.executemany(
-        "UPDATE payloads SET refs = refs - 1 WHERE content_hash = ?", ((d,) for d in digests)
-    )
-    conn.executemany(
-        "DELETE FROM payloads WHERE content_hash = ? AND refs <= 0", ((d,) for d in set(digests))
-    )
+def insert(conn: sqlite3.Connection, built: rows.Built) -> None:
+    """Store prepared rows (inside a write transaction)."""
+    if built.chunks:
+        conn.executemany(UPSERT_CHUNK, built.chunks)
+    if built.payloads:
+        conn.executemany(INSERT_PAYLOAD, built.payloads)
+    if built.entries:
+        conn.executemany(INSERT_ENTRY, built.entries)
 
 
-def _forget_orders(conn: sqlite3.Connection, orders: Sequence[int]) -> None:
-    conn.executemany("DELETE FROM bloom_hashes WHERE receipt_order = ?", ((o,) for o in orders))
-    conn.executemany("DELETE FROM entries WHERE receipt_order = ?", ((o,) for o in orders))
+def _forget(conn: sqlite3.Connection, found: Sequence[tuple[int, bytes, str]]) -> None:
+    """Delete entries ``(receipt_order, content_hash, entry_type)`` and what only they used.
+
+    An entry's own payload goes with it; a shared chunk loses one reference and goes when
+    nobody uses it any more. With ``secure_delete`` on, every deleted byte is zeroed.
+    """
+    orders = [(order,) for order, _digest, _type in found]
+    digests = [(digest,) for _order, digest, entry_type in found if entry_type == CHUNK_TYPE]
+    if digests:
+        conn.executemany("UPDATE chunks SET refs = refs - 1 WHERE content_hash = ?", digests)
+        conn.executemany("DELETE FROM chunks WHERE content_hash = ? AND refs <= 0", set(digests))
+    conn.executemany("DELETE FROM payloads WHERE receipt_order = ?", orders)
+    conn.executemany("DELETE FROM bloom_hashes WHERE receipt_order = ?", orders)
+    conn.executemany("DELETE FROM entries WHERE receipt_order = ?", orders)
 
 
 def purge_doc(conn: sqlite3.Connection, doc_id: str) -> tuple[int, Committed]:
@@ -111,13 +119,13 @@ def purge_doc(conn: sqlite3.Connection, doc_id: str) -> tuple[int, Committed]:
     with transaction(conn):
         epoch, max_order, _generation = read_state(conn)
         found = conn.execute(
-            "SELECT receipt_order, content_hash FROM entries WHERE doc_id = ?", (doc_id,)
+            "SELECT receipt_order, content_hash, entry_type FROM entries WHERE doc_id = ?",
+            (doc_id,),
         ).fetchall()
         conn.execute("DELETE FROM quarantine WHERE doc_id = ?", (doc_id,))
         if found:
             before_removing(conn)
-            _release_payloads(conn, [digest for _order, digest in found])
-            _forget_orders(conn, [order for order, _digest in found])
+            _forget(conn, found)
     return len(found), Committed((), epoch, max_order)
 
 
@@ -125,7 +133,7 @@ def clear(conn: sqlite3.Connection) -> Committed:
     """Forget every entry and start a new epoch (receipt orders restart from 1)."""
     epoch = uuid7()
     with transaction(conn):
-        for table in ("entries", "payloads", "bloom_hashes", "quarantine"):
+        for table in ("entries", "payloads", "chunks", "bloom_hashes", "quarantine"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute(
             "UPDATE state SET epoch = ?, order_floor = 0, generation = generation + 1, "
@@ -151,8 +159,8 @@ def quarantine(
 ) -> list[DamagedRow]:
     """Set damaged rows aside: out of every query, recorded with the reason; return them.
 
-    A damaged payload takes every entry that uses it along (their bytes are gone) and the
-    payload row itself, so a good copy fetched again replaces it instead of counting a ref.
+    A damaged shared chunk takes every entry that uses it along (their bytes are gone) and the
+    chunk row itself, so a good copy fetched again replaces it instead of counting a ref.
     """
     now = time.time_ns() // 1_000_000
     moved: list[DamagedRow] = []
@@ -161,14 +169,18 @@ def quarantine(
         victims = list(damaged)
         for digest, reason in bad_payloads:
             users = conn.execute(
-                "SELECT receipt_order, id, doc_id FROM entries WHERE content_hash = ?", (digest,)
+                "SELECT receipt_order, id, doc_id FROM entries "
+                "WHERE entry_type = ? AND content_hash = ?",
+                (CHUNK_TYPE, digest),
             ).fetchall()
             victims += [DamagedRow(order, i, doc, reason) for order, i, doc in users]
-            conn.execute("DELETE FROM payloads WHERE content_hash = ?", (digest,))
+            conn.execute("DELETE FROM chunks WHERE content_hash = ?", (digest,))
         seen: set[int] = set()
         for row in victims:
             found = conn.execute(
-                "SELECT content_hash FROM entries WHERE receipt_order = ?", (row.receipt_order,)
+                "SELECT receipt_order, content_hash, entry_type FROM entries "
+                "WHERE receipt_order = ?",
+                (row.receipt_order,),
             ).fetchone()
             if found is None or row.receipt_order in seen:
                 continue  # already gone (purged, or quarantined by another reader)
@@ -177,8 +189,7 @@ def quarantine(
                 "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
                 (row.receipt_order, row.id, row.doc_id, row.reason, now),
             )
-            _release_payloads(conn, [found[0]])
-            _forget_orders(conn, [row.receipt_order])
+            _forget(conn, [found])
             moved.append(row)
     return moved
 
