@@ -65,7 +65,7 @@ async def test_a_damaged_metadata_row_costs_that_entry_only(
     written = await populate(tmp_path)
     victim = written[12]
     flip(tmp_path / DB_NAME, victim.metadata.signature)  # inside the row's metadata blob only
-    store = await OnDiskStore.open(tmp_path, FAST)
+    store = await OnDiskStore.open(tmp_path, CHECKED)  # the file's structure is intact
     with caplog.at_level(logging.WARNING, logger="store.ondisk"):
         metas = await store.get_metadata(ids(written))
     survivors = [e for e in written if e.id != victim.id]

@@ -23,6 +23,8 @@ from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 COLUMNS = "receipt_order, id, doc_id, entry_type, created_at, content_hash, metadata, checksum"
 _FIELDS = 18
 _CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
+#: Entry types as plain ``str`` (an enum's ``.value`` is a slow descriptor; this runs per entry).
+_TYPE_TEXT = {entry_type: entry_type.value for entry_type in EntryType}
 
 EntryRow = tuple[int, str, str, str, int, bytes, bytes, int]
 
@@ -51,7 +53,7 @@ def encode_stored(meta: EntryMetadata) -> bytes:
     blob: bytes = msgpack.packb(
         (
             METADATA_FORMAT,
-            meta.entry_type.value,
+            _TYPE_TEXT[meta.entry_type],
             meta.id,
             meta.content_hash,
             meta.doc_id,
@@ -92,7 +94,7 @@ class Built:
         meta = entry.metadata
         blob = encode_stored(meta)
         digest = bytes.fromhex(meta.content_hash)
-        entry_type = meta.entry_type.value
+        entry_type = _TYPE_TEXT[meta.entry_type]
         self.entries.append(
             (
                 receipt_order,
@@ -123,7 +125,7 @@ def decode(row: tuple[Any, ...]) -> EntryMetadata | DamagedRow:
     if (
         meta.id != entry_id
         or meta.doc_id != doc_id
-        or meta.entry_type.value != entry_type
+        or _TYPE_TEXT[meta.entry_type] != entry_type
         or meta.created_at != created_at
         or not isinstance(digest, bytes)
         or meta.content_hash != digest.hex()
