@@ -91,6 +91,13 @@ CREATE TABLE quarantine (
 ) STRICT;
 """
 
+#: WAL size from which a background checkpoint is started.
+CHECKPOINT_AT_BYTES = 4 * 1024 * 1024
+#: WAL size from which a commit checkpoints itself (the background one is falling behind).
+CHECKPOINT_FORCE_BYTES = 64 * 1024 * 1024
+#: Size a reset WAL is truncated back to, so an idle store does not keep a large one.
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+
 _CORRUPTION = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
 
@@ -130,6 +137,9 @@ def connect(path: Path, options: OnDiskStoreOptions) -> sqlite3.Connection:
         conn.execute(f"PRAGMA cache_size = {-int(options.cache_kib)}")
         conn.execute("PRAGMA secure_delete = ON")  # purged bytes are zeroed, not just unlinked
         conn.execute("PRAGMA trusted_schema = OFF")
+        # checkpoints run in the background (``OnDiskStore``), not inside a commit
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     except BaseException:
         conn.close()
         raise

@@ -44,6 +44,8 @@ from store.ondisk.check import CheckReport, full_check, quick_check
 from store.ondisk.options import CheckOnOpen, OnDiskStoreOptions
 from store.ondisk.reads import Damage
 from store.ondisk.schema import (
+    CHECKPOINT_AT_BYTES,
+    CHECKPOINT_FORCE_BYTES,
     DB_NAME,
     WITNESS_NAME,
     connect,
@@ -92,6 +94,10 @@ class OnDiskStore(ContentAddressedStore):
         self._quarantined = 0
         self._checked_at: int | None = None
         self._erase_pending = False
+        self._wal = self._db.with_name(DB_NAME + "-wal")
+        self._wal_bytes = 0
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._ckpt_conn: sqlite3.Connection | None = None
         self._closing = False
         self._closed = False
 
@@ -120,9 +126,8 @@ class OnDiskStore(ContentAddressedStore):
         """Worker: refuse foreign layouts, create or check the file, detect lost commits."""
         refuse_foreign_layout(self._dir)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        wal = self._db.with_name(DB_NAME + "-wal")
         empty = not self._db.exists() or self._db.stat().st_size == 0
-        if empty and wal.exists() and wal.stat().st_size > 0:
+        if empty and _size(self._wal) > 0:
             raise StoreCorruptionError(
                 f"database {self._db} is missing or empty but its write-ahead log is not: "
                 "the database file was lost; move the directory away to start afresh"
@@ -179,9 +184,9 @@ class OnDiskStore(ContentAddressedStore):
         except sqlite3.Error as exc:
             raise translate(exc, self._db) from exc
 
-    async def _blocking(self, fn: Callable[..., _T], *args: Any, background: bool = False) -> _T:
+    async def _blocking(self, fn: Callable[..., _T], *args: Any, pool: str = "store") -> _T:
         try:
-            return await run_blocking(self._guarded, fn, *args, background=background)
+            return await run_blocking(self._guarded, fn, *args, pool=pool)
         except StoreError as exc:
             if is_fatal(exc):
                 self._fail(exc)
@@ -278,14 +283,47 @@ class OnDiskStore(ContentAddressedStore):
                     for request, result in zip(batch, committed.results, strict=True):
                         if not request.future.done():
                             request.future.set_result(result)
+                    self._maybe_checkpoint()
             if self._closing and not self._pending:
                 return
+
+    def _maybe_checkpoint(self) -> None:
+        """Start a background checkpoint once the WAL has grown (one at a time, owned)."""
+        if self._wal_bytes < CHECKPOINT_AT_BYTES or self._closing:
+            return
+        if self._checkpointer is None or self._checkpointer.done():
+            if self._checkpointer is not None:
+                self._reap_checkpoint(self._checkpointer)
+            self._checkpointer = asyncio.create_task(
+                self._blocking(self._checkpoint, pool="checkpoint"), name=f"ondisk-ckpt:{self}"
+            )
+
+    def _reap_checkpoint(self, task: asyncio.Task[None]) -> None:
+        """A finished checkpoint's failure is logged, never lost (the next one tries again)."""
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "background checkpoint failed",
+                extra={"store": self.get_id(), "error": str(task.exception())},
+            )
+
+    def _checkpoint(self) -> None:
+        """Worker (checkpoint pool): copy committed WAL pages into the database file.
+
+        PASSIVE: it never waits for readers or the writer; what it cannot copy now, the
+        next one does. Uses its own connection, so commits go on meanwhile.
+        """
+        if self._ckpt_conn is None:
+            self._ckpt_conn = connect(self._db, self._options)
+        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _commit(
         self, conn: sqlite3.Connection, batches: list[Sequence[StoreEntry]]
     ) -> writes.Committed:
         committed = writes.commit_batches(conn, batches)
         self._remember(Witnessed(committed.epoch, committed.max_receipt_order))
+        self._wal_bytes = _size(self._wal)
+        if self._wal_bytes >= CHECKPOINT_FORCE_BYTES:  # the background ones fall behind
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return committed
 
     async def purge_doc_history(self, doc_id: str) -> int:
@@ -389,7 +427,7 @@ class OnDiskStore(ContentAddressedStore):
         ``quarantine`` is false (a look that changes nothing).
         """
         self._check_usable()
-        report = await self._blocking(self._run_check, full, background=True)
+        report = await self._blocking(self._run_check, full, pool="check")
         self._checked_at = time.time_ns() // 1_000_000
         if report.structure:
             self._fail(StoreCorruptionError(f"database {self._db} is damaged: {report.summary()}"))
@@ -447,11 +485,15 @@ class OnDiskStore(ContentAddressedStore):
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError, StoreError):
                 await self._checker
+        if self._checkpointer is not None:
+            with contextlib.suppress(StoreError):
+                await self._checkpointer
         for _ in range(max(1, self._options.max_readers)):
             await self._reader_slots.acquire()
         async with self._write_lock:
-            connections = [c for c in (self._conn, *self._idle_readers) if c is not None]
-            self._conn, self._idle_readers = None, []
+            owned = (self._conn, self._ckpt_conn, *self._idle_readers)
+            connections = [c for c in owned if c is not None]
+            self._conn, self._ckpt_conn, self._idle_readers = None, None, []
             await run_blocking(self._close_all, connections)
         self._closed = True
 
@@ -463,6 +505,13 @@ class OnDiskStore(ContentAddressedStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._witness.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _as_set(ids: Iterable[str]) -> set[str] | frozenset[str]:

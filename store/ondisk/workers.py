@@ -1,8 +1,9 @@
 """The worker threads every on-disk store in a process shares.
 
 SQLite calls block, so they run off the event loop. One pool per process (not per store) bounds
-the threads whatever the number of tenants and databases; a second, single-thread pool runs
-whole-file integrity checks so a long check never delays a query or a commit.
+the threads whatever the number of tenants and databases; two single-thread pools run the slow
+housekeeping: whole-file integrity checks, and WAL checkpoints (copying committed pages into
+the database file), so neither ever delays a query or a commit, nor each other.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ _T = TypeVar("_T")
 
 #: Threads serving queries and commits of every store in the process.
 FOREGROUND_THREADS = 4
-#: Threads running integrity checks (one: checks read whole files and would compete for I/O).
+#: Threads per housekeeping pool (checks, checkpoints): one each, they are I/O-bound.
 BACKGROUND_THREADS = 1
+_KINDS = ("store", "check", "checkpoint")
 
 #: Name prefix of the pools' threads (they live as long as the process, on purpose).
 THREAD_PREFIX = "ondisk-"
@@ -42,17 +44,19 @@ def _pool(kind: str) -> ThreadPoolExecutor:
 
 def thread_count() -> int:
     """Threads the pools may run at most (for tests and status)."""
-    return FOREGROUND_THREADS + BACKGROUND_THREADS
+    return FOREGROUND_THREADS + BACKGROUND_THREADS * (len(_KINDS) - 1)
 
 
-async def run_blocking(fn: Callable[..., _T], *args: object, background: bool = False) -> _T:
+async def run_blocking(fn: Callable[..., _T], *args: object, pool: str = "store") -> _T:
     """Run ``fn`` in a shared worker; if cancelled, still wait for it to finish, then re-raise.
 
     Waiting keeps a connection from being used by two threads at once: the caller gives the
     connection back only after its worker is done with it.
     """
-    pool = _pool("check" if background else "store")
-    future = asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+    if pool not in _KINDS:
+        raise ValueError(f"no worker pool {pool!r}")
+    executor = _pool(pool)
+    future = asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
