@@ -15,7 +15,7 @@ from store.base import StoreState
 from store.entry import StoreEntry
 from store.errors import StoreFormatError, StoreLockedError, StoreUnavailableError
 from store.ondisk import OnDiskStore, OnDiskStoreOptions, writes
-from store.ondisk.schema import DB_NAME
+from store.ondisk.schema import CHECKPOINT_FORCE_BYTES, DB_NAME
 from store.ondisk.workers import THREAD_PREFIX, thread_count
 from tests.entries import Author
 
@@ -234,3 +234,19 @@ async def test_a_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
     foreign.close()
     with pytest.raises(StoreFormatError, match="not a mindood store"):
         await OnDiskStore.open(tmp_path)
+
+
+async def test_the_wal_is_checkpointed_in_the_background_and_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    store = await OnDiskStore.open(tmp_path, FAST)
+    wal = tmp_path / f"{DB_NAME}-wal"
+    largest = 0
+    for _ in range(120):  # about 60 MB of entries, past the forced-checkpoint size
+        await store.put_entries(make(100, size=5000))
+        largest = max(largest, wal.stat().st_size)
+    assert largest < CHECKPOINT_FORCE_BYTES + 8 * 1024 * 1024
+    assert (tmp_path / DB_NAME).stat().st_size > 40 * 1024 * 1024  # pages reached the file
+    assert len(await store.get_all_ids()) == 12_000
+    await store.close()
+    assert not wal.exists()
