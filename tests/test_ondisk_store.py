@@ -250,3 +250,16 @@ async def test_the_wal_is_checkpointed_in_the_background_and_stays_bounded(
     assert len(await store.get_all_ids()) == 12_000
     await store.close()
     assert not wal.exists()
+
+
+async def test_a_bloom_summary_over_several_hashing_chunks_covers_every_id(
+    tmp_path: Path,
+) -> None:
+    store = await OnDiskStore.open(tmp_path, FAST)
+    entries = make(12_000, size=32)  # the hashes are stored 5,000 ids per write transaction
+    await store.put_entries(entries)
+    await store.purge_doc_history(entries[7_000].doc_id)
+    summary = await store.get_id_bloom_summary()
+    assert summary.total_ids == 11_999
+    assert all(summary.might_contain(e.id) for e in entries if e is not entries[7_000])
+    await store.close()

@@ -406,7 +406,8 @@ class OnDiskStore(ContentAddressedStore):
             if built is not None:
                 self._bloom = built
                 return built[1]
-            await self._write(writes.hash_for_bloom)
+            while await self._write(writes.hash_for_bloom):  # a chunk per turn of the lock
+                pass
         raise StoreError(f"store {self.get_id()!r}: writers kept the Bloom summary from settling")
 
     async def resolve_dependencies(

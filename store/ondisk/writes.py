@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -194,31 +194,28 @@ def quarantine(
     return moved
 
 
-def hash_for_bloom(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> int:
-    """Store the Bloom base hashes of every id stored since the last summary; return how many.
+def hash_for_bloom(conn: sqlite3.Connection, limit: int = 5_000) -> int:
+    """Store the Bloom base hashes of up to ``limit`` ids not hashed yet; return how many.
 
     Hashing is pure Python (the reference's FNV/DJB2 over UTF-16), about 20 µs an id, so it is
-    done once per id and kept, in transactions of bounded size so writers are not held up.
+    done once per id and kept. The caller repeats until it returns 0, letting puts in between:
+    a first summary of a million ids must not hold the write lock for its twenty seconds.
     """
-    done = 0
-    while True:
-        through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
-        batch = conn.execute(
-            "SELECT receipt_order, id FROM entries WHERE receipt_order > ? "
-            "ORDER BY receipt_order LIMIT 20000",
-            (through,),
-        ).fetchall()
-        if not batch:
-            return done
-        pairs = [(order, *id_hash_pair(entry_id)) for order, entry_id in batch]
-        with transaction(conn):
-            if conn.execute("SELECT bloom_through FROM state").fetchone()[0] != through:
-                continue  # another process hashed meanwhile: look again
+    through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
+    batch = conn.execute(
+        "SELECT receipt_order, id FROM entries WHERE receipt_order > ? "
+        "ORDER BY receipt_order LIMIT ?",
+        (through, limit),
+    ).fetchall()
+    if not batch:
+        return 0
+    pairs = [(order, *id_hash_pair(entry_id)) for order, entry_id in batch]
+    with transaction(conn):
+        if conn.execute("SELECT bloom_through FROM state").fetchone()[0] == through:
             conn.executemany("INSERT OR REPLACE INTO bloom_hashes VALUES (?, ?, ?)", pairs)
             conn.execute("UPDATE state SET bloom_through = ?", (batch[-1][0],))
-        done += len(batch)
-        if progress is not None:
-            progress(done)
+        # else another process hashed these meanwhile: the caller just asks again
+    return len(batch)
 
 
 def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
