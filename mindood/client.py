@@ -258,7 +258,10 @@ class MindoodClient:
                 await self._writer.drain()
             return await future
         except (ConnectionError, OSError) as exc:
-            if self._fatal is not None:  # the daemon said why before it hung up
+            # The daemon may have said why before it hung up, in a frame the reader has not
+            # reached yet when the write fails: let it finish (bounded) before deciding.
+            await asyncio.wait({self._read_task}, timeout=1.0)
+            if self._fatal is not None:
                 raise self._fatal from None
             raise DaemonConnectionError(f"lost the connection to the daemon: {exc}") from None
         finally:
