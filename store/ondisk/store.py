@@ -479,6 +479,9 @@ class OnDiskStore(ContentAddressedStore):
 
     async def _release(self) -> None:
         self._closing = True
+        if self._writer is not None and not self._writer.done():  # an open that failed late
+            self._wakeup.set()
+            await self._writer
         if self._checker is not None:
             check_conn = self._check_conn
             if check_conn is not None:
