@@ -17,11 +17,11 @@ import os
 from pathlib import Path
 
 from mindood.cli_common import EXIT_ERROR, EXIT_OK, Subparsers, print_json
-from mindood.daemon.paths import default_data_dir
+from mindood.daemon.paths import TENANTS_DIR, default_data_dir
 
 
 async def _check_all(args: argparse.Namespace) -> int:
-    from mindood.storecheck import TENANTS_DIR, check_store, find_stores  # the store, lazily
+    from mindood.storecheck import check_store, find_stores  # the store, lazily
 
     paths = [Path(p) for p in args.paths] or find_stores(args.data_dir)
     reports = [

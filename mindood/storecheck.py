@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mindood.daemon.paths import TENANTS_DIR
 from mindood.storefactory import STORE_KINDS
 from store.errors import StoreError
 from store.ondisk import CheckOnOpen, OnDiskStore, OnDiskStoreOptions
 from store.ondisk.schema import DB_NAME
-
-#: Where the daemon keeps tenants under its data directory (``mindood.daemon.tenants``; not
-#: imported from there: that module pulls in the whole node).
-TENANTS_DIR = "tenants"
 
 
 def find_stores(data_dir: Path) -> list[Path]:

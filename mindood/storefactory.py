@@ -192,10 +192,7 @@ class OnDiskStoreFactory:
                 out[f"{db}/{kind}"] = StoreHealth(StoreState.FAILED, problem=problem)
         for (tenant, db, kind), store in self._stores.items():
             health = store.health()
-            if tenant != tenant_id:
-                continue
-            # a check still running is not news; a failure, a recovery or a quarantine is
-            if health.state is StoreState.FAILED or health.recovered or health.quarantined:
+            if tenant == tenant_id and health.needs_attention:
                 out[f"{db}/{kind}"] = health
         return out
 

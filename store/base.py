@@ -123,6 +123,11 @@ class StoreHealth:
     quarantined: int = 0
     checked_at: int | None = None
 
+    @property
+    def needs_attention(self) -> bool:
+        """A failure, a recovery or a quarantine: news for status (a running check is not)."""
+        return self.state is StoreState.FAILED or bool(self.recovered or self.quarantined)
+
 
 @dataclass(frozen=True, slots=True)
 class PutResult:

@@ -51,28 +51,42 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
 
-def metadata_to_wire(meta: EntryMetadata) -> list[Any]:
-    """The msgpack-ready array form of metadata (see module docstring)."""
-    return [
+#: Entry types as plain ``str``: an enum's ``.value`` is a slow descriptor, and the fields
+#: below are built for every entry a store keeps or a peer sends.
+ENTRY_TYPE_TEXT = {entry_type: entry_type.value for entry_type in EntryType}
+
+
+def metadata_fields(meta: EntryMetadata, receipt_order: int) -> tuple[Any, ...]:
+    """The metadata array's fields in order (module docstring), ``receipt_order`` last.
+
+    Sequences stay tuples (msgpack packs them as arrays, like lists), so nothing is copied.
+    """
+    refs = meta.attachment_refs
+    return (
         METADATA_FORMAT,
-        str(meta.entry_type),
+        ENTRY_TYPE_TEXT[meta.entry_type],
         meta.id,
         meta.content_hash,
         meta.doc_id,
-        list(meta.dependency_ids),
+        meta.dependency_ids,
         meta.created_at,
         meta.created_by_public_key,
         meta.decryption_key_id,
         meta.original_size,
         meta.encrypted_size,
         meta.signature,
-        list(meta.snapshot_head_hashes),
-        list(meta.snapshot_head_entry_ids),
+        meta.snapshot_head_hashes,
+        meta.snapshot_head_entry_ids,
         meta.attachment_id,
-        [[r.attachment_id, r.last_chunk_id, r.size] for r in meta.attachment_refs],
+        [(r.attachment_id, r.last_chunk_id, r.size) for r in refs] if refs else (),
         meta.entry_version,
-        meta.receipt_order,
-    ]
+        receipt_order,
+    )
+
+
+def metadata_to_wire(meta: EntryMetadata) -> list[Any]:
+    """The msgpack-ready array form of metadata (see module docstring)."""
+    return list(metadata_fields(meta, meta.receipt_order))
 
 
 def entry_to_wire(entry: StoreEntry) -> list[Any]:

@@ -46,3 +46,7 @@ class StoreFormatError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """A store's files cannot be opened, read or written (permissions, I/O error, disk full)."""
+
+
+class StoreFullError(StoreUnavailableError):
+    """The disk is full: writes fail until space is freed, what is stored stays readable."""

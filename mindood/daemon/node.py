@@ -16,9 +16,10 @@ from typing import Any
 from mindood import __version__
 from mindood.daemon.config import Config
 from mindood.daemon.events import EventBus
+from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.services import PeerRegistry, ServiceRegistry, SyncControl
 from mindood.daemon.sync_service import UpstreamLookup
-from mindood.daemon.tenants import TENANTS_DIR, TenantRegistry
+from mindood.daemon.tenants import TenantRegistry
 from mindood.rpc.errors import UnavailableError
 from mindood.storefactory import OnDiskStoreFactory, StoreFactory
 from mindood.sync.chaining import ChainingStoreFactory

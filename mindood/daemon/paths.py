@@ -20,6 +20,8 @@ from mindood.errors import MindoodError
 APP = "mindood"
 SOCKET_NAME = "mindood.sock"
 CONFIG_NAME = "mindood.toml"
+#: Where tenants (their stores and metadata) live under the data directory.
+TENANTS_DIR = "tenants"
 #: A client finds a daemon with a non-default socket through this variable (or ``--socket``).
 SOCKET_ENV = "MINDOOD_SOCKET"
 
@@ -98,6 +100,7 @@ __all__ = [
     "CONFIG_NAME",
     "SOCKET_ENV",
     "SOCKET_NAME",
+    "TENANTS_DIR",
     "UnsafeDirectoryError",
     "client_socket",
     "default_config_file",

@@ -28,6 +28,7 @@ from typing import Any
 
 from mindood.daemon.config import Config
 from mindood.daemon.events import DocChanged, EventBus, TenantStateChanged
+from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.secrets import credential_path, read_password_file
 from mindood.db import MindooDB
 from mindood.errors import MindoodError, NotAdminError
@@ -48,7 +49,6 @@ from store.base import ContentAddressedStore
 log = logging.getLogger("mindood.tenants")
 
 ADMIN_META_NAME = "admin-identity"
-TENANTS_DIR = "tenants"
 IDENTITIES_DIR = "identities"
 
 

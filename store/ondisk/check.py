@@ -12,8 +12,7 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass, field
 
-from store.ondisk.rows import COLUMNS, DamagedRow, decode
-from store.ondisk.writes import CHUNK_TYPE
+from store.ondisk.rows import CHUNK_TYPE, COLUMNS, DamagedRow, decode
 
 #: Problems listed at most (a badly damaged file can produce millions of lines).
 MAX_PROBLEMS = 20

@@ -18,9 +18,9 @@ from store.base import ResolveOptions, ScanCursor, ScanFilters, ScanPage
 from store.bloom import BloomSummary
 from store.dag import DependencyWalk
 from store.entry import EntryMetadata, EntryType, StoreEntry
-from store.ondisk.rows import COLUMNS, DamagedRow, decode
+from store.ondisk.rows import CHUNK_TYPE, COLUMNS, DamagedRow, decode
 from store.ondisk.schema import read_state
-from store.ondisk.writes import CHUNK_TYPE, chunks
+from store.ondisk.writes import existing_ids, id_slices
 
 _SELECT = f"SELECT {COLUMNS} FROM entries"
 
@@ -51,7 +51,7 @@ def _by_ids(
     conn: sqlite3.Connection, ids: Sequence[str], damage: Damage
 ) -> dict[str, EntryMetadata]:
     found: dict[str, EntryMetadata] = {}
-    for part in chunks(ids):
+    for part in id_slices(ids):
         sql = f"{_SELECT} WHERE id IN ({','.join('?' * len(part))})"
         for meta in _decoded(conn.execute(sql, part), damage):
             found[meta.id] = meta
@@ -68,7 +68,7 @@ def get_metadata(
 def get_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) -> list[StoreEntry]:
     """Entries with payloads whose SHA-256 is checked; a bad payload is reported, not returned."""
     found: dict[str, StoreEntry] = {}
-    for part in chunks(ids):
+    for part in id_slices(ids):
         sql = (
             f"SELECT e.{COLUMNS.replace(', ', ', e.')}, coalesce(p.data, c.data) FROM entries e "
             "LEFT JOIN payloads p ON p.receipt_order = e.receipt_order "
@@ -97,10 +97,7 @@ def get_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) ->
 
 
 def has_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) -> list[str]:
-    present: set[str] = set()
-    for part in chunks(ids):
-        sql = f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(part))})"
-        present.update(row[0] for row in conn.execute(sql, part))
+    present = existing_ids(conn, ids)
     return [i for i in ids if i in present]
 
 

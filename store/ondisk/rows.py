@@ -16,15 +16,14 @@ from typing import Any
 
 import msgpack
 
-from store.codec import METADATA_FORMAT
+from store.codec import ENTRY_TYPE_TEXT, METADATA_FORMAT, metadata_fields
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 
 #: The columns every metadata query selects, in ``decode`` order.
 COLUMNS = "receipt_order, id, doc_id, entry_type, created_at, content_hash, metadata, checksum"
 _FIELDS = 18
-_CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
-#: Entry types as plain ``str`` (an enum's ``.value`` is a slow descriptor; this runs per entry).
-_TYPE_TEXT = {entry_type: entry_type.value for entry_type in EntryType}
+#: The one entry type whose payloads are shared by content hash (the ``chunks`` table).
+CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
 
 EntryRow = tuple[int, str, str, str, int, bytes, bytes, int]
 
@@ -44,35 +43,8 @@ def checksum(blob: bytes, receipt_order: int) -> int:
 
 
 def encode_stored(meta: EntryMetadata) -> bytes:
-    """The codec's metadata layout (``store.codec``) with receipt order 0, packed directly.
-
-    The same array ``metadata_to_wire`` builds, without its intermediate lists: this runs for
-    every entry a put stores.
-    """
-    refs = meta.attachment_refs
-    blob: bytes = msgpack.packb(
-        (
-            METADATA_FORMAT,
-            _TYPE_TEXT[meta.entry_type],
-            meta.id,
-            meta.content_hash,
-            meta.doc_id,
-            meta.dependency_ids,
-            meta.created_at,
-            meta.created_by_public_key,
-            meta.decryption_key_id,
-            meta.original_size,
-            meta.encrypted_size,
-            meta.signature,
-            meta.snapshot_head_hashes,
-            meta.snapshot_head_entry_ids,
-            meta.attachment_id,
-            [(r.attachment_id, r.last_chunk_id, r.size) for r in refs] if refs else (),
-            meta.entry_version,
-            0,
-        ),
-        use_bin_type=True,
-    )
+    """The codec's metadata array (``store.codec``) with receipt order 0: the row has it."""
+    blob: bytes = msgpack.packb(metadata_fields(meta, 0), use_bin_type=True)
     return blob
 
 
@@ -94,7 +66,7 @@ class Built:
         meta = entry.metadata
         blob = encode_stored(meta)
         digest = bytes.fromhex(meta.content_hash)
-        entry_type = _TYPE_TEXT[meta.entry_type]
+        entry_type = ENTRY_TYPE_TEXT[meta.entry_type]
         self.entries.append(
             (
                 receipt_order,
@@ -107,7 +79,7 @@ class Built:
                 checksum(blob, receipt_order),
             )
         )
-        if entry_type == _CHUNK_TYPE:
+        if entry_type == CHUNK_TYPE:
             self.chunks.append((digest, entry.encrypted_data))
         else:
             self.payloads.append((receipt_order, entry.encrypted_data))
@@ -125,7 +97,7 @@ def decode(row: tuple[Any, ...]) -> EntryMetadata | DamagedRow:
     if (
         meta.id != entry_id
         or meta.doc_id != doc_id
-        or _TYPE_TEXT[meta.entry_type] != entry_type
+        or ENTRY_TYPE_TEXT[meta.entry_type] != entry_type
         or meta.created_at != created_at
         or not isinstance(digest, bytes)
         or meta.content_hash != digest.hex()

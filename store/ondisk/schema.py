@@ -33,6 +33,7 @@ from store.errors import (
     StoreCorruptionError,
     StoreError,
     StoreFormatError,
+    StoreFullError,
     StoreLockedError,
     StoreUnavailableError,
 )
@@ -113,15 +114,15 @@ def translate(exc: sqlite3.Error, where: Path) -> StoreError:
     if base in {"SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY"}:
         return StoreUnavailableError(f"database {where} cannot be used: {exc}")
     if base == "SQLITE_FULL":
-        return StoreUnavailableError(f"database {where}: the disk is full ({exc})")
+        return StoreFullError(f"database {where}: the disk is full ({exc})")
     return StoreError(f"database {where}: {exc}")
 
 
 def is_fatal(error: StoreError) -> bool:
     """Whether an error means the file cannot be trusted until it is checked or repaired."""
-    return isinstance(error, StoreCorruptionError) or (
-        isinstance(error, StoreUnavailableError) and "disk is full" not in str(error)
-    )
+    if isinstance(error, StoreFullError):
+        return False
+    return isinstance(error, StoreCorruptionError | StoreUnavailableError)
 
 
 def connect(path: Path, options: OnDiskStoreOptions) -> sqlite3.Connection:

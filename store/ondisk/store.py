@@ -56,7 +56,7 @@ from store.ondisk.schema import (
     translate,
 )
 from store.ondisk.witness import Witness, Witnessed, lost_commits
-from store.ondisk.workers import run_blocking
+from store.ondisk.workers import Pool, run_blocking
 
 logger = logging.getLogger("store.ondisk")
 _T = TypeVar("_T")
@@ -172,10 +172,6 @@ class OnDiskStore(ContentAddressedStore):
     def get_id(self) -> str:
         return self._options.store_id or str(self._dir)
 
-    @property
-    def path(self) -> Path:
-        return self._dir
-
     # -- plumbing ----------------------------------------------------------------------------
     def _guarded(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Worker: run ``fn``, turning SQLite's errors into typed store errors."""
@@ -184,7 +180,7 @@ class OnDiskStore(ContentAddressedStore):
         except sqlite3.Error as exc:
             raise translate(exc, self._db) from exc
 
-    async def _blocking(self, fn: Callable[..., _T], *args: Any, pool: str = "store") -> _T:
+    async def _blocking(self, fn: Callable[..., _T], *args: Any, pool: Pool = "store") -> _T:
         try:
             return await run_blocking(self._guarded, fn, *args, pool=pool)
         except StoreError as exc:
@@ -374,12 +370,12 @@ class OnDiskStore(ContentAddressedStore):
         return await self._read(reads.get_all_ids)
 
     async def find_new_entries(self, known_ids: Iterable[str]) -> list[EntryMetadata]:
-        return await self._read(reads.find_new, _as_set(known_ids), None)
+        return await self._read(reads.find_new, known_ids, None)
 
     async def find_new_entries_for_doc(
         self, known_ids: Iterable[str], doc_id: str
     ) -> list[EntryMetadata]:
-        return await self._read(reads.find_new, _as_set(known_ids), doc_id)
+        return await self._read(reads.find_new, known_ids, doc_id)
 
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
@@ -389,8 +385,6 @@ class OnDiskStore(ContentAddressedStore):
     async def scan_entries_since(
         self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
     ) -> ScanPage:
-        if limit < 1:
-            raise ValueError(f"a scan limit must be at least 1, got {limit}")
         return await self._read(reads.scan, cursor, limit, filters)
 
     async def get_store_head(self) -> StoreHead:
@@ -458,8 +452,6 @@ class OnDiskStore(ContentAddressedStore):
         self._state = StoreState.CHECKING
         try:
             await self.check(full=False)
-        except asyncio.CancelledError:
-            raise
         except StoreError as exc:
             if not self._closing:
                 self._fail(exc)
@@ -471,15 +463,12 @@ class OnDiskStore(ContentAddressedStore):
         """Finish queued writes, stop the check, close every connection."""
         if self._closed or self._closing:
             return
-        self._closing = True
-        self._wakeup.set()
-        if self._writer is not None:
-            await self._writer
         await self._release()
 
     async def _release(self) -> None:
+        """Stop the tasks (the writer drains its queue first), close every connection."""
         self._closing = True
-        if self._writer is not None and not self._writer.done():  # an open that failed late
+        if self._writer is not None:
             self._wakeup.set()
             await self._writer
         if self._checker is not None:
@@ -487,11 +476,11 @@ class OnDiskStore(ContentAddressedStore):
             if check_conn is not None:
                 check_conn.interrupt()
             self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreError):
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
         if self._checkpointer is not None:
-            with contextlib.suppress(StoreError):
-                await self._checkpointer
+            await asyncio.wait({self._checkpointer})
+            self._reap_checkpoint(self._checkpointer)
         for _ in range(max(1, self._options.max_readers)):
             await self._reader_slots.acquire()
         async with self._write_lock:
@@ -503,8 +492,13 @@ class OnDiskStore(ContentAddressedStore):
 
     def _close_all(self, connections: list[sqlite3.Connection]) -> None:
         if self._erase_pending and connections:
-            with contextlib.suppress(sqlite3.Error):
+            try:
                 writes.checkpoint_truncate(connections[0])
+            except sqlite3.Error as exc:
+                logger.warning(
+                    "purged bytes may stay in the write-ahead log",
+                    extra={"store": self.get_id(), "error": str(exc)},
+                )
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
@@ -516,7 +510,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _as_set(ids: Iterable[str]) -> set[str] | frozenset[str]:
-    return ids if isinstance(ids, set | frozenset) else set(ids)

@@ -14,7 +14,7 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 _T = TypeVar("_T")
 
@@ -22,7 +22,9 @@ _T = TypeVar("_T")
 FOREGROUND_THREADS = 4
 #: Threads per housekeeping pool (checks, checkpoints): one each, they are I/O-bound.
 BACKGROUND_THREADS = 1
-_KINDS = ("store", "check", "checkpoint")
+#: The pools: queries and commits, integrity checks, WAL checkpoints.
+Pool = Literal["store", "check", "checkpoint"]
+_POOLS: tuple[Pool, ...] = get_args(Pool)
 
 #: Name prefix of the pools' threads (they live as long as the process, on purpose).
 THREAD_PREFIX = "ondisk-"
@@ -31,7 +33,7 @@ _lock = threading.Lock()
 _pools: dict[str, ThreadPoolExecutor] = {}
 
 
-def _pool(kind: str) -> ThreadPoolExecutor:
+def _pool(kind: Pool) -> ThreadPoolExecutor:
     with _lock:
         pool = _pools.get(kind)
         if pool is None:
@@ -44,17 +46,15 @@ def _pool(kind: str) -> ThreadPoolExecutor:
 
 def thread_count() -> int:
     """Threads the pools may run at most (for tests and status)."""
-    return FOREGROUND_THREADS + BACKGROUND_THREADS * (len(_KINDS) - 1)
+    return FOREGROUND_THREADS + BACKGROUND_THREADS * (len(_POOLS) - 1)
 
 
-async def run_blocking(fn: Callable[..., _T], *args: object, pool: str = "store") -> _T:
+async def run_blocking(fn: Callable[..., _T], *args: object, pool: Pool = "store") -> _T:
     """Run ``fn`` in a shared worker; if cancelled, still wait for it to finish, then re-raise.
 
     Waiting keeps a connection from being used by two threads at once: the caller gives the
     connection back only after its worker is done with it.
     """
-    if pool not in _KINDS:
-        raise ValueError(f"no worker pool {pool!r}")
     executor = _pool(pool)
     future = asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
     try:

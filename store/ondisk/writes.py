@@ -15,21 +15,20 @@ from dataclasses import dataclass
 from store.admission import BatchAdmission
 from store.base import PutResult
 from store.bloom import id_hash_pair
-from store.entry import EntryType, StoreEntry
+from store.entry import StoreEntry
 from store.ids import uuid7
 from store.ondisk import rows
-from store.ondisk.rows import DamagedRow
+from store.ondisk.rows import CHUNK_TYPE, DamagedRow
 from store.ondisk.schema import before_removing, read_state
 
 #: Ids per ``IN (...)`` list (far below SQLite's 32766 variables).
-CHUNK = 500
+IN_LIST = 500
 INSERT_ENTRY = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_PAYLOAD = "INSERT INTO payloads VALUES (?, ?)"
 UPSERT_CHUNK = (
     "INSERT INTO chunks (content_hash, refs, data) VALUES (?, 1, ?) "
     "ON CONFLICT (content_hash) DO UPDATE SET refs = refs + 1"
 )
-CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +53,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
+def id_slices(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``items`` in slices short enough for one ``IN (...)`` list."""
+    for start in range(0, len(items), IN_LIST):
+        yield items[start : start + IN_LIST]
 
 
 def existing_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for part in chunks(ids):
+    for part in id_slices(ids):
         marks = ",".join("?" * len(part))
         found.update(
             r[0] for r in conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", part)
@@ -148,7 +148,7 @@ def new_epoch(conn: sqlite3.Connection) -> Committed:
     epoch = uuid7()
     with transaction(conn):
         conn.execute("UPDATE state SET epoch = ?", (epoch,))
-        _epoch, max_order, _count = read_state(conn)
+        _epoch, max_order, _generation = read_state(conn)
     return Committed((), epoch, max_order)
 
 
