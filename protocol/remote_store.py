@@ -7,24 +7,36 @@ response crosses the message limit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from protocol.errors import ErrorCode, RemoteProtocolError, RequestError
+from protocol.requests import (
+    FindEntries,
+    GetBloom,
+    GetEntries,
+    GetHead,
+    GetMetadata,
+    HasEntries,
+    PutEntries,
+    ResolveDependencies,
+    ScanEntries,
+    SessionRequest,
+    Subscribe,
+)
 from protocol.store_ops import (
     MAX_SCAN_PAGE,
-    Op,
+    Refusal,
     StoreKind,
-    cursor_to_wire,
+    entries_answer_from_wire,
     entry_from_parts,
-    filters_to_wire,
     head_from_wire,
     ids_from_wire,
     metadata_list_from_wire,
+    metadata_to_wire_sealed,
     page_from_wire,
-    resolve_options_to_wire,
-    sealed_entries_from_wire,
-    sealed_entry_to_wire,
+    put_answer_from_wire,
 )
 from store.base import (
     ContentAddressedStore,
@@ -38,6 +50,8 @@ from store.base import (
 from store.bloom import BloomSummary
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.errors import EntryFormatError
+
+log = logging.getLogger("mindood.protocol.remote")
 
 #: Ids per ``has``/``get``/``meta`` request: keeps each message far below the size limit.
 ID_BATCH = 1000
@@ -57,8 +71,17 @@ class Requester(Protocol):
     def open_payload(self, blob: bytes) -> bytes: ...
 
 
+async def ask(requester: Requester, request: SessionRequest) -> Any:
+    """Send a typed request and await its (still unparsed) result."""
+    return await requester.call(request.OP, request.to_args())
+
+
 class RemoteStore(ContentAddressedStore):
-    """One store (docs or attachments of one database) of a connected peer."""
+    """One store (docs or attachments of one database) of a connected peer.
+
+    ``refusals`` collects the entries the peer would not send (too large, damaged there): a
+    replication skips them and its driver reports them.
+    """
 
     def __init__(
         self, requester: Requester, db: str, kind: StoreKind, peer_name: str = "peer"
@@ -67,36 +90,29 @@ class RemoteStore(ContentAddressedStore):
         self._db = db
         self._kind = kind
         self._name = f"{peer_name}/{db}/{kind}"
+        self.refusals: list[Refusal] = []
 
     def get_id(self) -> str:
         return self._name
-
-    async def _call(self, op: Op, *args: Any) -> Any:
-        return await self._requester.call(op.value, [self._db, self._kind.value, *args])
 
     async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
         stored: list[str] = []
         existing: list[str] = []
         rejected: list[tuple[str, str]] = []
-        batch: list[Any] = []
+        batch: list[tuple[Any, bytes]] = []
         size = 0
         for entry in [*entries, None]:
             if entry is not None:
                 batch.append(
-                    sealed_entry_to_wire(entry, self._requester.seal(entry.encrypted_data))
+                    metadata_to_wire_sealed(entry, self._requester.seal(entry.encrypted_data))
                 )
                 size += len(entry.encrypted_data) + 1024
             if batch and (entry is None or size >= PUT_BATCH_BYTES):
-                result = await self._call(Op.PUT, batch)
-                if not isinstance(result, list) or len(result) != 3:
-                    raise RemoteProtocolError(
-                        ErrorCode.MALFORMED, "put answers [stored, existing, rejected]"
-                    )
-                stored.extend(ids_from_wire(result[0]))
-                existing.extend(ids_from_wire(result[1]))
-                for pair in result[2] if isinstance(result[2], list) else []:
-                    if isinstance(pair, list) and len(pair) == 2:
-                        rejected.append((str(pair[0])[:512], str(pair[1])[:1024]))
+                answer = await ask(self._requester, PutEntries(self._db, self._kind, tuple(batch)))
+                result = put_answer_from_wire(answer)
+                stored.extend(result.stored)
+                existing.extend(result.existing)
+                rejected.extend(result.rejected)
                 batch, size = [], 0
         return PutResult(tuple(stored), tuple(existing), tuple(rejected))
 
@@ -106,16 +122,26 @@ class RemoteStore(ContentAddressedStore):
         position = 0
         while position < len(wanted):
             chunk = wanted[position : position + ID_BATCH]
-            result = await self._call(Op.GET, chunk)
-            pairs = sealed_entries_from_wire(result)
+            answer = await ask(self._requester, GetEntries(self._db, self._kind, tuple(chunk)))
+            pairs, refused = entries_answer_from_wire(answer)
             for meta_wire, sealed in pairs:
                 entry = entry_from_parts(meta_wire, self._requester.open_payload(sealed))
                 found[entry.id] = entry
-            answered = {e for e in chunk if e in found}
-            # The peer returns a prefix that fits its byte budget: continue after the last
-            # entry it returned; ids it does not have are skipped by the whole-chunk advance.
-            if pairs and len(answered) < len(chunk):
-                last = max(chunk.index(entry_id) for entry_id in answered)
+            for refusal in refused:
+                log.warning(
+                    "peer would not send an entry",
+                    extra={
+                        "store": self._name,
+                        "entry_id": refusal.entry_id[:200],
+                        "reason": refusal.reason,
+                    },
+                )
+            self.refusals.extend(refused)
+            settled = {e for e in chunk if e in found} | {r.entry_id for r in refused}
+            # The peer answers a prefix that fits its byte budget: continue after the last id it
+            # settled (sent or refused); ids it does not have are skipped with the whole chunk.
+            if pairs and len(settled) < len(chunk):
+                last = max(chunk.index(entry_id) for entry_id in settled if entry_id in chunk)
                 position += last + 1
             else:
                 position += len(chunk)
@@ -124,9 +150,10 @@ class RemoteStore(ContentAddressedStore):
     async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
         out: list[EntryMetadata] = []
         for start in range(0, len(ids), ID_BATCH):
+            part = tuple(ids[start : start + ID_BATCH])
             out.extend(
                 metadata_list_from_wire(
-                    await self._call(Op.METADATA, list(ids[start : start + ID_BATCH]))
+                    await ask(self._requester, GetMetadata(self._db, self._kind, part))
                 )
             )
         return out
@@ -134,7 +161,10 @@ class RemoteStore(ContentAddressedStore):
     async def has_entries(self, ids: Sequence[str]) -> list[str]:
         out: list[str] = []
         for start in range(0, len(ids), ID_BATCH):
-            out.extend(ids_from_wire(await self._call(Op.HAS, list(ids[start : start + ID_BATCH]))))
+            part = tuple(ids[start : start + ID_BATCH])
+            out.extend(
+                ids_from_wire(await ask(self._requester, HasEntries(self._db, self._kind, part)))
+            )
         return out
 
     async def _all_metadata(self, filters: ScanFilters | None = None) -> list[EntryMetadata]:
@@ -164,36 +194,36 @@ class RemoteStore(ContentAddressedStore):
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
     ) -> list[EntryMetadata]:
-        return metadata_list_from_wire(
-            await self._call(Op.FIND, str(entry_type), created_from, created_until)
-        )
+        request = FindEntries(self._db, self._kind, entry_type, created_from, created_until)
+        return metadata_list_from_wire(await ask(self._requester, request))
 
     async def scan_entries_since(
         self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
     ) -> ScanPage:
         limit = max(1, min(limit, MAX_SCAN_PAGE))
-        result = await self._call(Op.SCAN, cursor_to_wire(cursor), limit, filters_to_wire(filters))
-        return page_from_wire(result)
+        request = ScanEntries(self._db, self._kind, cursor, limit, filters)
+        return page_from_wire(await ask(self._requester, request))
 
     async def get_store_head(self) -> StoreHead:
-        return head_from_wire(await self._call(Op.HEAD))
+        return head_from_wire(await ask(self._requester, GetHead(self._db, self._kind)))
 
     async def subscribe(self) -> StoreHead:
         """Ask the peer to send a ``changed`` notification whenever this store grows."""
-        return head_from_wire(await self._call(Op.SUBSCRIBE))
+        return head_from_wire(await ask(self._requester, Subscribe(self._db, self._kind)))
 
     async def get_id_bloom_summary(self) -> BloomSummary:
         try:
-            return BloomSummary.from_wire(await self._call(Op.BLOOM))
+            return BloomSummary.from_wire(
+                await ask(self._requester, GetBloom(self._db, self._kind))
+            )
         except EntryFormatError as exc:
             raise RemoteProtocolError(ErrorCode.MALFORMED, str(exc)) from exc
 
     async def resolve_dependencies(
         self, start_id: str, options: ResolveOptions | None = None
     ) -> list[str]:
-        return list(
-            ids_from_wire(await self._call(Op.RESOLVE, start_id, resolve_options_to_wire(options)))
-        )
+        request = ResolveDependencies(self._db, self._kind, start_id, options)
+        return list(ids_from_wire(await ask(self._requester, request)))
 
     async def purge_doc_history(self, doc_id: str) -> int:
         raise RequestError(ErrorCode.REFUSED, "a peer's history cannot be purged remotely")

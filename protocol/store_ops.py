@@ -8,12 +8,13 @@ inside the channel's TLS/DTLS, as a relay must read it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from protocol.errors import ErrorCode, RemoteProtocolError
 from protocol.messages import DEFAULT_LIMITS, Limits, array, integer, text, texts
-from store.base import ResolveOptions, ScanCursor, ScanFilters, ScanPage, StoreHead
+from store.base import PutResult, ResolveOptions, ScanCursor, ScanFilters, ScanPage, StoreHead
 from store.codec import CodecLimits, entry_from_wire, metadata_from_wire, metadata_to_wire
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.errors import EntryFormatError
@@ -139,6 +140,10 @@ def page_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> ScanPage:
     return ScanPage(entries, cursor_from_wire(parts[1], limits), parts[2])
 
 
+def head_to_wire(head: StoreHead) -> list[Any]:
+    return [head.epoch, head.max_receipt_order]
+
+
 def head_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> StoreHead:
     parts = array(value, "head", limits)
     if len(parts) != 2:
@@ -148,6 +153,11 @@ def head_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> StoreHead:
 
 def sealed_entry_to_wire(entry: StoreEntry, sealed_payload: bytes) -> list[Any]:
     return [metadata_to_wire(entry.metadata), sealed_payload]
+
+
+def metadata_to_wire_sealed(entry: StoreEntry, sealed_payload: bytes) -> tuple[Any, bytes]:
+    """An entry as a ``put`` carries it: its metadata's wire form and its sealed payload."""
+    return (metadata_to_wire(entry.metadata), sealed_payload)
 
 
 def sealed_entries_from_wire(
@@ -185,3 +195,58 @@ def resolve_options_from_wire(value: Any) -> ResolveOptions:
 
 def ids_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[str, ...]:
     return texts(value, "ids", limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An entry the serving peer would not send, and why (too large, damaged there)."""
+
+    entry_id: str
+    code: ErrorCode
+    reason: str
+
+
+def entries_answer_to_wire(sealed: list[Any], refused: Sequence[Refusal]) -> list[Any]:
+    """A ``get`` answer: ``[[metadata, sealed payload]...], [[id, code, reason]...]``."""
+    return [sealed, [[r.entry_id, int(r.code), r.reason] for r in refused]]
+
+
+def entries_answer_from_wire(
+    value: Any, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[tuple[Any, bytes]], list[Refusal]]:
+    parts = array(value, "get answer", limits)
+    if len(parts) != 2:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "a get answer is [entries, refused]")
+    refused: list[Refusal] = []
+    for item in array(parts[1], "refused", limits):
+        if not isinstance(item, list) or len(item) != 3:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "a refusal is [id, code, reason]")
+        code = integer(item[1], "refusal code", 0, 1 << 16)
+        known = ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.REFUSED
+        refused.append(
+            Refusal(text(item[0], "refused id", limits), known, text(item[2], "reason", limits))
+        )
+    return sealed_entries_from_wire(parts[0], limits), refused
+
+
+def put_answer_to_wire(
+    result: PutResult, rejected: Sequence[tuple[str, str]], deferred: Sequence[str]
+) -> list[Any]:
+    """A ``put`` answer: ``[stored, existing, [[id, reason]...]]``; deferred count as refused."""
+    refusals = [[i, r] for i, r in rejected]
+    refusals += [[i, "the author is not granted in this node's directory (yet)"] for i in deferred]
+    return [list(result.stored), list(result.existing), refusals]
+
+
+def put_answer_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> PutResult:
+    parts = array(value, "put answer", limits)
+    if len(parts) != 3:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "put answers [stored, existing, rejected]")
+    rejected: list[tuple[str, str]] = []
+    for pair in array(parts[2], "rejected", limits):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "a rejection is [id, reason]")
+        rejected.append((text(pair[0], "rejected id", limits), text(pair[1], "reason", limits)))
+    return PutResult(
+        ids_from_wire(parts[0], limits), ids_from_wire(parts[1], limits), tuple(rejected)
+    )

@@ -238,5 +238,10 @@ class ContentAddressedStore(abc.ABC):
         """The store's health; stores that keep nothing on disk are always ok."""
         return StoreHealth()
 
+    async def quarantined_ids(self) -> list[str]:
+        """Ids set aside as damaged: sync fetches them again from a peer with a good copy, and
+        storing a good copy lifts the quarantine. Stores that keep nothing on disk have none."""
+        return []
+
     async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release files and locks; the store is unusable afterwards."""

@@ -154,5 +154,8 @@ class ChainedStore(ContentAddressedStore):
     def health(self) -> StoreHealth:
         return self._local.health()
 
+    async def quarantined_ids(self) -> list[str]:
+        return await self._local.quarantined_ids()
+
     async def close(self) -> None:
         await self._local.close()

@@ -27,13 +27,23 @@ log = logging.getLogger("mindood.store.replicate")
 Admission = Callable[[Sequence[StoreEntry]], Awaitable[VerifiedBatch]]
 
 
+#: Deferred ids remembered per cursor; past it the oldest are dropped (a full rescan after an
+#: epoch change still finds them), so a stranger's junk cannot grow a cursor without bound.
+MAX_DEFERRED = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicationCursor:
-    """How far ``target`` has seen ``source``; valid only while both epochs stay the same."""
+    """How far ``target`` has seen ``source``; valid only while both epochs stay the same.
+
+    ``deferred``: ids behind the cursor that the target's admission put off (an author it does
+    not trust yet); the cursor moves on, and these are fetched by id once trust changes.
+    """
 
     source_epoch: str
     target_epoch: str
     cursor: ScanCursor | None
+    deferred: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,8 @@ class ReplicationResult:
     rejected: tuple[tuple[str, str], ...]
     state: ReplicationCursor
     idle: bool
+    #: Ids the source listed but did not deliver (refused as too large, or damaged there).
+    unavailable: tuple[str, ...] = ()
 
 
 async def replicate(
@@ -66,73 +78,135 @@ async def replicate(
     use_target_bloom: bool = False,
     on_progress: Callable[[ReplicationProgress], None] | None = None,
     on_checkpoint: Callable[[ReplicationCursor], Awaitable[None]] | None = None,
+    retry: Sequence[str] = (),
 ) -> ReplicationResult:
     """Copy what ``target`` lacks from ``source``; return counts and the cursor to keep.
 
     ``on_checkpoint`` receives the cursor after every page whose entries are stored, so a run
     cut short (peer gone, process killed) resumes from its last page, not from the start.
+    ``retry`` names ids to fetch by id first, wherever the cursor is: the cursor's deferred ids
+    once trust changed, or ids the target quarantined and wants a good copy of.
     """
     source_head = await source.get_store_head()
     target_head = await target.get_store_head()
     cursor: ScanCursor | None = None
+    deferred: list[str] = []
     if (
         state is not None
         and state.source_epoch == source_head.epoch
         and state.target_epoch == target_head.epoch
     ):
         cursor = state.cursor
+        deferred = [i for i in state.deferred if i not in set(retry)]
+    run = _Run(source, target, admit, batch_size)
+    if retry:
+        await run.fetch(await _missing_ids(target, list(dict.fromkeys(retry)), None))
     start_order = cursor.receipt_order if cursor else 0
     if start_order >= source_head.max_receipt_order and state is not None and cursor is not None:
-        return ReplicationResult(0, 0, 0, (), state, idle=True)
+        kept = _bounded([*deferred, *run.deferred])
+        idle_state = ReplicationCursor(state.source_epoch, state.target_epoch, cursor, kept)
+        return run.result(0, idle_state, idle=True)
 
     bound = source_head.max_receipt_order
     bloom: BloomSummary | None = None
     if use_target_bloom:
         bloom = await target.get_id_bloom_summary()
-    scanned = transferred = transferred_bytes = 0
-    rejected: list[tuple[str, str]] = []
+    scanned = 0
     while True:
         page = await source.scan_entries_since(cursor, page_size)
         metas = [m for m in page.entries if m.receipt_order <= bound]
         scanned += len(metas)
-        missing = await _missing_ids(target, [m.id for m in metas], bloom)
-        batches = [missing[i : i + batch_size] for i in range(0, len(missing), batch_size)]
-        async with contextlib.aclosing(_prefetched(source, batches)) as fetched:
-            async for entries in fetched:
-                verdict = await admit(entries)
-                rejected.extend(verdict.rejected)
-                for entry_id, reason in verdict.rejected:
-                    log.warning(
-                        "entry refused",
-                        extra={"entry_id": entry_id, "reason": reason, "source": source.get_id()},
-                    )
-                if verdict.accepted:
-                    result = await target.put_entries(verdict.accepted)
-                    rejected.extend(result.rejected)
-                    transferred += len(result.stored)
-                    stored = set(result.stored)
-                    transferred_bytes += sum(
-                        len(e.encrypted_data) for e in verdict.accepted if e.id in stored
-                    )
+        await run.fetch(await _missing_ids(target, [m.id for m in metas], bloom))
         if metas:
             last = metas[-1]
             cursor = ScanCursor(last.receipt_order, last.id)
             if on_checkpoint is not None:
-                await on_checkpoint(ReplicationCursor(source_head.epoch, target_head.epoch, cursor))
+                kept = _bounded([*deferred, *run.deferred])
+                await on_checkpoint(
+                    ReplicationCursor(source_head.epoch, target_head.epoch, cursor, kept)
+                )
         if on_progress is not None:
             position = cursor.receipt_order if cursor else 0
-            on_progress(ReplicationProgress(scanned, transferred, bound, position))
+            on_progress(ReplicationProgress(scanned, run.transferred, bound, position))
         if not page.has_more or len(metas) < len(page.entries) or not page.entries:
             break
-    new_state = ReplicationCursor(source_head.epoch, target_head.epoch, cursor)
-    return ReplicationResult(
-        scanned, transferred, transferred_bytes, tuple(rejected), new_state, idle=False
-    )
+    kept = _bounded([*deferred, *run.deferred])
+    state = ReplicationCursor(source_head.epoch, target_head.epoch, cursor, kept)
+    return run.result(scanned, state, idle=False)
+
+
+def _bounded(ids: list[str]) -> tuple[str, ...]:
+    unique = list(dict.fromkeys(ids))
+    if len(unique) > MAX_DEFERRED:
+        log.warning(
+            "too many deferred entries; the oldest are dropped until a full rescan",
+            extra={"dropped": len(unique) - MAX_DEFERRED},
+        )
+    return tuple(unique[-MAX_DEFERRED:])
+
+
+class _Run:
+    """One replication run's fetching, checking and storing, and what it counted."""
+
+    def __init__(
+        self,
+        source: ContentAddressedStore,
+        target: ContentAddressedStore,
+        admit: Admission,
+        batch_size: int,
+    ) -> None:
+        self._source = source
+        self._target = target
+        self._admit = admit
+        self._batch_size = batch_size
+        self.transferred = 0
+        self.transferred_bytes = 0
+        self.rejected: list[tuple[str, str]] = []
+        self.deferred: list[str] = []
+        self.unavailable: list[str] = []
+
+    async def fetch(self, missing: list[str]) -> None:
+        size = self._batch_size
+        batches = [missing[i : i + size] for i in range(0, len(missing), size)]
+        async with contextlib.aclosing(_prefetched(self._source, batches)) as fetched:
+            async for wanted, entries in fetched:
+                got = {e.id for e in entries}
+                self.unavailable.extend(i for i in wanted if i not in got)
+                await self._take(entries)
+
+    async def _take(self, entries: list[StoreEntry]) -> None:
+        verdict = await self._admit(entries)
+        self.rejected.extend(verdict.rejected)
+        self.deferred.extend(verdict.deferred)
+        for entry_id, reason in verdict.rejected:
+            log.warning(
+                "entry refused",
+                extra={"entry_id": entry_id, "reason": reason, "source": self._source.get_id()},
+            )
+        if verdict.accepted:
+            result = await self._target.put_entries(verdict.accepted)
+            self.rejected.extend(result.rejected)
+            self.transferred += len(result.stored)
+            stored = set(result.stored)
+            self.transferred_bytes += sum(
+                len(e.encrypted_data) for e in verdict.accepted if e.id in stored
+            )
+
+    def result(self, scanned: int, state: ReplicationCursor, *, idle: bool) -> ReplicationResult:
+        return ReplicationResult(
+            scanned,
+            self.transferred,
+            self.transferred_bytes,
+            tuple(self.rejected),
+            state,
+            idle=idle,
+            unavailable=tuple(self.unavailable),
+        )
 
 
 async def _prefetched(
     source: ContentAddressedStore, batches: list[list[str]]
-) -> AsyncGenerator[list[StoreEntry], None]:
+) -> AsyncGenerator[tuple[list[str], list[StoreEntry]], None]:
     """The batches' entries in order, fetching the next batch while the caller checks and
     stores the current one: the network wait overlaps verification and fsync. At most one
     batch is in flight beyond the one being processed."""
@@ -146,7 +220,7 @@ async def _prefetched(
             entries = await current
             if index + 1 < len(batches):
                 pending = asyncio.ensure_future(source.get_entries(batches[index + 1]))
-            yield entries
+            yield batch, entries
     finally:
         if pending is not None:
             pending.cancel()

@@ -40,10 +40,13 @@ def _executor() -> ThreadPoolExecutor:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedBatch:
-    """Entries that passed every check, and ``(id, reason)`` for those that did not."""
+    """Entries that passed every check, ``(id, reason)`` for those that did not, and the ids
+    of sound entries whose author the reader does not trust yet (not stored, asked for again
+    once the reader's directory grants their author)."""
 
     accepted: tuple[StoreEntry, ...]
     rejected: tuple[tuple[str, str], ...]
+    deferred: tuple[str, ...] = ()
 
 
 def _check_slice(entries: Sequence[StoreEntry]) -> list[str | None]:

@@ -1,4 +1,4 @@
-"""A sync node in its own process (``python -m mindood.sync.runner``), driven over JSON lines.
+"""A sync node in its own process (``python -m tests.node_runner``), driven over JSON lines.
 
 ``prepare_*`` build on-disk tenant sessions in the test process (fast KDF, shared identities);
 ``NodeProcess`` starts a runner on one of them (in a network namespace or on loopback), sends
@@ -91,7 +91,7 @@ class NodeProcess:
             **config,
         }
         path = _write_config(base, name, full)
-        cmd = (sys.executable, "-m", "mindood.sync.runner", str(path))
+        cmd = (sys.executable, str(Path(__file__).with_name("node_runner.py")), str(path))
         if netns is not None and ns is not None:
             process = await netns.spawn(ns, *cmd)
         else:

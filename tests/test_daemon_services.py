@@ -33,7 +33,8 @@ class FakeSync:
         self.reloads: list[Config] = []
         self.cancelled = False
 
-    async def run(self, node: Node) -> None:
+    async def run(self) -> None:
+        node = self.node
         node.set_sync(self)
         node.peers.connected(PeerInfo("peer-1", "tcp://10.0.0.5:7890", ("acme",), "tcp"))
         self.started.set()

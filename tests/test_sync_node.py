@@ -254,7 +254,7 @@ async def test_oversized_entries_are_refused_and_logged_while_the_rest_arrive(
     await eventually(lambda: _is(b_db, small.get_id(), {"size": "small"}))
     await eventually(lambda: _synced(b))
     assert await b_db.find_document(big.get_id()) is None
-    assert any("exceeds this node's limit" in getattr(r, "reason", "") for r in caplog.records)
+    assert any("exceeds the limit" in getattr(r, "reason", "") for r in caplog.records)
 
 
 async def test_a_session_runs_over_any_channel(tmp_path: Path, nodes: Nodes) -> None:

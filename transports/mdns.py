@@ -36,6 +36,8 @@ import ifaddr
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from transports.tasks import cancel_and_wait
+
 log = logging.getLogger("mindood.transports.mdns")
 
 SERVICE_TYPE = "_mindoodb._tcp.local."
@@ -288,11 +290,7 @@ class Browser:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         if self._browser is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(3):

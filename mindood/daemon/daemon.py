@@ -253,9 +253,7 @@ class Daemon:
                 if interval is not None:
                     background.append(tg.create_task(self._watchdog(interval), name="watchdog"))
                 for service in node.services:
-                    background.append(
-                        tg.create_task(service.run(node), name=f"service-{service.name}")
-                    )
+                    background.append(tg.create_task(service.run(), name=f"service-{service.name}"))
                 await node.tenants.auto_unlock(self.config)
                 self.notifier.ready(self._status_line())
                 self.ready.set()

@@ -18,11 +18,10 @@ from mindood.daemon.config import Config
 from mindood.daemon.events import EventBus
 from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.services import PeerRegistry, ServiceRegistry, SyncControl
-from mindood.daemon.sync_service import UpstreamLookup
 from mindood.daemon.tenants import TenantRegistry
 from mindood.rpc.errors import UnavailableError
 from mindood.storefactory import OnDiskStoreFactory, StoreFactory
-from mindood.sync.chaining import ChainingStoreFactory
+from mindood.sync.chaining import ChainingStoreFactory, LateUpstream
 
 log = logging.getLogger("mindood.node")
 
@@ -35,7 +34,7 @@ class Node:
         self.bus = EventBus(config.limits.subscription_queue)
         #: Edge-cache mode: with ``[[upstreams]]`` configured, every store reads and writes
         #: through the upstream node (the sync service binds the lookup once it runs).
-        self.upstream = UpstreamLookup()
+        self.upstream = LateUpstream()
         factory: StoreFactory = OnDiskStoreFactory(data_dir / TENANTS_DIR)
         if config.upstreams:
             factory = ChainingStoreFactory(factory, self.upstream)

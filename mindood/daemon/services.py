@@ -2,7 +2,8 @@
 
 The sync service (node-to-node sync, a later issue) plugs in here without touching the daemon:
 
-* it is a :class:`Service`; the daemon runs ``service.run(node)`` as a named task in its
+* it is a :class:`Service`, built by a factory that is handed the node and keeps only what it
+  needs; the daemon runs ``service.run()`` as a named task in its
   ``TaskGroup`` and cancels it at shutdown, and calls ``reload(config)`` on SIGHUP;
 * it reports sessions through :class:`PeerRegistry` (``connected`` / ``disconnected``), which
   publishes ``peer.connected`` / ``peer.disconnected`` on the event bus for RPC subscribers;
@@ -16,13 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from mindood.daemon.config import Config
 from mindood.daemon.events import EventBus, PeerConnected, PeerDisconnected
-
-if TYPE_CHECKING:
-    from mindood.daemon.node import Node
 
 
 class Service(Protocol):
@@ -30,7 +28,7 @@ class Service(Protocol):
 
     name: str
 
-    async def run(self, node: Node) -> None:
+    async def run(self) -> None:
         """Serve until cancelled; raising ends the daemon (after a clean shutdown)."""
         ...
 

@@ -2,31 +2,30 @@
 
 It listens on ``[network] listen``, keeps a session with every configured ``[[peers]]`` and
 ``[[upstreams]]`` entry for each unlocked tenant, adds a tenant when it is unlocked and drops its
-sessions when it is locked, and reports peers and progress to RPC subscribers.
+sessions when it is locked, and reports peers, progress, failures and refusals to status and to
+RPC subscribers. It takes the few parts of the daemon it needs (``SyncHost``), not the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from mindood.daemon.config import Config, parse_address
-from mindood.daemon.events import DocChanged, SyncProgress
-from mindood.daemon.services import PeerInfo
+from mindood.daemon.events import DocChanged, EventBus, SyncProgress, TenantStateChanged
+from mindood.daemon.services import PeerInfo, PeerRegistry, SyncControl
+from mindood.daemon.tenants import TenantRegistry
 from mindood.sync import SyncNode
+from mindood.sync.chaining import LateUpstream
 from mindood.sync.cursors import peer_key
 from mindood.sync.link import PeerLink
 from mindood.sync.network import PeerNetwork
-from protocol.store_ops import StoreKind
-from store.base import ContentAddressedStore
+from protocol import events
+from transports.tasks import cancel_and_wait
 from transports.tcp import NodeCertificate
-
-if TYPE_CHECKING:
-    from mindood.daemon.node import Node
 
 log = logging.getLogger("mindood.sync.service")
 
@@ -38,14 +37,28 @@ def split_address(address: str) -> tuple[str, int]:
     return parse_address(address)
 
 
-@dataclass
-class UpstreamLookup:
-    """Late-bound: the store factory exists before the sync node that answers it."""
+class SyncHost(Protocol):
+    """What the sync service needs from the daemon."""
 
-    target: Callable[[str, str, StoreKind], ContentAddressedStore | None] | None = None
+    @property
+    def data_dir(self) -> Path: ...
 
-    def __call__(self, tenant_id: str, db: str, kind: StoreKind) -> ContentAddressedStore | None:
-        return None if self.target is None else self.target(tenant_id, db, kind)
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def tenants(self) -> TenantRegistry: ...
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def peers(self) -> PeerRegistry: ...
+
+    @property
+    def upstream(self) -> LateUpstream: ...
+
+    def set_sync(self, control: SyncControl | None) -> None: ...
 
 
 @dataclass
@@ -58,57 +71,74 @@ class SyncService:
 
     name = "sync"
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, host: SyncHost) -> None:
+        self._host = host
         self._sync: SyncNode | None = None
         self._listening: list[str] = []
         self._tenants: dict[str, _TenantPeers] = {}
         self._network: PeerNetwork | None = None
 
     # -- Service -----------------------------------------------------------------------------
-    async def run(self, node: Node) -> None:
-        config = node.config
-        cert = await asyncio.to_thread(NodeCertificate.load_or_create, node.data_dir / TLS_DIR)
-        sync = self._sync = SyncNode(cert, node_name=str(node.data_dir))
-        node.upstream.target = sync.upstream_store
-        sync.on_event(self._on_event)
-        node.set_sync(self)
-        subscription = node.bus.subscribe(["tenant.state", "doc.changed"])
+    async def run(self) -> None:
+        host = self._host
+        config = host.config
+        cert = await asyncio.to_thread(NodeCertificate.load_or_create, host.data_dir / TLS_DIR)
+        subscription = host.bus.subscribe(["tenant.state", "doc.changed"])
         try:
-            for address in config.network.listen:
-                host, port = split_address(address)
-                bound_host, bound_port = await sync.listen(host, port)
-                self._listening.append(f"{bound_host}:{bound_port}")
-            wanted = config.peer_network
-            if wanted.discovery.enabled or wanted.webrtc.enabled:
-                if wanted.discovery.enabled and not self._listening:
-                    log.warning("mDNS discovery needs [network] listen to advertise; not started")
-                else:
-                    self._network = PeerNetwork(sync, wanted)
-                    port = split_address(self._listening[0])[1] if self._listening else 0
-                    await self._network.start(port)
-            for tenant_id in node.tenants.known_ids():
-                if not node.tenants.slot(tenant_id).locked:
-                    await self._activate(tenant_id)
-            async for event in subscription:
-                tenant_id = getattr(event, "tenant", "")
-                if isinstance(event, DocChanged):
-                    # A database created after activation joins the sync on its first change.
-                    if tenant_id in self._tenants:
-                        await sync.add_database(tenant_id, event.db)
-                elif getattr(event, "state", "") == "unlocked":
-                    await self._activate(tenant_id)
-                elif getattr(event, "state", "") == "locked":
-                    await self._deactivate(tenant_id)
+            async with SyncNode(cert) as sync:
+                self._sync = sync
+                host.upstream.target = sync.upstream_store
+                sync.on_event(self._on_event)
+                host.set_sync(self)
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(sync.wait(), name="sync-node-watch")
+                        await self._start(sync, config)
+                        await self._follow(sync, subscription)
+                finally:
+                    await self._stop(sync)
         finally:
             subscription.close()
-            node.set_sync(None)
-            node.upstream.target = None
-            for tenant_id in list(self._tenants):
-                await self._deactivate(tenant_id)
-            if self._network is not None:
-                await self._network.aclose()
-            await sync.aclose()
+            host.set_sync(None)
+            host.upstream.target = None
+            self._sync = None
+
+    async def _start(self, sync: SyncNode, config: Config) -> None:
+        for address in config.network.listen:
+            host, port = split_address(address)
+            bound_host, bound_port = await sync.listen(host, port)
+            self._listening.append(f"{bound_host}:{bound_port}")
+        wanted = config.peer_network
+        if wanted.discovery.enabled or wanted.webrtc.enabled:
+            if wanted.discovery.enabled and not self._listening:
+                log.warning("mDNS discovery needs [network] listen to advertise; not started")
+            else:
+                self._network = PeerNetwork(sync, wanted)
+                port = split_address(self._listening[0])[1] if self._listening else 0
+                await self._network.start(port)
+        tenants = self._host.tenants
+        for tenant_id in tenants.known_ids():
+            if not tenants.slot(tenant_id).locked:
+                await self._activate(tenant_id)
+
+    async def _follow(self, sync: SyncNode, subscription: Any) -> None:
+        async for event in subscription:
+            if isinstance(event, DocChanged):
+                # A database created after activation joins the sync on its first change.
+                if event.tenant in self._tenants:
+                    await sync.add_database(event.tenant, event.db)
+            elif isinstance(event, TenantStateChanged):
+                if event.state == "unlocked":
+                    await self._activate(event.tenant)
+                elif event.state == "locked":
+                    await self._deactivate(event.tenant)
+
+    async def _stop(self, sync: SyncNode) -> None:
+        for tenant_id in list(self._tenants):
+            await self._deactivate(tenant_id)
+        if self._network is not None:
+            await self._network.aclose()
+            self._network = None
 
     async def reload(self, config: Config) -> None:
         """Peers and upstreams apply live: every active tenant's sessions are re-planned."""
@@ -123,8 +153,8 @@ class SyncService:
     async def _activate(self, tenant_id: str) -> None:
         if self._sync is None or tenant_id in self._tenants:
             return
-        tenant = self._node.tenants.unlocked(tenant_id)
-        config = self._node.config
+        tenant = self._host.tenants.unlocked(tenant_id)
+        config = self._host.config
         wanted = config.tenant(tenant_id)
         databases = list(wanted.databases) if wanted else []
         await self._sync.add_tenant(tenant, databases)
@@ -150,11 +180,7 @@ class SyncService:
         peers = self._tenants.get(tenant_id)
         if peers is None:
             return
-        for task in peers.tasks:
-            task.cancel()
-        for task in peers.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(peers.tasks)
         peers.tasks.clear()
         if drop_tenant:
             del self._tenants[tenant_id]
@@ -164,38 +190,43 @@ class SyncService:
                 await self._network.refresh()
 
     # -- events ------------------------------------------------------------------------------
-    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        peers = self._node.peers
-        if kind == "peer.connected":
-            peers.connected(
-                PeerInfo(
-                    peer_id=peer_key(str(data.get("identity", ""))),
-                    address=str(data.get("peer", "")),
-                    tenants=(str(data.get("tenant", "")),),
-                    transport=str(data.get("transport", "")),
+    def _on_event(self, event: events.SyncEvent) -> None:
+        host = self._host
+        match event:
+            case events.PeerConnected():
+                host.peers.connected(
+                    PeerInfo(
+                        peer_id=peer_key(event.identity),
+                        address=event.address,
+                        tenants=(event.tenant_id,),
+                        transport=event.transport,
+                    )
                 )
-            )
-        elif kind == "peer.disconnected":
-            peers.disconnected(peer_key(str(data.get("identity", ""))), str(data.get("reason", "")))
-        elif kind == "sync.progress":
-            store = str(data.get("store", ""))
-            self._node.bus.publish(
-                SyncProgress(
-                    peer_id=str(data.get("peer", "")),
-                    tenant=str(data.get("tenant", "")),
-                    db=store.split("/")[0],
-                    received=int(data.get("transferred", 0)),
-                    done=data.get("position") == data.get("bound"),
+            case events.PeerDisconnected():
+                host.peers.disconnected(peer_key(event.identity), event.reason)
+            case events.SyncProgress():
+                host.bus.publish(
+                    SyncProgress(
+                        peer_id=event.address,
+                        tenant=event.tenant_id,
+                        db=event.db,
+                        received=event.transferred,
+                        done=event.done,
+                    )
                 )
-            )
+            case events.Refused(revoked=True):
+                host.tenants.set_sync_note(event.tenant_id, "revoked", event.reason)
+            case _:
+                pass
 
     # -- SyncControl -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        peers = self._sync.peers() if self._sync is not None else []
+        sync = self._sync
         return {
             "listening": list(self._listening),
             "tenants": sorted(self._tenants),
-            "peers": [asdict(p) for p in peers],
+            "peers": [asdict(p) for p in sync.peers()] if sync is not None else [],
+            "refused": [asdict(r) for r in sync.refusals()] if sync is not None else [],
             "network": self._network.status() if self._network is not None else None,
         }
 
@@ -214,5 +245,8 @@ class SyncService:
         return {"peers": len(chosen), "transferred": sum(lk.stats.transferred for lk in chosen)}
 
 
-def sync_service(node: Node) -> SyncService:
-    return SyncService(node)
+def sync_service(host: SyncHost) -> SyncService:
+    return SyncService(host)
+
+
+__all__ = ["SyncHost", "SyncService", "split_address", "sync_service"]

@@ -108,6 +108,7 @@ class TenantRegistry:
         self._env = env
         self._slots: dict[str, TenantSlot] = {}
         self._creating: dict[str, asyncio.Lock] = {}
+        self._sync_notes: dict[str, tuple[str, str]] = {}
 
     # -- what exists -------------------------------------------------------------------------
     def _on_disk(self) -> list[str]:
@@ -152,6 +153,10 @@ class TenantRegistry:
             pass
         return sorted(names)
 
+    def set_sync_note(self, tenant_id: str, state: str, reason: str) -> None:
+        """What sync learned about this tenant that its user must see (``revoked``)."""
+        self._sync_notes[tenant_id] = (state, reason)
+
     def describe(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for tenant_id in self.known_ids():
@@ -163,6 +168,9 @@ class TenantRegistry:
             }
             if slot.tenant is not None:
                 entry["user"] = slot.tenant.user.username
+            note = self._sync_notes.get(tenant_id)
+            if note is not None:
+                entry["sync"] = {"state": note[0], "reason": note[1]}
             troubled = self.store_factory.store_health(tenant_id)
             if troubled:
                 entry["stores"] = {

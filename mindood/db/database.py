@@ -460,22 +460,27 @@ class MindooDB:
         """What this database lets into its stores from a peer.
 
         Signature and integrity first, then the trust rule's outright refusals (a revoked
-        author), then documents purged on request. Sync code that puts entries into this
-        database's stores itself (the daemon's sessions) should pass this as its admission.
+        author), then documents purged on request. Entries by an author the directory does
+        not grant are deferred, not stored: the sync asks for them again once it does. Sync
+        code that puts entries into this database's stores itself (the daemon's sessions)
+        should pass this as its admission.
         """
         verified = await verify_entries(entries)
         accepted: list[StoreEntry] = []
         rejected = list(verified.rejected)
+        deferred: list[str] = []
         for entry in verified.accepted:
             reason = self._trust.refusal(entry.metadata)
             purged = self._purged.get(entry.doc_id)
             if reason is None and purged is not None:
                 reason = f"document {entry.doc_id!r} was purged: {purged}"
-            if reason is None:
-                accepted.append(entry)
-            else:
+            if reason is not None:
                 rejected.append((entry.id, reason))
-        return VerifiedBatch(tuple(accepted), tuple(rejected))
+            elif self._trust.applies(entry.metadata):
+                accepted.append(entry)
+            else:  # trust before storage: an author the directory has not granted (yet)
+                deferred.append(entry.id)
+        return VerifiedBatch(tuple(accepted), tuple(rejected), tuple(deferred))
 
 
 def _store_of(source: ContentAddressedStore | MindooDB) -> ContentAddressedStore:

@@ -1,8 +1,9 @@
 """Whose entries count: the trust rule a database applies to every entry it materialises.
 
-Entries are always stored once their signature verifies (an author granted later becomes
-visible without a re-sync); a policy decides which of them are *applied*, and which a sync must
-refuse outright (directory entries not signed by the admin, a revoked author's later entries).
+A policy decides which entries are *applied*, and which a sync must refuse outright (directory
+entries not signed by the admin, a revoked author's later entries). Sync stores only entries
+that apply: one by an author the directory does not grant yet is deferred and fetched again
+once a directory change grants it, so strangers cannot fill a member's store.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class TrustPolicy(Protocol):
         ...
 
     def refusal(self, meta: EntryMetadata) -> str | None:
-        """Why a sync must not even store this entry, or None to store it."""
+        """Why a sync must never store this entry, or None if it may (once it applies)."""
         ...
 
 

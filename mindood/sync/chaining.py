@@ -8,6 +8,7 @@ serves what it holds). See ``store.chained`` for the read and write rules.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from mindood.storefactory import StoreFactory, StoreKind
 from protocol.store_ops import StoreKind as WireKind
@@ -15,6 +16,17 @@ from store.base import ContentAddressedStore, StoreHealth
 from store.chained import ChainedStore
 
 UpstreamLookup = Callable[[str, str, WireKind], ContentAddressedStore | None]
+
+
+@dataclass
+class LateUpstream:
+    """An ``UpstreamLookup`` bound late: the store factory exists before the sync node that
+    answers it, which binds ``target`` while it runs."""
+
+    target: UpstreamLookup | None = None
+
+    def __call__(self, tenant_id: str, db: str, kind: WireKind) -> ContentAddressedStore | None:
+        return None if self.target is None else self.target(tenant_id, db, kind)
 
 
 class ChainingStoreFactory:

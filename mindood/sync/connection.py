@@ -2,7 +2,12 @@
 
 Reads frames, feeds the session, writes what it queues (in order, under one lock), answers the
 peer's requests concurrently (bounded), and matches our requests to responses. It is also the
-``Requester`` a ``RemoteStore`` calls.
+``PeerSession`` the protocol's driver and ``RemoteStore`` call.
+
+Every task of a session is a child of the session's ``TaskGroup``: request handlers and the
+follow-up the node starts once the handshake is done. A failed request becomes an error
+response; any other failing child is logged and ends the session (never the node), and when
+the session ends every child is cancelled and awaited.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from protocol.errors import ErrorCode, PeerClosedError, ProtocolError, RequestError
@@ -48,13 +53,20 @@ class PeerConnection:
         self.on_notify: NotifyHandler | None = None
         #: Called synchronously when the handshake completes (so request handlers are in place
         #: before the first request is dispatched); an awaitable it returns runs as a task.
-        self.on_open: Callable[[PeerConnection, Opened], Awaitable[None] | None] | None = None
+        self.on_open: (
+            Callable[[PeerConnection, Opened], Coroutine[Any, Any, None] | None] | None
+        ) = None
         self.bytes_sent = 0
         self.bytes_received = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._flush_lock = asyncio.Lock()
         self._serving = asyncio.Semaphore(session.limits.max_in_flight_requests)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._group: asyncio.TaskGroup | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed.is_set()
 
     @property
     def peer_identity(self) -> str | None:
@@ -107,6 +119,39 @@ class PeerConnection:
     async def run(self) -> None:
         """Until the session ends: read, dispatch, answer. Never raises for peer misbehaviour."""
         try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                await self._read_loop()
+                for task in list(self._tasks):
+                    task.cancel()
+        except* ProtocolError as failures:
+            first = failures.exceptions[0]
+            assert isinstance(first, ProtocolError)
+            log.info(
+                "session ended by a protocol error",
+                extra={"peer": self.channel.peer_address, "reason": first.message},
+            )
+            self._finish(self.session.close(first.code, first.message))
+        except* (OSError, ChannelClosed) as broken:
+            cause = broken.exceptions[0]
+            self._finish(Closed(int(ErrorCode.INTERNAL), str(cause), by_peer=False))
+        except* Exception as bugs:
+            log.error(
+                "a session task failed; the session ends",
+                exc_info=bugs,
+                extra={"peer": self.channel.peer_address},
+            )
+            self._finish(self.session.close(ErrorCode.INTERNAL, "internal error"))
+        finally:
+            self._group = None
+            with contextlib.suppress(ChannelClosed, OSError, TimeoutError):
+                async with asyncio.timeout(2):
+                    await self._flush()  # an ERROR the session queued for the peer, if any
+            await self.channel.aclose()
+            self._finish(Closed(int(ErrorCode.SHUTDOWN), "connection ended", by_peer=False))
+
+    async def _read_loop(self) -> None:
+        try:
             if self.session.role.value == "client":
                 self.session.start()
                 await self._flush()
@@ -121,16 +166,10 @@ class PeerConnection:
                     await self._dispatch(event)
         except ChannelClosed as exc:
             self._finish(Closed(int(ErrorCode.SHUTDOWN), f"channel closed: {exc}", by_peer=True))
-        except (ProtocolError, OSError) as exc:
+        except ProtocolError as exc:
+            self._finish(self.session.close(exc.code, exc.message))
+        except OSError as exc:
             self._finish(Closed(int(ErrorCode.INTERNAL), str(exc), by_peer=False))
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await self.channel.aclose()
-            self._finish(Closed(int(ErrorCode.SHUTDOWN), "connection ended", by_peer=False))
 
     async def _recv_with_deadline(self) -> bytes | None:
         deadline = self.session.get_timer()
@@ -164,22 +203,17 @@ class PeerConnection:
                     future.set_exception(RequestError(_code(code), message))
         elif isinstance(event, NotifyReceived):
             if self.on_notify is not None:
-                try:
-                    self.on_notify(event.notify)
-                except Exception:
-                    log.exception("notification handler failed")
+                self.on_notify(event.notify)  # a malformed one ends the session (caller)
         elif isinstance(event, Closed):
             self._finish(event)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._group is None:
+            coro.close()
+            raise RuntimeError("the session is not running")
+        task = self._group.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("session task failed", exc_info=task.exception())
+        task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, request: Request) -> None:
         async with self._serving:

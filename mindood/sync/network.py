@@ -20,6 +20,8 @@ from mindood.sync.members import dials_first, member_identities, node_id
 from mindood.sync.node import SyncNode
 from mindood.sync.reach import PeerReach
 from mindood.sync.webrtc_dial import WebRtcConfig, WebRtcDialer
+from protocol.events import PeerConnected, SyncEvent
+from transports.tasks import cancel_and_wait
 from transports.tcp import Backoff
 
 log = logging.getLogger("mindood.sync.network")
@@ -61,7 +63,7 @@ class PeerNetwork:
             self.webrtc.start()
             if self._config.webrtc.auto_connect:
                 self._unsubscribe = self._node.on_event(self._on_event)
-                self._auto = asyncio.ensure_future(self._auto_connect())
+                self._auto = self._node.spawn(self._auto_connect(), name="webrtc-auto-connect")
         if self._config.discovery.enabled:
             self.discovery = Discovery(
                 self._node, self.reach, self._config.discovery, advertise_port
@@ -79,9 +81,7 @@ class PeerNetwork:
             self._unsubscribe()
             self._unsubscribe = None
         if self._auto is not None:
-            self._auto.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._auto
+            await cancel_and_wait([self._auto])
             self._auto = None
         if self.discovery is not None:
             await self.discovery.aclose()
@@ -97,8 +97,8 @@ class PeerNetwork:
         }
 
     # -- reaching directory members through a rendezvous -------------------------------------
-    def _on_event(self, kind: str, _data: dict[str, Any]) -> None:
-        if kind == "peer.connected":
+    def _on_event(self, event: SyncEvent) -> None:
+        if isinstance(event, PeerConnected):
             self._wake.set()
 
     async def _auto_connect(self) -> None:

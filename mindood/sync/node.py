@@ -1,19 +1,22 @@
 """The sync side of a node: listen, dial, keep peers connected, and fan out changes.
 
-``SyncNode`` owns every connection task. Each accepted or dialed channel runs one protocol
-session; once authenticated it becomes a ``PeerLink`` that pulls from the peer and serves it.
-Local changes (writes, or entries pulled from another peer) are announced to every peer that
-follows that database, which is how a mesh converges without polling.
+``SyncNode`` owns every task it starts, in one ``TaskGroup`` run by the node's supervisor task:
+connections (accepted and dialed), peer maintainers, the change announcer, and what discovery
+and WebRTC start through ``spawn``. A peer's failure ends that peer's session only; a task that
+fails unexpectedly is logged and ends the node, which ``wait`` and ``aclose`` report. Each
+authenticated channel runs one protocol session; it becomes a ``PeerLink`` that pulls from the
+peer and serves it. Local changes (writes, or entries pulled from another peer) are announced
+to every peer, coalesced to one announcement per database while it is dirty, which is how a
+mesh converges without polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,21 +24,38 @@ from mindood.crypto.pem import normalize_pem
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantRegistry, TenantSyncContext
 from mindood.sync.cursors import CursorBook
-from mindood.sync.link import DIRECTORY, PeerLink
+from mindood.sync.known_databases import load_known_databases, save_known_databases
+from mindood.sync.link import DIRECTORY, PeerLink, TenantSync
 from mindood.tenant import Tenant
+from protocol.driver import RetryPolicy
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.events import PeerConnected, PeerDisconnected, Refused, SyncEvent
 from protocol.messages import DEFAULT_LIMITS, Limits
 from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
 from protocol.store_ops import SIGNAL, StoreKind
+from store.errors import StoreError
+from store.limits import MAX_ENTRY_BYTES
 from transports.channel import Channel, ChannelClosed
 from transports.tcp import Backoff, NodeCertificate, dial, listen
 
 log = logging.getLogger("mindood.sync.node")
 
-EventListener = Callable[[str, dict[str, Any]], None]
+EventListener = Callable[[SyncEvent], None]
 SignalListener = Callable[[str, str, bytes], None]
-_DATABASES_META = "sync-databases"
+
+
+class SessionRefused(ConnectionRefusedError):
+    """The peer ended the handshake; ``code`` says why (``REVOKED``: our key was revoked)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"peer refused the session: {message}")
+        self.code = code
+        self.reason = message
+
+    @property
+    def revoked(self) -> bool:
+        return self.code == int(ErrorCode.REVOKED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +71,31 @@ class PeerStatus:
     rejected: int
     bytes_sent: int
     bytes_received: int
+    deferred: int = 0
+    unavailable: int = 0
+    #: Databases whose last pull from this peer failed, with the error (retried with backoff).
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalStatus:
+    """A peer refused this node's session for a tenant (``revoked``: our key was revoked)."""
+
+    tenant_id: str
+    address: str
+    revoked: bool
+    reason: str
+    at: float
 
 
 @dataclass(slots=True)
 class _TenantState:
-    context: TenantSyncContext
-    cursors: CursorBook
-    databases: set[str]
+    sync: TenantSync
     watched: set[str]
+
+    @property
+    def context(self) -> TenantSyncContext:
+        return self.sync.context
 
 
 class SyncNode:
@@ -72,7 +109,8 @@ class SyncNode:
         limits: Limits = DEFAULT_LIMITS,
         adopt_databases: bool = True,
         backoff: Backoff | None = None,
-        max_entry_bytes: int = 64 * 1024 * 1024,
+        max_entry_bytes: int = MAX_ENTRY_BYTES,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._max_entry_bytes = max_entry_bytes
         self._cert = cert
@@ -80,6 +118,7 @@ class SyncNode:
         self._limits = limits
         self._adopt_all = adopt_databases
         self._backoff = backoff or Backoff()
+        self._retry = retry
         self._registry = TenantRegistry()
         self._tenants: dict[str, _TenantState] = {}
         self._links: dict[PeerConnection, PeerLink] = {}
@@ -87,39 +126,118 @@ class SyncNode:
         #: Connections to the configured upstream node, per tenant (edge-cache mode).
         self._upstream: dict[str, PeerConnection] = {}
         self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[EventListener] = []
         self._signal_listeners: list[SignalListener] = []
+        self._refusals: dict[tuple[str, str], RefusalStatus] = {}
+        #: Databases changed locally since the announcer last ran, per tenant, and adoptions.
+        self._dirty: dict[str, set[str]] = {}
+        self._adoptions: dict[str, set[str]] = {}
+        self._announce = asyncio.Event()
+        self._group: asyncio.TaskGroup | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._children: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
         self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the node's supervisor (idempotent; every other async method calls it)."""
+        if self._supervisor is not None:
+            return
+        ready = asyncio.Event()
+        self._supervisor = asyncio.create_task(self._supervise(ready), name="sync-node")
+        async with asyncio.timeout(5):
+            await ready.wait()
+
+    async def _supervise(self, ready: asyncio.Event) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self._children.add(group.create_task(self._announcer(), name="sync-announcer"))
+                ready.set()
+                await self._stop.wait()
+                for task in list(self._children):
+                    task.cancel()
+        except* Exception as failures:
+            log.error("the sync node stopped: one of its tasks failed", exc_info=failures)
+            raise
+        finally:
+            self._group = None
+            ready.set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a child of the node: cancelled at close, its failure not lost."""
+        if self._group is None or self._closing:
+            coro.close()
+            raise RuntimeError("the sync node is not running")
+        task = self._group.create_task(coro, name=name)
+        self._children.add(task)
+        task.add_done_callback(self._children.discard)
+        return task
+
+    async def __aenter__(self) -> SyncNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def wait(self) -> None:
+        """Until the node is closed; raises the failure that stopped it, if one did."""
+        if self._supervisor is not None:
+            await asyncio.shield(self._supervisor)
+
+    async def aclose(self) -> None:
+        """Close every session politely, stop listening, end every task (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        for server in self._servers:
+            server.close()
+        for conn in list(self._links):
+            with contextlib.suppress(ChannelClosed, OSError, TimeoutError):
+                await conn.close(ErrorCode.SHUTDOWN, "node shutting down")
+        self._stop.set()
+        if self._supervisor is not None:
+            # A failure that stopped the node was logged as it happened; ``wait`` raises it.
+            with contextlib.suppress(Exception):
+                await self._supervisor
+        for server in self._servers:
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await server.wait_closed()
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, listener: EventListener) -> Callable[[], None]:
-        """Receive ``peer.connected``, ``peer.disconnected``, ``sync.progress``, ``sync.synced``."""
+        """Receive every ``protocol.events.SyncEvent`` the node and its links emit."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+    def _emit(self, event: SyncEvent) -> None:
         for listener in list(self._listeners):
             try:
-                listener(kind, data)
+                listener(event)
             except Exception:
-                log.exception("sync event listener failed")
+                log.exception("sync event listener failed", extra={"event": type(event).__name__})
 
     # -- tenants -----------------------------------------------------------------------------
     async def add_tenant(self, tenant: Tenant, databases: list[str] | None = None) -> None:
         """Serve and sync ``tenant``; ``databases`` adds names to the persisted list."""
+        await self.start()
         context = self._registry.add(tenant)
-        raw = await tenant.store_factory.read_meta(tenant.tenant_id, _DATABASES_META)
-        known = set(json.loads(raw)) if raw else set()
+        known = await load_known_databases(tenant.store_factory, tenant.tenant_id)
         known.update(await tenant.store_factory.list_databases(tenant.tenant_id))
-        state = _TenantState(
+        tenant_id = tenant.tenant_id
+        sync = TenantSync(
             context,
-            CursorBook(tenant.store_factory, tenant.tenant_id),
+            CursorBook(tenant.store_factory, tenant_id),
             {DIRECTORY, *known, *(databases or [])},
-            set(),
+            lambda name: self._want_adoption(tenant_id, name),
+            self._emit,
         )
-        self._tenants[tenant.tenant_id] = state
-        for name in sorted(state.databases):
+        state = _TenantState(sync, set())
+        self._tenants[tenant_id] = state
+        for name in sorted(state.sync.databases):
             await self._watch(state, name)
         await self._save_databases(state)
 
@@ -131,6 +249,8 @@ class SyncNode:
         """Stop serving a tenant (it was locked): close its sessions."""
         self._registry.remove(tenant_id)
         self._tenants.pop(tenant_id, None)
+        self._dirty.pop(tenant_id, None)
+        self._adoptions.pop(tenant_id, None)
         for conn, link in list(self._links.items()):
             if link.context.tenant_id == tenant_id:
                 await conn.close(ErrorCode.SHUTDOWN, "tenant locked")
@@ -141,50 +261,80 @@ class SyncNode:
         if state is None:
             return
         if name not in state.watched:
-            state.databases.add(name)
+            state.sync.databases.add(name)
             await self._watch(state, name)
             await self._save_databases(state)
-            self._spawn(self._local_change(tenant_id, name))
+            self._changed(tenant_id, name)
 
     async def _save_databases(self, state: _TenantState) -> None:
         tenant = state.context.tenant
-        data = json.dumps(sorted(state.databases)).encode()
-        await tenant.store_factory.write_meta(tenant.tenant_id, _DATABASES_META, data)
+        await save_known_databases(tenant.store_factory, tenant.tenant_id, state.sync.databases)
 
     async def _watch(self, state: _TenantState, name: str) -> None:
         if name in state.watched:
             return
-        state.watched.add(name)
         db = await state.context.tenant.open_db(name)
+        state.watched.add(name)
         tenant_id = state.context.tenant_id
+        db.on_change(lambda _doc_ids: self._changed(tenant_id, name))
 
-        def changed(_doc_ids: set[str]) -> None:
-            self._spawn(self._local_change(tenant_id, name))
+    def _want_adoption(self, tenant_id: str, name: str) -> None:
+        state = self._tenants.get(tenant_id)
+        if self._adopt_all and state is not None and name not in state.sync.databases:
+            self._adoptions.setdefault(tenant_id, set()).add(name)
+            self._announce.set()
 
-        db.on_change(changed)
+    def _changed(self, tenant_id: str, db: str) -> None:
+        """``db`` grew locally: mark it; the announcer tells peers once per dirty spell."""
+        self._dirty.setdefault(tenant_id, set()).add(db)
+        self._announce.set()
 
-    def _adopter(self, state: _TenantState) -> Callable[[str], None]:
-        def adopt(name: str) -> None:
-            if self._adopt_all and name not in state.databases:
-                state.databases.add(name)
-                self._spawn(self.add_database(state.context.tenant_id, name))
+    async def _announcer(self) -> None:
+        """The one task that adopts databases and announces changes, coalescing bursts."""
+        while True:
+            await self._announce.wait()
+            self._announce.clear()
+            adoptions, self._adoptions = self._adoptions, {}
+            for tenant_id, names in adoptions.items():
+                for name in sorted(names):
+                    await self._adopt(tenant_id, name)
+            dirty, self._dirty = self._dirty, {}
+            for tenant_id, names in dirty.items():
+                for name in sorted(names, key=lambda n: (n != DIRECTORY, n)):
+                    await self._announce_change(tenant_id, name)
 
-        return adopt
+    async def _adopt(self, tenant_id: str, name: str) -> None:
+        try:
+            await self.add_database(tenant_id, name)
+        except (StoreError, OSError) as exc:
+            log.warning(
+                "a database a peer shares could not be opened; not synced",
+                extra={"tenant": tenant_id, "db": name, "error": str(exc)},
+            )
 
-    async def _local_change(self, tenant_id: str, db: str) -> None:
+    async def _announce_change(self, tenant_id: str, db: str) -> None:
+        links = [lk for lk in self._links.values() if lk.context.tenant_id == tenant_id]
         if db == DIRECTORY:
             state = self._tenants.get(tenant_id)
             if state is not None:
                 await state.context.tenant.refresh_directory()
-            for link in [lk for lk in self._links.values() if lk.context.tenant_id == tenant_id]:
-                await link.recheck()
-        for link in list(self._links.values()):
-            if link.context.tenant_id == tenant_id and not link.conn.closed.is_set():
-                with contextlib.suppress(ChannelClosed, OSError):
-                    await link.announce(db)
+            for link in links:
+                if await link.recheck_peer():
+                    link.driver.trust_changed()
+        for link in links:
+            if link.conn.is_closed:
+                continue
+            try:
+                await link.announce(db)
+            except (ChannelClosed, OSError, ProtocolError, StoreError) as exc:
+                log.info(
+                    "announcing a change failed",
+                    extra={"peer": link.address, "db": db, "error": str(exc)},
+                )
 
     # -- connections -------------------------------------------------------------------------
     async def listen(self, host: str, port: int) -> tuple[str, int]:
+        await self.start()
         server = await listen(
             host,
             port,
@@ -197,8 +347,8 @@ class SyncNode:
         log.info("listening for peers", extra={"host": bound[0], "port": bound[1]})
         return str(bound[0]), int(bound[1])
 
-    async def _serve_channel(self, channel: Channel) -> None:
-        session = Session(
+    def _server_session(self, channel: Channel) -> Session:
+        return Session(
             Role.SERVER,
             binding=channel.binding,
             resolver=self._registry,
@@ -206,7 +356,13 @@ class SyncNode:
             now=time.monotonic(),
             node_name=self._node_name,
         )
-        await self._run_connection(channel, session, "in")
+
+    async def _serve_channel(self, channel: Channel) -> None:
+        """An accepted channel: its session runs as the node's child; the listener waits."""
+        if self._closing or self._group is None:
+            return
+        conn = PeerConnection(channel, self._server_session(channel))
+        await self.spawn(self._run_connection(conn, "in"), name=f"sync-in:{channel.peer_address}")
 
     async def connect(
         self,
@@ -236,17 +392,12 @@ class SyncNode:
         """Run a session over any transport's channel (TCP, a WebRTC data channel, ...).
 
         With ``tenant_id`` we are the client (we chose the peer); without it we serve whatever
-        tenant the peer asks for. Returns once the handshake ended; raises if it failed.
+        tenant the peer asks for. Returns once the handshake ended; raises ``SessionRefused``
+        if it failed.
         """
+        await self.start()
         if tenant_id is None:
-            session = Session(
-                Role.SERVER,
-                binding=channel.binding,
-                resolver=self._registry,
-                limits=self._limits,
-                now=time.monotonic(),
-                node_name=self._node_name,
-            )
+            session = self._server_session(channel)
         else:
             session = Session(
                 Role.CLIENT,
@@ -260,11 +411,13 @@ class SyncNode:
         if upstream and tenant_id is not None:
             self._upstream[tenant_id] = conn
         direction = "in" if tenant_id is None else "out"
-        self._spawn(self._run_connection(channel, session, direction, conn))
+        self.spawn(
+            self._run_connection(conn, direction), name=f"sync-{direction}:{channel.peer_address}"
+        )
         await conn.opened.wait()
         if conn.close_reason is not None:
             reason = conn.close_reason
-            raise ConnectionRefusedError(f"peer refused the session: {reason.message}")
+            raise SessionRefused(reason.code, reason.message)
         return conn
 
     # -- signaling (a shared peer as rendezvous, e.g. for WebRTC offers and answers) ---------
@@ -312,37 +465,61 @@ class SyncNode:
     def add_peer(
         self, host: str, port: int, tenant_id: str, *, upstream: bool = False
     ) -> asyncio.Task[None]:
-        """Keep a session with ``host:port`` up, reconnecting with backoff."""
-        return self._spawn(self._maintain(host, port, tenant_id, upstream))
+        """Keep a session with ``host:port`` up, reconnecting with backoff (node must run)."""
+        task: asyncio.Task[None] = self.spawn(
+            self._maintain(host, port, tenant_id, upstream), name=f"sync-peer:{host}:{port}"
+        )
+        return task
 
     async def _maintain(self, host: str, port: int, tenant_id: str, upstream: bool) -> None:
+        address = f"{host}:{port}"
         delays = self._backoff.delays()
         while not self._closing:
             try:
                 conn = await self.connect(host, port, tenant_id, upstream=upstream)
                 delays.reset()
+                self._refusals.pop((tenant_id, address), None)
                 await conn.closed.wait()
                 reason = conn.close_reason
-                if reason is not None and reason.code in (
-                    int(ErrorCode.REVOKED),
-                    int(ErrorCode.NOT_TRUSTED),
-                ):
-                    log.warning(
-                        "peer refused us; not retrying soon",
-                        extra={"peer": f"{host}:{port}", "reason": reason.message},
-                    )
-            except (OSError, ChannelClosed, ConnectionRefusedError, TimeoutError) as exc:
-                log.info("peer unreachable", extra={"peer": f"{host}:{port}", "reason": str(exc)})
+                if reason is not None and reason.by_peer and reason.code == int(ErrorCode.REVOKED):
+                    self._refused(tenant_id, address, SessionRefused(reason.code, reason.message))
+                    return
+            except SessionRefused as exc:
+                self._refused(tenant_id, address, exc)
+                if exc.revoked:
+                    return  # retrying cannot help: our key is revoked in the tenant
+            except (OSError, ChannelClosed, TimeoutError) as exc:
+                log.info("peer unreachable", extra={"peer": address, "reason": str(exc)})
             if self._closing:
                 return
             await asyncio.sleep(delays.next())
 
-    async def _run_connection(
-        self, channel: Channel, session: Session, direction: str, conn: PeerConnection | None = None
-    ) -> None:
-        conn = conn or PeerConnection(channel, session)
+    def _refused(self, tenant_id: str, address: str, exc: SessionRefused) -> None:
+        key = (tenant_id, address)
+        first = key not in self._refusals or self._refusals[key].revoked != exc.revoked
+        self._refusals[key] = RefusalStatus(
+            tenant_id, address, exc.revoked, exc.reason, time.time()
+        )
+        if first:
+            log.warning(
+                "this device's key was revoked in the tenant; the peer refuses to sync"
+                if exc.revoked
+                else "a peer refused our session",
+                extra={"tenant": tenant_id, "peer": address, "reason": exc.reason},
+            )
+        self._emit(Refused(tenant_id, address, exc.revoked, exc.reason))
+
+    def refusals(self) -> list[RefusalStatus]:
+        """Peers that refused this node (``revoked`` ones are no longer retried)."""
+        return list(self._refusals.values())
+
+    def revoked(self, tenant_id: str) -> bool:
+        """Whether a peer said the tenant's directory revoked this device's key."""
+        return any(r.revoked for r in self._refusals.values() if r.tenant_id == tenant_id)
+
+    async def _run_connection(self, conn: PeerConnection, direction: str) -> None:
         self._directions[conn] = direction
-        conn.on_open = lambda c, event: self._opened(c, event, channel)
+        conn.on_open = self._opened
         try:
             await conn.run()
         finally:
@@ -353,41 +530,34 @@ class SyncNode:
             self._directions.pop(conn, None)
             if link is not None:
                 self._emit(
-                    "peer.disconnected",
-                    {
-                        "peer": link.address,
-                        "tenant": link.context.tenant_id,
-                        "identity": link.peer_identity,
-                        "reason": conn.close_reason.message if conn.close_reason else "",
-                    },
+                    PeerDisconnected(
+                        link.context.tenant_id,
+                        link.address,
+                        link.peer_identity,
+                        conn.close_reason.message if conn.close_reason else "",
+                    )
                 )
 
-    def _opened(self, conn: PeerConnection, event: Opened, channel: Channel) -> Any:
+    def _opened(self, conn: PeerConnection, event: Opened) -> Coroutine[Any, Any, None] | None:
         state = self._tenants.get(event.tenant_id)
         if state is None:
             return None
+        channel = conn.channel
         link = PeerLink(
             conn,
-            state.context,
-            state.cursors,
-            lambda: sorted(state.databases),
-            self._adopter(state),
-            self._emit,
+            state.sync,
             channel.peer_address,
             event.peer,
             signals=self,
             is_upstream=self._upstream.get(event.tenant_id) is conn,
             max_entry_bytes=self._max_entry_bytes,
+            retry=self._retry,
         )
         self._links[conn] = link
         self._emit(
-            "peer.connected",
-            {
-                "peer": link.address,
-                "tenant": event.tenant_id,
-                "identity": event.peer.identity,
-                "transport": channel.transport_name,
-            },
+            PeerConnected(
+                event.tenant_id, link.address, event.peer.identity, channel.transport_name
+            )
         )
         return link.run()
 
@@ -413,37 +583,12 @@ class SyncNode:
                 rejected=link.stats.rejected,
                 bytes_sent=conn.bytes_sent,
                 bytes_received=conn.bytes_received,
+                deferred=link.stats.deferred,
+                unavailable=link.stats.unavailable,
+                errors=tuple(sorted(link.stats.errors.items())),
             )
             for conn, link in self._links.items()
         ]
 
     def links(self) -> list[PeerLink]:
         return list(self._links.values())
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def aclose(self) -> None:
-        """Close every session politely, stop listening, cancel every task (idempotent)."""
-        if self._closing:
-            return
-        self._closing = True
-        for server in self._servers:
-            server.close()
-        for conn in list(self._links):
-            with contextlib.suppress(Exception):
-                await conn.close(ErrorCode.SHUTDOWN, "node shutting down")
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                async with asyncio.timeout(5):
-                    await task
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await server.wait_closed()

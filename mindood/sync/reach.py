@@ -14,7 +14,6 @@ can see the other.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from mindood.sync.connection import PeerConnection
 from mindood.sync.members import dials_first, identity_for, node_id
 from mindood.sync.node import SyncNode
 from mindood.sync.webrtc_dial import WebRtcDialer
+from transports.tasks import cancel_and_wait
 from transports.tcp import Backoff
 
 log = logging.getLogger("mindood.sync.reach")
@@ -72,7 +72,7 @@ class PeerReach:
         target = self._targets.setdefault((tenant_id, peer), _Target(tenant_id, peer))
         target.sources[source] = addresses
         if target.task is None or target.task.done():
-            target.task = asyncio.ensure_future(self._maintain(target))
+            target.task = self._node.spawn(self._maintain(target), name="sync-reach")
 
     def unwant(self, tenant_id: str, peer: bytes, source: str) -> None:
         """``source`` no longer names the member; stop trying once nothing does."""
@@ -177,9 +177,4 @@ class PeerReach:
         self._closing = True
         tasks = [t.task for t in self._targets.values() if t.task is not None]
         self._targets.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                async with asyncio.timeout(5):
-                    await task
+        await cancel_and_wait(tasks)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from mindood.crypto.pem import normalize_pem
 from mindood.sync.connection import PeerConnection
 from mindood.sync.node import SyncNode
 from protocol.interfaces import PeerRefused
+from transports.tasks import cancel_and_wait
 from transports.webrtc import IceServer, WebRtcOptions, answer, offer, restrict_host_addresses
 
 log = logging.getLogger("mindood.sync.webrtc")
@@ -113,11 +115,7 @@ class WebRtcDialer:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for task in list(self._answering):
-            task.cancel()
-        for task in list(self._answering):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._answering)
 
     # -- dialing -----------------------------------------------------------------------------
     async def probe(self, tenant_id: str, identity: str) -> bool:
@@ -186,8 +184,8 @@ class WebRtcDialer:
                 return
             self._spawn(self._answer(tenant_id, sender, sid, payload, relay=relay))
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = self._node.spawn(coro, name="webrtc-answer")
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
 

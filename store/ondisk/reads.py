@@ -224,3 +224,7 @@ def resolve(
     while not walk.done:
         walk.feed(_by_ids(conn, walk.wanted(), damage))
     return walk.result()
+
+
+def quarantined_ids(conn: sqlite3.Connection, _damage: Damage) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT id FROM quarantine ORDER BY receipt_order")]

@@ -38,7 +38,12 @@ from store.base import (
 )
 from store.bloom import BloomSummary
 from store.entry import EntryMetadata, EntryType, StoreEntry
-from store.errors import StoreClosedError, StoreCorruptionError, StoreError
+from store.errors import (
+    StoreClosedError,
+    StoreCorruptionError,
+    StoreError,
+    StoreUnavailableError,
+)
 from store.ondisk import reads, writes
 from store.ondisk.check import CheckReport, full_check, quick_check
 from store.ondisk.options import CheckOnOpen, OnDiskStoreOptions
@@ -116,6 +121,7 @@ class OnDiskStore(ContentAddressedStore):
         """Open the database, compare it with the witness, start the writer and the check."""
         await run_blocking(self._guarded, self._open_files)
         self._writer = asyncio.create_task(self._writer_loop(), name=f"ondisk-writer:{self}")
+        self._writer.add_done_callback(self._writer_ended)
         mode = self._options.check_on_open
         if mode is CheckOnOpen.BLOCKING:
             await self._check_on_open()
@@ -252,8 +258,23 @@ class OnDiskStore(ContentAddressedStore):
             )
 
     # -- write -------------------------------------------------------------------------------
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """A writer that stops before close fails the store: no put may wait on it forever."""
+        if self._closing:
+            return
+        error = None if task.cancelled() else task.exception()
+        problem = f"its writer stopped: {error!r}" if error else "its writer was cancelled"
+        failure = StoreUnavailableError(f"store {self.get_id()!r} cannot write: {problem}")
+        self._fail(failure)
+        for request in self._pending:
+            if not request.future.done():
+                request.future.set_exception(failure)
+        self._pending = []
+
     async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
         self._check_usable()
+        if self._writer is None or self._writer.done():
+            raise StoreUnavailableError(f"store {self.get_id()!r} has no running writer")
         if not entries:
             return PutResult()
         future: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
@@ -279,6 +300,12 @@ class OnDiskStore(ContentAddressedStore):
                     for request, result in zip(batch, committed.results, strict=True):
                         if not request.future.done():
                             request.future.set_result(result)
+                    if committed.healed:
+                        self._quarantined = max(0, self._quarantined - committed.healed)
+                        logger.warning(
+                            "quarantined entries restored from a good copy",
+                            extra={"store": self.get_id(), "count": committed.healed},
+                        )
                     self._maybe_checkpoint()
             if self._closing and not self._pending:
                 return
@@ -362,6 +389,11 @@ class OnDiskStore(ContentAddressedStore):
 
     async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
         return await self._read(reads.get_metadata, list(ids))
+
+    async def quarantined_ids(self) -> list[str]:
+        if not self._quarantined:
+            return []
+        return await self._read(reads.quarantined_ids)
 
     async def has_entries(self, ids: Sequence[str]) -> list[str]:
         return await self._read(reads.has_entries, list(ids))

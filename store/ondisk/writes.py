@@ -38,6 +38,8 @@ class Committed:
     results: tuple[PutResult, ...]
     epoch: str
     max_receipt_order: int
+    #: Quarantined ids a good copy just replaced.
+    healed: int = 0
 
 
 @contextmanager
@@ -85,7 +87,19 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
             known.update(result.stored)
             results.append(result)
         insert(conn, built)
-    return Committed(tuple(results), epoch, max_order)
+        healed = _lift_quarantine(conn, [i for r in results for i in r.stored])
+    return Committed(tuple(results), epoch, max_order, healed)
+
+
+def _lift_quarantine(conn: sqlite3.Connection, stored: Sequence[str]) -> int:
+    """Drop the quarantine records of ids just stored again (a peer's good copy healed them)."""
+    if not stored or conn.execute("SELECT 1 FROM quarantine LIMIT 1").fetchone() is None:
+        return 0
+    lifted = 0
+    for part in id_slices(stored):
+        marks = ",".join("?" * len(part))
+        lifted += conn.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", part).rowcount
+    return lifted
 
 
 def insert(conn: sqlite3.Connection, built: rows.Built) -> None:

@@ -1,4 +1,4 @@
-"""``python -m mindood.sync.runner CONFIG.json``: one sync node as a process, driven by JSON lines.
+"""``python -m tests.node_runner CONFIG.json``: one sync node as a process, driven by JSON lines.
 
 For tests across network namespaces and for benchmarks: it opens a tenant session saved on disk
 (``Tenant.save_session``), listens, dials the configured peers, starts discovery and WebRTC as
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from mindood.sync.network import NetworkConfig, PeerNetwork
 from mindood.sync.node import SyncNode
 from mindood.sync.webrtc_dial import WebRtcConfig
 from mindood.tenant import Tenant, TenantFactory
+from transports.tasks import cancel_and_wait
 from transports.tcp import Backoff, NodeCertificate
 from transports.webrtc import IceServer
 
@@ -160,7 +161,7 @@ async def run(config: dict[str, Any]) -> None:
     )
     await node.add_tenant(tenant, list(config.get("databases", ["todos"])))
     runner = Runner(config, tenant, node)
-    node.on_event(lambda kind, data: _emit({"event": kind, **data}))
+    node.on_event(lambda event: _emit({"event": type(event).__name__, **asdict(event)}))
     host, port = config.get("listen", ["127.0.0.1", 0])
     _, bound = await node.listen(str(host), int(port))
     for peer_host, peer_port in config.get("peers", []):
@@ -170,13 +171,11 @@ async def run(config: dict[str, Any]) -> None:
     loop.add_signal_handler(signal.SIGTERM, runner.stop.set)
     own = node_id(tenant.user.private.signing_public_key).hex()
     _emit({"event": "ready", "port": bound, "node_id": own})
-    commands = asyncio.ensure_future(_commands(runner))
+    commands = node.spawn(_commands(runner), name="runner-commands")
     try:
         await runner.stop.wait()
     finally:
-        commands.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await commands
+        await cancel_and_wait([commands])
         await runner.network.aclose()
         await node.aclose()
         await tenant.close()
@@ -185,7 +184,7 @@ async def run(config: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mindood.sync.runner")
+    parser = argparse.ArgumentParser(prog="python -m tests.node_runner")
     parser.add_argument("config", type=Path, help="JSON file (see the module docstring)")
     args = parser.parse_args(argv)
     config = json.loads(args.config.read_text())
