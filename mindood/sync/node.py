@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from mindood.crypto.pem import normalize_pem
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantRegistry, TenantSyncContext
 from mindood.sync.cursors import CursorBook
+from mindood.sync.known_databases import load_known_databases, save_known_databases
 from mindood.sync.link import DIRECTORY, PeerLink
 from mindood.tenant import Tenant
 from protocol.errors import ErrorCode, ProtocolError
@@ -109,8 +109,7 @@ class SyncNode:
     async def add_tenant(self, tenant: Tenant, databases: list[str] | None = None) -> None:
         """Serve and sync ``tenant``; ``databases`` adds names to the persisted list."""
         context = self._registry.add(tenant)
-        raw = await tenant.store_factory.read_meta(tenant.tenant_id, _DATABASES_META)
-        known = set(json.loads(raw)) if raw else set()
+        known = await load_known_databases(tenant.store_factory, tenant.tenant_id)
         known.update(await tenant.store_factory.list_databases(tenant.tenant_id))
         state = _TenantState(
             context,
@@ -148,8 +147,7 @@ class SyncNode:
 
     async def _save_databases(self, state: _TenantState) -> None:
         tenant = state.context.tenant
-        data = json.dumps(sorted(state.databases)).encode()
-        await tenant.store_factory.write_meta(tenant.tenant_id, _DATABASES_META, data)
+        await save_known_databases(tenant.store_factory, tenant.tenant_id, state.databases)
 
     async def _watch(self, state: _TenantState, name: str) -> None:
         if name in state.watched:
