@@ -38,7 +38,8 @@ class FailedStore(ContentAddressedStore):
         return self._id
 
     def _refuse(self) -> NoReturn:
-        raise StoreUnavailableError(f"store {self._id} is out of service: {self.problem}")
+        named = "" if self._id in self.problem else f" {self._id}"  # name the store once
+        raise StoreUnavailableError(f"store{named} out of service: {self.problem}")
 
     def health(self) -> StoreHealth:
         return StoreHealth(StoreState.FAILED, problem=self.problem)

@@ -200,6 +200,29 @@ def test_a_store_path_that_is_a_file_fails_its_database_alone(
     assert cli_json(daemon, "doc", "get", TENANT, "contacts", str(fresh["id"]))["data"] == {"n": 7}
 
 
+def test_a_directory_store_that_cannot_open_refuses_the_unlock_with_the_reason(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    assert daemon.stop() == 0
+    broken = store_of(daemon, "directory")
+    shutil.rmtree(broken)
+    broken.write_bytes(b"not a store")
+    daemon.start()
+    password = tmp_path / "alice.password"
+    password.write_text(ALICE_PW + "\n")
+    os.chmod(password, 0o600)
+    refused = daemon.cli("tenant", "unlock", TENANT, "--password-file", str(password), check=False)
+    assert refused.returncode == 1
+    assert f"store out of service: store path {broken} exists but is not a directory" in (
+        refused.stderr
+    )
+    assert "[StoreUnavailableError -32010]" in refused.stderr
+    tenant = tenant_status(daemon)  # the daemon keeps serving, the tenant stays locked
+    assert tenant["state"] == "locked"
+    assert tenant["stores"]["directory/docs"]["state"] == "failed"  # type: ignore[index]
+    assert "WARNING mindood.rpc: rpc method tenant.unlock: StoreUnavailableError" in daemon.log()
+
+
 def test_a_damaged_directory_entry_is_quarantined_and_the_tenant_unlocks(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
