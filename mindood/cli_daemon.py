@@ -71,6 +71,8 @@ async def _status(client: MindoodClient, args: argparse.Namespace) -> int:
         for tenant in tenants:
             for name, health in tenant.get("stores", {}).items():
                 print(f"store {tenant['id']}/{name}: {describe_store_health(health)}")
+                for entry_id in health.get("quarantined_ids", []):
+                    print(f"  quarantined entry {entry_id}")
     else:
         print("no tenants yet: create one with `mindood tenant create <id>`")
     return EXIT_OK

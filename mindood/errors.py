@@ -72,6 +72,14 @@ class CorruptDocumentError(DatabaseError):
     """Stored entries of a document decrypted but did not form a valid Automerge history."""
 
 
+class QuarantinedEntryError(CorruptDocumentError):
+    """An entry a document needs was damaged on disk and quarantined; a peer restores it."""
+
+    def __init__(self, message: str, entry_ids: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.entry_ids: list[str] = list(entry_ids or [])
+
+
 class DocumentError(MindoodError):
     """An Automerge document operation failed (base of the ``mindood.document`` errors)."""
 

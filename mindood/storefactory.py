@@ -23,6 +23,7 @@ from mindood.errors import InvalidNameError
 from store.atomicfile import atomic_write
 from store.base import ContentAddressedStore, StoreHealth, StoreState
 from store.errors import StoreError
+from store.failed import FailedStore
 from store.memory import InMemoryStore
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,12 @@ class StoreFactory(Protocol):
     async def open_store(
         self, tenant_id: str, db_id: str, kind: StoreKind
     ) -> ContentAddressedStore:
-        """The store of one database's documents or attachments (created on first use)."""
+        """The store of one database's documents or attachments (created on first use).
+
+        A store whose files cannot be opened comes back failed (``store.failed.FailedStore``):
+        every call on it raises ``StoreUnavailableError`` with the reason, and
+        ``store_health`` lists it, so one damaged database never stops the rest of a tenant.
+        """
         ...
 
     async def list_databases(self, tenant_id: str) -> list[str]:
@@ -173,12 +179,13 @@ class OnDiskStoreFactory:
                 try:
                     opened = await ondisk.OnDiskStore.open(path)
                 except StoreError as exc:
+                    # Not cached: the next open (after a lock and unlock, say) tries again.
                     self._failed[key] = str(exc)
                     logger.error(
-                        "store cannot be opened",
+                        "store cannot be opened; its database is out of service",
                         extra={"tenant": tenant_id, "db": db_id, "kind": kind, "error": str(exc)},
                     )
-                    raise
+                    return FailedStore(str(path), str(exc))
                 if not isinstance(opened, ContentAddressedStore):
                     raise TypeError("OnDiskStore.open returned something that is not a store")
                 self._failed.pop(key, None)

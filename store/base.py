@@ -114,7 +114,8 @@ class StoreHealth:
 
     ``problem`` says why a store failed; ``recovered`` what an open had to repair (a lost
     write-ahead log, say) and what it cost; ``quarantined`` counts entries set aside because
-    their stored bytes were damaged (they are no longer listed, so peers send them again).
+    their stored bytes were damaged (they are no longer listed, so peers send them again), and
+    ``quarantined_ids`` names the most recent of them, so an operator can tell which.
     """
 
     state: StoreState = StoreState.OK
@@ -122,6 +123,7 @@ class StoreHealth:
     recovered: str | None = None
     quarantined: int = 0
     checked_at: int | None = None
+    quarantined_ids: tuple[str, ...] = ()
 
     @property
     def needs_attention(self) -> bool:

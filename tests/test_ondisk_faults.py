@@ -74,6 +74,7 @@ async def test_a_damaged_metadata_row_costs_that_entry_only(
     warned = [r for r in caplog.records if r.getMessage() == "damaged entry quarantined"]
     assert [r.entry_id for r in warned] == [victim.id]  # type: ignore[attr-defined]
     assert store.health().quarantined == 1 and store.health().state is StoreState.OK
+    assert store.health().quarantined_ids == (victim.id,)  # status names it
     assert await store.get_all_ids() == ids(survivors)  # no longer listed: peers resend it
     assert await store.has_entries([victim.id]) == []
     result = await store.put_entries([victim])  # a good copy from a peer is taken again
@@ -82,6 +83,7 @@ async def test_a_damaged_metadata_row_costs_that_entry_only(
     await store.close()
     store = await OnDiskStore.open(tmp_path, CHECKED)
     assert store.health().quarantined == 1  # the record of what happened stays
+    assert store.health().quarantined_ids == (victim.id,)
     assert len(await store.get_entries(ids(written))) == len(written)
     await store.close()
 

@@ -8,19 +8,26 @@ import msgpack
 import pytest
 
 from mindood.errors import (
+    CorruptDocumentError,
     DocumentNotFoundError,
     MindoodError,
+    QuarantinedEntryError,
     WrongPasswordError,
     WrongSharePasswordError,
 )
 from mindood.rpc.errors import (
     ALREADY_EXISTS,
+    CORRUPT,
     NOT_FOUND,
     SERVER_ERROR,
+    STORE_FAILED,
     TENANT_LOCKED,
+    UNAVAILABLE,
     WRONG_PASSWORD,
+    CorruptDataRpcError,
     NotFoundError,
     RpcError,
+    StoreFailedRpcError,
     TenantLockedError,
     code_for,
     error_from_wire,
@@ -38,6 +45,14 @@ from mindood.rpc.wire import (
     parse_message,
     request_frame,
     response_frame,
+)
+from store.errors import (
+    CorruptEntryError,
+    StoreClosedError,
+    StoreCorruptionError,
+    StoreError,
+    StoreFullError,
+    StoreUnavailableError,
 )
 
 
@@ -113,6 +128,36 @@ def test_error_table_maps_library_errors() -> None:
     back = error_from_wire(wire)
     assert isinstance(back, NotFoundError) and back.kind == "DocumentNotFoundError"
     assert back.code == NOT_FOUND and str(back) == "no doc"
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "cls"),
+    [
+        (
+            StoreUnavailableError("store path /x is not a directory"),
+            STORE_FAILED,
+            StoreFailedRpcError,
+        ),
+        (StoreFullError("disk full"), STORE_FAILED, StoreFailedRpcError),
+        (StoreCorruptionError("database damaged"), STORE_FAILED, StoreFailedRpcError),
+        (StoreError("writers kept the summary from settling"), STORE_FAILED, StoreFailedRpcError),
+        (CorruptEntryError("payload does not match"), CORRUPT, CorruptDataRpcError),
+        (QuarantinedEntryError("entry e1 was quarantined", ["e1"]), CORRUPT, CorruptDataRpcError),
+        (CorruptDocumentError("bad history"), CORRUPT, CorruptDataRpcError),
+    ],
+)
+def test_store_damage_has_its_own_codes_with_the_message(
+    error: Exception, code: int, cls: type[RpcError]
+) -> None:
+    assert isinstance(error, MindoodError | StoreError)
+    wire = error_to_wire(error)
+    assert wire == {"code": code, "message": str(error), "type": type(error).__name__}
+    back = error_from_wire(wire)
+    assert type(back) is cls and back.kind == type(error).__name__ and str(back) == str(error)
+
+
+def test_a_closed_store_is_unavailable_not_failed() -> None:
+    assert code_for(StoreClosedError("store x is closed")) == UNAVAILABLE
 
 
 def test_client_side_error_parsing_is_tolerant() -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from mindood.errors import InvalidNameError
 from mindood.storefactory import InMemoryStoreFactory, OnDiskStoreFactory, check_component
+from store.base import StoreState
+from store.errors import StoreUnavailableError
 
 
 async def test_in_memory_factory_shares_one_store_per_key() -> None:
@@ -62,3 +64,33 @@ async def test_on_disk_factory_layout_caching_and_meta(tmp_path: Path) -> None:
         assert await reopened.read_meta("acme", "session") == b"two"
     finally:
         await reopened.close()
+
+
+async def test_a_store_that_cannot_open_comes_back_failed_and_others_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "acme" / "notes" / "docs"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_bytes(b"a file where a store directory belongs")
+    factory = OnDiskStoreFactory(tmp_path)
+    try:
+        failed = await factory.open_store("acme", "notes", "docs")
+        assert failed.health().state is StoreState.FAILED
+        with pytest.raises(StoreUnavailableError, match=f"{blocked} exists but is not a directory"):
+            await failed.get_all_ids()
+        with pytest.raises(StoreUnavailableError, match="out of service"):
+            await failed.put_entries([])
+        health = factory.store_health("acme")
+        assert list(health) == ["notes/docs"]
+        assert health["notes/docs"].state is StoreState.FAILED
+        assert "not a directory" in (health["notes/docs"].problem or "")
+        assert "store cannot be opened" in caplog.text
+        fine = await factory.open_store("acme", "notes", "attachments")
+        assert await fine.get_all_ids() == []
+        assert await (await factory.open_store("acme", "todos", "docs")).get_all_ids() == []
+        blocked.unlink()  # the operator mends it: the next open tries again and succeeds
+        mended = await factory.open_store("acme", "notes", "docs")
+        assert mended.health().state is not StoreState.FAILED
+        assert factory.store_health("acme") == {}
+    finally:
+        await factory.close()

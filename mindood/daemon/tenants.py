@@ -174,7 +174,7 @@ class TenantRegistry:
             troubled = self.store_factory.store_health(tenant_id)
             if troubled:
                 entry["stores"] = {
-                    name: {k: v for k, v in asdict(health).items() if v is not None}
+                    name: {k: v for k, v in asdict(health).items() if v is not None and v != ()}
                     for name, health in sorted(troubled.items())
                 }
             out.append(entry)

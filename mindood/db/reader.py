@@ -24,6 +24,7 @@ from mindood.errors import (
     DocumentNotFoundError,
     KeyNotFoundError,
     MindoodError,
+    QuarantinedEntryError,
 )
 from store.base import ContentAddressedStore
 from store.entry import EntryMetadata, EntryType, StoreEntry
@@ -90,10 +91,31 @@ class DocReader:
     async def materialize(
         self, doc_id: str, trust: TrustPolicy, until: int | None = None
     ) -> DocState:
-        """The document as of now (or as of ``until``, exclusive); raises if it has no create."""
+        """The document as of now (or as of ``until``, exclusive); raises if it has no create.
+
+        An entry found damaged while reading is quarantined by the store; the document is then
+        planned once more without it, so it loads from what is left when it can, and a read that
+        still cannot says which entry was lost instead of failing obscurely.
+        """
+        try:
+            return await self._materialize(doc_id, trust, until)
+        except QuarantinedEntryError as first:
+            log.warning(
+                "document lost entries to quarantine; reading it without them",
+                extra={"doc_id": doc_id, "db": self.db_id, "entries": first.entry_ids[:3]},
+            )
+            try:
+                return await self._materialize(doc_id, trust, until)
+            except DocumentNotFoundError as exc:
+                raise first from exc
+
+    async def _materialize(self, doc_id: str, trust: TrustPolicy, until: int | None) -> DocState:
         generation = trust.generation
         plan = await self.plan(doc_id, trust, until)
         if plan.create is None:
+            lost = self.quarantined_entries_of(doc_id)
+            if lost:
+                raise self.quarantined(doc_id, lost)
             raise DocumentNotFoundError(f"no document {doc_id!r} in database {self.db_id!r}")
         key_id = plan.create.decryption_key_id
         am = await self.load_automerge(plan, self.keys.keys_for(key_id))
@@ -119,13 +141,37 @@ class DocReader:
         )
 
     async def entries(self, metas: list[EntryMetadata]) -> dict[str, StoreEntry]:
-        """The full entries of ``metas``; all of them, or ``CorruptDocumentError``."""
+        """The full entries of ``metas``; all of them, or ``QuarantinedEntryError``.
+
+        Listed entries that do not come back were found damaged by this read (the store set
+        them aside and names them in its health) or purged meanwhile.
+        """
         ids = [m.id for m in metas]
         found = {e.id: e for e in await self.store.get_entries(ids)}
         missing = [i for i in ids if i not in found]
-        if missing:
-            raise CorruptDocumentError(f"entries vanished while reading: {missing[:3]}")
-        return found
+        if not missing:
+            return found
+        doc_id = metas[0].doc_id
+        if set(missing) & set(self.store.health().quarantined_ids):
+            raise self.quarantined(doc_id, missing)
+        raise CorruptDocumentError(
+            f"document {doc_id!r}: entries vanished while reading (purged?): {missing[:3]}"
+        )
+
+    def quarantined_entries_of(self, doc_id: str) -> list[str]:
+        """Entries of ``doc_id`` the store reports quarantined (its newest few, by id)."""
+        prefix = f"{doc_id}_"
+        return [i for i in self.store.health().quarantined_ids if i.startswith(prefix)]
+
+    def quarantined(self, doc_id: str, entry_ids: list[str]) -> QuarantinedEntryError:
+        """The error for a document whose ``entry_ids`` were damaged on disk."""
+        shown = ", ".join(repr(i) for i in entry_ids[:3])
+        more = f" and {len(entry_ids) - 3} more" if len(entry_ids) > 3 else ""
+        return QuarantinedEntryError(
+            f"document {doc_id!r} in database {self.db_id!r}: entry {shown}{more} is damaged "
+            "on disk and was quarantined; a peer with a good copy restores it on the next sync",
+            entry_ids,
+        )
 
     async def load_automerge(self, plan: DocPlan, keys: list[bytes]) -> AutomergeDoc:
         wanted = ([plan.snapshot] if plan.snapshot else []) + list(plan.changes)

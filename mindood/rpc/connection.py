@@ -41,6 +41,7 @@ from mindood.rpc.wire import (
     parse_message,
     response_frame,
 )
+from store.errors import StoreError
 
 log = logging.getLogger("mindood.rpc")
 
@@ -210,7 +211,9 @@ class Connection:
         msgid = message.msgid if isinstance(message, Request) else None
         try:
             result = await self._dispatch(message.method, message.params, self)
-        except MindoodError as exc:
+        except (MindoodError, StoreError) as exc:
+            if isinstance(exc, StoreError):  # damage on disk: the operator must hear of it
+                log.warning("rpc method %s: %s: %s", message.method, type(exc).__name__, exc)
             if msgid is None:
                 log.debug("notification %s failed: %s", message.method, exc)
                 return None

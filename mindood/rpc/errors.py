@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from mindood import errors as e
+from store import errors as se
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -30,6 +31,8 @@ PERMISSION_DENIED = -32006
 DOCUMENT_DELETED = -32007
 LIMIT_EXCEEDED = -32008
 UNAVAILABLE = -32009
+STORE_FAILED = -32010
+CORRUPT = -32011
 
 #: Longest message put on the wire (a message quoting hostile input stays bounded).
 MAX_MESSAGE_CHARS = 1_000
@@ -141,6 +144,18 @@ class UnavailableError(RpcError):
     code = UNAVAILABLE
 
 
+class StoreFailedRpcError(RpcError):
+    """A database's store is out of service (files damaged, unreadable or misplaced); see why."""
+
+    code = STORE_FAILED
+
+
+class CorruptDataRpcError(RpcError):
+    """Stored bytes were damaged and set aside; a peer with a good copy restores them."""
+
+    code = CORRUPT
+
+
 _BY_CODE: dict[int, type[RpcError]] = {
     cls.code: cls
     for cls in (
@@ -159,6 +174,8 @@ _BY_CODE: dict[int, type[RpcError]] = {
         DocumentDeletedRpcError,
         LimitExceededError,
         UnavailableError,
+        StoreFailedRpcError,
+        CorruptDataRpcError,
     )
 }
 
@@ -181,20 +198,34 @@ MINDOOD_ERROR_CODES: tuple[tuple[type[e.MindoodError], int], ...] = (
     (e.UnsupportedValueError, INVALID_PARAMS),
     (e.InvalidChangeError, INVALID_PARAMS),
     (e.ProxyClosedError, INVALID_PARAMS),
+    (e.CorruptDocumentError, CORRUPT),
 )
 
+#: The store layer's errors (not ``MindoodError``s) that reach a method: damage is news for the
+#: caller, with the store's own message, never an "internal error".
+STORE_ERROR_CODES: tuple[tuple[type[se.StoreError], int], ...] = (
+    (se.CorruptEntryError, CORRUPT),
+    (se.StoreClosedError, UNAVAILABLE),
+    (se.StoreError, STORE_FAILED),
+)
 
-def code_for(exc: e.MindoodError) -> int:
+#: What a method may raise on purpose: both become a typed error response.
+ExpectedError = e.MindoodError | se.StoreError
+
+
+def code_for(exc: ExpectedError) -> int:
     """The RPC code of a library error (``SERVER_ERROR`` when no narrower code applies)."""
     if isinstance(exc, RpcError):
         return exc.code
+    if isinstance(exc, se.StoreError):
+        return next(code for cls, code in STORE_ERROR_CODES if isinstance(exc, cls))
     for cls, code in MINDOOD_ERROR_CODES:
         if isinstance(exc, cls):
             return code
     return SERVER_ERROR
 
 
-def error_to_wire(exc: e.MindoodError) -> dict[str, Any]:
+def error_to_wire(exc: ExpectedError) -> dict[str, Any]:
     """The error object of a response for a library error raised while handling a request."""
     if isinstance(exc, RpcError):
         return exc.to_wire()
@@ -224,6 +255,7 @@ def error_from_wire(raw: object) -> RpcError:
 
 __all__ = [
     "ALREADY_EXISTS",
+    "CORRUPT",
     "DOCUMENT_DELETED",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
@@ -236,11 +268,15 @@ __all__ = [
     "PARSE_ERROR",
     "PERMISSION_DENIED",
     "SERVER_ERROR",
+    "STORE_ERROR_CODES",
+    "STORE_FAILED",
     "TENANT_LOCKED",
     "UNAVAILABLE",
     "WRONG_PASSWORD",
     "AlreadyExistsError",
+    "CorruptDataRpcError",
     "DocumentDeletedRpcError",
+    "ExpectedError",
     "InternalError",
     "InvalidParamsError",
     "InvalidRequestError",
@@ -252,6 +288,7 @@ __all__ = [
     "PermissionDeniedError",
     "RpcError",
     "ServerError",
+    "StoreFailedRpcError",
     "TenantLockedError",
     "UnavailableError",
     "WrongPasswordRpcError",

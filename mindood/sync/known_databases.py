@@ -1,48 +1,102 @@
-"""The databases a tenant syncs, remembered across restarts (``sync-databases``).
+"""The tenant's list of databases the sync layer follows, kept as a small metadata blob.
 
-A damaged file must not stop the node: what cannot be read is dropped with a warning, and the
-databases on disk are found again from the store factory anyway.
+The list only remembers which databases to watch and announce after a restart; the stores on
+disk are the truth. So a damaged, foreign or unreadable file costs the list, never the unlock:
+it reads as empty (the stores found on disk refill it) with a WARNING naming the file and the
+problem, and names that are not valid database names are dropped one by one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
-from mindood.storefactory import StoreFactory
+from mindood.errors import InvalidNameError
+from mindood.storefactory import META_DIR, OnDiskStoreFactory, StoreFactory, check_component
 
 log = logging.getLogger("mindood.sync.known_databases")
 
 META_NAME = "sync-databases"
-_MAX_NAME = 256
+#: Largest file read as a list (a list of 10,000 names of 128 characters fits well within it).
+MAX_FILE_BYTES = 2 * 1024 * 1024
+#: Most names kept; more than this is not a list we wrote.
+MAX_NAMES = 10_000
+
+
+def _describe(factory: StoreFactory, tenant_id: str) -> str:
+    """The file's path where the factory keeps files, else its place inside the tenant."""
+    if isinstance(factory, OnDiskStoreFactory):
+        return str(factory.base_path / tenant_id / META_DIR / META_NAME)
+    return f"{tenant_id}/{META_DIR}/{META_NAME}"
+
+
+def parse_known_databases(raw: bytes) -> tuple[set[str], list[str]]:
+    """The valid names in ``raw``, and what was wrong with it (empty when nothing was)."""
+    if len(raw) > MAX_FILE_BYTES:
+        return set(), [f"{len(raw)} bytes is over the {MAX_FILE_BYTES}-byte limit"]
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return set(), [f"not JSON: {exc}"]
+    if not isinstance(value, list):
+        return set(), [f"not a JSON list but {type(value).__name__}"]
+    if len(value) > MAX_NAMES:
+        return set(), [f"{len(value)} names is over the limit of {MAX_NAMES}"]
+    names: set[str] = set()
+    dropped = 0
+    for item in value:
+        try:
+            names.add(check_component(item, "database name"))
+        except InvalidNameError:
+            dropped += 1
+    problems = [f"dropped {dropped} entries that are not valid database names"] if dropped else []
+    return names, problems
 
 
 async def load_known_databases(factory: StoreFactory, tenant_id: str) -> set[str]:
-    raw = await factory.read_meta(tenant_id, META_NAME)
+    """The names saved for ``tenant_id``; a missing, unreadable or damaged file reads as empty."""
+    try:
+        raw = await factory.read_meta(tenant_id, META_NAME)
+    except OSError as exc:
+        log.warning(
+            "sync database list %s unreadable, starting from the stores on disk: %s",
+            _describe(factory, tenant_id),
+            exc,
+        )
+        return set()
     if not raw:
         return set()
+    names, problems = parse_known_databases(raw)
+    for problem in problems:
+        log.warning(
+            "sync database list %s damaged, kept %d names: %s",
+            _describe(factory, tenant_id),
+            len(names),
+            problem,
+        )
+    return names
+
+
+async def save_known_databases(factory: StoreFactory, tenant_id: str, names: Iterable[str]) -> None:
+    """Replace the saved list with the valid names of ``names`` (sorted, as JSON)."""
+    valid = sorted({n for n in names if isinstance(n, str) and _valid(n)})
+    await factory.write_meta(tenant_id, META_NAME, json.dumps(valid).encode())
+
+
+def _valid(name: str) -> bool:
     try:
-        names = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        log.warning(
-            "the list of synced databases is unreadable; using the databases on disk",
-            extra={"tenant": tenant_id, "file": META_NAME, "problem": str(exc)[:200]},
-        )
-        return set()
-    if not isinstance(names, list):
-        log.warning(
-            "the list of synced databases is not a list; using the databases on disk",
-            extra={"tenant": tenant_id, "file": META_NAME},
-        )
-        return set()
-    good = {n for n in names if isinstance(n, str) and 0 < len(n) <= _MAX_NAME}
-    if len(good) != len(names):
-        log.warning(
-            "dropped malformed names from the list of synced databases",
-            extra={"tenant": tenant_id, "file": META_NAME, "dropped": len(names) - len(good)},
-        )
-    return good
+        check_component(name, "database name")
+    except InvalidNameError:
+        return False
+    return True
 
 
-async def save_known_databases(factory: StoreFactory, tenant_id: str, names: set[str]) -> None:
-    await factory.write_meta(tenant_id, META_NAME, json.dumps(sorted(names)).encode())
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_NAMES",
+    "META_NAME",
+    "load_known_databases",
+    "parse_known_databases",
+    "save_known_databases",
+]

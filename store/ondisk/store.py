@@ -67,6 +67,8 @@ logger = logging.getLogger("store.ondisk")
 _T = TypeVar("_T")
 #: How long a purge waits for readers before leaving the WAL truncation to a later moment.
 _ERASE_WAIT_MS = 2000
+#: How many quarantined entry ids ``health()`` names (the newest; the count covers them all).
+QUARANTINED_IDS_SHOWN = 20
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ class OnDiskStore(ContentAddressedStore):
         self._problem: str | None = None
         self._recovered: str | None = None
         self._quarantined = 0
+        self._quarantined_ids: list[str] = []
         self._checked_at: int | None = None
         self._erase_pending = False
         self._wal = self._db.with_name(DB_NAME + "-wal")
@@ -145,7 +148,7 @@ class OnDiskStore(ContentAddressedStore):
         lost = lost_commits(Witnessed(epoch, max_order), witnessed)
         if lost is None and created and witnessed is not None and witnessed.max_receipt_order > 0:
             lost = (
-                f"the database file was missing or held no store, but receipt order "
+                f"the database file {self._db} was missing or held no store, but receipt order "
                 f"{witnessed.max_receipt_order} was acknowledged"
             )
         if lost is not None:
@@ -154,13 +157,26 @@ class OnDiskStore(ContentAddressedStore):
             self._recovered = f"{lost}; started epoch {epoch} so peers send everything again"
             logger.error(
                 "store lost acknowledged writes; recovered with a new epoch",
-                extra={"store": self.get_id(), "reason": lost, "epoch": epoch},
+                extra={
+                    "store": self.get_id(),
+                    "file": str(self._db),
+                    "reason": lost,
+                    "epoch": epoch,
+                },
             )
         if self._options.clear_local_data_on_startup:
             committed = writes.clear(conn)
             epoch, max_order = committed.epoch, committed.max_receipt_order
             writes.checkpoint_truncate(conn)
         self._quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        self._quarantined_ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM quarantine ORDER BY quarantined_at DESC, receipt_order DESC "
+                "LIMIT ?",
+                (QUARANTINED_IDS_SHOWN,),
+            )
+        ]
         self._remember(Witnessed(epoch, max_order))
 
     def _remember(self, seen: Witnessed) -> None:
@@ -245,6 +261,8 @@ class OnDiskStore(ContentAddressedStore):
             )
             return
         self._quarantined += len(moved)
+        shown = [row.id for row in reversed(moved)] + self._quarantined_ids
+        self._quarantined_ids = shown[:QUARANTINED_IDS_SHOWN]
         self._bloom = None
         for row in moved:
             logger.warning(
@@ -444,7 +462,12 @@ class OnDiskStore(ContentAddressedStore):
     # -- checks, status and lifecycle --------------------------------------------------------
     def health(self) -> StoreHealth:
         return StoreHealth(
-            self._state, self._problem, self._recovered, self._quarantined, self._checked_at
+            self._state,
+            self._problem,
+            self._recovered,
+            self._quarantined,
+            self._checked_at,
+            tuple(self._quarantined_ids),
         )
 
     async def check(self, full: bool = True, quarantine: bool = True) -> CheckReport:
