@@ -30,6 +30,7 @@ PERMISSION_DENIED = -32006
 DOCUMENT_DELETED = -32007
 LIMIT_EXCEEDED = -32008
 UNAVAILABLE = -32009
+TOO_LARGE = -32010
 
 #: Longest message put on the wire (a message quoting hostile input stays bounded).
 MAX_MESSAGE_CHARS = 1_000
@@ -135,6 +136,12 @@ class LimitExceededError(RpcError):
     code = LIMIT_EXCEEDED
 
 
+class EntryTooLargeRpcError(RpcError):
+    """The write would make an entry over the tenant-wide size limit; nothing was stored."""
+
+    code = TOO_LARGE
+
+
 class UnavailableError(RpcError):
     """The service behind the method is not running (e.g. sync before peers are configured)."""
 
@@ -159,6 +166,7 @@ _BY_CODE: dict[int, type[RpcError]] = {
         DocumentDeletedRpcError,
         LimitExceededError,
         UnavailableError,
+        EntryTooLargeRpcError,
     )
 }
 
@@ -170,6 +178,7 @@ MINDOOD_ERROR_CODES: tuple[tuple[type[e.MindoodError], int], ...] = (
     (e.UserNotFoundError, NOT_FOUND),
     (e.GroupNotFoundError, NOT_FOUND),
     (e.DocumentDeletedError, DOCUMENT_DELETED),
+    (e.EntryTooLargeError, TOO_LARGE),
     (e.NotAdminError, PERMISSION_DENIED),
     (e.AccessRevokedError, PERMISSION_DENIED),
     (e.JoinResponseDeviceMismatchError, INVALID_PARAMS),
@@ -237,10 +246,12 @@ __all__ = [
     "PERMISSION_DENIED",
     "SERVER_ERROR",
     "TENANT_LOCKED",
+    "TOO_LARGE",
     "UNAVAILABLE",
     "WRONG_PASSWORD",
     "AlreadyExistsError",
     "DocumentDeletedRpcError",
+    "EntryTooLargeRpcError",
     "InternalError",
     "InvalidParamsError",
     "InvalidRequestError",
