@@ -18,6 +18,10 @@ protocol message of 32 MiB (``protocol.messages.Limits.max_message_bytes``) on i
 
 A larger entry would be written locally and then stop every sync of that database at the frame
 limit; large content belongs in attachments, which are cut into small chunks (256 KiB default).
+The daemon's RPC request limit defaults to ``MAX_ENTRY_BYTES + ENTRY_ENVELOPE_BYTES``, so a
+document just over the limit reaches the database and gets its clear refusal. Reading is not
+bound by this: the codec still decodes payloads up to its own 64 MiB, so entries stored before
+the limit existed stay readable where they are.
 """
 
 from __future__ import annotations
