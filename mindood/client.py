@@ -266,6 +266,10 @@ class MindoodClient:
             raise DaemonConnectionError(f"lost the connection to the daemon: {exc}") from None
         finally:
             self._pending.pop(msgid, None)
+            if future.done() and not future.cancelled():
+                # The reader may have failed it after the write did: this call reported the
+                # outcome already, so mark it seen (else asyncio logs "never retrieved").
+                future.exception()
 
     async def _read_loop(self) -> None:
         unpacker = make_unpacker(CLIENT_LIMITS)

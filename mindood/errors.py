@@ -68,6 +68,19 @@ class AccessRevokedError(DatabaseError):
     """The current user's key was revoked: its new changes would be refused everywhere."""
 
 
+class EntryTooLargeError(DatabaseError):
+    """A write would make an entry over the tenant-wide size limit, which could never sync.
+
+    ``size`` is the entry's encrypted payload length and ``limit`` the maximum
+    (``store.limits.MAX_ENTRY_BYTES``). Nothing was stored.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class CorruptDocumentError(DatabaseError):
     """Stored entries of a document decrypted but did not form a valid Automerge history."""
 

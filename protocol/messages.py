@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from protocol.errors import ErrorCode, RemoteProtocolError
+from store.limits import ENTRY_ENVELOPE_BYTES, MAX_ENTRY_BYTES
 
 #: Magic opening every HELLO: an unknown magic means "not a mindood peer", not "old version".
 MAGIC = b"MDBSYNC"
@@ -33,6 +34,10 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+# A get response carries at least one entry, so the largest entry any node may write, with its
+# metadata and seal, must fit in one message (the arithmetic is in store/limits.py).
+assert DEFAULT_LIMITS.max_message_bytes >= MAX_ENTRY_BYTES + ENTRY_ENVELOPE_BYTES
 
 
 class MessageType(IntEnum):

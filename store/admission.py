@@ -1,9 +1,10 @@
 """What a store checks before it keeps an entry, and how it reports a refusal.
 
-A store runs the cheap, key-free checks itself: the id agrees with type, document and
-attachment (``check_metadata_consistency``), ``encrypted_size`` is the payload length, and
-``content_hash`` is the payload's SHA-256. The author signature is the sync layer's check,
-made before entries reach ``put_entries``; stores do not repeat it.
+A store runs the cheap, key-free checks itself: the payload is within the tenant-wide
+``MAX_ENTRY_BYTES`` (``store.limits``: a larger entry could never sync), the id agrees with type,
+document and attachment (``check_metadata_consistency``), ``encrypted_size`` is the payload
+length, and ``content_hash`` is the payload's SHA-256. The author signature is the sync
+layer's check, made before entries reach ``put_entries``; stores do not repeat it.
 
 A refused entry does not fail its batch: it is reported as ``(id, reason)`` in
 ``PutResult.rejected`` and the rest is stored. ``BatchAdmission`` gives every backend the same
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from store.base import PutResult
 from store.entry import StoreEntry, content_hash
 from store.errors import StoreError
+from store.limits import oversize_reason
 from store.signing import check_metadata_consistency
 
 #: Longest id quoted back in a rejection (a forged id may be huge).
@@ -26,6 +28,9 @@ _MAX_REPORTED_ID = 512
 def rejection_reason(entry: StoreEntry) -> str | None:
     """Why a store must refuse ``entry``, or ``None`` if it may keep it."""
     meta = entry.metadata
+    too_large = oversize_reason(meta.entry_type, len(entry.encrypted_data))
+    if too_large is not None:
+        return too_large  # before hashing: a huge payload costs no more than its length
     try:
         check_metadata_consistency(meta)
     except StoreError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from store.entry import StoreEntry
 from store.errors import StoreError
+from store.limits import oversize_reason
 from store.signing import PublicKeyCache, check_entry
 
 #: Thread name prefix of the verification pool (tests recognise it as a shared, lasting pool).
@@ -52,6 +53,10 @@ class VerifiedBatch:
 def _check_slice(entries: Sequence[StoreEntry]) -> list[str | None]:
     reasons: list[str | None] = []
     for entry in entries:
+        too_large = oversize_reason(entry.metadata.entry_type, len(entry.encrypted_data))
+        if too_large is not None:
+            reasons.append(too_large)  # no entry this size can sync on; skip hash and signature
+            continue
         try:
             check_entry(entry, _keys)
         except StoreError as exc:
@@ -62,7 +67,11 @@ def _check_slice(entries: Sequence[StoreEntry]) -> list[str | None]:
 
 
 async def verify_entries(entries: Sequence[StoreEntry]) -> VerifiedBatch:
-    """Check consistency, content hash and author signature of every entry, in parallel."""
+    """Check size, consistency, content hash and author signature of every entry, in parallel.
+
+    The size is the tenant-wide ``MAX_ENTRY_BYTES``: an entry above it is refused here, on every
+    admission path, as it is at write time.
+    """
     if not entries:
         return VerifiedBatch((), ())
     loop = asyncio.get_running_loop()

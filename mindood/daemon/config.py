@@ -47,6 +47,7 @@ from mindood.storefactory import check_component
 from mindood.sync.discovery import DiscoveryConfig
 from mindood.sync.network import NetworkConfig as PeerNetworkConfig
 from mindood.sync.webrtc_dial import WebRtcConfig
+from store.limits import ENTRY_ENVELOPE_BYTES, MAX_ENTRY_BYTES
 from transports.webrtc import IceServer
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -68,8 +69,10 @@ class ConfigError(MindoodError):
 class Limits:
     """Bounds on what clients may make the daemon do. All of them apply live after a reload."""
 
-    #: Largest RPC frame (request) accepted; bigger ones close the connection.
-    max_frame_bytes: int = 16 * 1024 * 1024
+    #: Largest RPC frame (request) accepted; bigger ones close the connection. The default
+    #: carries the largest document change any node may write (``MAX_ENTRY_BYTES``) with room
+    #: to spare, so a request just over that limit gets the clear "too large" error.
+    max_frame_bytes: int = MAX_ENTRY_BYTES + ENTRY_ENVELOPE_BYTES
     #: Concurrent RPC connections.
     max_connections: int = 64
     #: Requests of one connection handled at once; more wait in the client's socket.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mindood.crypto import decrypt_attachment_chunk_with_any
+from mindood.crypto.aead import MIN_ATTACHMENT_LENGTH
 from mindood.db.entries import Clock, build_chunk_entry
 from mindood.db.errors import AttachmentUnavailableError
 from mindood.db.keys import KeyProvider, Signer
@@ -29,6 +30,7 @@ from mindood.db.trust import TrustPolicy
 from mindood.errors import AccessRevokedError, DatabaseError, DecryptionError, KeyNotFoundError
 from store.base import ContentAddressedStore
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
+from store.limits import MAX_ENTRY_BYTES
 
 #: Chunk size of new attachments (reference ``AttachmentConfig.chunkSizeBytes``).
 DEFAULT_CHUNK_SIZE = 256 * 1024
@@ -39,6 +41,9 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_WRITE_BATCH_BYTES = 4 * 1024 * 1024
 #: Chunks fetched per store call while reading.
 DEFAULT_READ_BATCH = 4
+#: Largest plaintext chunk whose encrypted form (mode byte, IV, tag) fits ``MAX_ENTRY_BYTES``.
+MAX_CHUNK_SIZE = MAX_ENTRY_BYTES - MIN_ATTACHMENT_LENGTH
+assert DEFAULT_CHUNK_SIZE <= MAX_CHUNK_SIZE
 
 #: What ``add_attachment_stream`` and ``append_to_attachment`` accept.
 DataSource = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
@@ -179,6 +184,11 @@ class AttachmentIO:
     ) -> None:
         if chunk_size < 1 or read_batch < 1:
             raise ValueError("attachment chunk size and read batch must be positive")
+        if chunk_size > MAX_CHUNK_SIZE:
+            raise ValueError(
+                f"attachment chunk size {chunk_size} is over {MAX_CHUNK_SIZE}: an encrypted "
+                "chunk must stay within the tenant-wide entry size limit to sync"
+            )
         self._store = store
         self._keys = keys
         self._trust = trust

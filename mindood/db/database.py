@@ -172,14 +172,22 @@ class MindooDB:
             am = AutomergeDoc.new(self._actor)
             state = DocState(doc_id, am, key_id, 0, 0, False, set(), {}, 0, self._trust.generation)
             if custom:
+                # Both entries are built before either is stored: an initial change that is
+                # refused (too large) must not leave an empty document behind.
+                held: list[StoreEntry] = []
                 first = custom_id_initial_change()
                 state.am = AutomergeDoc.from_changes([first], self._actor)
                 await self._writer.write(
-                    state, EntryType.DOC_CREATE, first, change_hash(first), [], key
+                    state, EntryType.DOC_CREATE, first, change_hash(first), [], key, hold=held
                 )
                 if initial:
                     values = dict(initial)
-                    await self._writer.change(state, lambda d: d.get_data().update(values), key)
+
+                    def update(d: MindooDoc) -> None:
+                        d.get_data().update(values)
+
+                    await self._writer.change(state, update, key, hold=held)
+                await self._writer.put(held)
             else:
 
                 def seed(d: MindooDoc) -> None:
@@ -231,7 +239,11 @@ class MindooDB:
             def touch(d: MindooDoc) -> None:
                 d.get_data()["_lastModified"] = self._clock.now_ms()
 
-            await self._writer.change(state, touch, key, entry_type=EntryType.DOC_DELETE)
+            try:
+                await self._writer.change(state, touch, key, entry_type=EntryType.DOC_DELETE)
+            except BaseException:
+                self._cache.pop(doc_id, None)  # as in change_doc: the change was not stored
+                raise
             state.deleted = True
         self._listeners.emit({doc_id})
 

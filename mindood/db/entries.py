@@ -3,6 +3,9 @@
 Order matters and mirrors the reference: encrypt the payload, hash the ciphertext, derive the
 id (from the Automerge hashes, or the attachment and a fresh chunk id), then sign the full
 metadata (``store.signing``), so every field a relay sees is covered by the author's signature.
+Right after encrypting, the payload is held against the tenant-wide ``MAX_ENTRY_BYTES``: an
+entry over it could be stored here but would stop every sync of its database, so it is never
+built.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from collections.abc import Sequence
 
 from mindood.crypto import encrypt_attachment_chunk, encrypt_payload
 from mindood.db.keys import Signer
+from mindood.errors import EntryTooLargeError
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
 from store.ids import attachment_chunk_id, doc_entry_id, generate_object_id, uuid7
+from store.limits import MAX_ENTRY_BYTES, format_mib
 from store.signing import signing_bytes
 
 
@@ -31,6 +36,31 @@ class Clock:
         now = time.time_ns() // 1_000_000
         self._last = max(now, self._last + 1)
         return self._last
+
+
+#: What an entry of each type is to the person whose write it refuses.
+_WHAT = {
+    EntryType.DOC_CREATE: "new document",
+    EntryType.DOC_CHANGE: "document change",
+    EntryType.DOC_SNAPSHOT: "document snapshot",
+    EntryType.DOC_DELETE: "document deletion",
+    EntryType.DOC_UNDELETE: "document undeletion",
+    EntryType.ATTACHMENT_CHUNK: "attachment chunk",
+}
+
+
+def check_entry_size(entry_type: EntryType, size: int) -> None:
+    """Refuse a payload of ``size`` bytes over ``MAX_ENTRY_BYTES``, saying what to do instead."""
+    if size <= MAX_ENTRY_BYTES:
+        return
+    what = _WHAT.get(entry_type, f"{entry_type.value} entry")
+    raise EntryTooLargeError(
+        f"{what} of {format_mib(size)} exceeds the tenant-wide limit of "
+        f"{format_mib(MAX_ENTRY_BYTES)} per entry; store large content as an attachment, "
+        "which is split into chunks",
+        size=size,
+        limit=MAX_ENTRY_BYTES,
+    )
 
 
 def build_doc_entry(
@@ -52,8 +82,10 @@ def build_doc_entry(
 
     ``attachment_refs`` is the document's full list of live attachments after the change; it
     is signed, so a node without the key still knows which chunk chains are in use.
+    Raises ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
     """
     data = encrypt_payload(key, plaintext)
+    check_entry_size(entry_type, len(data))
     meta = EntryMetadata(
         entry_type=entry_type,
         id=doc_entry_id(doc_id, automerge_deps, automerge_hash),
@@ -89,6 +121,7 @@ def build_chunk_entry(
     hence one content hash, so a store keeps a chunk shared by many files once.
     """
     data = encrypt_attachment_chunk(key, plaintext, deterministic=True)
+    check_entry_size(EntryType.ATTACHMENT_CHUNK, len(data))  # chunk sizes are checked up front
     meta = EntryMetadata(
         entry_type=EntryType.ATTACHMENT_CHUNK,
         id=attachment_chunk_id(doc_id, attachment_id, generate_object_id()),

@@ -2,11 +2,17 @@
 
 ``DocWriter`` holds what every write needs (store, signer, clock, trust, attachment I/O) so the
 database keeps only the public API around it: locking, lifecycle checks and notifications.
+
+A write whose entry would exceed the tenant-wide ``MAX_ENTRY_BYTES`` raises
+``EntryTooLargeError`` before anything is stored; the caller drops its in-memory state, which
+already holds the Automerge change. An automatic snapshot over the limit is skipped with a
+warning instead: the user's change was stored, and later reads just replay more changes.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -16,11 +22,18 @@ from mindood.db.entries import Clock, build_doc_entry, snapshot_hash
 from mindood.db.keys import Signer
 from mindood.db.reader import DocState
 from mindood.db.trust import TrustPolicy
-from mindood.errors import AccessRevokedError, DatabaseError, InvalidChangeError
+from mindood.errors import (
+    AccessRevokedError,
+    DatabaseError,
+    EntryTooLargeError,
+    InvalidChangeError,
+)
 from store.base import ContentAddressedStore
 from store.entry import EntryType, StoreEntry
 
 ChangeFn = Callable[[MindooDoc], Any | Awaitable[Any]]
+
+log = logging.getLogger("mindood.db")
 
 
 class DocWriter:
@@ -52,11 +65,13 @@ class DocWriter:
         key: bytes,
         *,
         entry_type: EntryType = EntryType.DOC_CHANGE,
+        hold: list[StoreEntry] | None = None,
     ) -> None:
         """Run ``fn`` on a live view inside one Automerge change and write that change.
 
         The caller holds the document's lock. If ``fn`` raises, the change is rolled back and
-        nothing is written; if it changed nothing, no entry is written either.
+        nothing is written; if it changed nothing, no entry is written either. ``hold``: see
+        :meth:`write`.
         """
         pending = state.am.begin_change()
         try:
@@ -81,7 +96,7 @@ class DocWriter:
             if entry_type is EntryType.DOC_CHANGE:
                 return  # nothing changed: no entry
             raise InvalidChangeError("a lifecycle change must modify the document")
-        await self.write(state, entry_type, change.bytes, change.hash, change.deps, key)
+        await self.write(state, entry_type, change.bytes, change.hash, change.deps, key, hold=hold)
 
     async def write(
         self,
@@ -91,8 +106,14 @@ class DocWriter:
         change_hash: str,
         deps: Sequence[str],
         key: bytes,
+        *,
+        hold: list[StoreEntry] | None = None,
     ) -> None:
-        """Encrypt, sign and store one Automerge change already applied to ``state.am``."""
+        """Encrypt, sign and store one Automerge change already applied to ``state.am``.
+
+        With ``hold`` the entry is appended there instead of stored (and no snapshot is made),
+        so a write of several entries can check them all before the caller puts them at once.
+        """
         state.changed()
         created_at = self._clock.now_ms()
         # Every change carries the document's complete attachment list; a delete releases them.
@@ -113,20 +134,42 @@ class DocWriter:
         reason = self._trust().refusal(entry.metadata)
         if reason is not None:
             raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
-        await self.put([entry])
+        if hold is None:
+            await self.put([entry])
+        else:
+            hold.append(entry)
         state.included.add(entry.id)
         state.entry_of_hash[change_hash] = entry.id
         state.last_modified = created_at
         if entry_type is EntryType.DOC_CREATE:
             state.created_at = created_at
         state.since_snapshot += 1
-        if self._snapshot_every > 0 and state.since_snapshot >= self._snapshot_every:
+        due = self._snapshot_every > 0 and state.since_snapshot >= self._snapshot_every
+        if due and hold is None:
             await self.snapshot(state, key)
 
     async def snapshot(self, state: DocState, key: bytes) -> None:
-        """Save the whole document as one ``doc_snapshot`` so later reads replay less."""
+        """Save the whole document as one ``doc_snapshot`` so later reads replay less.
+
+        A snapshot over the entry size limit is skipped with a warning (and tried again after
+        the next ``snapshot_every`` changes): it is an optimisation, and the change that
+        triggered it is already stored.
+        """
         heads = [h.hex() for h in state.am.heads()]
-        entry = build_doc_entry(
+        try:
+            entry = self._snapshot_entry(state, key, heads)
+        except EntryTooLargeError as exc:
+            log.warning(
+                "document snapshot skipped: too large to sync",
+                extra={"db": self._db_id, "doc_id": state.doc_id, "size": exc.size},
+            )
+            state.since_snapshot = 0
+            return
+        await self.put([entry])
+        state.since_snapshot = 0
+
+    def _snapshot_entry(self, state: DocState, key: bytes, heads: list[str]) -> StoreEntry:
+        return build_doc_entry(
             signer=self._signer,
             entry_type=EntryType.DOC_SNAPSHOT,
             doc_id=state.doc_id,
@@ -139,8 +182,6 @@ class DocWriter:
             created_at=self._clock.now_ms(),
             snapshot_heads=heads,
         )
-        await self.put([entry])
-        state.since_snapshot = 0
 
     async def put(self, entries: list[StoreEntry]) -> None:
         result = await self._store.put_entries(entries)

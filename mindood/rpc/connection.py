@@ -42,6 +42,7 @@ from mindood.rpc.wire import (
     response_frame,
 )
 from store.errors import StoreError
+from store.limits import format_mib
 
 log = logging.getLogger("mindood.rpc")
 
@@ -161,9 +162,12 @@ class Connection:
             try:
                 unpacker.feed(data)
             except msgpack.BufferFull:
+                limit = format_mib(self._limits.max_frame_bytes)
                 await self._fatal(
                     LimitExceededError(
-                        f"frame larger than {self._limits.max_frame_bytes} bytes; closing"
+                        f"request larger than the daemon's limit of {limit} per request "
+                        "(limits.max_frame_bytes); closing the connection. Store large content "
+                        "as an attachment, which is split into chunks"
                     )
                 )
                 return

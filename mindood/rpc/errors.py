@@ -33,6 +33,7 @@ LIMIT_EXCEEDED = -32008
 UNAVAILABLE = -32009
 STORE_FAILED = -32010
 CORRUPT = -32011
+TOO_LARGE = -32012
 
 #: Longest message put on the wire (a message quoting hostile input stays bounded).
 MAX_MESSAGE_CHARS = 1_000
@@ -138,6 +139,12 @@ class LimitExceededError(RpcError):
     code = LIMIT_EXCEEDED
 
 
+class EntryTooLargeRpcError(RpcError):
+    """The write would make an entry over the tenant-wide size limit; nothing was stored."""
+
+    code = TOO_LARGE
+
+
 class UnavailableError(RpcError):
     """The service behind the method is not running (e.g. sync before peers are configured)."""
 
@@ -176,6 +183,7 @@ _BY_CODE: dict[int, type[RpcError]] = {
         UnavailableError,
         StoreFailedRpcError,
         CorruptDataRpcError,
+        EntryTooLargeRpcError,
     )
 }
 
@@ -187,6 +195,7 @@ MINDOOD_ERROR_CODES: tuple[tuple[type[e.MindoodError], int], ...] = (
     (e.UserNotFoundError, NOT_FOUND),
     (e.GroupNotFoundError, NOT_FOUND),
     (e.DocumentDeletedError, DOCUMENT_DELETED),
+    (e.EntryTooLargeError, TOO_LARGE),
     (e.NotAdminError, PERMISSION_DENIED),
     (e.AccessRevokedError, PERMISSION_DENIED),
     (e.JoinResponseDeviceMismatchError, INVALID_PARAMS),
@@ -271,12 +280,14 @@ __all__ = [
     "STORE_ERROR_CODES",
     "STORE_FAILED",
     "TENANT_LOCKED",
+    "TOO_LARGE",
     "UNAVAILABLE",
     "WRONG_PASSWORD",
     "AlreadyExistsError",
     "CorruptDataRpcError",
     "DocumentDeletedRpcError",
     "ExpectedError",
+    "EntryTooLargeRpcError",
     "InternalError",
     "InvalidParamsError",
     "InvalidRequestError",
