@@ -57,6 +57,8 @@ async def pair(
 
 async def test_frames_arrive_whole_and_in_order(pair: tuple[Channel, Channel]) -> None:
     a, b = pair
+    a.admit()
+    b.admit()
     frames = [b"", b"x", bytes(range(256)) * 4, b"y" * (MAX_FRAME - 8)]
     for frame in frames:
         await a.send(frame)

@@ -29,7 +29,7 @@ from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
 from protocol.store_ops import SIGNAL, StoreKind
 from transports.channel import Channel, ChannelClosed
-from transports.tcp import Backoff, NodeCertificate, dial, listen
+from transports.tcp import Backoff, NodeCertificate, TcpListener, dial, listen
 
 log = logging.getLogger("mindood.sync.node")
 
@@ -86,7 +86,7 @@ class SyncNode:
         self._directions: dict[PeerConnection, str] = {}
         #: Connections to the configured upstream node, per tenant (edge-cache mode).
         self._upstream: dict[str, PeerConnection] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[TcpListener] = []  # issue 13: our own accept loop, not asyncio's
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[EventListener] = []
         self._signal_listeners: list[SignalListener] = []
