@@ -69,7 +69,7 @@ class SyncService:
     async def run(self, node: Node) -> None:
         config = node.config
         cert = await asyncio.to_thread(NodeCertificate.load_or_create, node.data_dir / TLS_DIR)
-        sync = self._sync = SyncNode(cert, node_name=str(node.data_dir))
+        sync = self._sync = SyncNode(cert)  # no node name: a peer must not learn our data dir
         node.upstream.target = sync.upstream_store
         sync.on_event(self._on_event)
         node.set_sync(self)

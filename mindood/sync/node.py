@@ -204,7 +204,6 @@ class SyncNode:
             resolver=self._registry,
             limits=self._limits,
             now=time.monotonic(),
-            node_name=self._node_name,
         )
         await self._run_connection(channel, session, "in")
 
@@ -245,7 +244,6 @@ class SyncNode:
                 resolver=self._registry,
                 limits=self._limits,
                 now=time.monotonic(),
-                node_name=self._node_name,
             )
         else:
             session = Session(
@@ -254,7 +252,6 @@ class SyncNode:
                 context=self._tenants[tenant_id].context,
                 limits=self._limits,
                 now=time.monotonic(),
-                node_name=self._node_name,
             )
         conn = PeerConnection(channel, session)
         if upstream and tenant_id is not None:
@@ -326,6 +323,7 @@ class SyncNode:
                 if reason is not None and reason.code in (
                     int(ErrorCode.REVOKED),
                     int(ErrorCode.NOT_TRUSTED),
+                    int(ErrorCode.REFUSED),  # issue 13: the one refusal for strangers
                 ):
                     log.warning(
                         "peer refused us; not retrying soon",
