@@ -23,7 +23,7 @@ from mindood.sync.link import PeerLink
 from mindood.sync.network import PeerNetwork
 from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore
-from transports.tcp import NodeCertificate
+from transports.tcp import NodeCertificate, PreAuthLimits
 
 if TYPE_CHECKING:
     from mindood.daemon.node import Node
@@ -75,9 +75,13 @@ class SyncService:
         node.set_sync(self)
         subscription = node.bus.subscribe(["tenant.state", "doc.changed"])
         try:
+            strangers = PreAuthLimits(
+                max_pending=config.network.max_pending_handshakes,
+                deadline=config.network.handshake_timeout,
+            )
             for address in config.network.listen:
                 host, port = split_address(address)
-                bound_host, bound_port = await sync.listen(host, port)
+                bound_host, bound_port = await sync.listen(host, port, pre_auth=strangers)
                 self._listening.append(f"{bound_host}:{bound_port}")
             wanted = config.peer_network
             if wanted.discovery.enabled or wanted.webrtc.enabled:

@@ -29,7 +29,7 @@ from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
 from protocol.store_ops import SIGNAL, StoreKind
 from transports.channel import Channel, ChannelClosed
-from transports.tcp import Backoff, NodeCertificate, TcpListener, dial, listen
+from transports.tcp import Backoff, NodeCertificate, PreAuthLimits, TcpListener, dial, listen
 
 log = logging.getLogger("mindood.sync.node")
 
@@ -184,13 +184,16 @@ class SyncNode:
                     await link.announce(db)
 
     # -- connections -------------------------------------------------------------------------
-    async def listen(self, host: str, port: int) -> tuple[str, int]:
+    async def listen(
+        self, host: str, port: int, *, pre_auth: PreAuthLimits | None = None
+    ) -> tuple[str, int]:
         server = await listen(
             host,
             port,
             self._cert,
             self._serve_channel,
             max_frame=self._limits.max_message_bytes + 1024,
+            pre_auth=pre_auth,  # issue 13: what a stranger may cost (transports.tcp)
         )
         self._servers.append(server)
         bound = server.sockets[0].getsockname()
