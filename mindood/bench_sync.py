@@ -182,7 +182,7 @@ async def _open(base: Path, name: str) -> tuple[Any, SyncNode]:
     factory = TenantFactory(OnDiskStoreFactory(base))
     tenant = await factory.load_session(TENANT, PASSWORD)
     assert tenant is not None, "no saved session"
-    node = SyncNode(NodeCertificate.load_or_create(base / "node"), node_name=name)
+    node = SyncNode(NodeCertificate.load_or_create(base / "node"))
     await node.add_tenant(tenant, [DB])
     return tenant, node
 

@@ -108,7 +108,7 @@ async def _worker(role: str, base: Path) -> None:
     restrict_host_addresses(["127.0.0.1"])
     tenant = await TenantFactory(OnDiskStoreFactory(base)).load_session(TENANT, PASSWORD)
     assert tenant is not None, "no saved session"
-    node = SyncNode(NodeCertificate.load_or_create(base / "node"), node_name=f"bench-{role}")
+    node = SyncNode(NodeCertificate.load_or_create(base / "node"))
     await node.add_tenant(tenant, [DB])
     inbox, pump = await _stdin_lines()
     start = time.perf_counter()

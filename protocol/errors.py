@@ -19,12 +19,15 @@ class ErrorCode(IntEnum):
     UNSUPPORTED_VERSION = 3
     UNKNOWN_TENANT = 4
     AUTH_FAILED = 5
+    #: No longer sent (a refusal is ``REFUSED``, whatever its reason); kept so old peers parse.
     NOT_TRUSTED = 6
     REVOKED = 7
     UNEXPECTED = 8
     UNKNOWN_OPERATION = 9
     UNKNOWN_DATABASE = 10
     BAD_ARGUMENTS = 11
+    #: Not admitted: the tenant is not served here, or the key is not granted in it. One code
+    #: and one message for both, so a stranger cannot probe which tenants a node serves.
     REFUSED = 12
     INTERNAL = 13
     TIMEOUT = 14
@@ -34,10 +37,12 @@ class ErrorCode(IntEnum):
 class ProtocolError(Exception):
     """Base of every error raised by ``protocol/``."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, detail: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        #: What this node logs but does not tell the peer (e.g. why it was refused).
+        self.detail = detail
 
 
 class RemoteProtocolError(ProtocolError):

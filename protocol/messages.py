@@ -27,6 +27,8 @@ class Limits:
     """Hard bounds on what a peer may send; past any of them the session is closed."""
 
     max_message_bytes: int = 32 * 1024 * 1024
+    #: Any frame before the session is open (HELLO, AUTH, SESSION_KEY, ERROR are far smaller).
+    max_handshake_bytes: int = 64 * 1024
     max_text: int = 8192
     max_list: int = 20_000
     max_in_flight_requests: int = 64
@@ -85,7 +87,11 @@ def texts(value: Any, field: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str,
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """Opens a session: versions, capabilities, the tenant wanted, and a fresh challenge."""
+    """Opens a session: versions, capabilities, the tenant wanted, and a fresh challenge.
+
+    Nothing in it names this node, a path or a user: the peer is a stranger. The last wire slot
+    once carried a node name; it is sent empty and ignored, so the previous release still parses.
+    """
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
     version: int
@@ -93,7 +99,6 @@ class Hello:
     tenant_id: str
     challenge: bytes
     capabilities: tuple[str, ...] = ()
-    node_name: str = ""
 
     def to_wire(self) -> list[Any]:
         return [
@@ -104,20 +109,20 @@ class Hello:
             self.tenant_id,
             self.challenge,
             list(self.capabilities),
-            self.node_name,
+            "",
         ]
 
     @classmethod
     def from_wire(cls, body: list[Any], limits: Limits) -> Hello:
         if len(body) != 8 or body[1] != MAGIC:
             raise RemoteProtocolError(ErrorCode.MALFORMED, "not a mindood sync peer (bad magic)")
+        text(body[7], "reserved", limits)  # the former node name: checked, then ignored
         return cls(
             version=integer(body[2], "version", 0, 1 << 16),
             min_version=integer(body[3], "min_version", 0, 1 << 16),
             tenant_id=text(body[4], "tenant_id", limits),
             challenge=binary(body[5], "challenge", 64),
             capabilities=texts(body[6], "capabilities", limits),
-            node_name=text(body[7], "node_name", limits),
         )
 
 

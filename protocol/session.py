@@ -8,7 +8,7 @@ Handshake (client C dials server S; both know ``binding`` = SHA-256 of S's TLS c
 the DTLS fingerprints for WebRTC)::
 
     C -> S  HELLO(tenant, c_challenge)
-    S -> C  HELLO(tenant, s_challenge)
+    S -> C  HELLO("", s_challenge)
     C -> S  AUTH(c_identity, sign_C(client | tenant | binding | s_challenge | c_challenge))
     S -> C  AUTH(s_identity, sign_S(server | ...)), SESSION_KEY(S's key wrapped for C)
     C -> S  SESSION_KEY(C's key wrapped for S)                    -> both OPEN
@@ -16,6 +16,12 @@ the DTLS fingerprints for WebRTC)::
 Each side signs the other's fresh challenge, so a recorded AUTH cannot be replayed, and the
 channel binding, so a man in the middle who terminates TLS cannot relay it: it sees another
 certificate. The role is signed too, so a signature cannot be reflected back.
+
+Until the session is open the peer is a stranger, and nothing we send names a path, a user or
+a tenant it did not name itself. A server asked for a tenant it does not serve answers HELLO as
+if it did, checks the AUTH signature all the same, and refuses with exactly the ERROR it sends a
+key its directory does not grant (``REFUSED``, ``REFUSAL``): a stranger cannot probe tenant ids.
+Only a peer that proved it holds a revoked key learns that it is revoked (``REVOKED``).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ log = logging.getLogger("mindood.protocol")
 CHALLENGE_BYTES = 32
 CAPABILITIES = ("store-v1", "notify-v1", "session-key-v1")
 _AUTH_CONTEXT = b"mindood-sync-auth-v1\x00"
+#: The one refusal a peer gets, whether the tenant is unknown here or its key is not granted.
+REFUSAL = "not admitted (tenant not served here, or key not granted)"
 
 
 class Role(enum.Enum):
@@ -162,7 +170,6 @@ class Session:
         limits: Limits = DEFAULT_LIMITS,
         handshake_timeout: float = 15.0,
         now: float = 0.0,
-        node_name: str = "",
     ) -> None:
         if role is Role.CLIENT and context is None:
             raise LocalProtocolError(ErrorCode.INTERNAL, "a client session needs its tenant")
@@ -175,7 +182,9 @@ class Session:
         self._binding = binding
         self._context = context
         self._resolver = resolver
-        self._node_name = node_name
+        #: The tenant the handshake is about: ours (client) or the one the HELLO named (server,
+        #: also when it is not one we serve and ``_context`` stays None).
+        self._tenant_id = context.tenant_id if context is not None else ""
         self._challenge = secrets.token_bytes(CHALLENGE_BYTES)
         self._peer_challenge = b""
         self._outbox: list[bytes] = []
@@ -234,7 +243,6 @@ class Session:
             tenant_id,
             self._challenge,
             CAPABILITIES,
-            self._node_name,
         )
 
     def _auth(self) -> Auth:
@@ -264,11 +272,10 @@ class Session:
         self._peer_challenge = hello.challenge
 
     def _authenticate_peer(self, auth: Auth) -> PeerInfo:
-        assert self._context is not None
         peer_role = Role.SERVER if self.role is Role.CLIENT else Role.CLIENT
         payload = auth_payload(
             peer_role,
-            self._context.tenant_id,
+            self._tenant_id,
             self._binding,
             self._challenge,
             self._peer_challenge,
@@ -276,13 +283,18 @@ class Session:
         )
         if not _verify(auth.identity, auth.signature, payload):
             raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "authentication signature invalid")
+        if self._context is None:
+            raise RemoteProtocolError(
+                ErrorCode.REFUSED, REFUSAL, detail="HELLO named a tenant this node does not serve"
+            )
         try:
             return self._context.check_peer(
                 auth.identity, auth.encryption_key, dialed=self.role is Role.CLIENT
             )
         except PeerRefused as exc:
-            code = ErrorCode.REVOKED if exc.revoked else ErrorCode.NOT_TRUSTED
-            raise RemoteProtocolError(code, str(exc)) from exc
+            if exc.revoked:  # the peer proved it holds this key: it may learn its fate
+                raise RemoteProtocolError(ErrorCode.REVOKED, str(exc)) from exc
+            raise RemoteProtocolError(ErrorCode.REFUSED, REFUSAL, detail=str(exc)) from exc
 
     def _send_key(self) -> None:
         assert self._context is not None and self.peer is not None
@@ -302,18 +314,16 @@ class Session:
         if role is Role.SERVER and state is State.IDLE and isinstance(message, Hello):
             assert self._resolver is not None
             self._check_hello(message)
-            context = self._resolver.lookup(message.tenant_id)
-            if context is None:
-                raise RemoteProtocolError(
-                    ErrorCode.UNKNOWN_TENANT, "this node does not serve that tenant"
-                )
-            self._context = context
-            self._send(self._hello(message.tenant_id))
+            # An unknown tenant gets the same answer as a known one (see the module docstring).
+            self._context = self._resolver.lookup(message.tenant_id)
+            self._tenant_id = message.tenant_id
+            self._send(self._hello(""))  # no echo: the AUTH signatures bind the tenant
             self._set_state(State.SENT_HELLO)
             return []
         if role is Role.CLIENT and state is State.SENT_HELLO and isinstance(message, Hello):
             assert self._context is not None
-            if message.tenant_id != self._context.tenant_id:
+            # A server names no tenant before we authenticated (older ones echoed ours).
+            if message.tenant_id not in ("", self._context.tenant_id):
                 raise RemoteProtocolError(
                     ErrorCode.UNKNOWN_TENANT, "peer answered for another tenant"
                 )
@@ -322,7 +332,7 @@ class Session:
             self._set_state(State.SENT_AUTH)
             return []
         if role is Role.SERVER and state is State.SENT_HELLO and isinstance(message, Auth):
-            self.peer = self._authenticate_peer(message)
+            self.peer = self._authenticate_peer(message)  # refuses when _context is None
             self._send(self._auth())
             self._send_key()
             self._set_state(State.AWAIT_KEY)
@@ -348,6 +358,10 @@ class Session:
         if self.state is State.CLOSED:
             return []
         try:
+            if self.state is not State.OPEN and len(frame) > self.limits.max_handshake_bytes:
+                raise RemoteProtocolError(
+                    ErrorCode.TOO_LARGE, f"handshake frame of {len(frame)} bytes is too large"
+                )
             message = decode(frame, self.limits)
             if isinstance(message, Error):
                 self._set_state(State.CLOSED)
@@ -359,7 +373,7 @@ class Session:
                 return self._on_handshake(message)
             return self._on_open(message)
         except ProtocolError as exc:
-            return [self._fail(exc.code, exc.message)]
+            return [self._fail(exc.code, exc.message, exc.detail)]
 
     def _on_open(self, message: Message) -> list[Event]:
         if isinstance(message, Request):
@@ -378,12 +392,13 @@ class Session:
             return [NotifyReceived(message)]
         raise RemoteProtocolError(ErrorCode.UNEXPECTED, f"{type(message).__name__} after handshake")
 
-    def _fail(self, code: ErrorCode, message: str) -> Closed:
+    def _fail(self, code: ErrorCode, message: str, detail: str = "") -> Closed:
+        """Tell the peer ``message`` and close; ``detail`` is for our log only."""
         if self.state is not State.CLOSED:
             log.warning(
                 "closing sync session: %s",
-                message,
-                extra={"code": int(code), "role": self.role.value, "tenant": self.tenant_id},
+                detail or message,
+                extra={"code": int(code), "role": self.role.value, "tenant": self._tenant_id},
             )
             self._send(Error(int(code), message))
             self._set_state(State.CLOSED)

@@ -155,7 +155,6 @@ async def run(config: dict[str, Any]) -> None:
         raise SystemExit("no saved session for this tenant in the store")
     node = SyncNode(
         NodeCertificate.load_or_create(Path(config["store"]) / "node"),
-        node_name=str(config.get("name", "")),
         adopt_databases=bool(config.get("adopt_databases", True)),
         backoff=Backoff(initial=0.2, maximum=float(config.get("max_backoff", 5.0))),
     )

@@ -65,7 +65,6 @@ async def keyless_relay(
 def sync_node(tmp_path: Path, name: str, *, max_entry_bytes: int = 64 * 1024 * 1024) -> SyncNode:
     return SyncNode(
         NodeCertificate.load_or_create(tmp_path / name),
-        node_name=name,
         backoff=Backoff(initial=0.05, maximum=0.5),
         max_entry_bytes=max_entry_bytes,
     )

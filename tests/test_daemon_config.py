@@ -34,6 +34,8 @@ log_level = "debug"
 [network]
 listen = ["tcp://0.0.0.0:7890"]
 mdns = false
+max_pending_handshakes = 4
+handshake_timeout = 2.5
 
 [limits]
 max_connections = 8
@@ -76,6 +78,8 @@ def test_full_configuration(tmp_path: Path) -> None:
     assert config.socket == Path("/run/mindood/mindood.sock")
     assert config.log_level == "DEBUG"
     assert config.network.listen == ("tcp://0.0.0.0:7890",) and config.network.mdns is False
+    assert config.network.max_pending_handshakes == 4
+    assert config.network.handshake_timeout == 2.5
     assert config.limits == Limits(max_connections=8, shutdown_grace_seconds=2.5)
     acme = config.tenant("acme")
     assert acme is not None and acme.password_file == Path("/etc/mindood/acme.password")
@@ -98,6 +102,8 @@ def test_full_configuration(tmp_path: Path) -> None:
         ("[limits]\nmax_frame_bytes = true", "limits.max_frame_bytes"),
         ("[network]\nmdns = 'yes'", "network.mdns"),
         ("[network]\nlisten = 'tcp://x'", "network.listen"),
+        ("[network]\nmax_pending_handshakes = 0", "network.max_pending_handshakes"),
+        ("[network]\nhandshake_timeout = 'soon'", "network.handshake_timeout"),
         ("[tenants.acme]\ndatabases = ['../x']", "tenants.acme.databases[0]"),
         ("[tenants.acme]\ncredential = '../etc/shadow'", "tenants.acme.credential"),
         ("[tenants.acme]\nunknown = 1", "tenants.acme.unknown"),

@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mindood.bench_sync import build_signed_entries
+from mindood.daemon.config import parse_address
 from mindood.errors import MindoodError
 from mindood.storefactory import OnDiskStoreFactory
 from mindood.tenant import TenantFactory
+from protocol.errors import ErrorCode
+from protocol.interfaces import PeerInfo, PeerRefused, Sealer
+from protocol.messages import Error, Hello, decode, encode
+from protocol.session import Closed, Role, Session, State
 from tests.daemon_helpers import DaemonProcess
+from transports.tcp import client_context, dial
 
 TENANT = "acme"
 ADMIN_PW = "admin-pw"
@@ -276,7 +287,134 @@ async def test_a_node_of_another_tenant_is_refused(cluster: Cluster) -> None:
     doc_id = await _create_doc(a, {"private": True})
     stranger = cluster.start("stranger", peers=(await _address(a),))
     await _create_tenant(stranger)  # same tenant id, its own admin: another organisation
-    await _eventually(lambda: _log_mentions(stranger, "not granted"))
+    await _eventually(lambda: _log_mentions(stranger, "not admitted"))
     async with await a.client() as client:
         assert (await client.peers())["peers"] == []
     assert await _doc(stranger, doc_id) is None
+
+
+# -- strangers: what an unauthenticated peer may cost and learn -------------------------------
+MiB = 1024 * 1024
+
+
+@dataclass
+class Stranger:
+    """A tenant context for a peer nobody granted: a real key, nothing else."""
+
+    tenant_id: str
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    @property
+    def identity(self) -> str:
+        pem = self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem.decode()
+
+    @property
+    def encryption_key(self) -> str:
+        return "not-an-rsa-key"
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data)
+
+    def check_peer(self, identity: str, encryption_key: str, *, dialed: bool) -> PeerInfo:
+        raise PeerRefused("a stranger trusts no one")
+
+    def new_outgoing_key(self, peer: PeerInfo) -> tuple[bytes, Sealer]:
+        raise AssertionError("a stranger never gets this far")
+
+    def open_incoming_key(self, wrapped: bytes) -> Sealer:
+        raise AssertionError("a stranger never gets this far")
+
+
+async def _stranger_handshake(host: str, port: int, tenant_id: str) -> list[bytes]:
+    """Every frame the node sends a correctly signing stranger asking for ``tenant_id``."""
+    channel = await dial(host, port)
+    session = Session(Role.CLIENT, binding=channel.binding, context=Stranger(tenant_id))
+    received: list[bytes] = []
+    try:
+        session.start()
+        async with asyncio.timeout(15):
+            while session.state is not State.CLOSED:
+                for frame in session.data_to_send():
+                    await channel.send(frame)
+                frame = await channel.recv()
+                received.append(frame)
+                if any(isinstance(e, Closed) for e in session.receive(frame)):
+                    break
+    finally:
+        await channel.aclose()
+    return received
+
+
+async def _flood(host: str, port: int, *, hello_first: bool) -> int:
+    """Announce a 32 MiB frame, then send as much of it as the node takes; bytes it took."""
+    sent = 0
+    try:
+        async with asyncio.timeout(20):
+            _reader, writer = await asyncio.open_connection(host, port, ssl=client_context())
+            if hello_first:
+                hello = encode(Hello(1, 1, TENANT, bytes(32)))
+                writer.write(struct.pack(">I", len(hello)) + hello)
+            writer.write(struct.pack(">I", 32 * MiB))
+            chunk = bytes(MiB)
+            for _ in range(32):
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+    except (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
+        pass  # the node hung up on us: that is the point
+    return sent
+
+
+def _reset_peak(pid: int) -> None:
+    """Make VmHWM (peak RSS) start again from the current RSS, so it shows this test's peak."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {key} in /proc/{pid}/status")
+
+
+async def test_strangers_cost_a_listening_node_little_memory_and_learn_nothing(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    address = await _address(a)
+    host, port = parse_address(address)
+
+    # What a stranger hears: the same for a tenant the node serves and one it does not.
+    known = await _stranger_handshake(host, port, TENANT)
+    unknown = await _stranger_handshake(host, port, "no-such-tenant")
+    assert len(known) == len(unknown) == 2  # HELLO, then ERROR
+    assert known[1] == unknown[1]
+    refusal = decode(known[1])
+    assert isinstance(refusal, Error) and refusal.code == ErrorCode.REFUSED
+    for frame in known + unknown:
+        for secret in (str(a.data_dir), a.data_dir.name, "no-such-tenant", TENANT, "alice"):
+            assert secret.encode() not in frame, (secret, frame)
+
+    # 24 strangers announce 32 MiB frames and push all they can.
+    _reset_peak(a.pid)
+    before = _status_kib(a.pid, "VmRSS")
+    taken = await asyncio.gather(*(_flood(host, port, hello_first=i % 2 == 0) for i in range(24)))
+    peak = _status_kib(a.pid, "VmHWM")
+    after = _status_kib(a.pid, "VmRSS")
+    print(
+        f"RSS before {before // 1024} MiB, peak {peak // 1024} MiB, after {after // 1024} MiB; "
+        f"the node took {sum(taken) // MiB} MiB from 24 strangers"
+    )
+    assert peak - before < 50 * 1024, (before, peak)
+    assert after - before < 50 * 1024, (before, after)
+    assert "refusing connections" in a.log() or "closing connection" in a.log()
+
+    # ... and it still serves a legitimate peer.
+    b = cluster.start("b", peers=(address,))
+    await _join(a, b, "bob")
+    doc_id = await _create_doc(a, {"after": "the flood"})
+    await _eventually(_has(b, doc_id, {"after": "the flood"}))

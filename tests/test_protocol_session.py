@@ -20,8 +20,17 @@ from hypothesis import strategies as st
 
 from protocol.errors import ErrorCode
 from protocol.interfaces import PeerInfo, PeerRefused, Sealer
-from protocol.messages import Auth, Hello, decode, encode
-from protocol.session import Closed, Event, Opened, RequestReceived, ResponseReceived, Role, Session
+from protocol.messages import Auth, Error, Hello, decode, encode
+from protocol.session import (
+    REFUSAL,
+    Closed,
+    Event,
+    Opened,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+)
 
 BINDING = hashlib.sha256(b"server certificate").digest()
 
@@ -192,9 +201,9 @@ def test_a_dialed_unknown_peer_is_only_provisional() -> None:
 @pytest.mark.parametrize(
     ("setup", "code"),
     [
-        ("untrusted", ErrorCode.NOT_TRUSTED),
+        ("untrusted", ErrorCode.REFUSED),
         ("revoked", ErrorCode.REVOKED),
-        ("other-tenant", ErrorCode.UNKNOWN_TENANT),
+        ("other-tenant", ErrorCode.REFUSED),
     ],
 )
 def test_refusals_carry_their_reason(setup: str, code: ErrorCode) -> None:
@@ -293,3 +302,97 @@ def test_mutated_handshake_frames_only_close(position: int, value: int) -> None:
     mutated[position % len(mutated)] = value
     events = server.receive(bytes(mutated))
     assert all(isinstance(e, Closed) for e in events)
+
+
+def _server_frames(client_tenant: FakeTenant, server_tenant: FakeTenant) -> list[bytes]:
+    """Every frame a server sends a client of ``client_tenant`` before the session opens."""
+    client, server = _pair(client_tenant, server_tenant)
+    client.start()
+    sent: list[bytes] = []
+    for _ in range(10):
+        to_server, to_client = client.data_to_send(), server.data_to_send()
+        if not to_server and not to_client:
+            break
+        sent.extend(to_client)
+        for frame in to_server:
+            server.receive(frame)
+        for frame in to_client:
+            client.receive(frame)
+    return sent
+
+
+def test_an_unknown_tenant_and_an_untrusted_key_get_the_same_answers() -> None:
+    """A stranger cannot tell whether this node serves a tenant: HELLO and ERROR look alike."""
+    alice, bob = _trusting()
+    bob.trusted.clear()  # bob serves "acme" but does not grant alice
+    stranger = FakeTenant(tenant_id="probe-tenant-4711")
+    known = _server_frames(alice, bob)
+    unknown = _server_frames(stranger, bob)
+    assert len(known) == len(unknown) == 2
+    hello_known, hello_unknown = decode(known[0]), decode(unknown[0])
+    assert isinstance(hello_known, Hello) and isinstance(hello_unknown, Hello)
+    assert hello_known.challenge != hello_unknown.challenge  # fresh each time, as for a tenant
+    assert hello_unknown.tenant_id == hello_known.tenant_id == ""
+    assert b"probe-tenant-4711" not in unknown[0] and b"acme" not in known[0]
+    assert known[1] == unknown[1]  # byte for byte
+    assert decode(known[1]) == Error(int(ErrorCode.REFUSED), REFUSAL)
+
+
+def test_a_bad_signature_fails_alike_for_known_and_unknown_tenants() -> None:
+    """The decoy checks AUTH as a real tenant would: a forged one is AUTH_FAILED, not refused."""
+    _alice, bob = _trusting()
+    frames = []
+    for tenant_id in ("acme", "no-such-tenant"):
+        server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
+        server.receive(encode(Hello(1, 1, tenant_id, os.urandom(32))))
+        server.data_to_send()
+        forger = FakeTenant(tenant_id=tenant_id)
+        [closed] = server.receive(encode(Auth(forger.identity, "rsa", os.urandom(64))))
+        assert isinstance(closed, Closed) and closed.code == ErrorCode.AUTH_FAILED
+        frames.append(server.data_to_send())
+    assert frames[0] == frames[1]
+
+
+def test_only_the_holder_of_a_revoked_key_learns_it_is_revoked() -> None:
+    alice, bob = _trusting()
+    bob.trusted.clear()
+    bob.revoked.add(alice.identity)
+    sent = _server_frames(alice, bob)
+    error = decode(sent[-1])
+    assert isinstance(error, Error) and error.code == ErrorCode.REVOKED
+    # Someone presenting the revoked key without its private half gets AUTH_FAILED.
+    server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
+    server.receive(encode(Hello(1, 1, "acme", os.urandom(32))))
+    server.data_to_send()
+    [closed] = server.receive(encode(Auth(alice.identity, "rsa", os.urandom(64))))
+    assert closed.code == ErrorCode.AUTH_FAILED
+
+
+def test_a_client_treats_the_refusal_as_a_refusal() -> None:
+    alice, bob = _trusting()
+    bob.trusted.clear()
+    client, server = _pair(alice, bob)
+    client.start()
+    events_c, _ = _pump(client, server)
+    [closed] = [e for e in events_c if isinstance(e, Closed)]
+    assert closed.by_peer and closed.code == ErrorCode.REFUSED and closed.message == REFUSAL
+    assert not client.is_open and client.peer is None
+
+
+def test_hello_carries_no_node_name() -> None:
+    import msgpack
+
+    alice, bob = _trusting()
+    client, _server = _pair(alice, bob)
+    client.start()
+    [hello] = client.data_to_send()
+    assert msgpack.unpackb(hello)[7] == ""  # the slot that once held the node name
+
+
+def test_a_handshake_frame_over_the_small_limit_closes_the_session() -> None:
+    _alice, bob = _trusting()
+    server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
+    big = encode(Hello(1, 1, "acme", os.urandom(32), ("x" * 8000,) * 9))
+    assert len(big) > server.limits.max_handshake_bytes
+    [closed] = server.receive(big)
+    assert isinstance(closed, Closed) and closed.code == ErrorCode.TOO_LARGE

@@ -56,6 +56,8 @@ async def test_a_frame_over_the_receivers_limit_closes_the_channel() -> None:
         big, small = await webrtc_pair(
             WebRtcOptions(max_frame=4 * 1024 * 1024), WebRtcOptions(max_frame=300_000)
         )
+        big.admit()
+        small.admit()  # past the handshake: the channels' full limits apply
         try:
             await big.send(b"x" * 1_000_000)
             with pytest.raises(FrameTooLarge):
@@ -73,6 +75,8 @@ async def test_send_waits_while_the_data_channel_buffer_is_full() -> None:
     options = WebRtcOptions(high_water=256 * 1024, low_water=64 * 1024)
     with loopback_ice():
         a, b = await webrtc_pair(options)
+        a.admit()
+        b.admit()
         try:
             peak = 0
             frames = 24

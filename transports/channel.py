@@ -3,6 +3,9 @@
 ``binding`` is what both ends agree identifies *this* secure channel (the server certificate's
 hash for TLS, the two DTLS fingerprints for WebRTC); the sync handshake signs it, so an
 authentication made on one channel is worthless on another.
+
+Until the layer above calls ``admit()`` (its peer authenticated), a channel accepts frames of at
+most ``PRE_AUTH_MAX_FRAME`` bytes: a stranger gets a small, fixed budget (DESIGN "Containment").
 """
 
 from __future__ import annotations
@@ -10,6 +13,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Protocol
+
+#: The largest frame a channel accepts before its peer authenticated (``Channel.admit``). The
+#: handshake's frames are small: HELLO ~100 bytes plus the tenant id, AUTH ~900 bytes (an Ed25519
+#: and an RSA-3072 PEM key, a 64-byte signature), SESSION_KEY ~400 bytes (one RSA-3072 wrap).
+PRE_AUTH_MAX_FRAME = 64 * 1024
 
 
 class ChannelClosed(Exception):
@@ -38,6 +46,11 @@ class Channel(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def admit(self) -> None:
+        """The peer authenticated: lift the pre-authentication budget (frame size, and for an
+        accepted connection its handshake deadline and its slot among unauthenticated ones)."""
+        ...
+
 
 @dataclass
 class _Pipe:
@@ -53,6 +66,7 @@ class MemoryChannel:
         self._outbox = outbox
         self._binding = binding
         self._name = name
+        self._admitted = False
 
     @property
     def binding(self) -> bytes:
@@ -76,7 +90,13 @@ class MemoryChannel:
         if item is None:
             self._inbox.closed = True
             raise ChannelClosed("peer closed the channel")
+        if not self._admitted and len(item) > PRE_AUTH_MAX_FRAME:
+            await self.aclose()
+            raise FrameTooLarge(f"frame of {len(item)} bytes before authentication")
         return item
+
+    def admit(self) -> None:
+        self._admitted = True
 
     async def aclose(self) -> None:
         if not self._outbox.closed:

@@ -14,7 +14,9 @@ import datetime
 import hashlib
 import logging
 import os
+import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from transports.channel import ChannelClosed
+from transports.channel import PRE_AUTH_MAX_FRAME, ChannelClosed, FrameTooLarge
 from transports.framing import DEFAULT_MAX_FRAME, frame_header, read_frame
 
 log = logging.getLogger("mindood.transports.tcp")
@@ -103,8 +105,47 @@ def client_context() -> ssl.SSLContext:
     return context
 
 
+@dataclass(frozen=True, slots=True)
+class PreAuthLimits:
+    """What an accepted connection may cost before its peer authenticated (``Channel.admit``).
+
+    A stranger holds one of ``max_pending`` slots and at most ``max_frame`` bytes of frame, for at
+    most ``deadline`` seconds from the TCP accept (the TLS handshake included); past the slots,
+    a new connection is closed at once. Refusals are logged at most once per ``log_interval``.
+    """
+
+    max_pending: int = 16
+    deadline: float = 10.0
+    max_frame: int = PRE_AUTH_MAX_FRAME
+    log_interval: float = 60.0
+
+
+class _Throttled:
+    """A warning per kind of event at most once per interval, counting the ones it held back."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warn(self, kind: str, message: str, peer: str) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        held = self._held.pop(kind, 0)
+        suffix = f" ({held} more since the last report)" if held else ""
+        log.warning("%s%s", message, suffix, extra={"peer": peer})
+
+
 class TcpChannel:
-    """Frames over one TLS connection."""
+    """Frames over one TLS connection.
+
+    Until ``admit()`` a frame may be at most ``pre_auth_frame`` bytes; then ``max_frame``. An
+    oversized length prefix aborts the connection before any of the frame is read.
+    """
 
     def __init__(
         self,
@@ -112,14 +153,19 @@ class TcpChannel:
         writer: asyncio.StreamWriter,
         binding: bytes,
         max_frame: int = DEFAULT_MAX_FRAME,
+        *,
+        pre_auth_frame: int = PRE_AUTH_MAX_FRAME,
+        on_admit: Callable[[], None] | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._binding = binding
         self._max_frame = max_frame
+        self._recv_limit = min(pre_auth_frame, max_frame)
+        self._on_admit = on_admit
+        self._admitted = False
         self._send_lock = asyncio.Lock()
-        peer = writer.get_extra_info("peername")
-        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._peer = _peer_name(writer)
         self._closed = False
 
     @property
@@ -133,6 +179,23 @@ class TcpChannel:
     @property
     def transport_name(self) -> str:
         return "tcp"
+
+    @property
+    def max_frame(self) -> int:
+        """The largest frame ``recv`` accepts now (smaller before ``admit``)."""
+        return self._recv_limit
+
+    @property
+    def admitted(self) -> bool:
+        return self._admitted
+
+    def admit(self) -> None:
+        if self._admitted:
+            return
+        self._admitted = True
+        self._recv_limit = self._max_frame
+        if self._on_admit is not None:
+            self._on_admit()
 
     async def send(self, frame: bytes) -> None:
         if self._closed:
@@ -151,7 +214,21 @@ class TcpChannel:
     async def recv(self) -> bytes:
         if self._closed:
             raise ChannelClosed("channel closed")
-        return await read_frame(self._reader, self._max_frame)
+        try:
+            return await read_frame(self._reader, self._recv_limit)
+        except FrameTooLarge as exc:
+            log.warning(
+                "closing connection: %s",
+                exc,
+                extra={"peer": self._peer, "admitted": self._admitted},
+            )
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the connection now: no TLS goodbye, nothing more read from a misbehaving peer."""
+        self._closed = True
+        self._writer.transport.abort()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -163,7 +240,156 @@ class TcpChannel:
                 await self._writer.wait_closed()
 
 
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
 ChannelHandler = Callable[[TcpChannel], Awaitable[None]]
+
+
+class TcpListener:
+    """Accepts TCP itself, then TLS, and holds every stranger to ``PreAuthLimits``.
+
+    The accept loop is ours (not ``start_server(ssl=...)``) so that the slot is taken and the
+    deadline starts at the TCP accept: a connection past the slots is closed before any TLS work,
+    and one that opens TCP and never speaks TLS is dropped at the deadline like one that never
+    authenticates. (Starting TLS on an accepted stream instead loses the ClientHello on uvloop,
+    which reads it before the callback runs.)
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        cert: NodeCertificate,
+        handler: ChannelHandler,
+        max_frame: int,
+        limits: PreAuthLimits,
+    ) -> None:
+        self._sock = sock
+        self._context = server_context(cert)
+        self._binding = cert.fingerprint
+        self._handler = handler
+        self._max_frame = max_frame
+        self._limits = limits
+        self._pending: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._throttled = _Throttled(limits.log_interval)
+        self._accepting = asyncio.ensure_future(self._accept_loop())
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return (self._sock,)
+
+    @property
+    def pending(self) -> int:
+        """Connections accepted whose peer has not authenticated yet."""
+        return len(self._pending)
+
+    def close(self) -> None:
+        """Stop accepting and drop every unauthenticated connection; admitted ones live on."""
+        self._accepting.cancel()
+        for task in list(self._pending):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._accepting
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    conn, address = await loop.sock_accept(self._sock)
+                except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                    self._throttled.warn("accept", f"accept failed: {exc!r}", "")
+                    await asyncio.sleep(0.1)
+                    continue
+                peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+                if len(self._pending) >= self._limits.max_pending:
+                    self._throttled.warn(
+                        "full",
+                        f"refusing connections: {self._limits.max_pending} unauthenticated "
+                        "connections are pending",
+                        peer,
+                    )
+                    conn.close()
+                    continue
+                task = asyncio.ensure_future(self._serve(conn, peer, loop.time()))
+                self._pending.add(task)
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+        finally:
+            self._sock.close()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("connection task failed", exc_info=task.exception())
+
+    async def _serve(self, conn: socket.socket, peer: str, accepted: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = accepted + self._limits.deadline
+        reader = asyncio.StreamReader(limit=_WRITE_LIMIT)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            async with asyncio.timeout_at(deadline):
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    conn,
+                    ssl=self._context,
+                    ssl_handshake_timeout=max(0.1, deadline - loop.time()),
+                )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            self._throttled.warn("tls", f"TLS handshake failed: {exc!r}", peer)
+            conn.close()
+            return
+        except BaseException:
+            conn.close()
+            raise
+        task = asyncio.current_task()
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        expiry: asyncio.TimerHandle | None = None
+
+        def admitted() -> None:
+            if task is not None:
+                self._pending.discard(task)
+            if expiry is not None:
+                expiry.cancel()
+
+        channel = TcpChannel(
+            reader,
+            writer,
+            self._binding,
+            self._max_frame,
+            pre_auth_frame=self._limits.max_frame,
+            on_admit=admitted,
+        )
+
+        def expire() -> None:
+            if not channel.admitted:
+                self._throttled.warn(
+                    "deadline",
+                    f"dropping a peer that did not authenticate in {self._limits.deadline}s",
+                    peer,
+                )
+                channel.abort()
+
+        expiry = loop.call_at(deadline, expire)
+        try:
+            await self._handler(channel)
+        except Exception:
+            log.exception("connection handler failed", extra={"peer": peer})
+        finally:
+            expiry.cancel()
+            if channel.admitted:
+                await channel.aclose()
+            else:
+                channel.abort()
 
 
 async def listen(
@@ -173,33 +399,31 @@ async def listen(
     handler: ChannelHandler,
     *,
     max_frame: int = DEFAULT_MAX_FRAME,
-) -> asyncio.Server:
-    """Accept TLS connections and hand each channel to ``handler`` (which owns it)."""
-    binding = cert.fingerprint
+    pre_auth: PreAuthLimits | None = None,
+) -> TcpListener:
+    """Accept TLS connections and hand each channel to ``handler`` (which owns it).
 
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        channel = TcpChannel(reader, writer, binding, max_frame)
-        try:
-            await handler(channel)
-        except Exception:
-            log.exception("connection handler failed", extra={"peer": channel.peer_address})
-        finally:
-            await channel.aclose()
-
-    return await asyncio.start_server(
-        on_connect,
-        host,
-        port,
-        ssl=server_context(cert),
-        limit=_WRITE_LIMIT,
-        ssl_handshake_timeout=10,
-    )
+    The handler calls ``channel.admit()`` once its peer authenticated; until then the connection
+    is held to ``pre_auth`` (see ``PreAuthLimits``).
+    """
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    if not infos:
+        raise OSError(f"cannot resolve {host!r}")
+    family, _type, _proto, _name, address = infos[0]
+    sock = socket.create_server(address[:2], family=family, backlog=128)
+    sock.setblocking(False)
+    return TcpListener(sock, cert, handler, max_frame, pre_auth or PreAuthLimits())
 
 
 async def dial(
     host: str, port: int, *, connect_timeout: float = 10.0, max_frame: int = DEFAULT_MAX_FRAME
 ) -> TcpChannel:
-    """Connect with TLS 1.3; the binding is the hash of the certificate the server showed us."""
+    """Connect with TLS 1.3; the binding is the hash of the certificate the server showed us.
+
+    The server, too, is a stranger until the sync handshake authenticated it: frames stay small
+    until ``admit()``.
+    """
     async with asyncio.timeout(connect_timeout):
         reader, writer = await asyncio.open_connection(
             host,

@@ -9,8 +9,9 @@ that swapped fingerprints would leave the two ends signing different bindings.
 
 Data channel messages are limited by the peer's ``a=max-message-size``; protocol frames may be
 larger, so each frame is cut into messages whose first byte says whether more follow, and put
-back together up to ``max_frame``. aiortc's ``send`` never blocks: we stop while
-``bufferedAmount`` is above a high-water mark and resume on ``bufferedamountlow``.
+back together up to ``max_frame`` (``pre_auth_frame`` until ``admit()``: the peer on the other
+end is a stranger until the sync handshake authenticated it). aiortc's ``send`` never blocks:
+we stop while ``bufferedAmount`` is above a high-water mark and resume on ``bufferedamountlow``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from transports.channel import ChannelClosed, FrameTooLarge
+from transports.channel import PRE_AUTH_MAX_FRAME, ChannelClosed, FrameTooLarge
 from transports.framing import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("mindood.transports.webrtc")
@@ -75,6 +76,9 @@ class WebRtcOptions:
     low_water: int = 256 * 1024
     #: Received but unread bytes above this close the channel (a peer that floods us).
     max_inbox_bytes: int = 256 * 1024 * 1024
+    #: Until ``admit()``: the largest frame, and the most received but unread bytes.
+    pre_auth_frame: int = PRE_AUTH_MAX_FRAME
+    pre_auth_inbox_bytes: int = 1024 * 1024
 
     def configuration(self) -> RTCConfiguration:
         servers = [
@@ -178,6 +182,8 @@ class WebRtcChannel:
         self._chunk = max(1024, remote_max_message) - 1
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._inbox_bytes = 0
+        self._max_frame = min(options.pre_auth_frame, options.max_frame)
+        self._max_inbox = min(options.pre_auth_inbox_bytes, options.max_inbox_bytes)
         self._partial: list[bytes] = []
         self._partial_bytes = 0
         self._closed = False
@@ -218,8 +224,8 @@ class WebRtcChannel:
             return
         self._partial.append(message[1:])
         self._partial_bytes += len(message) - 1
-        if self._partial_bytes > self._options.max_frame:
-            self._fail(f"peer sent a frame over {self._options.max_frame} bytes", too_large=True)
+        if self._partial_bytes > self._max_frame:
+            self._fail(f"peer sent a frame over {self._max_frame} bytes", too_large=True)
             return
         if message[:1] == _MORE:
             return
@@ -227,10 +233,14 @@ class WebRtcChannel:
         self._partial.clear()
         self._partial_bytes = 0
         self._inbox_bytes += len(frame)
-        if self._inbox_bytes > self._options.max_inbox_bytes:
+        if self._inbox_bytes > self._max_inbox:
             self._fail("peer overran the receive buffer")
             return
         self._inbox.put_nowait(frame)
+
+    def admit(self) -> None:
+        self._max_frame = self._options.max_frame
+        self._max_inbox = self._options.max_inbox_bytes
 
     def _on_state(self) -> None:
         if self._pc.connectionState in ("failed", "closed"):

@@ -12,6 +12,8 @@ typo never silently becomes a default. Layout::
     [network]                              # used by the sync service
     listen = ["tcp://0.0.0.0:7890"]
     mdns = true
+    max_pending_handshakes = 16            # unauthenticated connections per listener
+    handshake_timeout = 10                 # seconds from accept to authenticated
 
     [limits]                               # see Limits below
     max_connections = 64
@@ -93,6 +95,10 @@ class Limits:
 class NetworkConfig:
     listen: tuple[str, ...] = ()
     mdns: bool = True
+    #: Per listener: connections whose peer has not authenticated yet; more are closed at once.
+    max_pending_handshakes: int = 16
+    #: Seconds from the TCP accept (TLS included) until the peer must have authenticated.
+    handshake_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +430,10 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     network = NetworkConfig(
         listen=network_table.get("listen", _addresses, ()),
         mdns=network_table.get("mdns", _bool, True),
+        max_pending_handshakes=network_table.get(
+            "max_pending_handshakes", _int_range(1, 100_000), 16
+        ),
+        handshake_timeout=network_table.get("handshake_timeout", _seconds, 10.0),
     )
     network_table.finish()
     limits = _limits(root.table("limits"))
@@ -486,6 +496,9 @@ def restart_required(old: Config, new: Config) -> list[str]:
         changed.append("network.listen")
     if old.network.mdns != new.network.mdns:
         changed.append("network.mdns")
+    for key in ("max_pending_handshakes", "handshake_timeout"):
+        if getattr(old.network, key) != getattr(new.network, key):
+            changed.append(f"network.{key}")
     return changed
 
 

@@ -25,7 +25,7 @@ from mindood.sync.link import PeerLink
 from mindood.sync.network import PeerNetwork
 from protocol import events
 from transports.tasks import cancel_and_wait
-from transports.tcp import NodeCertificate
+from transports.tcp import NodeCertificate, PreAuthLimits
 
 log = logging.getLogger("mindood.sync.service")
 
@@ -104,9 +104,13 @@ class SyncService:
             self._sync = None
 
     async def _start(self, sync: SyncNode, config: Config) -> None:
+        strangers = PreAuthLimits(
+            max_pending=config.network.max_pending_handshakes,
+            deadline=config.network.handshake_timeout,
+        )
         for address in config.network.listen:
             host, port = split_address(address)
-            bound_host, bound_port = await sync.listen(host, port)
+            bound_host, bound_port = await sync.listen(host, port, pre_auth=strangers)
             self._listening.append(f"{bound_host}:{bound_port}")
         wanted = config.peer_network
         if wanted.discovery.enabled or wanted.webrtc.enabled:

@@ -37,7 +37,7 @@ from protocol.store_ops import SIGNAL, StoreKind
 from store.errors import StoreError
 from store.limits import MAX_ENTRY_BYTES
 from transports.channel import Channel, ChannelClosed
-from transports.tcp import Backoff, NodeCertificate, dial, listen
+from transports.tcp import Backoff, NodeCertificate, PreAuthLimits, TcpListener, dial, listen
 
 log = logging.getLogger("mindood.sync.node")
 
@@ -105,7 +105,6 @@ class SyncNode:
         self,
         cert: NodeCertificate,
         *,
-        node_name: str = "",
         limits: Limits = DEFAULT_LIMITS,
         adopt_databases: bool = True,
         backoff: Backoff | None = None,
@@ -114,7 +113,6 @@ class SyncNode:
     ) -> None:
         self._max_entry_bytes = max_entry_bytes
         self._cert = cert
-        self._node_name = node_name
         self._limits = limits
         self._adopt_all = adopt_databases
         self._backoff = backoff or Backoff()
@@ -125,7 +123,7 @@ class SyncNode:
         self._directions: dict[PeerConnection, str] = {}
         #: Connections to the configured upstream node, per tenant (edge-cache mode).
         self._upstream: dict[str, PeerConnection] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[TcpListener] = []
         self._listeners: list[EventListener] = []
         self._signal_listeners: list[SignalListener] = []
         self._refusals: dict[tuple[str, str], RefusalStatus] = {}
@@ -333,7 +331,10 @@ class SyncNode:
                 )
 
     # -- connections -------------------------------------------------------------------------
-    async def listen(self, host: str, port: int) -> tuple[str, int]:
+    async def listen(
+        self, host: str, port: int, *, pre_auth: PreAuthLimits | None = None
+    ) -> tuple[str, int]:
+        """Accept peers on ``host:port``; ``pre_auth`` bounds what strangers may cost."""
         await self.start()
         server = await listen(
             host,
@@ -341,6 +342,7 @@ class SyncNode:
             self._cert,
             self._serve_channel,
             max_frame=self._limits.max_message_bytes + 1024,
+            pre_auth=pre_auth,
         )
         self._servers.append(server)
         bound = server.sockets[0].getsockname()
@@ -354,7 +356,6 @@ class SyncNode:
             resolver=self._registry,
             limits=self._limits,
             now=time.monotonic(),
-            node_name=self._node_name,
         )
 
     async def _serve_channel(self, channel: Channel) -> None:
@@ -405,7 +406,6 @@ class SyncNode:
                 context=self._tenants[tenant_id].context,
                 limits=self._limits,
                 now=time.monotonic(),
-                node_name=self._node_name,
             )
         conn = PeerConnection(channel, session)
         if upstream and tenant_id is not None:
