@@ -148,6 +148,12 @@ class PullDriver:
         self._dirty.add(note.db)
         self._wake.set()
 
+    def heal(self, name: str) -> None:
+        """``name`` has quarantined entries: pull it, which asks this peer for good copies."""
+        if name in self._shared:
+            self._dirty.add(name)
+            self._wake.set()
+
     def trust_changed(self) -> None:
         """The directory changed: deferred entries may be admissible now; pull everything."""
         self._trust_fresh_slots.clear()

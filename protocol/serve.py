@@ -69,6 +69,10 @@ class ServeModel(Protocol):
 
     def subscribed(self, db: str, kind: StoreKind) -> None: ...
 
+    def damaged(self, db: str) -> None:
+        """Entries of ``db`` were found damaged here: fetch good copies from peers."""
+        ...
+
 
 class Payloads(Protocol):
     def seal(self, data: bytes) -> bytes: ...
@@ -128,7 +132,7 @@ class StoreService:
             case GetMetadata():
                 return metadata_list_to_wire(await store.get_metadata(list(request.ids)))
             case GetEntries():
-                return await self._get(store, request.ids)
+                return await self._get(request.db, store, request.ids)
             case PutEntries():
                 return await self._put(request, store)
             case GetBloom():
@@ -145,7 +149,7 @@ class StoreService:
                 return await store.resolve_dependencies(request.start_id, request.options)
         raise RequestError(ErrorCode.UNKNOWN_OPERATION, f"{type(request).__name__} not served")
 
-    async def _get(self, store: ContentAddressedStore, ids: Sequence[str]) -> list[Any]:
+    async def _get(self, db: str, store: ContentAddressedStore, ids: Sequence[str]) -> list[Any]:
         """Entries asked for, in order, stopping before the batch byte limit (the caller asks
         again for the rest); always at least one entry so progress is guaranteed. Entries that
         cannot go are refused by id, so the peer skips them and takes the rest."""
@@ -172,11 +176,12 @@ class StoreService:
         if len(entries) < len(ids) and store.health().quarantined:
             found = {e.id for e in entries}
             damaged = set(await store.quarantined_ids())
+            lost = [i for i in ids if i in damaged and i not in found]
             refused.extend(
-                Refusal(i, ErrorCode.REFUSED, "damaged here and quarantined")
-                for i in ids
-                if i in damaged and i not in found
+                Refusal(i, ErrorCode.REFUSED, "damaged here and quarantined") for i in lost
             )
+            if lost:
+                self._model.damaged(db)
         for refusal in refused:
             log.warning(
                 "entry not served",

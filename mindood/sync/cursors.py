@@ -14,7 +14,7 @@ from typing import Any
 
 from mindood.storefactory import StoreFactory
 from store.base import ScanCursor
-from store.replicate import ReplicationCursor
+from store.replicate import MAX_DEFERRED, ReplicationCursor
 
 log = logging.getLogger("mindood.sync.cursors")
 
@@ -61,7 +61,15 @@ class CursorBook:
             cursor = None
             if raw.get("order") is not None:
                 cursor = ScanCursor(int(raw["order"]), str(raw["id"]))
-            return ReplicationCursor(str(raw["source"]), str(raw["target"]), cursor)
+            deferred = raw.get("deferred") or []
+            if not isinstance(deferred, list):
+                deferred = []
+            return ReplicationCursor(
+                str(raw["source"]),
+                str(raw["target"]),
+                cursor,
+                tuple(str(i) for i in deferred[:MAX_DEFERRED]),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -72,6 +80,7 @@ class CursorBook:
             "target": state.target_epoch,
             "order": state.cursor.receipt_order if state.cursor else None,
             "id": state.cursor.id if state.cursor else None,
+            "deferred": list(state.deferred),
         }
 
     async def save(self) -> None:

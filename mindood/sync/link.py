@@ -24,7 +24,7 @@ from protocol.interfaces import PeerInfo
 from protocol.messages import Notify
 from protocol.notifications import SignalDelivered, StoreChanged, parse_notification
 from protocol.requests import RelaySignal, parse_request
-from protocol.serve import StoreService
+from protocol.serve import ServeLimits, StoreService
 from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore
 from store.chained import ChainedStore
@@ -55,6 +55,8 @@ class TenantSync:
     databases: set[str]
     adopt: Callable[[str], None]
     emit: Callable[[SyncEvent], None]
+    #: Entries of a database were found damaged: every link asks its peer for good copies.
+    heal: Callable[[str], None]
 
 
 class PeerLink:
@@ -83,7 +85,13 @@ class PeerLink:
         #: Databases the peer follows on our side.
         self.subscriptions: set[str] = set()
         self.driver = PullDriver(conn, self, peer, address, retry=retry)
-        self.service = StoreService(self, conn, limits=conn.session.limits)
+        limits = conn.session.limits
+        self.service = StoreService(
+            self,
+            conn,
+            limits=limits,
+            serve_limits=ServeLimits(limits.max_batch_bytes, min(max_entry_bytes, MAX_ENTRY_BYTES)),
+        )
         conn.handle_request = self._handle
         conn.on_notify = self._on_notify
 
@@ -171,6 +179,9 @@ class PeerLink:
 
     def subscribed(self, db: str, kind: StoreKind) -> None:
         self.subscriptions.add(db)
+
+    def damaged(self, db: str) -> None:
+        self._tenant.heal(db)
 
     # -- SyncModel ---------------------------------------------------------------------------
     @property

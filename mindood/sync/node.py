@@ -232,6 +232,7 @@ class SyncNode:
             {DIRECTORY, *known, *(databases or [])},
             lambda name: self._want_adoption(tenant_id, name),
             self._emit,
+            lambda name: self._heal(tenant_id, name),
         )
         state = _TenantState(sync, set())
         self._tenants[tenant_id] = state
@@ -281,6 +282,15 @@ class SyncNode:
         if self._adopt_all and state is not None and name not in state.sync.databases:
             self._adoptions.setdefault(tenant_id, set()).add(name)
             self._announce.set()
+
+    def _heal(self, tenant_id: str, db: str) -> None:
+        log.warning(
+            "damaged entries found; asking every peer for good copies",
+            extra={"tenant": tenant_id, "db": db},
+        )
+        for link in self._links.values():
+            if link.context.tenant_id == tenant_id:
+                link.driver.heal(db)
 
     def _changed(self, tenant_id: str, db: str) -> None:
         """``db`` grew locally: mark it; the announcer tells peers once per dirty spell."""
