@@ -123,6 +123,18 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
             sys.stdout.write("  ".join("-" * w for w in widths) + "\n")
 
 
+def print_tenants(tenants: Sequence[dict[str, Any]]) -> None:
+    """The tenant table of ``tenant list`` and ``status``; a revoked device says so."""
+    rows = []
+    for t in tenants:
+        state = str(t["state"])
+        note = t.get("sync")
+        if isinstance(note, dict) and note.get("state"):
+            state = f"{state}, {note['state']}"
+        rows.append((t["id"], state, t.get("user", ""), ", ".join(t["databases"])))
+    print_table(rows, ("TENANT", "STATE", "USER", "DATABASES"))
+
+
 def parse_json_arg(raw: str, what: str) -> Any:
     """A JSON argument; ``-`` reads it from standard input, ``@FILE`` from a file."""
     try:

@@ -17,6 +17,7 @@ from mindood.cli_common import (
     print_json,
     print_json_line,
     print_table,
+    print_tenants,
 )
 from mindood.client import MindoodClient, Note
 from mindood.daemon.events import TOPICS
@@ -64,17 +65,25 @@ async def _status(client: MindoodClient, args: argparse.Namespace) -> int:
     print()
     tenants = status["tenants"]
     if tenants:
-        rows = [
-            (t["id"], t["state"], t.get("user", ""), ", ".join(t["databases"])) for t in tenants
-        ]
-        print_table(rows, ("TENANT", "STATE", "USER", "DATABASES"))
+        print_tenants(tenants)
         for tenant in tenants:
+            note = tenant.get("sync")
+            if isinstance(note, dict) and note.get("state") == "revoked":
+                print(
+                    f"sync {tenant['id']}: this device's key was revoked: {note.get('reason', '')}"
+                    " (peers refuse it; ask the tenant admin)"
+                )
             for name, health in tenant.get("stores", {}).items():
                 print(f"store {tenant['id']}/{name}: {describe_store_health(health)}")
                 for entry_id in health.get("quarantined_ids", []):
                     print(f"  quarantined entry {entry_id}")
     else:
         print("no tenants yet: create one with `mindood tenant create <id>`")
+    for peer in (status.get("sync") or {}).get("peers", []):
+        for db, error in peer.get("errors", []):
+            print(
+                f"sync {peer['tenant_id']}/{db} from {peer['address']}: failing, retried: {error}"
+            )
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ from mindood.cli_common import (
     client_command,
     client_options,
     print_json,
-    print_table,
+    print_tenants,
 )
 from mindood.client import MindoodClient
 
@@ -77,10 +77,7 @@ async def _list(client: MindoodClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"tenants": tenants})
     elif tenants:
-        rows = [
-            (t["id"], t["state"], t.get("user", ""), ", ".join(t["databases"])) for t in tenants
-        ]
-        print_table(rows, ("TENANT", "STATE", "USER", "DATABASES"))
+        print_tenants(tenants)
     else:
         print("no tenants")
     return EXIT_OK

@@ -418,3 +418,33 @@ async def test_strangers_cost_a_listening_node_little_memory_and_learn_nothing(
     await _join(a, b, "bob")
     doc_id = await _create_doc(a, {"after": "the flood"})
     await _eventually(_has(b, doc_id, {"after": "the flood"}))
+
+
+async def test_a_revoked_device_shows_revoked_and_stops_retrying(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    b = cluster.start("b", peers=(await _address(a),))
+    await _join(a, b, "bob")
+    doc_id = await _create_doc(a, {"n": 1})
+    await _eventually(_has(b, doc_id, {"n": 1}))
+    async with await a.client() as admin:
+        await admin.tenant_revoke(TENANT, "cn=bob/o=acme", admin_password=ADMIN_PW)
+
+    async def revoked() -> bool:
+        async with await b.client() as client:
+            tenants = (await client.status())["tenants"]
+        return any(t.get("sync", {}).get("state") == "revoked" for t in tenants)
+
+    await _eventually(revoked)
+    listing = b.cli("tenant", "list")
+    assert "unlocked, revoked" in listing.stdout
+    status = b.cli("status")
+    assert "this device's key was revoked" in status.stdout
+    async with await b.client() as client:
+        refused = (await client.sync_status())["refused"]
+    assert [r for r in refused if r["revoked"]]
+    assert b.log().count("this device's key was revoked in the tenant") == 1  # said once
+    # It stopped dialing: the hub sees no new attempt over several backoff periods.
+    attempts = a.log().count("this key was revoked")
+    await asyncio.sleep(3)
+    assert a.log().count("this key was revoked") == attempts
