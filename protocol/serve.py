@@ -44,6 +44,7 @@ from protocol.store_ops import (
 )
 from store.base import ContentAddressedStore
 from store.entry import StoreEntry
+from store.errors import StoreError
 from store.limits import MAX_ENTRY_BYTES
 from store.verify import VerifiedBatch
 
@@ -110,10 +111,21 @@ class StoreService:
             return sorted(self._model.served_databases())
         if not isinstance(request, StoreRequest):
             raise RequestError(ErrorCode.UNKNOWN_OPERATION, f"{type(request).__name__} not served")
-        store = await self._model.served_store(request.db, request.kind)
-        if store is None:
-            raise RequestError(ErrorCode.UNKNOWN_DATABASE, f"no database {request.db!r} here")
-        return await self._dispatch(request, store)
+        try:
+            store = await self._model.served_store(request.db, request.kind)
+            if store is None:
+                raise RequestError(ErrorCode.UNKNOWN_DATABASE, f"no database {request.db!r} here")
+            return await self._dispatch(request, store)
+        except StoreError as exc:
+            # This node's store failed: that costs this request (the peer retries later), and
+            # the peer learns no more than that (our status and log say why).
+            log.warning(
+                "serving a request failed: the store is unavailable",
+                extra={"db": request.db, "kind": request.kind.value, "error": str(exc)},
+            )
+            raise RequestError(
+                ErrorCode.REFUSED, f"database {request.db!r} is unavailable on this node"
+            ) from exc
 
     async def _dispatch(self, request: StoreRequest, store: ContentAddressedStore) -> Any:
         match request:

@@ -9,6 +9,7 @@ clear, a stray ``-shm``, a missing database beside its WAL, a deleted database, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ import pytest
 
 from store.base import StoreState
 from store.entry import StoreEntry
-from store.errors import StoreCorruptionError, StoreError
+from store.errors import StoreCorruptionError, StoreError, StoreUnavailableError
 from store.ondisk import CheckOnOpen, OnDiskStore, OnDiskStoreOptions
 from store.ondisk.schema import DB_NAME, WITNESS_NAME
 from tests.entries import Author
@@ -77,13 +78,15 @@ async def test_a_damaged_metadata_row_costs_that_entry_only(
     assert store.health().quarantined_ids == (victim.id,)  # status names it
     assert await store.get_all_ids() == ids(survivors)  # no longer listed: peers resend it
     assert await store.has_entries([victim.id]) == []
+    assert await store.quarantined_ids() == [victim.id]  # sync asks peers for these
     result = await store.put_entries([victim])  # a good copy from a peer is taken again
     assert result.stored == (victim.id,)
     assert (await store.get_entries([victim.id]))[0].metadata.signature == victim.metadata.signature
+    # The good copy lifts the quarantine: nothing is missing any more (the log says it healed).
+    assert store.health().quarantined == 0 and store.health().quarantined_ids == ()
     await store.close()
     store = await OnDiskStore.open(tmp_path, CHECKED)
-    assert store.health().quarantined == 1  # the record of what happened stays
-    assert store.health().quarantined_ids == (victim.id,)
+    assert store.health().quarantined == 0 and await store.quarantined_ids() == []
     assert len(await store.get_entries(ids(written))) == len(written)
     await store.close()
 
@@ -295,4 +298,22 @@ async def test_a_deleted_database_starts_empty_and_says_so(tmp_path: Path) -> No
     store = await OnDiskStore.open(tmp_path, FAST)
     assert await store.get_all_ids() == []
     assert store.health().recovered and "missing" in store.health().recovered
+    await store.close()
+
+
+async def test_a_stopped_writer_fails_puts_at_once_instead_of_hanging(tmp_path: Path) -> None:
+    store = await OnDiskStore.open(tmp_path / "s", FAST)
+    await store.put_entries(make_entries(2))
+    # Fault injection: the writer task dies (a bug, or someone cancelled it). Nothing real
+    # stops it on demand, so the test cancels it.
+    writer = store._writer
+    assert writer is not None
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
+    async with asyncio.timeout(5):  # fails fast: a hang would trip this
+        with pytest.raises(StoreUnavailableError, match="writer"):
+            await store.put_entries(make_entries(1))
+    health = store.health()
+    assert health.state is StoreState.FAILED and "writer" in (health.problem or "")
     await store.close()

@@ -17,9 +17,10 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -246,6 +247,14 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
 
 
 ChannelHandler = Callable[[TcpChannel], Awaitable[None]]
+#: Runs a coroutine as a named task of the caller's (a node hands its own ``spawn``), so the
+#: listener's tasks have the caller's owner; without one the listener owns its task itself.
+Spawner = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any]"]
+
+
+def _sock_name(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
 
 
 class TcpListener:
@@ -265,6 +274,7 @@ class TcpListener:
         handler: ChannelHandler,
         max_frame: int,
         limits: PreAuthLimits,
+        spawn: Spawner | None = None,
     ) -> None:
         self._sock = sock
         self._context = server_context(cert)
@@ -273,9 +283,15 @@ class TcpListener:
         self._max_frame = max_frame
         self._limits = limits
         self._pending: set[asyncio.Task[None]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._throttled = _Throttled(limits.log_interval)
-        self._accepting = asyncio.ensure_future(self._accept_loop())
+        self._closing = False
+        name = f"tcp-listen:{_sock_name(sock)}"
+        runner = self._serve_forever()
+        self._runner = (
+            spawn(runner, name) if spawn is not None else asyncio.create_task(runner, name=name)
+        )
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -288,48 +304,52 @@ class TcpListener:
 
     def close(self) -> None:
         """Stop accepting and drop every unauthenticated connection; admitted ones live on."""
-        self._accepting.cancel()
+        self._closing = True
+        if self._accepting is not None:
+            self._accepting.cancel()
         for task in list(self._pending):
             task.cancel()
 
     async def wait_closed(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._accepting
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Until the accept loop and every connection it handed out have ended."""
+        await asyncio.wait({self._runner})
+
+    async def _serve_forever(self) -> None:
+        """The listener's tasks, owned: the accept loop and one task per connection."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                if not self._closing:
+                    self._accepting = group.create_task(self._accept_loop(), name="tcp-accept")
+        finally:
+            self._group = None
+            self._sock.close()
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while True:
-                try:
-                    conn, address = await loop.sock_accept(self._sock)
-                except OSError as exc:  # e.g. EMFILE: back off instead of spinning
-                    self._throttled.warn("accept", f"accept failed: {exc!r}", "")
-                    await asyncio.sleep(0.1)
-                    continue
-                peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-                if len(self._pending) >= self._limits.max_pending:
-                    self._throttled.warn(
-                        "full",
-                        f"refusing connections: {self._limits.max_pending} unauthenticated "
-                        "connections are pending",
-                        peer,
-                    )
-                    conn.close()
-                    continue
-                task = asyncio.ensure_future(self._serve(conn, peer, loop.time()))
-                self._pending.add(task)
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-        finally:
-            self._sock.close()
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._pending.discard(task)
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("connection task failed", exc_info=task.exception())
+        assert self._group is not None
+        while True:
+            try:
+                conn, address = await loop.sock_accept(self._sock)
+            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                self._throttled.warn("accept", f"accept failed: {exc!r}", "")
+                await asyncio.sleep(0.1)
+                continue
+            peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+            if len(self._pending) >= self._limits.max_pending:
+                self._throttled.warn(
+                    "full",
+                    f"refusing connections: {self._limits.max_pending} unauthenticated "
+                    "connections are pending",
+                    peer,
+                )
+                conn.close()
+                continue
+            task = self._group.create_task(
+                self._serve(conn, peer, loop.time()), name=f"tcp-conn:{peer}"
+            )
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _serve(self, conn: socket.socket, peer: str, accepted: float) -> None:
         loop = asyncio.get_running_loop()
@@ -400,6 +420,7 @@ async def listen(
     *,
     max_frame: int = DEFAULT_MAX_FRAME,
     pre_auth: PreAuthLimits | None = None,
+    spawn: Spawner | None = None,
 ) -> TcpListener:
     """Accept TLS connections and hand each channel to ``handler`` (which owns it).
 
@@ -413,7 +434,7 @@ async def listen(
     family, _type, _proto, _name, address = infos[0]
     sock = socket.create_server(address[:2], family=family, backlog=128)
     sock.setblocking(False)
-    return TcpListener(sock, cert, handler, max_frame, pre_auth or PreAuthLimits())
+    return TcpListener(sock, cert, handler, max_frame, pre_auth or PreAuthLimits(), spawn)
 
 
 async def dial(

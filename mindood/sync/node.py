@@ -353,6 +353,7 @@ class SyncNode:
             self._serve_channel,
             max_frame=self._limits.max_message_bytes + 1024,
             pre_auth=pre_auth,
+            spawn=self.spawn,
         )
         self._servers.append(server)
         bound = server.sockets[0].getsockname()

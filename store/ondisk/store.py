@@ -97,6 +97,8 @@ class OnDiskStore(ContentAddressedStore):
         self._bloom: tuple[tuple[str, int, int], BloomSummary] | None = None
         self._state = StoreState.OK
         self._problem: str | None = None
+        #: The kind of error a failed store answers with (damage, or a store that cannot write).
+        self._failure: type[StoreError] = StoreCorruptionError
         self._recovered: str | None = None
         self._quarantined = 0
         self._quarantined_ids: list[str] = []
@@ -215,13 +217,14 @@ class OnDiskStore(ContentAddressedStore):
             return
         self._state = StoreState.FAILED
         self._problem = str(exc)
+        self._failure = type(exc)
         logger.error("store failed", extra={"store": self.get_id(), "problem": self._problem})
 
     def _check_usable(self) -> None:
         if self._closed or self._closing:
             raise StoreClosedError(f"store {self.get_id()!r} is closed")
         if self._state is StoreState.FAILED:
-            raise StoreCorruptionError(f"store {self.get_id()!r} failed: {self._problem}")
+            raise self._failure(f"store {self.get_id()!r} failed: {self._problem}")
 
     async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a query from ``reads`` on a read connection; quarantine what it found damaged."""
@@ -289,6 +292,19 @@ class OnDiskStore(ContentAddressedStore):
                 request.future.set_exception(failure)
         self._pending = []
 
+    def _healed(self, ids: Sequence[str]) -> None:
+        self._quarantined = max(0, self._quarantined - len(ids))
+        gone = set(ids)
+        self._quarantined_ids = [i for i in self._quarantined_ids if i not in gone]
+        logger.warning(
+            "quarantined entries restored from a good copy",
+            extra={
+                "store": self.get_id(),
+                "count": len(ids),
+                "entry_ids": [i[:200] for i in ids[:20]],
+            },
+        )
+
     async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
         self._check_usable()
         if self._writer is None or self._writer.done():
@@ -319,11 +335,7 @@ class OnDiskStore(ContentAddressedStore):
                         if not request.future.done():
                             request.future.set_result(result)
                     if committed.healed:
-                        self._quarantined = max(0, self._quarantined - committed.healed)
-                        logger.warning(
-                            "quarantined entries restored from a good copy",
-                            extra={"store": self.get_id(), "count": committed.healed},
-                        )
+                        self._healed(committed.healed)
                     self._maybe_checkpoint()
             if self._closing and not self._pending:
                 return
@@ -525,7 +537,7 @@ class OnDiskStore(ContentAddressedStore):
         self._closing = True
         if self._writer is not None:
             self._wakeup.set()
-            await self._writer
+            await asyncio.wait({self._writer})  # a writer that died was reported as it ended
         if self._checker is not None:
             check_conn = self._check_conn
             if check_conn is not None:

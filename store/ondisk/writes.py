@@ -39,7 +39,7 @@ class Committed:
     epoch: str
     max_receipt_order: int
     #: Quarantined ids a good copy just replaced.
-    healed: int = 0
+    healed: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -91,15 +91,20 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
     return Committed(tuple(results), epoch, max_order, healed)
 
 
-def _lift_quarantine(conn: sqlite3.Connection, stored: Sequence[str]) -> int:
+def _lift_quarantine(conn: sqlite3.Connection, stored: Sequence[str]) -> tuple[str, ...]:
     """Drop the quarantine records of ids just stored again (a peer's good copy healed them)."""
     if not stored or conn.execute("SELECT 1 FROM quarantine LIMIT 1").fetchone() is None:
-        return 0
-    lifted = 0
+        return ()
+    lifted: list[str] = []
     for part in id_slices(stored):
         marks = ",".join("?" * len(part))
-        lifted += conn.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", part).rowcount
-    return lifted
+        found = [
+            r[0] for r in conn.execute(f"SELECT id FROM quarantine WHERE id IN ({marks})", part)
+        ]
+        if found:
+            conn.execute(f"DELETE FROM quarantine WHERE id IN ({marks})", part)
+            lifted += found
+    return tuple(lifted)
 
 
 def insert(conn: sqlite3.Connection, built: rows.Built) -> None:
