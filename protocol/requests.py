@@ -67,47 +67,34 @@ class StoreRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class GetHead(StoreRequest):
-    OP: ClassVar[str] = Op.HEAD.value
+class _StoreOnly(StoreRequest):
+    """A request that names a store and nothing else."""
 
     def to_args(self) -> list[Any]:
         return self._prefix()
 
     @classmethod
-    def from_args(cls, args: Sequence[Any], limits: Limits) -> GetHead:
+    def from_args(cls, args: Sequence[Any], limits: Limits) -> Any:
         db, kind = db_and_kind(args, limits)
-        _count(args[2:], 0, "head takes only database and kind")
+        _count(args[2:], 0, "this request takes only database and kind")
         return cls(db, kind)
 
 
 @dataclass(frozen=True, slots=True)
-class Subscribe(StoreRequest):
+class GetHead(_StoreOnly):
+    OP: ClassVar[str] = Op.HEAD.value
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(_StoreOnly):
     """Follow the store: the peer sends ``StoreChanged`` whenever it grows."""
 
     OP: ClassVar[str] = Op.SUBSCRIBE.value
 
-    def to_args(self) -> list[Any]:
-        return self._prefix()
-
-    @classmethod
-    def from_args(cls, args: Sequence[Any], limits: Limits) -> Subscribe:
-        db, kind = db_and_kind(args, limits)
-        _count(args[2:], 0, "subscribe takes only database and kind")
-        return cls(db, kind)
-
 
 @dataclass(frozen=True, slots=True)
-class GetBloom(StoreRequest):
+class GetBloom(_StoreOnly):
     OP: ClassVar[str] = Op.BLOOM.value
-
-    def to_args(self) -> list[Any]:
-        return self._prefix()
-
-    @classmethod
-    def from_args(cls, args: Sequence[Any], limits: Limits) -> GetBloom:
-        db, kind = db_and_kind(args, limits)
-        _count(args[2:], 0, "bloom takes only database and kind")
-        return cls(db, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,35 +130,29 @@ class ScanEntries(StoreRequest):
 
 @dataclass(frozen=True, slots=True)
 class _IdsRequest(StoreRequest):
+    """A request that names a store and a list of entry ids."""
+
     ids: tuple[str, ...] = ()
 
     def to_args(self) -> list[Any]:
         return [*self._prefix(), list(self.ids)]
 
-
-def _ids_args(args: Sequence[Any], limits: Limits) -> tuple[str, StoreKind, tuple[str, ...]]:
-    db, kind = db_and_kind(args, limits)
-    rest = args[2:]
-    _count(rest, 1, "expected a list of ids after database and kind")
-    return db, kind, ids_from_wire(rest[0], limits)
+    @classmethod
+    def from_args(cls, args: Sequence[Any], limits: Limits) -> Any:
+        db, kind = db_and_kind(args, limits)
+        rest = args[2:]
+        _count(rest, 1, "expected a list of ids after database and kind")
+        return cls(db, kind, ids_from_wire(rest[0], limits))
 
 
 @dataclass(frozen=True, slots=True)
 class HasEntries(_IdsRequest):
     OP: ClassVar[str] = Op.HAS.value
 
-    @classmethod
-    def from_args(cls, args: Sequence[Any], limits: Limits) -> HasEntries:
-        return cls(*_ids_args(args, limits))
-
 
 @dataclass(frozen=True, slots=True)
 class GetMetadata(_IdsRequest):
     OP: ClassVar[str] = Op.METADATA.value
-
-    @classmethod
-    def from_args(cls, args: Sequence[Any], limits: Limits) -> GetMetadata:
-        return cls(*_ids_args(args, limits))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +160,6 @@ class GetEntries(_IdsRequest):
     """Entries by id; the answer is a prefix within the batch budget plus typed refusals."""
 
     OP: ClassVar[str] = Op.GET.value
-
-    @classmethod
-    def from_args(cls, args: Sequence[Any], limits: Limits) -> GetEntries:
-        return cls(*_ids_args(args, limits))
 
 
 @dataclass(frozen=True, slots=True)

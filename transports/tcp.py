@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import hashlib
 import logging
 import os
@@ -252,6 +253,11 @@ ChannelHandler = Callable[[TcpChannel], Awaitable[None]]
 Spawner = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any]"]
 
 
+def _close_if_cancelled(conn: socket.socket, task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        conn.close()
+
+
 def _sock_name(sock: socket.socket) -> str:
     name = sock.getsockname()
     return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
@@ -350,6 +356,9 @@ class TcpListener:
             )
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+            # Cancelled before its first step (the listener closed at once), ``_serve`` never
+            # runs to close the socket: close it here so the stranger sees the end now.
+            task.add_done_callback(functools.partial(_close_if_cancelled, conn))
 
     async def _serve(self, conn: socket.socket, peer: str, accepted: float) -> None:
         loop = asyncio.get_running_loop()
