@@ -18,8 +18,9 @@ from store.limits import ENTRY_ENVELOPE_BYTES, MAX_ENTRY_BYTES
 
 #: Magic opening every HELLO: an unknown magic means "not a mindood peer", not "old version".
 MAGIC = b"MDBSYNC"
-PROTOCOL_VERSION = 1
-MIN_PROTOCOL_VERSION = 1
+#: 2: a ``get`` answer carries refusals by id (``[entries, refused]``); typed requests.
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
