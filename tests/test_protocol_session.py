@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from protocol.errors import ErrorCode
 from protocol.interfaces import PeerInfo, PeerRefused, Sealer
-from protocol.messages import Auth, Error, Hello, decode, encode
+from protocol.messages import PROTOCOL_VERSION, Auth, Error, Hello, decode, encode
 from protocol.session import (
     REFUSAL,
     Closed,
@@ -229,7 +229,7 @@ def test_version_mismatch_and_bad_magic_are_told_apart() -> None:
     [closed] = server.receive(encode_raw(future))
     assert isinstance(closed, Closed) and closed.code == ErrorCode.UNSUPPORTED_VERSION
     server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
-    wire = Hello(1, 1, "acme", os.urandom(32)).to_wire()
+    wire = Hello(PROTOCOL_VERSION, PROTOCOL_VERSION, "acme", os.urandom(32)).to_wire()
     wire[1] = b"NOTSYNC"
     [closed] = server.receive(encode_raw(wire))
     assert (
@@ -344,7 +344,7 @@ def test_a_bad_signature_fails_alike_for_known_and_unknown_tenants() -> None:
     frames = []
     for tenant_id in ("acme", "no-such-tenant"):
         server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
-        server.receive(encode(Hello(1, 1, tenant_id, os.urandom(32))))
+        server.receive(encode(Hello(PROTOCOL_VERSION, PROTOCOL_VERSION, tenant_id, os.urandom(32))))
         server.data_to_send()
         forger = FakeTenant(tenant_id=tenant_id)
         [closed] = server.receive(encode(Auth(forger.identity, "rsa", os.urandom(64))))
@@ -362,7 +362,7 @@ def test_only_the_holder_of_a_revoked_key_learns_it_is_revoked() -> None:
     assert isinstance(error, Error) and error.code == ErrorCode.REVOKED
     # Someone presenting the revoked key without its private half gets AUTH_FAILED.
     server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
-    server.receive(encode(Hello(1, 1, "acme", os.urandom(32))))
+    server.receive(encode(Hello(PROTOCOL_VERSION, PROTOCOL_VERSION, "acme", os.urandom(32))))
     server.data_to_send()
     [closed] = server.receive(encode(Auth(alice.identity, "rsa", os.urandom(64))))
     assert closed.code == ErrorCode.AUTH_FAILED
@@ -392,7 +392,9 @@ def test_hello_carries_no_node_name() -> None:
 def test_a_handshake_frame_over_the_small_limit_closes_the_session() -> None:
     _alice, bob = _trusting()
     server = Session(Role.SERVER, binding=BINDING, resolver=Resolver({"acme": bob}))
-    big = encode(Hello(1, 1, "acme", os.urandom(32), ("x" * 8000,) * 9))
+    big = encode(
+        Hello(PROTOCOL_VERSION, PROTOCOL_VERSION, "acme", os.urandom(32), ("x" * 8000,) * 9)
+    )
     assert len(big) > server.limits.max_handshake_bytes
     [closed] = server.receive(big)
     assert isinstance(closed, Closed) and closed.code == ErrorCode.TOO_LARGE
