@@ -63,4 +63,6 @@ async def run_blocking(fn: Callable[..., _T], *args: object, pool: Pool = "store
         while not future.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({future})
+        if not future.cancelled():
+            future.exception()  # the caller is gone: its failure (an interrupted check) is moot
         raise
