@@ -63,3 +63,38 @@ def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
         results = list(pool.map(attempt, _modules()))
     failures = {name: r.stderr[-2000:] for name, r in results if r.returncode != 0}
     assert failures == {}
+
+
+def _imported_modules(path: Path, within: str) -> set[str]:
+    """Modules of ``within`` that ``path`` imports, at any level (TYPE_CHECKING ones too)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(within):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(within))
+    return found
+
+
+def test_the_daemon_modules_import_each_other_without_a_cycle() -> None:
+    """The sync service takes narrow dependencies: no module of the daemon imports back."""
+    package = "mindood.daemon"
+    graph = {
+        f"{package}.{path.stem}": _imported_modules(path, package)
+        for path in (ROOT / "mindood" / "daemon").glob("*.py")
+        if path.stem != "__init__"
+    }
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", " -> ".join((*trail, name))
+        state[name] = "open"
+        for imported in sorted(graph.get(name, set())):
+            visit(imported, (*trail, name))
+        state[name] = "done"
+
+    for name in sorted(graph):
+        visit(name, ())

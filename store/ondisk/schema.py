@@ -27,6 +27,7 @@ commit.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from store.errors import (
@@ -103,10 +104,15 @@ _CORRUPTION = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
 
 
+def _base_error(exc: sqlite3.Error) -> str:
+    """SQLite's primary error name: ``SQLITE_IOERR_SHORT_READ`` -> ``SQLITE_IOERR``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return "_".join(name.split("_")[:2])
+
+
 def translate(exc: sqlite3.Error, where: Path) -> StoreError:
     """The typed store error for an SQLite failure on the database at ``where``."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    base = "_".join(name.split("_")[:2])  # SQLITE_IOERR_SHORT_READ -> SQLITE_IOERR
+    base = _base_error(exc)
     if base in _CORRUPTION or "malformed" in str(exc) or "not a database" in str(exc):
         return StoreCorruptionError(f"database {where} is damaged: {exc}")
     if base in _BUSY:
@@ -160,12 +166,33 @@ def refuse_foreign_layout(directory: Path) -> None:
         )
 
 
+#: How long an open waits for another process that is creating the same file.
+_WAL_PATIENCE_S = 30.0
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """``journal_mode = WAL``, waiting while another process holds a new file's lock.
+
+    Changing the journal mode of a file another connection is creating can fail with "locked"
+    at once, without SQLite's busy handler, so several processes opening one new store at the
+    same time retry here (bounded) instead of failing.
+    """
+    deadline = time.monotonic() + _WAL_PATIENCE_S
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if _base_error(exc) not in _BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def create_or_check(conn: sqlite3.Connection, path: Path) -> bool:
     """Make the file a store (WAL, tables, state row) if it is new; True if it was created.
 
     An existing file must carry our application id and a format this version knows.
     """
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = _switch_to_wal(conn)
     if str(mode).lower() != "wal":
         raise StoreUnavailableError(f"database {path} cannot switch to WAL mode (got {mode!r})")
     conn.execute("BEGIN IMMEDIATE")
