@@ -186,7 +186,7 @@ class PeerConnection:
 
     async def _dispatch(self, event: object) -> None:
         if isinstance(event, Opened):
-            self.channel.admit()  # issue 13: the peer authenticated; lift the pre-auth limits
+            self.channel.admit()  # the peer authenticated: lift the pre-auth limits
             self.opened.set()
             if self.on_open is not None:
                 follow_up = self.on_open(self, event)
