@@ -101,12 +101,16 @@ class SyncStats:
     rounds: int = 0
     transferred: int = 0
     rejected: int = 0
-    deferred: int = 0
+    #: Entries put off per store (author not granted yet), as the cursors hold them now.
+    deferred_by_store: dict[str, int] = field(default_factory=dict)
     unavailable: int = 0
     #: The last failure per database still waiting for its retry.
     errors: dict[str, str] = field(default_factory=dict)
-    last_error: str | None = None
     synced_once: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def deferred(self) -> int:
+        return sum(self.deferred_by_store.values())
 
 
 @dataclass(slots=True)
@@ -174,7 +178,6 @@ class PullDriver:
                 for name in sorted(pending, key=lambda n: (n != DIRECTORY, n)):
                     await self._pull(name)
         except PeerClosedError as exc:
-            self.stats.last_error = exc.message
             log.info("sync with peer ended", extra={"peer": self.address, "reason": exc.message})
         finally:
             self.stats.synced_once.set()
@@ -236,7 +239,6 @@ class PullDriver:
         delay = self._retry_policy.delay(failures)
         self._retries[name] = _Retry(failures, time.monotonic() + delay)
         self.stats.errors[name] = message
-        self.stats.last_error = message
         log.warning(
             "pulling a database from a peer failed; retrying",
             extra={
@@ -313,9 +315,9 @@ class PullDriver:
         await model.put_cursor(slot, result.state)
         await model.flush_cursors()
         newly_deferred = len(result.state.deferred) - len(state.deferred if state else ())
+        self.stats.deferred_by_store[slot] = len(result.state.deferred)
         self.stats.transferred += result.transferred
         self.stats.rejected += len(result.rejected)
-        self.stats.deferred = max(0, self.stats.deferred + newly_deferred)
         self.stats.unavailable += len(result.unavailable)
         if newly_deferred > 0:
             log.info(

@@ -97,7 +97,8 @@ async def replicate(
         and state.target_epoch == target_head.epoch
     ):
         cursor = state.cursor
-        deferred = [i for i in state.deferred if i not in set(retry)]
+        retrying = set(retry)
+        deferred = [i for i in state.deferred if i not in retrying]
     run = _Run(source, target, admit, batch_size)
     if retry:
         await run.fetch(await _missing_ids(target, list(dict.fromkeys(retry)), None))

@@ -192,13 +192,19 @@ async def test_an_edge_cache_serves_a_client_and_forwards_its_writes(cluster: Cl
     await _eventually(_has(upstream, doc_id, {"from": "upstream", "reply": "from the client"}))
 
 
-async def test_a_revoked_users_node_is_disconnected_and_refused(cluster: Cluster) -> None:
+async def _synced_member(cluster: Cluster) -> tuple[DaemonProcess, DaemonProcess, str]:
+    """Daemon ``a`` holds the tenant; ``b``, bob's node, has joined and synced document ``n=1``."""
     a = cluster.start("a")
     await _create_tenant(a)
     b = cluster.start("b", peers=(await _address(a),))
     await _join(a, b, "bob")
     doc_id = await _create_doc(a, {"n": 1})
     await _eventually(_has(b, doc_id, {"n": 1}))
+    return a, b, doc_id
+
+
+async def test_a_revoked_users_node_is_disconnected_and_refused(cluster: Cluster) -> None:
+    a, b, doc_id = await _synced_member(cluster)
     async with await a.client() as client:
         assert await client.tenant_revoke(TENANT, "cn=bob/o=acme", admin_password=ADMIN_PW) == 1
 
@@ -421,12 +427,7 @@ async def test_strangers_cost_a_listening_node_little_memory_and_learn_nothing(
 
 
 async def test_a_revoked_device_shows_revoked_and_stops_retrying(cluster: Cluster) -> None:
-    a = cluster.start("a")
-    await _create_tenant(a)
-    b = cluster.start("b", peers=(await _address(a),))
-    await _join(a, b, "bob")
-    doc_id = await _create_doc(a, {"n": 1})
-    await _eventually(_has(b, doc_id, {"n": 1}))
+    a, b, _doc_id = await _synced_member(cluster)
     async with await a.client() as admin:
         await admin.tenant_revoke(TENANT, "cn=bob/o=acme", admin_password=ADMIN_PW)
 

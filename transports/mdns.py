@@ -36,7 +36,7 @@ import ifaddr
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from transports.tasks import cancel_and_wait
+from transports.tasks import Spawner, cancel_and_wait
 
 log = logging.getLogger("mindood.transports.mdns")
 
@@ -258,6 +258,8 @@ class Browser:
 
     ``on_found`` gets every resolved node (members may be empty: a node of another tenant);
     ``on_lost`` the name of a service that said goodbye or expired. Our own names are skipped.
+    Each name is resolved in a task started through ``spawn``: the owner's (a node's task
+    group), so no resolve outlives it and none fails unseen.
     """
 
     def __init__(
@@ -267,15 +269,17 @@ class Browser:
         on_found: FoundListener,
         on_lost: LostListener,
         *,
+        spawn: Spawner,
         ignore: Callable[[str], bool] = lambda _name: False,
     ) -> None:
+        self._spawn = spawn
         self._mdns = mdns
         self._memberships = memberships
         self._on_found = on_found
         self._on_lost = on_lost
         self._ignore = ignore
         self._browser: AsyncServiceBrowser | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._resolving: set[asyncio.Task[Any]] = set()
         self._known: set[str] = set()
 
     async def __aenter__(self) -> Browser:
@@ -290,7 +294,7 @@ class Browser:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await cancel_and_wait(self._tasks)
+        await cancel_and_wait(self._resolving)
         if self._browser is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(3):
@@ -304,9 +308,9 @@ class Browser:
             self._spawn_resolve(name)
 
     def _spawn_resolve(self, name: str) -> None:
-        task = asyncio.ensure_future(self._resolve(name))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = self._spawn(self._resolve(name), "mdns-resolve")
+        self._resolving.add(task)
+        task.add_done_callback(self._resolving.discard)
 
     def _on_change(self, **kwargs: Any) -> None:
         """zeroconf's handler: must not raise, must not block."""

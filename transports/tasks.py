@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 log = logging.getLogger("mindood.tasks")
+
+#: Starts a coroutine as a named task of the caller's task group (a node hands its ``spawn``),
+#: so a transport's tasks have the caller's owner.
+Spawner = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, within: float = 5.0) -> None:

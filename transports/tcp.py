@@ -18,10 +18,9 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from transports.channel import PRE_AUTH_MAX_FRAME, ChannelClosed, FrameTooLarge
 from transports.framing import DEFAULT_MAX_FRAME, frame_header, read_frame
+from transports.tasks import Spawner
 
 log = logging.getLogger("mindood.transports.tcp")
 
@@ -248,9 +248,6 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
 
 
 ChannelHandler = Callable[[TcpChannel], Awaitable[None]]
-#: Runs a coroutine as a named task of the caller's (a node hands its own ``spawn``), so the
-#: listener's tasks have the caller's owner; without one the listener owns its task itself.
-Spawner = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any]"]
 
 
 def _close_if_cancelled(conn: socket.socket, task: asyncio.Task[None]) -> None:

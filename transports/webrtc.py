@@ -191,7 +191,6 @@ class WebRtcChannel:
         self._send_lock = asyncio.Lock()
         self._drained = asyncio.Event()
         self._drained.set()
-        self._closer: asyncio.Task[None] | None = None
         self._route = describe_route(pc)
         dc.bufferedAmountLowThreshold = options.low_water
         dc.on("message", self._on_message)
@@ -247,10 +246,16 @@ class WebRtcChannel:
             self._end(f"peer connection {self._pc.connectionState}")
 
     def _fail(self, reason: str, *, too_large: bool = False) -> None:
+        """The peer broke framing: end the channel now, here, without a task of our own.
+
+        Closing the data channel is synchronous (aiortc sends the close itself), so the peer
+        hears of it at once; the peer connection is closed by whoever owns this channel, when
+        its ``recv`` raises and it calls ``aclose``.
+        """
         log.warning("closing data channel: %s", reason)
         self._end(reason, too_large=too_large)
-        if self._closer is None:
-            self._closer = asyncio.ensure_future(self.aclose())
+        with contextlib.suppress(Exception):  # already closing: nothing more to tell the peer
+            self._dc.close()
 
     def _end(self, reason: str, *, too_large: bool = False) -> None:
         if not self._closed:
@@ -339,24 +344,17 @@ async def _opened(pc: RTCPeerConnection, dc: RTCDataChannel) -> None:
     so a caller can try another way (e.g. relayed candidates only)."""
     if dc.readyState == "open":
         return
-    opened = asyncio.Event()
-    failed = asyncio.Event()
-    dc.on("open", opened.set)
+    settled = asyncio.Event()  # the channel opened, or ICE failed: whichever comes first
+    dc.on("open", settled.set)
 
     def state_changed() -> None:
         if pc.iceConnectionState == "failed":
-            failed.set()
+            settled.set()
 
     pc.on("iceconnectionstatechange", state_changed)
-    if dc.readyState == "open":
-        return
-    waiters = [asyncio.ensure_future(opened.wait()), asyncio.ensure_future(failed.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    if not opened.is_set():
+    if dc.readyState != "open":
+        await settled.wait()
+    if dc.readyState != "open":
         raise ConnectionError("ICE found no working candidate pair")
 
 

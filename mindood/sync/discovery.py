@@ -74,7 +74,12 @@ class Discovery:
             )
         own = self._advertiser.name if self._advertiser is not None else None
         browser = Browser(
-            mdns, self.memberships, self._on_found, self._on_lost, ignore=lambda n: n == own
+            mdns,
+            self.memberships,
+            self._on_found,
+            self._on_lost,
+            spawn=lambda coro, name: self._node.spawn(coro, name=name),
+            ignore=lambda n: n == own,
         )
         self._browser = await self._stack.enter_async_context(browser)
         log.info("mDNS discovery on %s", ", ".join(addresses))

@@ -8,7 +8,6 @@ stores a peer may reach, the size and trust checks before storing, and signal re
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,8 +31,6 @@ from store.entry import StoreEntry
 from store.limits import MAX_ENTRY_BYTES
 from store.replicate import ReplicationCursor
 from store.verify import VerifiedBatch
-
-log = logging.getLogger("mindood.sync.link")
 
 __all__ = ["DIRECTORY", "PeerLink", "SignalRouter", "SyncStats", "TenantSync"]
 
@@ -104,10 +101,6 @@ class PeerLink:
         return self.driver.stats
 
     @property
-    def tenant(self) -> Any:
-        return self.context.tenant
-
-    @property
     def peer_identity(self) -> str:
         return self.conn.peer_identity or ""
 
@@ -158,16 +151,7 @@ class PeerLink:
             for e in entries
             if len(e.encrypted_data) > limit
         )
-        for entry_id, reason in oversized:
-            log.warning(
-                "peer entry refused",
-                extra={
-                    "entry_id": entry_id[:200],
-                    "reason": reason,
-                    "peer": self.address,
-                    "db": db,
-                },
-            )
+        # Logged with every other refusal by whoever asked (replicate, or the put handler).
         verdict = await (await self.local_db(db)).admit_entries(fitting)
         return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
 

@@ -320,12 +320,24 @@ class SyncNode:
                 extra={"tenant": tenant_id, "db": name, "error": str(exc)},
             )
 
+    async def _refresh_directory(self, tenant_id: str) -> bool:
+        """Read the directory's news; a store that fails costs this refresh, not the node."""
+        state = self._tenants.get(tenant_id)
+        if state is None:
+            return False
+        try:
+            await state.context.tenant.refresh_directory()
+        except StoreError as exc:
+            log.warning(
+                "the tenant directory could not be read; trust stays as it was",
+                extra={"tenant": tenant_id, "error": str(exc)},
+            )
+            return False
+        return True
+
     async def _announce_change(self, tenant_id: str, db: str) -> None:
         links = [lk for lk in self._links.values() if lk.context.tenant_id == tenant_id]
-        if db == DIRECTORY:
-            state = self._tenants.get(tenant_id)
-            if state is not None:
-                await state.context.tenant.refresh_directory()
+        if db == DIRECTORY and await self._refresh_directory(tenant_id):
             for link in links:
                 if await link.recheck_peer():
                     link.driver.trust_changed()
