@@ -32,6 +32,10 @@ log = logging.getLogger("mindood.rpc")
 #: ``sockaddr_un.sun_path`` is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 _PEERCRED = struct.Struct("3i")
+#: How long a refused client gets to read why before its socket closes.
+REFUSAL_LINGER = 2.0
+#: Refused sockets kept open at once; beyond it a refusal closes at once (a flood stays cheap).
+MAX_LINGERING = 64
 
 
 class SocketBindError(MindoodError):
@@ -116,6 +120,7 @@ class RpcServer:
         self._closing = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._connections: dict[Connection, asyncio.Task[None]] = {}
+        self._lingering: set[asyncio.Task[None]] = set()
         self.total_connections = 0
 
     @property
@@ -151,6 +156,8 @@ class RpcServer:
 
     async def _drain(self) -> None:
         """Let every connection answer what it has in flight, then cut what is still open."""
+        for linger in list(self._lingering):
+            linger.cancel()
         for conn in list(self._connections):
             conn.stop_reading()
         tasks = list(self._connections.values())
@@ -181,14 +188,16 @@ class RpcServer:
             return
         if peer.uid not in self._allowed:
             log.warning("rpc: refused connection from uid %d (pid %d)", peer.uid, peer.pid)
-            self._refuse(writer, PermissionDeniedError(f"uid {peer.uid} may not use this daemon"))
+            self._refuse(
+                reader, writer, PermissionDeniedError(f"uid {peer.uid} may not use this daemon")
+            )
             return
         if self._tg is None or self._closing.is_set():
-            self._refuse(writer, LimitExceededError("the daemon is shutting down"))
+            self._refuse(reader, writer, LimitExceededError("the daemon is shutting down"))
             return
         if len(self._connections) >= self.limits.max_connections:
             log.warning("rpc: connection limit %d reached", self.limits.max_connections)
-            self._refuse(writer, LimitExceededError("too many connections"))
+            self._refuse(reader, writer, LimitExceededError("too many connections"))
             return
         conn = Connection(
             reader,
@@ -210,11 +219,36 @@ class RpcServer:
         finally:
             self._connections.pop(conn, None)
 
-    @staticmethod
-    def _refuse(writer: asyncio.StreamWriter, error: MindoodError) -> None:
-        with contextlib.suppress(OSError, RuntimeError):
+    def _refuse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: MindoodError
+    ) -> None:
+        """Say why, then linger: a client that writes before reading would otherwise see the
+        socket reset by the unread request and lose the reason (Linux resets a Unix socket
+        closed with unread data)."""
+        try:
             writer.write(response_frame(None, error_to_wire(error), None))
-        writer.close()
+            writer.write_eof()
+        except (OSError, RuntimeError):
+            writer.close()
+            return
+        if self._tg is None or len(self._lingering) >= MAX_LINGERING:
+            writer.close()
+            return
+        task = self._tg.create_task(self._linger(reader, writer), name="rpc-refused")
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
+
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Discard what the refused client sends until it hangs up (bounded in time)."""
+        try:
+            async with asyncio.timeout(REFUSAL_LINGER):
+                while await reader.read(64 * 1024):
+                    pass
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            writer.close()
 
 
 __all__ = [
