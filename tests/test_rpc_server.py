@@ -83,10 +83,9 @@ async def test_socket_is_private_and_errors_are_typed(tmp_path: Path) -> None:
 
 async def test_other_uids_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.sock"
-    async with serving(path, allowed_uids={99_999}):
-        async with await MindoodClient.connect(path) as client:
-            with pytest.raises(PermissionDeniedError):
-                await client.call("echo")
+    async with serving(path, allowed_uids={99_999}), await MindoodClient.connect(path) as client:
+        with pytest.raises(PermissionDeniedError):
+            await client.call("echo")
 
 
 async def test_a_refused_client_that_writes_first_still_reads_why(tmp_path: Path) -> None:
@@ -111,14 +110,14 @@ async def test_a_refused_client_that_writes_first_still_reads_why(tmp_path: Path
 
 async def test_the_connection_limit_refuses_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "s.sock"
-    async with serving(path, limits=ServerLimits(max_connections=1)):
-        async with await MindoodClient.connect(path) as first:
-            assert await first.call("echo") == {}
-            for _ in range(5):
-                async with await MindoodClient.connect(path) as extra:
-                    with pytest.raises(LimitExceededError, match="too many connections"):
-                        await extra.call("echo")
-            assert await first.call("echo") == {}
+    limits = ServerLimits(max_connections=1)
+    async with serving(path, limits=limits), await MindoodClient.connect(path) as first:
+        assert await first.call("echo") == {}
+        for _ in range(5):
+            async with await MindoodClient.connect(path) as extra:
+                with pytest.raises(LimitExceededError, match="too many connections"):
+                    await extra.call("echo")
+        assert await first.call("echo") == {}
 
 
 async def test_shutdown_answers_requests_in_flight(tmp_path: Path) -> None:

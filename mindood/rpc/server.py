@@ -12,7 +12,6 @@ socket some other live daemon is listening on is never taken over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
