@@ -20,6 +20,7 @@ import uvloop
 from mindood import __version__
 from mindood.cli_daemon import add_client_commands, add_run
 from mindood.cli_doc import add_doc_commands
+from mindood.cli_rpc import add_rpc_commands
 from mindood.cli_store import add_store_commands
 from mindood.cli_tenant import add_tenant_commands
 from mindood.cli_view import add_view_commands, add_views_bench
@@ -97,6 +98,7 @@ _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     add_tenant_commands,
     add_doc_commands,
     add_view_commands,
+    add_rpc_commands,
     add_store_commands,
     _add_bench,
 )

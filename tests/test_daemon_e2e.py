@@ -299,8 +299,12 @@ async def test_typed_errors(daemon: DaemonProcess) -> None:
             await client.doc_get(TENANT, "contacts", "nosuchdoc")
         with pytest.raises(MethodNotFoundError):
             await client.call("doc.teleport")
-        with pytest.raises(InvalidParamsError, match="missing parameter 'tenant'"):
+        with pytest.raises(
+            InvalidParamsError, match=r"unknown parameter 'tenantt' \(doc.list takes"
+        ):
             await client.call("doc.list", {"tenantt": TENANT, "db": "contacts"})
+        with pytest.raises(InvalidParamsError, match="missing parameter 'tenant'"):
+            await client.call("doc.list", {"db": "contacts"})
         with pytest.raises(InvalidParamsError, match="unknown parameter 'dbb'"):
             await client.call("doc.list", {"tenant": TENANT, "db": "contacts", "dbb": "x"})
         with pytest.raises(InvalidParamsError, match="tenant"):
