@@ -59,7 +59,10 @@ class TenantSlot:
     id: str
     tenant: Tenant | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    listening: dict[str, Callable[[], None]] = field(default_factory=dict)
+    #: Databases opened in this run (listed even before their store has a file).
+    opened: set[str] = field(default_factory=set)
+    #: Ends this tenant's ``doc.changed`` feed (set while unlocked).
+    unhook: Callable[[], None] | None = None
     unlocked_at: float | None = None
 
     @property
@@ -144,7 +147,7 @@ class TenantRegistry:
     def databases(self, tenant_id: str) -> list[str]:
         """Databases with stores on disk, plus those opened in this run."""
         slot = self.slot(tenant_id)
-        names = {DIRECTORY_DB_ID, *slot.listening}
+        names = {DIRECTORY_DB_ID, *slot.opened}
         try:
             for child in (self.base / tenant_id).iterdir():
                 if child.is_dir() and not child.name.startswith("."):
@@ -185,11 +188,11 @@ class TenantRegistry:
         check_component(name, "database name")
         tenant = self.unlocked(tenant_id)
         slot = self.slot(tenant_id)
-        if not create and name not in slot.listening and name not in self.databases(tenant_id):
+        if not create and name not in slot.opened and name not in self.databases(tenant_id):
             raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
         db = await tenant.open_db(name)
-        if name not in slot.listening and slot.tenant is tenant:
-            slot.listening[name] = db.on_change(self._publisher(tenant_id, name))
+        if slot.tenant is tenant:
+            slot.opened.add(name)
         return db
 
     async def open_store(self, tenant_id: str, name: str) -> ContentAddressedStore:
@@ -199,8 +202,8 @@ class TenantRegistry:
             raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
         return await self.store_factory.open_store(tenant_id, name, "docs")
 
-    def _publisher(self, tenant_id: str, db: str) -> Callable[[set[str]], None]:
-        def publish(doc_ids: set[str]) -> None:
+    def _publisher(self, tenant_id: str) -> Callable[[str, set[str]], None]:
+        def publish(db: str, doc_ids: set[str]) -> None:
             self._bus.publish(DocChanged(tenant_id, db, tuple(sorted(doc_ids))))
 
         return publish
@@ -346,6 +349,9 @@ class TenantRegistry:
     async def _activate(self, slot: TenantSlot, tenant: Tenant, databases: tuple[str, ...]) -> None:
         slot.tenant = tenant
         slot.unlocked_at = time.time()
+        # The feed hangs on the tenant, not on one open path: whoever opens a database (sync
+        # after a restart, a purge, an app), its changes are published.
+        slot.unhook = tenant.on_db_change(self._publisher(slot.id))
         for name in databases:
             await self.open_db(slot.id, name, create=True)
         self._bus.publish(TenantStateChanged(slot.id, "unlocked"))
@@ -358,9 +364,10 @@ class TenantRegistry:
             tenant = slot.tenant
             if tenant is None:
                 return False
-            for unsubscribe in slot.listening.values():
-                unsubscribe()
-            slot.listening.clear()
+            if slot.unhook is not None:
+                slot.unhook()
+                slot.unhook = None
+            slot.opened.clear()
             slot.tenant = None
             slot.unlocked_at = None
             await tenant.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, overload
 
 from mindood.crypto.pem import load_ed25519_public_pem, load_rsa_public_pem, normalize_pem
@@ -61,6 +61,8 @@ DEFAULT_DEVICE_LABEL = "Joined device"
 JOIN_KEY_IDS = (PUBLIC_INFOS_KEY_ID, DEFAULT_KEY_ID)
 
 AdminIdentity = PrivateUserId | UnlockedUserId
+#: Told ``(db_name, doc_ids)`` when documents of any of the tenant's databases changed.
+DbChangeListener = Callable[[str, set[str]], None]
 
 
 def _noop() -> None:
@@ -96,6 +98,8 @@ class Tenant:
         self._directory = directory
         self._db_options = db_options
         self._dbs: dict[str, MindooDB] = {DIRECTORY_DB_ID: directory.db}
+        self._change_listeners: list[DbChangeListener] = []
+        self._feed(DIRECTORY_DB_ID, directory.db)
         self._open_lock = asyncio.Lock()
         self._purges = PurgeRegistry(store_factory, tenant_id)
         self._purge_lock = asyncio.Lock()
@@ -179,9 +183,30 @@ class Tenant:
                     )
                     db.refuse_documents(self._purges.purged(name), "purged on request")
                     self._dbs[name] = db
+                    self._feed(name, db)
         if time_travel is not None:
             return db.at_timestamp(time_travel)
         return db
+
+    def on_db_change(self, listener: DbChangeListener) -> Callable[[], None]:
+        """Hear ``(db_name, doc_ids)`` from every database of this tenant, opened now or later.
+
+        Whoever opened a database (an app, sync, a purge), its changes reach every listener:
+        a live event must not depend on which caller happened to open the database first.
+        Returns an unsubscribe.
+        """
+        self._change_listeners.append(listener)
+        return lambda: self._change_listeners.remove(listener)
+
+    def _feed(self, name: str, db: MindooDB) -> None:
+        db.on_change(lambda doc_ids: self._db_changed(name, doc_ids))
+
+    def _db_changed(self, name: str, doc_ids: set[str]) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener(name, set(doc_ids))
+            except Exception:  # one listener's bug must not silence the others
+                log.exception("tenant change listener failed", extra={"db": name})
 
     def get_directory(self) -> Directory:
         return self._directory
