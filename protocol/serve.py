@@ -74,6 +74,10 @@ class ServeModel(Protocol):
         """Entries of ``db`` were found damaged here: fetch good copies from peers."""
         ...
 
+    def served(self, db: str, entries: int, size: int) -> None:
+        """``entries`` of ``db`` (``size`` payload bytes) went to the peer in one answer."""
+        ...
+
 
 class Payloads(Protocol):
     def seal(self, data: bytes) -> bytes: ...
@@ -168,6 +172,7 @@ class StoreService:
         out: list[Any] = []
         refused: list[Refusal] = []
         budget = self._serve.batch_bytes
+        sent_bytes = 0
         entries = await store.get_entries(list(ids))
         for entry in entries:
             size = len(entry.encrypted_data)
@@ -184,6 +189,7 @@ class StoreService:
             if out and size + 1024 > budget:
                 break
             budget -= size + 1024
+            sent_bytes += size
             out.append(sealed_entry_to_wire(entry, self._payloads.seal(entry.encrypted_data)))
         if len(entries) < len(ids) and store.health().quarantined:
             found = {e.id for e in entries}
@@ -199,6 +205,8 @@ class StoreService:
                 "entry not served",
                 extra={"entry_id": refusal.entry_id[:200], "reason": refusal.reason},
             )
+        if out:
+            self._model.served(db, len(out), sent_bytes)
         return entries_answer_to_wire(out, refused)
 
     async def _put(self, request: PutEntries, store: ContentAddressedStore) -> Any:

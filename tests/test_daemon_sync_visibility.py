@@ -7,20 +7,31 @@ every wait is bounded and ends on an observable event or RPC answer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mindood.client import Note
 from tests.daemon_helpers import DaemonProcess
 from tests.test_daemon_sync import (
     TENANT,
     Cluster,
-    _address,
     _create_doc,
     _eventually,
     _set,
     _synced_member,
-    cluster,
 )
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    holder = Cluster(tmp_path)
+    try:
+        yield holder
+    finally:
+        holder.close()
 
 
 async def _next(sub: Any, method: str, match: dict[str, Any], seconds: float = 30.0) -> Note:
@@ -56,5 +67,3 @@ async def test_remote_changes_fire_doc_changed_after_a_restart(cluster: Cluster)
         new_id = await _create_doc(a, {"fresh": True})
         note = await _next(sub, "doc.changed", {"db": "todos", "doc_ids": [new_id]})
         assert note.params["tenant"] == TENANT
-
-

@@ -19,9 +19,10 @@ from mindood.db import MindooDB
 from mindood.storefactory import OnDiskStoreFactory, StoreFactory
 from mindood.sync import SyncNode
 from mindood.sync.link import PeerLink
+from mindood.sync.traffic import NodeEvent
 from mindood.tenant import Tenant
 from protocol.driver import RetryPolicy
-from protocol.events import Refused, SyncEvent, SyncFailed
+from protocol.events import Refused, SyncFailed
 from tests.sync_helpers import Node, eventually, join, make_node, sync_node
 from tests.tenant_helpers import (
     TENANT_ID,
@@ -195,7 +196,7 @@ async def test_the_revoked_device_knows_it_and_stops_retrying(
     hub = await make_node(tmp_path, "hub", alice)
     device = await make_node(tmp_path, "device", await join(alice, "bob"))
     nodes.extend([hub, device])
-    seen: list[SyncEvent] = []
+    seen: list[NodeEvent] = []
     device.sync.on_event(seen.append)
     port = await hub.listen()
     maintainer = device.sync.add_peer("127.0.0.1", port, TENANT_ID)

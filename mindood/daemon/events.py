@@ -6,8 +6,9 @@ that does not fit is counted instead of queued. The subscriber then receives a :
 marker, in order, saying how many events it missed, so a slow client can resynchronise (e.g. with
 ``doc.changes`` since its last cursor) rather than slow down the daemon or grow its memory.
 
-The sync service (a later issue) publishes :class:`PeerConnected`, :class:`PeerDisconnected` and
-:class:`SyncProgress`; the node publishes :class:`DocChanged` and :class:`TenantStateChanged`.
+The sync service publishes :class:`PeerConnected`, :class:`PeerDisconnected` and
+:class:`SyncProgress`; the tenant registry publishes :class:`DocChanged` (for every database of
+an unlocked tenant, whoever opened it) and :class:`TenantStateChanged`.
 """
 
 from __future__ import annotations
@@ -50,15 +51,28 @@ class TenantStateChanged:
 
 @dataclass(frozen=True, slots=True)
 class PeerConnected:
-    """A sync session with a peer was established and authenticated."""
+    """A sync session with a peer was established and authenticated.
+
+    ``peer_id`` is the peer's node id (every event names a peer so); ``address`` where it is.
+    """
 
     topic: ClassVar[str] = "peer.connected"
     peer_id: str
     address: str
     tenants: tuple[str, ...] = ()
+    transport: str = ""
+    user: str | None = None
+    device: str = ""
 
     def to_wire(self) -> dict[str, Any]:
-        return {"peer_id": self.peer_id, "address": self.address, "tenants": list(self.tenants)}
+        return {
+            "peer_id": self.peer_id,
+            "address": self.address,
+            "tenants": list(self.tenants),
+            "transport": self.transport,
+            "user": self.user,
+            "device": self.device,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +82,26 @@ class PeerDisconnected:
     topic: ClassVar[str] = "peer.disconnected"
     peer_id: str
     reason: str = ""
+    address: str = ""
+    tenants: tuple[str, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
-        return {"peer_id": self.peer_id, "reason": self.reason}
+        return {
+            "peer_id": self.peer_id,
+            "address": self.address,
+            "tenants": list(self.tenants),
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class SyncProgress:
-    """Entries moved between this node and a peer for one database."""
+    """Running totals of one database with one peer since the session began.
+
+    ``sent``: entries this node served to the peer; ``received``: entries the peer delivered
+    that passed admission; ``*_bytes`` their payload sizes. ``done``: no pull of the database
+    from the peer is under way.
+    """
 
     topic: ClassVar[str] = "sync.progress"
     peer_id: str
@@ -84,14 +110,20 @@ class SyncProgress:
     sent: int = 0
     received: int = 0
     done: bool = False
+    address: str = ""
+    sent_bytes: int = 0
+    received_bytes: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "peer_id": self.peer_id,
+            "address": self.address,
             "tenant": self.tenant,
             "db": self.db,
             "sent": self.sent,
+            "sent_bytes": self.sent_bytes,
             "received": self.received,
+            "received_bytes": self.received_bytes,
             "done": self.done,
         }
 

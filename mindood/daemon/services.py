@@ -53,11 +53,24 @@ class SyncControl(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PeerInfo:
+    """One live session with a peer, as ``peers.list`` shows it (``peer_id``: its node id)."""
+
     peer_id: str
     address: str
     tenants: tuple[str, ...] = ()
     transport: str = ""
+    user: str | None = None
+    device: str = ""
+    direction: str = ""
+    state: str = ""
+    #: Per database: ``{db, sent, sent_bytes, received, received_bytes, syncing, error}``.
+    databases: tuple[dict[str, Any], ...] = ()
     connected_at: float = field(default_factory=time.time)
+
+    @property
+    def key(self) -> tuple[str, str, tuple[str, ...]]:
+        """One session: a peer may hold several (per tenant, or dialed from both ends)."""
+        return (self.peer_id, self.address, self.tenants)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -65,27 +78,57 @@ class PeerInfo:
             "address": self.address,
             "tenants": list(self.tenants),
             "transport": self.transport,
+            "user": self.user,
+            "device": self.device,
+            "direction": self.direction,
+            "state": self.state,
+            "databases": [dict(d) for d in self.databases],
             "connected_at": self.connected_at,
         }
 
 
 class PeerRegistry:
-    """The peers with a live session; empty until the sync service fills it."""
+    """The sessions with peers that are up; empty until the sync service fills it."""
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
-        self._peers: dict[str, PeerInfo] = {}
+        self._peers: dict[tuple[str, str, tuple[str, ...]], PeerInfo] = {}
 
     def connected(self, info: PeerInfo) -> None:
-        self._peers[info.peer_id] = info
-        self._bus.publish(PeerConnected(info.peer_id, info.address, info.tenants))
+        self._peers[info.key] = info
+        self._bus.publish(
+            PeerConnected(
+                info.peer_id, info.address, info.tenants, info.transport, info.user, info.device
+            )
+        )
 
-    def disconnected(self, peer_id: str, reason: str = "") -> None:
-        if self._peers.pop(peer_id, None) is not None:
-            self._bus.publish(PeerDisconnected(peer_id, reason))
+    def update(self, info: PeerInfo) -> None:
+        """Newer counters or state for a session that is up (no event: ``sync.progress`` is)."""
+        if info.key in self._peers:
+            self._peers[info.key] = info
+
+    def disconnected(
+        self,
+        peer_id: str,
+        reason: str = "",
+        *,
+        address: str | None = None,
+        tenants: tuple[str, ...] | None = None,
+    ) -> None:
+        """The sessions of ``peer_id`` ended (only the one at ``address`` for ``tenants``, if
+        given)."""
+        for key, info in list(self._peers.items()):
+            if info.peer_id != peer_id:
+                continue
+            if (address is not None and info.address != address) or (
+                tenants is not None and info.tenants != tenants
+            ):
+                continue
+            del self._peers[key]
+            self._bus.publish(PeerDisconnected(peer_id, reason, info.address, info.tenants))
 
     def list(self) -> list[PeerInfo]:
-        return sorted(self._peers.values(), key=lambda p: p.peer_id)
+        return sorted(self._peers.values(), key=lambda p: (p.peer_id, p.tenants, p.address))
 
     def __len__(self) -> int:
         return len(self._peers)

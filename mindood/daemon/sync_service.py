@@ -21,8 +21,11 @@ from mindood.daemon.tenants import TenantRegistry
 from mindood.sync import SyncNode
 from mindood.sync.chaining import LateUpstream
 from mindood.sync.cursors import peer_key
-from mindood.sync.link import PeerLink
+from mindood.sync.link import PeerLink, PeerStatus
+from mindood.sync.members import node_id_hex
 from mindood.sync.network import PeerNetwork
+from mindood.sync.traffic import NodeEvent, Transferred
+from mindood.tenant.directory import DEFAULT_KEY_ID
 from protocol import events
 from transports.tasks import cancel_and_wait
 from transports.tcp import NodeCertificate, PreAuthLimits
@@ -194,45 +197,100 @@ class SyncService:
                 await self._network.refresh()
 
     # -- events ------------------------------------------------------------------------------
-    def _on_event(self, event: events.SyncEvent) -> None:
+    def _on_event(self, event: NodeEvent) -> None:
         host = self._host
         match event:
             case events.PeerConnected():
+                status = self._status_of(event.tenant_id, event.address, event.identity)
                 host.peers.connected(
-                    PeerInfo(
-                        peer_id=peer_key(event.identity),
-                        address=event.address,
-                        tenants=(event.tenant_id,),
-                        transport=event.transport,
+                    peer_info(status)
+                    if status is not None
+                    else PeerInfo(
+                        peer_key(event.identity),
+                        event.address,
+                        (event.tenant_id,),
+                        event.transport,
                     )
                 )
             case events.PeerDisconnected():
-                host.peers.disconnected(peer_key(event.identity), event.reason)
-            case events.SyncProgress():
+                host.peers.disconnected(
+                    peer_key(event.identity),
+                    event.reason,
+                    address=event.address,
+                    tenants=(event.tenant_id,),
+                )
+            case Transferred(progress=p):
                 host.bus.publish(
                     SyncProgress(
-                        peer_id=event.address,
+                        peer_id=peer_key(event.identity),
                         tenant=event.tenant_id,
-                        db=event.db,
-                        received=event.transferred,
-                        done=event.done,
+                        db=p.db,
+                        sent=p.sent,
+                        received=p.received,
+                        done=not p.syncing,
+                        address=event.address,
+                        sent_bytes=p.sent_bytes,
+                        received_bytes=p.received_bytes,
                     )
                 )
+                self._refresh(event.tenant_id, event.address, event.identity)
+            case events.RoundFinished() | events.SyncFailed():
+                link = self._link_at(event.tenant_id, event.address)
+                if link is not None:
+                    host.peers.update(peer_info(link.status()))
             case events.Refused(revoked=True):
                 host.tenants.set_sync_note(event.tenant_id, "revoked", event.reason)
             case _:
                 pass
 
+    def _status_of(self, tenant_id: str, address: str, identity: str) -> PeerStatus | None:
+        return self._sync.peer_status(tenant_id, address, identity) if self._sync else None
+
+    def _link_at(self, tenant_id: str, address: str) -> PeerLink | None:
+        links = self._sync.links() if self._sync is not None else []
+        for link in links:
+            if link.context.tenant_id == tenant_id and link.address == address:
+                return link
+        return None
+
+    def _refresh(self, tenant_id: str, address: str, identity: str) -> None:
+        status = self._status_of(tenant_id, address, identity)
+        if status is not None:
+            self._host.peers.update(peer_info(status))
+
     # -- SyncControl -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         sync = self._sync
+        contexts = sync.tenant_contexts() if sync is not None else []
+        roles = {c.tenant_id: self._role(c.tenant_id) for c in contexts}
         return {
             "listening": list(self._listening),
             "tenants": sorted(self._tenants),
+            "node_ids": {c.tenant_id: node_id_hex(c.identity) for c in contexts},
+            "role": summary_role(roles, upstreams=bool(self._host.config.upstreams)),
+            "roles": roles,
+            "upstreams": [
+                {
+                    "address": u.address,
+                    "tenant": u.tenant,
+                    "connected": sync is not None and sync.upstream_connected(u.tenant),
+                }
+                for u in self._host.config.upstreams
+            ],
             "peers": [asdict(p) for p in sync.peers()] if sync is not None else [],
             "refused": [asdict(r) for r in sync.refusals()] if sync is not None else [],
             "network": self._network.status() if self._network is not None else None,
         }
+
+    def _role(self, tenant_id: str) -> str:
+        """edge cache (it reads and writes through an upstream), relay (it holds no content
+        key, only ``$publicinfos``), or member."""
+        if any(u.tenant == tenant_id for u in self._host.config.upstreams):
+            return "edge cache"
+        tenant = self._host.tenants.slot(tenant_id).tenant
+        if tenant is not None and not tenant.key_bag.has(tenant_id, DEFAULT_KEY_ID):
+            return "relay"
+        return "member"
 
     async def sync_now(
         self, tenant: str | None, db: str | None, peer: str | None
@@ -249,8 +307,34 @@ class SyncService:
         return {"peers": len(chosen), "transferred": sum(lk.stats.transferred for lk in chosen)}
 
 
+def peer_info(status: PeerStatus) -> PeerInfo:
+    """A session as ``peers.list`` shows it."""
+    return PeerInfo(
+        peer_id=status.node_id,
+        address=status.address,
+        tenants=(status.tenant_id,),
+        transport=status.transport,
+        user=status.user,
+        device=status.device,
+        direction=status.direction,
+        state=status.state,
+        databases=tuple(asdict(d) for d in status.databases),
+        connected_at=status.connected_at,
+    )
+
+
+def summary_role(roles: dict[str, str], *, upstreams: bool) -> str | None:
+    """The node's role when its tenants agree (an edge cache by configuration alone)."""
+    distinct = set(roles.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    if not distinct:
+        return "edge cache" if upstreams else None
+    return "mixed"
+
+
 def sync_service(host: SyncHost) -> SyncService:
     return SyncService(host)
 
 
-__all__ = ["SyncHost", "SyncService", "split_address", "sync_service"]
+__all__ = ["SyncHost", "SyncService", "peer_info", "split_address", "summary_role", "sync_service"]

@@ -1,5 +1,6 @@
 """Node-to-node sync: protocol sessions over transports, wired to the node's tenants."""
 
-from mindood.sync.node import PeerStatus, SyncNode
+from mindood.sync.link import PeerStatus
+from mindood.sync.node import SyncNode
 
 __all__ = ["PeerStatus", "SyncNode"]

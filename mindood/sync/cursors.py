@@ -7,12 +7,12 @@ With a valid cursor an idle re-sync is a head comparison: a few hundred bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from typing import Any
 
 from mindood.storefactory import StoreFactory
+from mindood.sync.members import node_id_hex
 from store.base import ScanCursor
 from store.replicate import MAX_DEFERRED, ReplicationCursor
 
@@ -22,8 +22,8 @@ _META_NAME = "sync-cursors"
 
 
 def peer_key(identity: str) -> str:
-    """A short stable name for a peer identity (its signing key)."""
-    return hashlib.sha256("".join(identity.split()).encode()).hexdigest()[:32]
+    """A short stable name for a peer identity: its node id (``members.node_id_hex``)."""
+    return node_id_hex(identity)
 
 
 class CursorBook:

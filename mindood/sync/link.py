@@ -8,6 +8,7 @@ stores a peer may reach, the size and trust checks before storing, and signal re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,9 +17,11 @@ from mindood.db import MindooDB
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantSyncContext
 from mindood.sync.cursors import CursorBook, peer_key
+from mindood.sync.members import member_name
+from mindood.sync.traffic import DbProgress, LinkTraffic, NodeEvent, Transferred
 from protocol.driver import DIRECTORY, PullDriver, RetryPolicy, SyncStats
 from protocol.errors import ErrorCode, RequestError
-from protocol.events import SyncEvent
+from protocol.events import SyncEvent, SyncFailed, SyncProgress
 from protocol.interfaces import PeerInfo
 from protocol.messages import Notify
 from protocol.notifications import SignalDelivered, StoreChanged, parse_notification
@@ -32,7 +35,38 @@ from store.limits import MAX_ENTRY_BYTES
 from store.replicate import ReplicationCursor
 from store.verify import VerifiedBatch
 
-__all__ = ["DIRECTORY", "PeerLink", "SignalRouter", "SyncStats", "TenantSync"]
+__all__ = ["DIRECTORY", "PeerLink", "PeerStatus", "SignalRouter", "SyncStats", "TenantSync"]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """One session as ``sync.status`` and ``peers.list`` show it."""
+
+    address: str
+    tenant_id: str
+    identity: str
+    transport: str
+    direction: str
+    connected: bool
+    synced: bool
+    transferred: int
+    rejected: int
+    bytes_sent: int
+    bytes_received: int
+    deferred: int = 0
+    unavailable: int = 0
+    #: Databases whose last pull from this peer failed, with the error (retried with backoff).
+    errors: tuple[tuple[str, str], ...] = ()
+    #: The peer's node id (``members.node_id_hex`` of its signing key).
+    node_id: str = ""
+    #: The user the directory names for the peer's key (None: a relay cannot read names).
+    user: str | None = None
+    #: The device label its grant carries ("admin" for the tenant admin).
+    device: str = ""
+    #: unverified | syncing | failing | up-to-date (our pulls from it).
+    state: str = ""
+    connected_at: float = 0.0
+    databases: tuple[DbProgress, ...] = ()
 
 
 class SignalRouter(Protocol):
@@ -51,7 +85,7 @@ class TenantSync:
     cursors: CursorBook
     databases: set[str]
     adopt: Callable[[str], None]
-    emit: Callable[[SyncEvent], None]
+    emit: Callable[[NodeEvent], None]
     #: Entries of a database were found damaged: every link asks its peer for good copies.
     heal: Callable[[str], None]
 
@@ -70,10 +104,15 @@ class PeerLink:
         is_upstream: bool = False,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
         retry: RetryPolicy | None = None,
+        direction: str = "?",
     ) -> None:
         self.conn = conn
         self.context = tenant.context
         self.address = address
+        self.direction = direction
+        self.connected_at = time.time()
+        self.traffic = LinkTraffic()
+        self._named: tuple[PeerInfo, str | None] | None = None
         self.is_upstream = is_upstream
         self.max_entry_bytes = max_entry_bytes
         self._tenant = tenant
@@ -103,6 +142,58 @@ class PeerLink:
     @property
     def peer_identity(self) -> str:
         return self.conn.peer_identity or ""
+
+    @property
+    def node_id(self) -> str:
+        return self._peer_key
+
+    @property
+    def user(self) -> str | None:
+        """The peer's user name, looked up again whenever the directory re-checked the peer."""
+        peer = self.peer
+        if self._named is None or self._named[0] is not peer:
+            name = None if peer.provisional else member_name(self.context, self.peer_identity)
+            self._named = (peer, name)
+        return self._named[1]
+
+    @property
+    def state(self) -> str:
+        if self.peer.provisional:
+            return "unverified"
+        if self.stats.errors:
+            return "failing"
+        if not self.stats.synced_once.is_set() or self.traffic.syncing():
+            return "syncing"
+        return "up-to-date"
+
+    def status(self) -> PeerStatus:
+        stats, conn = self.stats, self.conn
+        return PeerStatus(
+            address=self.address,
+            tenant_id=self.context.tenant_id,
+            identity=self.peer_identity,
+            transport=conn.channel.transport_name,
+            direction=self.direction,
+            connected=not conn.closed.is_set(),
+            synced=stats.synced_once.is_set(),
+            transferred=stats.transferred,
+            rejected=stats.rejected,
+            bytes_sent=conn.bytes_sent,
+            bytes_received=conn.bytes_received,
+            deferred=stats.deferred,
+            unavailable=stats.unavailable,
+            errors=tuple(sorted(stats.errors.items())),
+            node_id=self.node_id,
+            user=self.user,
+            device=self.peer.label,
+            state=self.state,
+            connected_at=self.connected_at,
+            databases=self.traffic.snapshot(self.databases(), stats.errors),
+        )
+
+    def _report(self, db: str) -> None:
+        progress = self.traffic.progress(db, self.stats.errors)
+        self._tenant.emit(Transferred(self.tenant_id, self.address, self.peer_identity, progress))
 
     async def local_db(self, name: str) -> MindooDB:
         db: MindooDB = await self.context.tenant.open_db(name)
@@ -153,6 +244,9 @@ class PeerLink:
         )
         # Logged with every other refusal by whoever asked (replicate, or the put handler).
         verdict = await (await self.local_db(db)).admit_entries(fitting)
+        size = sum(len(e.encrypted_data) for e in verdict.accepted)
+        if self.traffic.received(db, len(verdict.accepted), size):
+            self._report(db)
         return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
 
     async def took_in(self, db: str) -> None:
@@ -166,6 +260,10 @@ class PeerLink:
 
     def damaged(self, db: str) -> None:
         self._tenant.heal(db)
+
+    def served(self, db: str, entries: int, size: int) -> None:
+        if self.traffic.sent(db, entries, size):
+            self._report(db)
 
     # -- SyncModel ---------------------------------------------------------------------------
     @property
@@ -199,6 +297,15 @@ class PeerLink:
 
     def emit(self, event: SyncEvent) -> None:
         self._tenant.emit(event)
+        match event:
+            case SyncProgress():
+                if self.traffic.pull_moved(event.db, event.kind, done=event.done):
+                    self._report(event.db)
+            case SyncFailed():
+                self.traffic.pull_ended(event.db)
+                self._report(event.db)
+            case _:
+                pass
 
     # -- driven by the node ------------------------------------------------------------------
     async def run(self) -> None:

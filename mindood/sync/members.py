@@ -23,6 +23,24 @@ def node_id(identity_pem: str) -> bytes:
     return hashlib.sha256(normalize_pem(identity_pem).encode()).digest()[:NODE_ID_BYTES]
 
 
+def node_id_hex(identity_pem: str) -> str:
+    """The node id as status, events, logs and cursor files name a peer: one id everywhere."""
+    return node_id(identity_pem).hex()
+
+
+def member_name(context: TenantSyncContext, identity_pem: str) -> str | None:
+    """The user name the directory gives this signing key, if this node may read names.
+
+    Names are encrypted with the ``default`` key: a relay, which lacks it, learns none.
+    """
+    directory = context.tenant.get_directory()
+    wanted = normalize_pem(identity_pem)
+    for name in directory.get_usernames():
+        if any(pair.signing_key_id == wanted for pair in directory.get_user_key_pairs(name)):
+            return name
+    return None
+
+
 def discovery_key(context: TenantSyncContext) -> bytes | None:
     """The tenant's mDNS tag key, or None when this node lacks ``$publicinfos``."""
     tenant = context.tenant

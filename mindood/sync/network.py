@@ -19,8 +19,9 @@ from mindood.sync.discovery import Discovery, DiscoveryConfig
 from mindood.sync.members import dials_first, member_identities, node_id
 from mindood.sync.node import SyncNode
 from mindood.sync.reach import PeerReach
+from mindood.sync.traffic import NodeEvent
 from mindood.sync.webrtc_dial import WebRtcConfig, WebRtcDialer
-from protocol.events import PeerConnected, SyncEvent
+from protocol.events import PeerConnected
 from transports.tasks import cancel_and_wait
 from transports.tcp import Backoff
 
@@ -97,7 +98,7 @@ class PeerNetwork:
         }
 
     # -- reaching directory members through a rendezvous -------------------------------------
-    def _on_event(self, event: SyncEvent) -> None:
+    def _on_event(self, event: NodeEvent) -> None:
         if isinstance(event, PeerConnected):
             self._wake.set()
 

@@ -25,11 +25,12 @@ from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantRegistry, TenantSyncContext
 from mindood.sync.cursors import CursorBook
 from mindood.sync.known_databases import load_known_databases, save_known_databases
-from mindood.sync.link import DIRECTORY, PeerLink, TenantSync
+from mindood.sync.link import DIRECTORY, PeerLink, PeerStatus, TenantSync
+from mindood.sync.traffic import NodeEvent
 from mindood.tenant import Tenant
 from protocol.driver import RetryPolicy
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.events import PeerConnected, PeerDisconnected, Refused, SyncEvent
+from protocol.events import PeerConnected, PeerDisconnected, Refused
 from protocol.messages import DEFAULT_LIMITS, Limits
 from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
@@ -41,7 +42,7 @@ from transports.tcp import Backoff, NodeCertificate, PreAuthLimits, TcpListener,
 
 log = logging.getLogger("mindood.sync.node")
 
-EventListener = Callable[[SyncEvent], None]
+EventListener = Callable[[NodeEvent], None]
 SignalListener = Callable[[str, str, bytes], None]
 
 
@@ -56,25 +57,6 @@ class SessionRefused(ConnectionRefusedError):
     @property
     def revoked(self) -> bool:
         return self.code == int(ErrorCode.REVOKED)
-
-
-@dataclass(frozen=True, slots=True)
-class PeerStatus:
-    address: str
-    tenant_id: str
-    identity: str
-    transport: str
-    direction: str
-    connected: bool
-    synced: bool
-    transferred: int
-    rejected: int
-    bytes_sent: int
-    bytes_received: int
-    deferred: int = 0
-    unavailable: int = 0
-    #: Databases whose last pull from this peer failed, with the error (retried with backoff).
-    errors: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +189,11 @@ class SyncNode:
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, listener: EventListener) -> Callable[[], None]:
-        """Receive every ``protocol.events.SyncEvent`` the node and its links emit."""
+        """Receive every event the node and its links emit (``NodeEvent``)."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _emit(self, event: SyncEvent) -> None:
+    def _emit(self, event: NodeEvent) -> None:
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -552,12 +534,20 @@ class SyncNode:
             link = self._links.pop(conn, None)
             self._directions.pop(conn, None)
             if link is not None:
+                reason = conn.close_reason.message if conn.close_reason else "connection lost"
+                log.info(
+                    "peer disconnected",
+                    extra={
+                        "peer": link.node_id,
+                        "address": link.address,
+                        "transport": conn.channel.transport_name,
+                        "tenant": link.context.tenant_id,
+                        "reason": reason,
+                    },
+                )
                 self._emit(
                     PeerDisconnected(
-                        link.context.tenant_id,
-                        link.address,
-                        link.peer_identity,
-                        conn.close_reason.message if conn.close_reason else "",
+                        link.context.tenant_id, link.address, link.peer_identity, reason
                     )
                 )
 
@@ -575,8 +565,21 @@ class SyncNode:
             is_upstream=self._upstream.get(event.tenant_id) is conn,
             max_entry_bytes=self._max_entry_bytes,
             retry=self._retry,
+            direction=self._directions.get(conn, "?"),
         )
         self._links[conn] = link
+        log.info(
+            "peer connected",
+            extra={
+                "peer": link.node_id,
+                "address": link.address,
+                "transport": channel.transport_name,
+                "tenant": event.tenant_id,
+                "direction": link.direction,
+                "user": link.user or "",
+                "device": link.peer.label,
+            },
+        )
         self._emit(
             PeerConnected(
                 event.tenant_id, link.address, event.peer.identity, channel.transport_name
@@ -584,34 +587,32 @@ class SyncNode:
         )
         return link.run()
 
+    def upstream_connected(self, tenant_id: str) -> bool:
+        """Whether the session with the tenant's configured upstream node is up."""
+        conn = self._upstream.get(tenant_id)
+        return conn is not None and not conn.closed.is_set() and conn.session.is_open
+
     def upstream_store(self, tenant_id: str, db: str, kind: StoreKind) -> RemoteStore | None:
         """The upstream node's store ``db``/``kind`` over the live session, if connected."""
         conn = self._upstream.get(tenant_id)
-        if conn is None or conn.closed.is_set() or not conn.session.is_open:
+        if conn is None or not self.upstream_connected(tenant_id):
             return None
         return RemoteStore(conn, db, kind, "upstream")
 
     # -- status ------------------------------------------------------------------------------
     def peers(self) -> list[PeerStatus]:
-        return [
-            PeerStatus(
-                address=link.address,
-                tenant_id=link.context.tenant_id,
-                identity=link.peer_identity,
-                transport=link.conn.channel.transport_name,
-                direction=self._directions.get(conn, "?"),
-                connected=not conn.closed.is_set(),
-                synced=link.stats.synced_once.is_set(),
-                transferred=link.stats.transferred,
-                rejected=link.stats.rejected,
-                bytes_sent=conn.bytes_sent,
-                bytes_received=conn.bytes_received,
-                deferred=link.stats.deferred,
-                unavailable=link.stats.unavailable,
-                errors=tuple(sorted(link.stats.errors.items())),
-            )
-            for conn, link in self._links.items()
-        ]
+        return [link.status() for link in self._links.values()]
+
+    def peer_status(self, tenant_id: str, address: str, identity: str) -> PeerStatus | None:
+        """The session of ``identity`` at ``address`` for ``tenant_id``, if it is up."""
+        for link in self._links.values():
+            if (
+                link.context.tenant_id == tenant_id
+                and link.address == address
+                and link.peer_identity == identity
+            ):
+                return link.status()
+        return None
 
     def links(self) -> list[PeerLink]:
         return list(self._links.values())
