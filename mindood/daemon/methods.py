@@ -187,7 +187,7 @@ async def _doc_create(node: Node, p: Params, conn: Connection) -> Any:
     doc_id = p.opt_text("doc_id", max_chars=256)
     key_id = p.opt_text("key_id", max_chars=256) or "default"
     p.finish()
-    db = await node.tenants.open_db(tenant_id, db_name, create=True)
+    db = await node.tenants.open_db(tenant_id, db_name)
     doc = await db.create_document(data, doc_id=doc_id, key_id=key_id)
     return doc_to_wire(doc)
 
