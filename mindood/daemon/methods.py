@@ -180,6 +180,14 @@ async def _db_create(node: Node, p: Params, conn: Connection) -> Any:
     return {"tenant": tenant_id, "db": db, "created": not existed}
 
 
+async def _db_drop(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db = p.tenant(), p.db()
+    p.finish()
+    sync = node.sync_or_none()
+    await node.tenants.drop_db(tenant_id, db, sync.forget_database if sync else None)
+    return {"tenant": tenant_id, "db": db, "dropped": True}
+
+
 # -- documents -----------------------------------------------------------------------------------
 async def _doc_create(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id, db_name = p.tenant(), p.db()
@@ -374,6 +382,7 @@ _PLAIN: dict[str, Handler] = {
     "tenant.import_session": _tenant_import_session,
     "db.list": _db_list,
     "db.create": _db_create,
+    "db.drop": _db_drop,
     "doc.create": _doc_create,
     "doc.change": _doc_change,
     "doc.get": _doc_get,
