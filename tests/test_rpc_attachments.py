@@ -26,6 +26,7 @@ from mindood.rpc.errors import (
     InvalidParamsError,
     LimitExceededError,
     NotFoundError,
+    TenantLockedError,
 )
 from mindood.rpc.schema.attachments import MAX_PIECE_BYTES
 from tests.daemon_helpers import DaemonProcess
@@ -200,6 +201,22 @@ async def test_range_reads_return_exactly_the_bytes_asked_for(client: MindoodCli
         await client.attachment_list(TENANT, DB, "nosuchdoc")
 
 
+async def test_locking_the_tenant_stops_a_read_in_progress(client: MindoodClient) -> None:
+    doc_id = await new_doc(client)
+    data = piece(5, 3 * MIB)
+    att = (await client.attachment_upload(TENANT, DB, doc_id, data, file_name="l.bin"))["id"]
+    stream = client.attachment_stream(TENANT, DB, doc_id, att)
+    assert await anext(stream) == data[:MIB]
+    await client.tenant_lock(TENANT)
+    try:
+        with pytest.raises(TenantLockedError):
+            await anext(stream)
+    finally:
+        await client.tenant_unlock(TENANT, "alice-pw")
+    rest = await client.attachment_range(TENANT, DB, doc_id, att, MIB, 3 * MIB)
+    assert rest == data[MIB:]
+
+
 async def test_download_to_a_path_streams_into_place(client: MindoodClient, tmp_path: Path) -> None:
     doc_id = await new_doc(client)
     data = piece(3, 2 * MIB + 5)
@@ -365,6 +382,13 @@ async def test_cli_add_get_append_remove(
     missing = daemon.cli("attach", "get", TENANT, DB, doc_id, att, check=False)
     assert missing.returncode == 1 and "NotFoundError" in missing.stderr
     assert _json(daemon, "list", TENANT, DB, doc_id)["attachments"] == []
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"".join(piece(i) for i in range(9)))  # big enough to show progress
+    shown = daemon.cli("attach", "add", TENANT, DB, doc_id, str(big))
+    lines = shown.stderr.splitlines()
+    assert lines[0].startswith("sent ") and lines[-1] == "sent 9.0 / 9.0 MiB (100%)", lines
+    assert len(lines) <= 11  # a line per tenth, not per piece
+    assert shown.stdout.strip() == (await client.attachment_list(TENANT, DB, doc_id))[0]["id"]
 
 
 def test_cli_ranges() -> None:

@@ -129,10 +129,11 @@ async def _upload_finish(node: Node, p: Params, conn: Connection) -> Any:
     finally:
         uploads.drop_if_ended(upload)
     log.info(
-        "upload %d: %d bytes stored as attachment %s of document %r",
+        "upload %d: %d bytes stored in attachment %s (now %d bytes) of document %r",
         upload_id,
         upload.received,
         info.attachment_id,
+        info.size,
         upload.doc_id,
     )
     return {"doc_id": upload.doc_id, **info_to_wire(info)}
@@ -162,7 +163,7 @@ async def _read(node: Node, p: Params, conn: Connection) -> Any:
     data = b""
     if offset < info.size and length:
         target = (tenant_id, db_name, doc_id)
-        data = await files_of(conn).readers.read(target, doc, info, offset, length)
+        data = await files_of(conn).readers.read(target, db, doc, info, offset, length)
     return {"id": attachment_id, "offset": offset, "size": info.size, "data": data}
 
 

@@ -112,7 +112,13 @@ class Upload:
             raise
         except (MindoodError, StoreError) as exc:
             self.error = exc
-            log.info("upload %d to document %r failed: %s", self.id, self.doc_id, exc)
+            log.warning(
+                "upload %d to document %r failed after %d bytes: %s",
+                self.id,
+                self.doc_id,
+                self.received,
+                exc,
+            )
         except Exception:
             log.exception("upload %d to document %r failed", self.id, self.doc_id)
             self.error = InternalError("the upload failed (see the daemon's log)")
@@ -129,13 +135,6 @@ class Upload:
                 async with asyncio.timeout(self._idle):
                     piece = await self._pieces.get()
             except TimeoutError:
-                log.warning(
-                    "upload %d to document %r: no data for %g s, dropped after %d bytes",
-                    self.id,
-                    self.doc_id,
-                    self._idle,
-                    self.received,
-                )
                 raise LimitExceededError(
                     f"upload {self.id} received no data for {self._idle:g} s "
                     "(limits.upload_idle_seconds) and was dropped; the document is unchanged"
@@ -247,7 +246,8 @@ ReaderKey = tuple[str, str, str, str, str, int]
 class FileReader:
     """A file read in order: its chunk chain walked once, the position where the last read ended."""
 
-    def __init__(self, doc: MindooDoc, attachment_id: str, start: int) -> None:
+    def __init__(self, db: MindooDB, doc: MindooDoc, attachment_id: str, start: int) -> None:
+        self.db = db
         self.position = start
         self._pieces = doc.stream_attachment(attachment_id, start)
         self._left = memoryview(b"")
@@ -279,7 +279,8 @@ class Readers:
 
     async def read(
         self,
-        file: tuple[str, str, str],
+        file: DocKey,
+        db: MindooDB,
         doc: MindooDoc,
         info: AttachmentInfo,
         offset: int,
@@ -288,8 +289,11 @@ class Readers:
         """``length`` bytes from ``offset``, continuing a reader that stopped there if any."""
         base = (*file, info.attachment_id, info.last_chunk_id)
         reader = self._kept.pop((*base, offset), None)
+        if reader is not None and reader.db is not db:  # the tenant was locked since: its keys
+            await reader.close()  # stay with the old handle
+            reader = None
         if reader is None:
-            reader = FileReader(doc, info.attachment_id, offset)
+            reader = FileReader(db, doc, info.attachment_id, offset)
         try:
             data = await reader.read(length)
         except BaseException:
