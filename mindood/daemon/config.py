@@ -89,6 +89,10 @@ class Limits:
     max_changes_page: int = 10_000
     #: How long shutdown waits for requests in flight before cutting them off.
     shutdown_grace_seconds: float = 10.0
+    #: Attachment uploads one connection may have open at once.
+    max_uploads_per_connection: int = 4
+    #: An open upload that receives no data for this long is aborted (it holds its document).
+    upload_idle_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +284,8 @@ _LIMIT_RANGES: Mapping[str, Callable[[object, str], Any]] = {
     "max_ops_per_change": _int_range(1, 1_000_000),
     "max_changes_page": _int_range(1, 1_000_000),
     "shutdown_grace_seconds": _seconds,
+    "max_uploads_per_connection": _int_range(1, 1000),
+    "upload_idle_seconds": _seconds,
 }
 
 

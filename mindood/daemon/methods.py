@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.daemon.attachment_methods import ATTACHMENT_METHODS
 from mindood.daemon.docops import apply_ops, initial_data, parse_ops
 from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
 from mindood.daemon.events import Subscription as EventSubscription
@@ -395,6 +396,7 @@ _PLAIN: dict[str, Handler] = {
     "sync.status": _sync_status,
     "sync.now": _sync_now,
     **VIEW_METHODS,
+    **ATTACHMENT_METHODS,
 }
 
 
