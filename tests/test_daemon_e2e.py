@@ -169,6 +169,19 @@ def test_cli_errors_have_exit_codes_and_messages(daemon: DaemonProcess) -> None:
     assert no_password.returncode == 1 and "no password" in no_password.stderr
 
 
+def test_a_typo_in_the_database_name_creates_nothing(daemon: DaemonProcess) -> None:
+    typo = daemon.cli("doc", "create", TENANT, "contcts", "--data", '{"a": 1}', check=False)
+    assert typo.returncode == 1
+    assert "no database 'contcts'" in typo.stderr and "existing: contacts" in typo.stderr
+    assert "mindood db create" in typo.stderr
+    listed = cli_json(daemon, "db", "list", TENANT)
+    assert isinstance(listed, dict) and "contcts" not in listed["databases"]
+    created = cli_json(daemon, "db", "create", TENANT, "notes")
+    assert created == {"tenant": TENANT, "db": "notes", "created": True}
+    doc = daemon.cli("doc", "create", TENANT, "notes", "--data", '{"a": 1}')
+    assert doc.stdout.strip()
+
+
 def test_cli_watch_streams_notifications(daemon: DaemonProcess) -> None:
     env = base_env(daemon.root)
     env["MINDOOD_SOCKET"] = str(daemon.socket)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.daemon.attachment_methods import ATTACHMENT_METHODS
 from mindood.daemon.docops import apply_ops, initial_data, parse_ops
 from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
 from mindood.daemon.events import Subscription as EventSubscription
@@ -180,6 +181,14 @@ async def _db_create(node: Node, p: Params, conn: Connection) -> Any:
     return {"tenant": tenant_id, "db": db, "created": not existed}
 
 
+async def _db_drop(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db = p.tenant(), p.db()
+    p.finish()
+    sync = node.sync_or_none()
+    await node.tenants.drop_db(tenant_id, db, sync.forget_database if sync else None)
+    return {"tenant": tenant_id, "db": db, "dropped": True}
+
+
 # -- documents -----------------------------------------------------------------------------------
 async def _doc_create(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id, db_name = p.tenant(), p.db()
@@ -187,7 +196,7 @@ async def _doc_create(node: Node, p: Params, conn: Connection) -> Any:
     doc_id = p.opt_text("doc_id", max_chars=256)
     key_id = p.opt_text("key_id", max_chars=256) or "default"
     p.finish()
-    db = await node.tenants.open_db(tenant_id, db_name, create=True)
+    db = await node.tenants.open_db(tenant_id, db_name)
     doc = await db.create_document(data, doc_id=doc_id, key_id=key_id)
     return doc_to_wire(doc)
 
@@ -374,6 +383,7 @@ _PLAIN: dict[str, Handler] = {
     "tenant.import_session": _tenant_import_session,
     "db.list": _db_list,
     "db.create": _db_create,
+    "db.drop": _db_drop,
     "doc.create": _doc_create,
     "doc.change": _doc_change,
     "doc.get": _doc_get,
@@ -386,6 +396,7 @@ _PLAIN: dict[str, Handler] = {
     "sync.status": _sync_status,
     "sync.now": _sync_now,
     **VIEW_METHODS,
+    **ATTACHMENT_METHODS,
 }
 
 

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from mindood.daemon.events import DocChanged, EventBus, TenantStateChanged
 from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.secrets import credential_path, read_password_file
 from mindood.db import MindooDB
-from mindood.errors import MindoodError, NotAdminError
+from mindood.errors import InvalidNameError, MindoodError, NotAdminError
 from mindood.identity import PrivateUserId, unlock
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
 from mindood.storefactory import (
@@ -188,8 +188,8 @@ class TenantRegistry:
         check_component(name, "database name")
         tenant = self.unlocked(tenant_id)
         slot = self.slot(tenant_id)
-        if not create and name not in slot.opened and name not in self.databases(tenant_id):
-            raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
+        if not create and name not in slot.opened:
+            self.require_db(tenant_id, name)
         db = await tenant.open_db(name)
         if slot.tenant is tenant:
             slot.opened.add(name)
@@ -198,9 +198,35 @@ class TenantRegistry:
     async def open_store(self, tenant_id: str, name: str) -> ContentAddressedStore:
         """A database's document store, without keys (works while the tenant is locked)."""
         check_component(name, "database name")
-        if name not in self.databases(tenant_id):
-            raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
+        self.require_db(tenant_id, name)
         return await self.store_factory.open_store(tenant_id, name, "docs")
+
+    def require_db(self, tenant_id: str, name: str) -> None:
+        """Refuse a database that does not exist, naming those that do: a typo must not create
+        a database that then syncs to every node."""
+        existing = self.databases(tenant_id)
+        if name not in existing:
+            listed = ", ".join(n for n in existing if n != DIRECTORY_DB_ID) or "none yet"
+            raise NotFoundError(
+                f"no database {name!r} in tenant {tenant_id!r} (existing: {listed}); "
+                f"create it with `mindood db create {tenant_id} {name}`"
+            )
+
+    async def drop_db(
+        self, tenant_id: str, name: str, forget: Callable[[str, str], Awaitable[None]] | None
+    ) -> None:
+        """Delete this node's copy of a database; ``forget`` first stops its sync."""
+        if name == DIRECTORY_DB_ID:
+            raise InvalidNameError("the directory database cannot be dropped")
+        tenant = self.unlocked(tenant_id)
+        self.require_db(tenant_id, name)
+        slot = self.slot(tenant_id)
+        async with slot.lock:
+            if forget is not None:
+                await forget(tenant_id, name)
+            slot.opened.discard(name)
+            await tenant.drop_db(name)
+        log.info("database dropped", extra={"tenant": tenant_id, "db": name})
 
     def _publisher(self, tenant_id: str) -> Callable[[str, set[str]], None]:
         def publish(db: str, doc_ids: set[str]) -> None:

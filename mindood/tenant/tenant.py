@@ -208,6 +208,18 @@ class Tenant:
             except Exception:  # one listener's bug must not silence the others
                 log.exception("tenant change listener failed", extra={"db": name})
 
+    async def drop_db(self, name: str) -> bool:
+        """Forget the handle of ``name`` and delete its stores; False if it had none.
+
+        The caller stops everything that still writes to it (sync) first.
+        """
+        if name == DIRECTORY_DB_ID:
+            raise InvalidNameError("the directory database cannot be dropped")
+        check_component(name, "database name")
+        async with self._open_lock:
+            self._dbs.pop(name, None)
+            return await self.store_factory.drop_database(self.tenant_id, name)
+
     def get_directory(self) -> Directory:
         return self._directory
 
