@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mindood.cli_common import (
     EXIT_OK,
+    CliError,
     Subparsers,
     UsageError,
     client_command,
@@ -19,7 +22,7 @@ from mindood.cli_common import (
     print_table,
     print_tenants,
 )
-from mindood.client import MindoodClient, Note
+from mindood.client import DaemonConnectionError, MindoodClient, Note
 from mindood.daemon.events import TOPICS
 
 
@@ -60,8 +63,18 @@ async def _status(client: MindoodClient, args: argparse.Namespace) -> int:
     print(f"socket:   {status['socket']}")
     print(f"data:     {status['data_dir']}")
     print(f"config:   {status['config'] or '(defaults)'}")
+    sync: dict[str, Any] = status.get("sync") or {}
+    for line in describe_node(sync) if sync else []:
+        print(line)
     peers = status["peers"]
-    print(f"peers:    {peers['connected']} connected, {peers['configured']} configured")
+    upstreams = sync.get("upstreams") or []
+    counted = f"{peers['connected']} connected, {peers['configured']} configured"
+    if peers.get("upstreams"):
+        counted += f", {peers['upstreams']} upstream"
+    print(f"peers:    {counted}")
+    for upstream in upstreams:
+        state = "connected" if upstream.get("connected") else "not connected"
+        print(f"upstream: {upstream['address']} for {upstream['tenant']} ({state})")
     print()
     tenants = status["tenants"]
     if tenants:
@@ -85,6 +98,24 @@ async def _status(client: MindoodClient, args: argparse.Namespace) -> int:
                 f"sync {peer['tenant_id']}/{db} from {peer['address']}: failing, retried: {error}"
             )
     return EXIT_OK
+
+
+def describe_node(sync: dict[str, Any]) -> list[str]:
+    """Who this node is on the sync network: its node id, role and listen addresses."""
+    ids: dict[str, str] = sync.get("node_ids") or {}
+    roles: dict[str, str] = sync.get("roles") or {}
+    lines = []
+    if len(set(ids.values())) == 1:
+        lines.append(f"node id:  {next(iter(ids.values()))}")
+    else:
+        lines += [f"node id:  {node} ({tenant})" for tenant, node in sorted(ids.items())]
+    role = sync.get("role")
+    if role == "mixed":
+        role = ", ".join(f"{r} ({t})" for t, r in sorted(roles.items()))
+    lines.append(f"role:     {role or '(no tenant unlocked)'}")
+    listening = sync.get("listening") or []
+    lines.append(f"listen:   {', '.join(listening) or 'not listening ([network] listen)'}")
+    return lines
 
 
 def describe_store_health(health: dict[str, Any]) -> str:
@@ -122,23 +153,61 @@ async def _peers(client: MindoodClient, args: argparse.Namespace) -> int:
         rows = [
             (
                 p["peer_id"],
+                p.get("user") or "-",
+                p.get("device") or "-",
                 p["address"],
                 p.get("transport", ""),
                 ", ".join(p["tenants"]),
+                p.get("state", ""),
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p["connected_at"])),
             )
             for p in peers
         ]
-        print_table(rows, ("PEER", "ADDRESS", "TRANSPORT", "TENANTS", "SINCE"))
+        headers = ("PEER", "USER", "DEVICE", "ADDRESS", "TRANSPORT", "TENANT", "STATE", "SINCE")
+        print_table(rows, headers)
+        progress = [
+            (
+                p["peer_id"][:12],
+                f"{', '.join(p['tenants'])}/{d['db']}",
+                f"{d['sent']} ({human_bytes(d['sent_bytes'])})",
+                f"{d['received']} ({human_bytes(d['received_bytes'])})",
+                d.get("error") or ("syncing" if d.get("syncing") else "up to date"),
+            )
+            for p in peers
+            for d in p.get("databases", [])
+        ]
+        if progress:
+            print()
+            print_table(progress, ("PEER", "DATABASE", "SENT", "RECEIVED", "STATE"))
     else:
         print("no peers connected")
     if result["configured"]:
+        reached = {p["address"] for p in peers}
         print()
         print_table(
-            [(p["address"], ", ".join(p["tenants"])) for p in result["configured"]],
-            ("CONFIGURED PEER", "TENANTS"),
+            [
+                (
+                    p["address"],
+                    ", ".join(p["tenants"]) or "(all)",
+                    "connected" if p["address"] in reached else "not connected",
+                )
+                for p in result["configured"]
+            ],
+            ("CONFIGURED PEER", "TENANTS", "STATE"),
         )
     return EXIT_OK
+
+
+def human_bytes(size: int) -> str:
+    """``1536`` -> ``1.5 KiB``: sizes people read at a glance."""
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 # -- watch ---------------------------------------------------------------------------------------
@@ -152,44 +221,126 @@ def describe_note(note: Note) -> str:
     if note.method == "tenant.state":
         return f"tenant.state    {p['tenant']} is {p['state']}"
     if note.method == "peer.connected":
-        return f"peer.connected  {p['peer_id']} at {p['address']}"
+        who = " ".join(str(x) for x in (p.get("user"), p.get("device")) if x)
+        return (
+            f"peer.connected  {p['peer_id']} at {p['address']} over {p.get('transport', '?')}"
+            + (f" ({who})" if who else "")
+        )
     if note.method == "peer.disconnected":
-        return f"peer.disconnected {p['peer_id']} {p.get('reason', '')}".rstrip()
+        return f"peer.disconnected {p['peer_id']} at {p.get('address', '?')}: {p.get('reason', '')}"
     if note.method == "sync.progress":
         state = "done" if p.get("done") else "syncing"
         return (
             f"sync.progress   {p['peer_id']} {p['tenant']}/{p['db']}: "
-            f"sent {p['sent']}, received {p['received']} ({state})"
+            f"sent {p['sent']} ({human_bytes(p.get('sent_bytes', 0))}), "
+            f"received {p['received']} ({human_bytes(p.get('received_bytes', 0))}) ({state})"
         )
     if note.method == "lagged":
         return f"lagged          {p['dropped']} notifications were dropped (reader too slow)"
     return f"{note.method} {p}"
 
 
+#: Waits between attempts to reach the daemon again under ``watch --follow``: doubling, capped.
+FOLLOW_FIRST_DELAY = 0.2
+FOLLOW_MAX_DELAY = 2.0
+
+
+class _Deadline:
+    """``--timeout`` across reconnects: the seconds left, None for no limit."""
+
+    def __init__(self, seconds: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        self._at = None if seconds is None else loop.time() + seconds
+
+    def left(self) -> float | None:
+        if self._at is None:
+            return None
+        return max(0.0, self._at - asyncio.get_running_loop().time())
+
+    def passed(self) -> bool:
+        left = self.left()
+        return left is not None and left <= 0
+
+
+async def _reconnect(args: argparse.Namespace, deadline: _Deadline) -> MindoodClient | None:
+    """The daemon again, trying with bounded backoff; None once ``--timeout`` ran out."""
+    delay = FOLLOW_FIRST_DELAY
+    while not deadline.passed():
+        try:
+            return await MindoodClient.connect(args.socket, connect_timeout=FOLLOW_MAX_DELAY)
+        except DaemonConnectionError:
+            pass
+        left = deadline.left()
+        await asyncio.sleep(delay if left is None else min(delay, left))
+        delay = min(delay * 2, FOLLOW_MAX_DELAY)
+    return None
+
+
 async def _watch(client: MindoodClient, args: argparse.Namespace) -> int:
-    topics = args.topic or None
-    if topics and not set(topics) <= TOPICS:
+    """Print notifications; ``--follow`` survives daemon restarts (resubscribing each time)."""
+    if args.topic and not set(args.topic) <= TOPICS:
         raise UsageError(f"--topic must be one of {', '.join(sorted(TOPICS))}")
-    sub = await client.subscribe(topics, tenant=args.tenant, db=args.db)
-    if args.json:
-        print_json_line({"subscribed": sub.id, "topics": sub.topics})
-    else:
-        print(f"watching {', '.join(sub.topics)} (Ctrl-C to stop)", flush=True)
-    seen = 0
-    deadline = None if args.timeout is None else asyncio.get_running_loop().time() + args.timeout
-    async with sub:
-        while args.count is None or seen < args.count:
-            remaining = None
-            if deadline is not None:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
+    deadline = _Deadline(args.timeout)
+    progress = _WatchProgress()
+    current = client
+    try:
+        while True:
             try:
-                async with asyncio.timeout(remaining):
+                return await _watch_once(current, args, deadline, progress)
+            except DaemonConnectionError as exc:
+                if not args.follow:
+                    raise CliError(
+                        f"lost the connection to the daemon ({exc}): it stopped or restarted; "
+                        "`mindood watch --follow` reconnects by itself"
+                    ) from None
+                print(
+                    f"mindood: lost the connection to the daemon ({exc}); reconnecting",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if current is not client:
+                await current.close()
+            reached = await _reconnect(args, deadline)
+            if reached is None:
+                return EXIT_OK
+            current = reached
+    finally:
+        if current is not client:
+            await current.close()
+
+
+@dataclass(slots=True)
+class _WatchProgress:
+    seen: int = 0
+    subscribed: bool = False
+
+
+async def _watch_once(
+    client: MindoodClient, args: argparse.Namespace, deadline: _Deadline, progress: _WatchProgress
+) -> int:
+    """Subscribe and print until ``--count`` or ``--timeout``; raises if the daemon goes."""
+    sub = await client.subscribe(args.topic or None, tenant=args.tenant, db=args.db)
+    if not progress.subscribed:
+        progress.subscribed = True
+        if args.json:
+            print_json_line({"subscribed": sub.id, "topics": sub.topics})
+        else:
+            print(f"watching {', '.join(sub.topics)} (Ctrl-C to stop)", flush=True)
+    else:
+        print(
+            "mindood: reconnected to the daemon; watching again "
+            "(notifications while it was away are not replayed)",
+            file=sys.stderr,
+            flush=True,
+        )
+    async with sub:
+        while args.count is None or progress.seen < args.count:
+            try:
+                async with asyncio.timeout(deadline.left()):
                     note = await sub.get()
             except TimeoutError:
                 break
-            seen += 1
+            progress.seen += 1
             if args.json:
                 print_json_line({"method": note.method, "params": note.params})
             else:
@@ -217,6 +368,12 @@ def add_client_commands(sub: Subparsers) -> None:
     watch.add_argument("--db", help="only events of this database")
     watch.add_argument("--count", type=int, default=None, help="exit after N notifications")
     watch.add_argument("--timeout", type=float, default=None, help="exit after SECONDS")
+    watch.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep watching when the daemon restarts: reconnect (retrying with backoff, "
+        "saying so on stderr) and subscribe again",
+    )
     watch.set_defaults(handler=client_command(_watch))
 
 

@@ -25,6 +25,7 @@ from mindood.sync.link import PeerLink, PeerStatus
 from mindood.sync.members import node_id_hex
 from mindood.sync.network import PeerNetwork
 from mindood.sync.traffic import NodeEvent, Transferred
+from mindood.tenant import Tenant
 from mindood.tenant.directory import DEFAULT_KEY_ID
 from protocol import events
 from transports.tasks import cancel_and_wait
@@ -265,12 +266,14 @@ class SyncService:
     # -- SyncControl -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         sync = self._sync
-        contexts = sync.tenant_contexts() if sync is not None else []
-        roles = {c.tenant_id: self._role(c.tenant_id) for c in contexts}
+        unlocked = self._unlocked()
+        roles = {tenant.tenant_id: self._role(tenant) for tenant in unlocked}
         return {
             "listening": list(self._listening),
             "tenants": sorted(self._tenants),
-            "node_ids": {c.tenant_id: node_id_hex(c.identity) for c in contexts},
+            "node_ids": {
+                t.tenant_id: node_id_hex(t.user.private.signing_public_key) for t in unlocked
+            },
             "role": summary_role(roles, upstreams=bool(self._host.config.upstreams)),
             "roles": roles,
             "upstreams": [
@@ -286,13 +289,17 @@ class SyncService:
             "network": self._network.status() if self._network is not None else None,
         }
 
-    def _role(self, tenant_id: str) -> str:
+    def _unlocked(self) -> list[Tenant]:
+        registry = self._host.tenants
+        slots = [registry.slot(tenant_id) for tenant_id in registry.known_ids()]
+        return [slot.tenant for slot in slots if slot.tenant is not None]
+
+    def _role(self, tenant: Tenant) -> str:
         """edge cache (it reads and writes through an upstream), relay (it holds no content
         key, only ``$publicinfos``), or member."""
-        if any(u.tenant == tenant_id for u in self._host.config.upstreams):
+        if any(u.tenant == tenant.tenant_id for u in self._host.config.upstreams):
             return "edge cache"
-        tenant = self._host.tenants.slot(tenant_id).tenant
-        if tenant is not None and not tenant.key_bag.has(tenant_id, DEFAULT_KEY_ID):
+        if not tenant.key_bag.has(tenant.tenant_id, DEFAULT_KEY_ID):
             return "relay"
         return "member"
 
