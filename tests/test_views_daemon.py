@@ -127,7 +127,8 @@ async def test_navigate_statelessly(node: Node) -> None:
 async def test_a_category_read_totals_that_category(node: Node) -> None:
     await call(node, "view.define", name="staff", columns=COLUMNS, sources=SOURCES)
     whole = await call(node, "view.read", name="staff")
-    assert (whole["category"], whole["documents"], whole["totals"]) == (None, 7, {"salary": 700_000})
+    scope = (whole["category"], whole["documents"], whole["totals"])
+    assert scope == (None, 7, {"salary": 700_000})
     sales = await call(node, "view.read", name="staff", category="Sales", expand="all")
     assert (sales["category"], sales["documents"], sales["totals"]) == (
         "Sales",
@@ -217,7 +218,7 @@ def test_cli_parsing_and_rendering() -> None:
     assert parse_source("acme/db", None)["origin"] == "acme/db"
     with pytest.raises(UsageError):
         parse_source("acme", None)
-    page = {
+    page: dict[str, Any] = {
         "columns": [
             {"name": "d", "role": "category", "title": "d"},
             {"name": "n", "role": "sorted", "title": "name"},
@@ -245,7 +246,8 @@ def test_cli_parsing_and_rendering() -> None:
         "locked (acme)",
         "unlock tenant acme to use it",
     ]
-    assert list_line({"name": "v", "tenant": "acme", "state": "damaged", "error": "bad"})[2] == "bad"
+    damaged = {"name": "v", "tenant": "acme", "state": "damaged", "error": "bad"}
+    assert list_line(damaged)[1:] == ["damaged (acme)", "bad"]
 
 
 # -- the real daemon -----------------------------------------------------------------------------

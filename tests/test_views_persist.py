@@ -112,7 +112,7 @@ def rows(page: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [(e["position"], e["doc_id"], e.get("db"), e["values"]) for e in page["entries"]]
 
 
-def listed(views: dict[str, Any], name: str | None) -> dict[str, Any]:
+def listed(views: dict[str, list[dict[str, Any]]], name: str | None) -> dict[str, Any]:
     (found,) = [v for v in views["views"] if v["name"] == name]
     return found
 
