@@ -19,7 +19,14 @@ from mindood.daemon.view_methods import VIEW_METHODS
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import InvalidParamsError, NotFoundError, TenantLockedError
 from tests.daemon_helpers import DaemonProcess
-from tests.view_helpers import BRANCH, HQ, employee
+from tests.view_helpers import (
+    ACME_PASSWORD,
+    BRANCH,
+    HQ,
+    copy_data_dir,
+    employee,
+    employees_data_dir,
+)
 
 COLUMNS = [
     {"name": "department", "role": "category"},
@@ -37,22 +44,15 @@ async def call(node: Node, method: str, **params: Any) -> Any:
     return await VIEW_METHODS[method](node, Params(params), cast(Connection, None))
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return employees_data_dir(tmp_path_factory.mktemp("views-rpc"))
+
+
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    node = Node(tmp_path, parse_config({}), {})
-    await node.tenants.create(
-        "acme",
-        admin_name="cn=admin/o=acme",
-        admin_password="admin-pw",
-        user_name="cn=alice/o=acme",
-        user_password="alice-pw",
-    )
-    for name, rows in (("hq", HQ), ("branch", BRANCH)):
-        db = await node.tenants.open_db("acme", name, create=True)
-        for row in rows:
-            await db.create_document(employee(row))
-    hq = await node.tenants.open_db("acme", "hq")
-    await hq.create_document({"type": "contractor", "department": "Sales", "salary": 1})
+async def node(template: Path, tmp_path: Path) -> AsyncIterator[Node]:
+    node = Node(copy_data_dir(template, tmp_path / "data"), parse_config({}), {})
+    assert await node.tenants.unlock("acme", ACME_PASSWORD)
     try:
         yield node
     finally:

@@ -5,9 +5,7 @@ its own view. Nodes run in process on real files; a "restart" is a new ``Node`` 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +20,12 @@ from mindood.daemon.view_methods import VIEW_METHODS
 from mindood.daemon.view_registry import ViewDamagedError, ViewStoreOptions, registry
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import CORRUPT, NotFoundError, TenantLockedError
-from tests.view_helpers import BRANCH, HQ, employee
+from tests.view_helpers import (
+    ACME_PASSWORD,
+    copy_data_dir,
+    employee,
+    employees_data_dir,
+)
 
 COLUMNS = [
     {"name": "department", "role": "category"},
@@ -34,7 +37,7 @@ SOURCES = [
     {"origin": "hq", "tenant": "acme", "db": "hq", "where": {"type": "employee"}},
     {"origin": "branch", "tenant": "acme", "db": "branch", "where": {"type": "employee"}},
 ]
-PASSWORD = "alice-pw"
+PASSWORD = ACME_PASSWORD
 
 
 async def call(node: Node, method: str, **params: Any) -> Any:
@@ -43,38 +46,12 @@ async def call(node: Node, method: str, **params: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory holding tenant acme with the employees in hq and branch."""
-    root = tmp_path_factory.mktemp("views-template")
-    asyncio.run(_fill(root))
-    return root
-
-
-async def _fill(root: Path) -> None:
-    node = Node(root, parse_config({}), {})
-    try:
-        await node.tenants.create(
-            "acme",
-            admin_name="cn=admin/o=acme",
-            admin_password="admin-pw",
-            user_name="cn=alice/o=acme",
-            user_password=PASSWORD,
-        )
-        for name, rows in (("hq", HQ), ("branch", BRANCH)):
-            db = await node.tenants.open_db("acme", name, create=True)
-            for row in rows:
-                await db.create_document(employee(row))
-        hq = await node.tenants.open_db("acme", "hq")
-        await hq.create_document({"type": "contractor", "department": "Sales", "salary": 1})
-    finally:
-        await node.close()
+    return employees_data_dir(tmp_path_factory.mktemp("views-persist"))
 
 
 @pytest.fixture
 def data_dir(template: Path, tmp_path: Path) -> Path:
-    """A copy of the template per test (creating a tenant costs a second of key generation)."""
-    copy = tmp_path / "data"
-    shutil.copytree(template, copy)
-    return copy
+    return copy_data_dir(template, tmp_path / "data")
 
 
 class Nodes:

@@ -3,7 +3,9 @@ restart show, and a damaged view file costs only its own view."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +119,26 @@ async def test_a_damaged_view_file_costs_only_that_view(daemon: DaemonProcess) -
         assert (await client.call("view.read", {"name": "intact"}))["documents"] == 3
         await client.doc_create(TENANT, "hq-b", {"after": "the damage"})  # the tenant works
     assert "view file unusable" in daemon.log()
+
+
+def _readme_view_commands() -> list[list[str]]:
+    """The commands of the README's views example, as argument lists."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split("### Views", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [shlex.split(line, comments=True) for line in block.replace("\\\n", " ").splitlines()]
+    return [line[1:] for line in lines if line and line[0] == "mindood"]
+
+
+async def test_the_readme_view_commands_work(daemon: DaemonProcess) -> None:
+    commands = _readme_view_commands()
+    assert [c[:2] for c in commands][:2] == [["view", "define"], ["view", "show"]]
+    async with await daemon.client() as client:
+        for db, rows in (("employees", HQ), ("contractors", BRANCH)):
+            await client.db_create(TENANT, db)
+            for row in rows:
+                await client.doc_create(TENANT, db, employee(row))
+    outputs = [daemon.cli(*command).stdout for command in commands]
+    assert "7 documents" in outputs[0]
+    assert outputs[3].splitlines()[-1] == "# 2 documents in Sales\\2024, totals: salary=190000"
+    assert any(line.startswith("staff\tready (acme)\t") for line in outputs[-2].splitlines())
+    assert "dropped staff" in outputs[-1]
