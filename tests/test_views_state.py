@@ -70,7 +70,8 @@ async def test_a_restored_view_equals_the_built_one_and_resumes_after_its_cursor
     assert state.document_count() == 7
 
     restored = _view(hq, branch)
-    assert restored.restore_state(state) == 7
+    assert await restored.restore_state(state, apply_batch_size=2) == 7
+    assert restored.version == 4  # hq's 4 and branch's 3 in batches of 2, yielding between
     assert snapshot(restored, "salary") == snapshot(built, "salary")
     await restored.update()
     assert _read(restored) == 0  # nothing changed after the cursors
@@ -111,7 +112,7 @@ async def test_an_origin_in_a_full_reread_is_exported_from_the_start() -> None:
     assert (exported.cursor, dict(exported.documents)) == (None, {})
 
     restored = employees_builder().with_db("docs", mine).build()
-    assert restored.restore_state(view.export_state()) == 0
+    assert await restored.restore_state(view.export_state()) == 0
     await restored.update()
     assert restored.document_count() == 20
 
@@ -122,13 +123,13 @@ async def test_bad_states_are_refused() -> None:
     await built.update()
     good = built.export_state()
     with pytest.raises(ViewStateError, match="never updated"):
-        built.restore_state(good)
+        await built.restore_state(good)
     with pytest.raises(ViewStateError, match="origins"):
-        _view(hq, branch).restore_state(ViewState({"hq": good.origins["hq"]}))
+        await _view(hq, branch).restore_state(ViewState({"hq": good.origins["hq"]}))
     unfit = {"x": {"department": "Sales"}}
     bad_values = ViewState({**good.origins, "hq": OriginState(None, unfit)})
     with pytest.raises(ViewStateError, match="fit the columns"):
-        _view(hq, branch).restore_state(bad_values)
+        await _view(hq, branch).restore_state(bad_values)
     no_cursor = employees_builder().with_data_provider(DictProvider("hq")).build()
     with pytest.raises(ViewStateError, match="cursor"):
         no_cursor.export_state()

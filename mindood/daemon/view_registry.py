@@ -186,11 +186,11 @@ class ViewRegistry:
         except (ViewFileError, InvalidParamsError) as exc:
             slot.forget()
             slot.error = str(exc)
+            where = {"tenant": slot.tenant, "file": str(slot.files.definition_path)}
             log.warning(
                 "view file unusable; this view is out of service until defined again or dropped",
-                extra={"tenant": slot.tenant, "file": slot.files.definition_path.name,
-                       "error": str(exc)},
-            )  # fmt: skip
+                extra={**where, "error": str(exc)},
+            )
         else:
             slot.forget()
             slot.definition, slot.name = definition, body["name"]
@@ -271,7 +271,8 @@ class ViewRegistry:
             if body.get("definition") != definition.digest():
                 slot.state_note = "the saved state is of an earlier definition"
                 return 0
-            restored = view.restore_state(ViewState.from_plain(body.get("state")))
+            state = await asyncio.to_thread(ViewState.from_plain, body.get("state"))
+            restored = await view.restore_state(state)
         except (ViewFileError, ViewStateError) as exc:
             slot.state_note = f"the saved state is unusable: {exc}"
             log.warning(

@@ -270,32 +270,42 @@ class VirtualView:
                 origins[origin] = OriginState(provider.cursor, documents[origin])
         return ViewState(origins)
 
-    def restore_state(self, state: ViewState) -> int:
+    async def restore_state(
+        self, state: ViewState, *, apply_batch_size: int = DEFAULT_APPLY_BATCH
+    ) -> int:
         """Fill a view that has never been updated from ``state``; returns the documents restored.
 
-        The next ``update()`` reads only what changed after the saved cursors (everything, if a
-        cursor no longer applies: the store was wiped or trust changed since).
+        Applied in batches, yielding between them, so a large view does not hold up the event
+        loop. The next ``update()`` reads only what changed after the saved cursors (everything,
+        if a cursor no longer applies: the store was wiped or trust changed since).
         """
-        if self._records or any(self.cursor_of(o) is not None for o in self._providers):
-            raise ViewStateError("a state is restored only into a view that was never updated")
-        if set(state.origins) != set(self._providers):
-            raise ViewStateError(
-                f"the state's origins {sorted(state.origins)} are not the view's "
-                f"{sorted(self._providers)}"
-            )
-        names = {c.name for c in self._columns.all}
-        for origin, part in state.origins.items():
-            if not isinstance(self._providers[origin], MindooDBDataProvider):
-                raise ViewStateError(f"origin {origin!r} keeps no change cursor to resume from")
-            if any(set(values) != names for values in part.documents.values()):
-                raise ViewStateError(f"origin {origin!r}: saved values do not fit the columns")
-        for origin, part in state.origins.items():
-            provider = self._providers[origin]
-            assert isinstance(provider, MindooDBDataProvider)
-            additions = {doc_id: dict(values) for doc_id, values in part.documents.items()}
-            self.apply_changes(ViewChange(origin, additions=additions))
-            provider.cursor = part.cursor
-        return state.document_count()
+        async with self._lock:
+            if self._records or any(self.cursor_of(o) is not None for o in self._providers):
+                raise ViewStateError("a state is restored only into a view that was never updated")
+            if set(state.origins) != set(self._providers):
+                raise ViewStateError(
+                    f"the state's origins {sorted(state.origins)} are not the view's "
+                    f"{sorted(self._providers)}"
+                )
+            names = {c.name for c in self._columns.all}
+            for origin, part in state.origins.items():
+                if not isinstance(self._providers[origin], MindooDBDataProvider):
+                    raise ViewStateError(f"origin {origin!r} keeps no change cursor to resume from")
+                if any(set(values) != names for values in part.documents.values()):
+                    raise ViewStateError(f"origin {origin!r}: saved values do not fit the columns")
+            step = max(1, apply_batch_size)
+            for origin, part in state.origins.items():
+                provider = self._providers[origin]
+                assert isinstance(provider, MindooDBDataProvider)
+                items = list(part.documents.items())
+                for start in range(0, len(items), step):
+                    additions = {
+                        doc_id: dict(values) for doc_id, values in items[start : start + step]
+                    }
+                    self.apply_changes(ViewChange(origin, additions=additions))
+                    await asyncio.sleep(0)
+                provider.cursor = part.cursor
+            return state.document_count()
 
     # -- applying ----------------------------------------------------------------------------
     def apply_changes(self, change: ViewChange) -> None:
