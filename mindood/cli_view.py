@@ -181,14 +181,12 @@ async def _define(client: MindoodClient, args: argparse.Namespace) -> int:
     where = parse_json_arg(args.where, "--where") if args.where else None
     if where is not None and not isinstance(where, dict):
         raise UsageError("--where must be a JSON object of field values")
-    params: dict[str, Any] = {
-        "name": args.name,
-        "columns": [parse_column(c) for c in args.column],
-        "sources": [parse_source(s, where) for s in args.source],
-    }
-    if args.categories_last:
-        params["style"] = "category_then_document"
-    result = await client.call("view.define", params)
+    result = await client.view_define(
+        args.name,
+        [parse_column(c) for c in args.column],
+        [parse_source(s, where) for s in args.source],
+        style="category_then_document" if args.categories_last else None,
+    )
     if args.json:
         print_json(result)
     else:
@@ -203,7 +201,7 @@ async def _show(client: MindoodClient, args: argparse.Namespace) -> int:
         params["start"] = args.start
     if args.backward:
         params["backward"] = True
-    page = await client.call("view.read", params)
+    page = await client.view_read(**params)
     if args.json:
         print_json(page)
         return EXIT_OK
@@ -222,13 +220,13 @@ async def _nav(client: MindoodClient, args: argparse.Namespace) -> int:
         params["target"] = args.target
     if args.reveal:
         params["reveal"] = True
-    result = await client.call("view.navigate", params)
+    result = await client.view_navigate(**params)
     if args.json:
         print_json(result)
     elif result["entry"] is None:
         print("(no entry there)")
     else:
-        shape = await client.call("view.read", {**_state(args), "count": 1})
+        shape = await client.view_read(**{**_state(args), "count": 1})
         page = {"columns": shape["columns"], "origins": shape["origins"]}
         page["entries"] = [result["entry"]]
         headers, rows = render_rows(page)
@@ -237,11 +235,11 @@ async def _nav(client: MindoodClient, args: argparse.Namespace) -> int:
 
 
 async def _list(client: MindoodClient, args: argparse.Namespace) -> int:
-    result = await client.call("view.list", {})
+    views = await client.view_list()
     if args.json:
-        print_json(result)
+        print_json({"views": views})
     else:
-        for view in result["views"]:
+        for view in views:
             print("\t".join(list_line(view)))
     return EXIT_OK
 
@@ -260,7 +258,7 @@ def list_line(view: dict[str, Any]) -> list[str]:
 
 
 async def _drop(client: MindoodClient, args: argparse.Namespace) -> int:
-    result = await client.call("view.drop", {"name": args.name})
+    result = await client.view_drop(args.name)
     if args.json:
         print_json(result)
     else:
