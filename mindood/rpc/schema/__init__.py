@@ -6,9 +6,16 @@ client's typed methods, ``rpc.methods``, the CLI and the README's reference are 
 
 from __future__ import annotations
 
-from mindood.rpc.schema import daemon, documents, tenants, views
+from mindood.rpc.schema import admin, daemon, documents, history, tenants, views
 from mindood.rpc.schema.model import Method, Param, opt, req, table
 
-SCHEMA: dict[str, Method] = table(daemon.METHODS, tenants.METHODS, documents.METHODS, views.METHODS)
+SCHEMA: dict[str, Method] = table(
+    daemon.METHODS,
+    tenants.METHODS,
+    documents.METHODS,
+    views.METHODS,
+    history.METHODS,
+    admin.METHODS,
+)
 
 __all__ = ["SCHEMA", "Method", "Param", "opt", "req"]
