@@ -79,9 +79,7 @@ async def test_history_lists_every_version_with_time_author_and_data(
         versions = page["versions"]
         assert page["next"] is None
         assert [v["index"] for v in versions] == [0, 1, 2, 3, 4]
-        assert [v["type"] for v in versions] == ["doc_create"] + ["doc_change"] * 3 + [
-            "doc_delete"
-        ]
+        assert [v["type"] for v in versions] == ["doc_create"] + ["doc_change"] * 3 + ["doc_delete"]
         assert [v["data"]["step"] for v in versions] == [0, 1, 2, 3, 3]
         assert [v["deleted"] for v in versions] == [False] * 4 + [True]
         times = [v["created_at"] for v in versions]

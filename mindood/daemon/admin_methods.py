@@ -269,6 +269,7 @@ async def _group_list(node: Node, p: Params, conn: Connection) -> Any:
 async def _group_members(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id, name = p.tenant(), _group_name(p)
     p.finish()
+    _require_group(node, tenant_id, name)
     return _group_result(node, tenant_id, name)
 
 
