@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from mindood.client import counter, op_increment, op_set
+from mindood.daemon.history_methods import exact_ms, parse_at
 from mindood.rpc.errors import InvalidParamsError, NotFoundError
 from tests.daemon_helpers import DaemonProcess
 
@@ -157,3 +158,19 @@ def test_the_cli_shows_history_a_past_state_and_past_ids(daemon: DaemonProcess) 
     assert doc_id in listing["doc_ids"]
     bad = daemon.cli("doc", "at", TENANT, DB, doc_id, "soon", check=False)
     assert bad.returncode == 1 and "not ISO 8601" in bad.stderr
+
+
+def test_points_in_time_convert_to_exact_milliseconds() -> None:
+    # A time whose float product (seconds * 1000) lands on the millisecond before it.
+    moment = dt.datetime(2004, 4, 24, 0, 39, 59, 587000, tzinfo=dt.UTC)
+    ms = 1082767199587
+    assert int(moment.timestamp() * 1000) == ms - 1
+    assert exact_ms(moment) == ms
+    assert parse_at(moment) == ms
+    assert parse_at(moment.replace(tzinfo=None)) == ms  # naive is UTC
+    assert parse_at("2004-04-24T00:39:59.587Z") == ms
+    assert parse_at("2004-04-24T02:39:59.587+02:00") == ms
+    assert parse_at(float(ms)) == ms and parse_at(ms) == ms
+    for bad in (True, None, [ms], "x" * 100, float("nan")):
+        with pytest.raises(InvalidParamsError):
+            parse_at(bad)
