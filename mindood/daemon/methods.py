@@ -180,6 +180,9 @@ async def _db_create(node: Node, p: Params, conn: Connection) -> Any:
     p.finish()
     existed = db in node.tenants.databases(tenant_id)
     await node.tenants.open_db(tenant_id, db, create=True)
+    sync = node.sync_or_none()
+    if sync is not None:
+        await sync.follow_database(tenant_id, db)
     return {"tenant": tenant_id, "db": db, "created": not existed}
 
 

@@ -274,6 +274,9 @@ class SyncNode:
             await self._watch(state, name)
             await self._save_databases(state)
             self._changed(tenant_id, name)
+            for link in self._links.values():
+                if link.context.tenant_id == tenant_id:
+                    link.driver.pull_soon(name)  # a round may have skipped it while adopting
 
     async def remove_database(self, tenant_id: str, name: str) -> None:
         """Stop syncing ``name`` (it is being dropped here) and do not adopt it again."""
