@@ -321,10 +321,7 @@ class TenantRegistry:
         relay: bool = False,
     ) -> str:
         tenant = self.unlocked(tenant_id)
-        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
-        if blob is None:
-            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
-        admin = PrivateUserId.from_bytes(blob)
+        admin = await self.admin_identity(tenant_id)
         return await tenant.approve_join_request(
             request,
             admin_signing_key=admin,
@@ -337,10 +334,7 @@ class TenantRegistry:
 
     async def revoke(self, tenant_id: str, username: str, *, admin_password: str) -> int:
         tenant = self.unlocked(tenant_id)
-        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
-        if blob is None:
-            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
-        admin = PrivateUserId.from_bytes(blob)
+        admin = await self.admin_identity(tenant_id)
         return await tenant.revoke_user(
             username, admin_signing_key=admin, admin_password=admin_password
         )
