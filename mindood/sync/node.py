@@ -262,7 +262,8 @@ class SyncNode:
                 await conn.close(ErrorCode.SHUTDOWN, "tenant locked")
 
     async def add_database(self, tenant_id: str, name: str) -> None:
-        """Sync ``name`` too (a database created after the tenant was added); peers hear of it."""
+        """Sync ``name`` too (created here or adopted from a peer after the tenant was added):
+        peers hear of it, and the connected peers that share it are pulled from."""
         state = self._tenants.get(tenant_id)
         if state is None:
             return
