@@ -154,6 +154,14 @@ class PullDriver:
 
     def heal(self, name: str) -> None:
         """``name`` has quarantined entries: pull it, which asks this peer for good copies."""
+        self._pull_soon(name)
+
+    def adopted(self, name: str) -> None:
+        """The node syncs ``name`` now. The round that listed it could not pull it (adoption
+        ends later), and the peer announces it only when it grows: pull it now."""
+        self._pull_soon(name)
+
+    def _pull_soon(self, name: str) -> None:
         if name in self._shared:
             self._dirty.add(name)
             self._wake.set()
