@@ -18,6 +18,7 @@ from typing import Any
 import uvloop
 
 from mindood import __version__
+from mindood.cli_admin import add_admin_commands
 from mindood.cli_attach import add_attach_commands
 from mindood.cli_daemon import add_client_commands, add_run
 from mindood.cli_doc import add_doc_commands
@@ -100,6 +101,7 @@ _COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     add_doc_commands,
     add_attach_commands,
     add_view_commands,
+    add_admin_commands,
     add_rpc_commands,
     add_store_commands,
     _add_bench,

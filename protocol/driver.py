@@ -152,11 +152,16 @@ class PullDriver:
         self._dirty.add(note.db)
         self._wake.set()
 
-    def heal(self, name: str) -> None:
-        """``name`` has quarantined entries: pull it, which asks this peer for good copies."""
+    def pull_soon(self, name: str) -> None:
+        """Pull ``name`` in the next turn if this peer shares it (the node just began syncing
+        it, or needs good copies of damaged entries)."""
         if name in self._shared:
             self._dirty.add(name)
             self._wake.set()
+
+    def heal(self, name: str) -> None:
+        """``name`` has quarantined entries: pull it, which asks this peer for good copies."""
+        self.pull_soon(name)
 
     def trust_changed(self) -> None:
         """The directory changed: deferred entries may be admissible now; pull everything."""

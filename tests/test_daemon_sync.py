@@ -496,3 +496,32 @@ async def test_a_dropped_database_is_deleted_here_and_not_taken_from_peers_again
             return len(await client.doc_list(TENANT, "scratch")) == 3
 
     await _eventually(b_has_all)
+
+
+async def test_a_database_created_while_a_member_was_down_arrives_after_its_restart(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    b = cluster.start("b", peers=(await _address(a),))
+    await _join(a, b, "bob")
+    marker = await _create_doc(a, {"before": "the stop"})
+    await _eventually(_has(b, marker, {"before": "the stop"}))
+    assert b.stop() == 0, b.log()
+    async with await a.client() as client:
+        await client.db_create(TENANT, "staff")
+        doc_id = (await client.doc_create(TENANT, "staff", {"name": "Ada"}))["id"]
+    b.start()
+    async with await b.client() as client:
+        await client.tenant_unlock(TENANT, "bob-pw")
+
+    async def b_has_it() -> bool:
+        async with await b.client() as client:
+            try:
+                return (await client.doc_get(TENANT, "staff", doc_id))["data"] == {"name": "Ada"}
+            except MindoodError:
+                return False
+
+    # The first round after the restart learns of "staff" from a's list and adopts it; the
+    # pull must follow the adoption even though a never announces "staff" again.
+    await _eventually(b_has_it)

@@ -102,6 +102,31 @@ async def test_mesh_a_third_node_behind_b_converges(tmp_path: Path, nodes: Nodes
     await eventually(lambda: _is_any(a, doc.get_id(), {"from": "a", "seen_by": "carol"}))
 
 
+async def test_a_database_the_peer_made_while_we_were_away_is_pulled_on_reconnect(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    """b learns of "notes" only from a's database list in the first round of the new session
+    (no one announces it: it did not change while connected), so b must pull it once adopted."""
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    await a.listen()
+    first = await b.sync.connect("127.0.0.1", a.port, b.tenant.tenant_id)
+    await eventually(lambda: _synced(b))  # b's directory now equals a's
+    await first.close()
+    await eventually(lambda: _no_links(a))
+    notes = await alice_tenant.open_db("notes")
+    doc = await notes.create_document({"written": "while b was away"})
+    await a.sync.add_database(alice_tenant.tenant_id, "notes")
+    await b.connect_to(a)
+    b_notes = await b.tenant.open_db("notes")
+    await eventually(lambda: _is(b_notes, doc.get_id(), {"written": "while b was away"}))
+
+
+async def _no_links(node: Node) -> bool:
+    return not node.sync.links()
+
+
 async def _is_any(node: Node, doc_id: str, expected: dict[str, object]) -> bool:
     return await _is(await node.db(), doc_id, expected)
 

@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.daemon.admin_methods import ADMIN_METHODS
 from mindood.daemon.attachment_methods import ATTACHMENT_METHODS
 from mindood.daemon.docops import apply_ops, initial_data, parse_ops
 from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
 from mindood.daemon.events import Subscription as EventSubscription
+from mindood.daemon.history_methods import HISTORY_METHODS
 from mindood.daemon.node import Node
 from mindood.daemon.params import MAX_URI_CHARS, Params
 from mindood.daemon.view_methods import VIEW_METHODS
@@ -178,6 +180,9 @@ async def _db_create(node: Node, p: Params, conn: Connection) -> Any:
     p.finish()
     existed = db in node.tenants.databases(tenant_id)
     await node.tenants.open_db(tenant_id, db, create=True)
+    sync = node.sync_or_none()
+    if sync is not None:
+        await sync.follow_database(tenant_id, db)
     return {"tenant": tenant_id, "db": db, "created": not existed}
 
 
@@ -397,6 +402,8 @@ _PLAIN: dict[str, Handler] = {
     "sync.now": _sync_now,
     **VIEW_METHODS,
     **ATTACHMENT_METHODS,
+    **HISTORY_METHODS,
+    **ADMIN_METHODS,
 }
 
 

@@ -50,6 +50,10 @@ class SyncControl(Protocol):
         self, tenant: str | None, db: str | None, peer: str | None
     ) -> dict[str, Any]: ...
 
+    async def follow_database(self, tenant: str, db: str) -> None:
+        """Sync ``db`` from now on (it was just created here), announcing it to peers."""
+        ...
+
     async def forget_database(self, tenant: str, db: str) -> None:
         """Stop syncing ``db`` before it is dropped, and do not adopt it from peers again."""
         ...

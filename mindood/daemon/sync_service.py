@@ -157,6 +157,10 @@ class SyncService:
     def describe(self) -> dict[str, Any]:
         return {"listening": list(self._listening), "tenants": sorted(self._tenants)}
 
+    async def follow_database(self, tenant: str, db: str) -> None:
+        if self._sync is not None and tenant in self._tenants:
+            await self._sync.add_database(tenant, db)
+
     async def forget_database(self, tenant: str, db: str) -> None:
         if self._sync is not None:
             await self._sync.remove_database(tenant, db)

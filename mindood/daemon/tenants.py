@@ -322,10 +322,7 @@ class TenantRegistry:
         relay: bool = False,
     ) -> str:
         tenant = self.unlocked(tenant_id)
-        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
-        if blob is None:
-            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
-        admin = PrivateUserId.from_bytes(blob)
+        admin = await self.admin_identity(tenant_id)
         return await tenant.approve_join_request(
             request,
             admin_signing_key=admin,
@@ -338,10 +335,7 @@ class TenantRegistry:
 
     async def revoke(self, tenant_id: str, username: str, *, admin_password: str) -> int:
         tenant = self.unlocked(tenant_id)
-        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
-        if blob is None:
-            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
-        admin = PrivateUserId.from_bytes(blob)
+        admin = await self.admin_identity(tenant_id)
         return await tenant.revoke_user(
             username, admin_signing_key=admin, admin_password=admin_password
         )
@@ -403,6 +397,21 @@ class TenantRegistry:
 
     async def export_session(self, tenant_id: str, password: str) -> bytes:
         return await self.unlocked(tenant_id).export_session(password)
+
+    # -- for the admin and key RPC methods (mindood.daemon.admin_methods) --------------------
+    async def admin_identity(self, tenant_id: str) -> PrivateUserId:
+        """The tenant's admin identity, still sealed under the admin password."""
+        self.unlocked(tenant_id)
+        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
+        if blob is None:
+            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
+        return PrivateUserId.from_bytes(blob)
+
+    async def check_password(self, tenant_id: str, password: str) -> Tenant:
+        """The unlocked tenant, once ``password`` proved to be its user's (else WrongPassword)."""
+        tenant = self.unlocked(tenant_id)
+        await asyncio.to_thread(unlock, tenant.user.private, password)
+        return tenant
 
     # -- unattended unlock -------------------------------------------------------------------
     def password_source(self, tenant_id: str, config: Config) -> Path | None:

@@ -244,7 +244,8 @@ class SyncNode:
                 await conn.close(ErrorCode.SHUTDOWN, "tenant locked")
 
     async def add_database(self, tenant_id: str, name: str) -> None:
-        """Sync ``name`` too (a database created after the tenant was added); peers hear of it."""
+        """Sync ``name`` too (created here or adopted from a peer after the tenant was added):
+        peers hear of it, and the connected peers that share it are pulled from."""
         state = self._tenants.get(tenant_id)
         if state is None:
             return
@@ -256,6 +257,9 @@ class SyncNode:
             await self._watch(state, name)
             await self._save_databases(state)
             self._changed(tenant_id, name)
+            for link in self._links.values():
+                if link.context.tenant_id == tenant_id:
+                    link.driver.pull_soon(name)  # a round may have skipped it while adopting
 
     async def remove_database(self, tenant_id: str, name: str) -> None:
         """Stop syncing ``name`` (it is being dropped here) and do not adopt it again."""
