@@ -213,16 +213,17 @@ class Advertiser:
         self._port = port
         self._memberships = list(memberships)
         self.name = f"mindoodb-{os.urandom(6).hex()}.{SERVICE_TYPE}"
+        #: One host name for the advertisement's life: zeroconf keys address answers by it.
+        self._host = f"mindoodb-{os.urandom(6).hex()}.local."
         self._info: AsyncServiceInfo | None = None
 
     def _service_info(self) -> AsyncServiceInfo:
-        host = f"mindoodb-{os.urandom(6).hex()}.local."
         return AsyncServiceInfo(
             SERVICE_TYPE,
             self.name,
             port=self._port,
             properties=build_txt(self._memberships),
-            server=host,
+            server=self._host,
             addresses=[socket.inet_aton(a) for a in self._mdns.addresses],
         )
 
@@ -236,7 +237,6 @@ class Advertiser:
         if self._info is None:
             return
         fresh = self._service_info()
-        fresh.server = self._info.server
         self._info = fresh
         await (await self._mdns.zeroconf.async_update_service(fresh))
 
