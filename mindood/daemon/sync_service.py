@@ -243,7 +243,7 @@ class SyncService:
                     )
                 )
                 self._refresh(event.tenant_id, event.address, event.identity)
-            case events.RoundFinished() | events.SyncFailed():
+            case events.RoundFinished():  # the first round's end: syncing -> up-to-date
                 link = self._link_at(event.tenant_id, event.address)
                 if link is not None:
                     host.peers.update(peer_info(link.status()))
