@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mindood.client_api import ApiMethods, rpc
 from mindood.daemon.paths import client_socket
 from mindood.errors import MindoodError
 from mindood.rpc.errors import RpcError, error_from_wire
@@ -147,7 +148,7 @@ class ClientSubscription:
         self._deliver(None)
         if not self._client.closed:
             with contextlib.suppress(RpcError, DaemonConnectionError):
-                await self._client.call("unsubscribe", {"subscription": self.id})
+                await self._client.unsubscribe(self.id)
 
     async def __aenter__(self) -> ClientSubscription:
         return self
@@ -161,7 +162,7 @@ class ClientSubscription:
         await self.close()
 
 
-class MindoodClient:
+class MindoodClient(ApiMethods):
     """One connection to the daemon. Use :meth:`connect`; close with ``async with`` or close()."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -332,196 +333,8 @@ class MindoodClient:
         for sub in list(self._subscriptions.values()):
             sub._deliver(None)
 
-    # -- methods -----------------------------------------------------------------------------
-    async def ping(self) -> str:
-        result: str = await self.call("ping")
-        return result
-
-    async def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("status")
-        return result
-
-    async def reload_config(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("config.reload")
-        return result
-
-    async def tenant_list(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (await self.call("tenant.list"))["tenants"]
-        return result
-
-    async def tenant_create(
-        self,
-        tenant: str,
-        *,
-        admin_name: str,
-        admin_password: str,
-        user_name: str,
-        user_password: str,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "tenant.create",
-            {
-                "tenant": tenant,
-                "admin_name": admin_name,
-                "admin_password": admin_password,
-                "user_name": user_name,
-                "user_password": user_password,
-            },
-        )
-        return result
-
-    async def tenant_unlock(self, tenant: str, password: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "tenant.unlock", {"tenant": tenant, "password": password}
-        )
-        return result
-
-    async def tenant_lock(self, tenant: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("tenant.lock", {"tenant": tenant})
-        return result
-
-    async def tenant_join_request(
-        self, user_name: str, password: str, *, label: str | None = None
-    ) -> str:
-        result: str = (
-            await self.call(
-                "tenant.join_request",
-                {"user_name": user_name, "password": password, "label": label},
-            )
-        )["request"]
-        return result
-
-    async def tenant_approve(
-        self,
-        tenant: str,
-        request: str,
-        *,
-        admin_password: str,
-        username: str | None = None,
-        label: str | None = None,
-        share_password: str | None = None,
-        relay: bool = False,
-    ) -> str:
-        """Approve a join request; ``relay=True`` shares only ``$publicinfos`` (a keyless node)."""
-        result: str = (
-            await self.call(
-                "tenant.approve",
-                {
-                    "tenant": tenant,
-                    "request": request,
-                    "admin_password": admin_password,
-                    "username": username,
-                    "label": label,
-                    "share_password": share_password,
-                    "relay": relay,
-                },
-            )
-        )["response"]
-        return result
-
-    async def tenant_revoke(self, tenant: str, username: str, *, admin_password: str) -> int:
-        """Revoke every device of ``username`` (admin identity must be on this node)."""
-        result: int = (
-            await self.call(
-                "tenant.revoke",
-                {"tenant": tenant, "username": username, "admin_password": admin_password},
-            )
-        )["revoked"]
-        return result
-
-    async def tenant_join(
-        self, response: str, password: str, *, share_password: str | None = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "tenant.join",
-            {"response": response, "password": password, "share_password": share_password},
-        )
-        return result
-
-    async def tenant_export_session(self, tenant: str, password: str) -> bytes:
-        result: bytes = (
-            await self.call("tenant.export_session", {"tenant": tenant, "password": password})
-        )["session"]
-        return result
-
-    async def tenant_import_session(self, session: bytes, password: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "tenant.import_session", {"session": session, "password": password}
-        )
-        return result
-
-    async def db_list(self, tenant: str) -> list[str]:
-        result: list[str] = (await self.call("db.list", {"tenant": tenant}))["databases"]
-        return result
-
-    async def db_create(self, tenant: str, db: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("db.create", {"tenant": tenant, "db": db})
-        return result
-
-    async def doc_create(
-        self,
-        tenant: str,
-        db: str,
-        data: Mapping[str, Any] | None = None,
-        *,
-        doc_id: str | None = None,
-        key_id: str | None = None,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "doc.create",
-            {
-                "tenant": tenant,
-                "db": db,
-                "data": dict(data) if data is not None else None,
-                "doc_id": doc_id,
-                "key_id": key_id,
-            },
-        )
-        return result
-
-    async def doc_change(
-        self, tenant: str, db: str, doc_id: str, ops: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "doc.change",
-            {"tenant": tenant, "db": db, "doc_id": doc_id, "ops": [dict(op) for op in ops]},
-        )
-        return result
-
-    async def doc_get(self, tenant: str, db: str, doc_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "doc.get", {"tenant": tenant, "db": db, "doc_id": doc_id}
-        )
-        return result
-
-    async def doc_list(self, tenant: str, db: str) -> list[str]:
-        result: list[str] = (await self.call("doc.list", {"tenant": tenant, "db": db}))["doc_ids"]
-        return result
-
-    async def doc_delete(self, tenant: str, db: str, doc_id: str) -> None:
-        await self.call("doc.delete", {"tenant": tenant, "db": db, "doc_id": doc_id})
-
-    async def doc_changes(
-        self,
-        tenant: str,
-        db: str,
-        cursor: Mapping[str, Any] | None = None,
-        *,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
-        """Ids of documents changed after ``cursor`` (None: from the beginning) and the next
-        cursor; ``reset`` is true when the store's epoch changed and the scan restarted."""
-        result: dict[str, Any] = await self.call(
-            "doc.changes",
-            {
-                "tenant": tenant,
-                "db": db,
-                "cursor": dict(cursor) if cursor else None,
-                "limit": limit,
-            },
-        )
-        return result
-
+    # -- subscriptions -----------------------------------------------------------------------
+    @rpc("subscribe")
     async def subscribe(
         self,
         topics: Sequence[str] | None = None,
@@ -541,21 +354,10 @@ class MindoodClient:
             sub._deliver(note)
         return sub
 
-    async def peers(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("peers.list")
-        return result
-
-    async def sync_status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("sync.status")
-        return result
-
-    async def sync_now(
-        self, *, tenant: str | None = None, db: str | None = None, peer: str | None = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "sync.now", {"tenant": tenant, "db": db, "peer": peer}
-        )
-        return result
+    @rpc("unsubscribe")
+    async def unsubscribe(self, subscription: int) -> None:
+        """End a subscription by id (``ClientSubscription.close`` does this for you)."""
+        await self.call("unsubscribe", {"subscription": subscription})
 
 
 __all__ = [

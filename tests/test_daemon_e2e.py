@@ -169,6 +169,19 @@ def test_cli_errors_have_exit_codes_and_messages(daemon: DaemonProcess) -> None:
     assert no_password.returncode == 1 and "no password" in no_password.stderr
 
 
+def test_a_typo_in_the_database_name_creates_nothing(daemon: DaemonProcess) -> None:
+    typo = daemon.cli("doc", "create", TENANT, "contcts", "--data", '{"a": 1}', check=False)
+    assert typo.returncode == 1
+    assert "no database 'contcts'" in typo.stderr and "existing: contacts" in typo.stderr
+    assert "mindood db create" in typo.stderr
+    listed = cli_json(daemon, "db", "list", TENANT)
+    assert isinstance(listed, dict) and "contcts" not in listed["databases"]
+    created = cli_json(daemon, "db", "create", TENANT, "notes")
+    assert created == {"tenant": TENANT, "db": "notes", "created": True}
+    doc = daemon.cli("doc", "create", TENANT, "notes", "--data", '{"a": 1}')
+    assert doc.stdout.strip()
+
+
 def test_cli_watch_streams_notifications(daemon: DaemonProcess) -> None:
     env = base_env(daemon.root)
     env["MINDOOD_SOCKET"] = str(daemon.socket)
@@ -299,8 +312,12 @@ async def test_typed_errors(daemon: DaemonProcess) -> None:
             await client.doc_get(TENANT, "contacts", "nosuchdoc")
         with pytest.raises(MethodNotFoundError):
             await client.call("doc.teleport")
-        with pytest.raises(InvalidParamsError, match="missing parameter 'tenant'"):
+        with pytest.raises(
+            InvalidParamsError, match=r"unknown parameter 'tenantt' \(doc.list takes"
+        ):
             await client.call("doc.list", {"tenantt": TENANT, "db": "contacts"})
+        with pytest.raises(InvalidParamsError, match="missing parameter 'tenant'"):
+            await client.call("doc.list", {"db": "contacts"})
         with pytest.raises(InvalidParamsError, match="unknown parameter 'dbb'"):
             await client.call("doc.list", {"tenant": TENANT, "db": "contacts", "dbb": "x"})
         with pytest.raises(InvalidParamsError, match="tenant"):

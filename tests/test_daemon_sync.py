@@ -128,6 +128,7 @@ def _has(
 
 async def _create_doc(daemon: DaemonProcess, data: dict[str, Any]) -> str:
     async with await daemon.client() as client:
+        await client.db_create(TENANT, "todos")  # idempotent; documents need an existing db
         doc_id: str = (await client.doc_create(TENANT, "todos", data))["id"]
     return doc_id
 

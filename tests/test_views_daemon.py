@@ -215,6 +215,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 
 def test_mindood_view_prints_an_indented_table(daemon: DaemonProcess) -> None:
     for db, rows in (("hq", HQ), ("branch", BRANCH)):
+        daemon.cli("db", "create", "acme", db)
         for row in rows:
             daemon.cli("doc", "create", "acme", db, "--data", json.dumps(employee(row)))
     defined = daemon.cli(

@@ -27,6 +27,7 @@ from mindood.rpc.errors import (
     MethodNotFoundError,
     NotFoundError,
 )
+from mindood.rpc.schema import SCHEMA
 from mindood.tenant.session import MAX_SESSION_BYTES
 from store.base import ScanCursor
 from store.entry import EntryType
@@ -186,7 +187,7 @@ async def _doc_create(node: Node, p: Params, conn: Connection) -> Any:
     doc_id = p.opt_text("doc_id", max_chars=256)
     key_id = p.opt_text("key_id", max_chars=256) or "default"
     p.finish()
-    db = await node.tenants.open_db(tenant_id, db_name, create=True)
+    db = await node.tenants.open_db(tenant_id, db_name)
     doc = await db.create_document(data, doc_id=doc_id, key_id=key_id)
     return doc_to_wire(doc)
 
@@ -389,31 +390,43 @@ _PLAIN: dict[str, Handler] = {
 
 
 class Methods:
-    """The dispatcher the RPC server calls: the table above plus daemon-level methods."""
+    """The dispatcher the RPC server calls: exactly the methods :data:`SCHEMA` declares."""
 
     def __init__(self, node: Node, hooks: DaemonHooks) -> None:
         self._node = node
         self._hooks = hooks
+        self._handlers: dict[str, Handler] = {
+            **_PLAIN,
+            "status": self._status,
+            "config.reload": self._reload,
+            "rpc.methods": self._rpc_methods,
+        }
+        drift = set(self._handlers) ^ set(SCHEMA)
+        if drift:
+            raise RuntimeError(f"handlers and the RPC schema differ: {sorted(drift)}")
 
     @staticmethod
     def names() -> list[str]:
-        return sorted([*_PLAIN, "status", "config.reload", "rpc.methods"])
+        return list(SCHEMA)
+
+    async def _status(self, node: Node, p: Params, conn: Connection) -> Any:
+        p.finish()
+        return {**node.status(), **self._hooks.status(), "pid": os.getpid()}
+
+    async def _reload(self, node: Node, p: Params, conn: Connection) -> Any:
+        p.finish()
+        return await self._hooks.reload()
+
+    async def _rpc_methods(self, node: Node, p: Params, conn: Connection) -> Any:
+        p.finish()
+        return {"methods": [method.to_wire() for method in SCHEMA.values()]}
 
     async def __call__(self, method: str, params: dict[str, Any], conn: Connection) -> Any:
-        p = Params(params)
-        if method == "status":
-            p.finish()
-            return {**self._node.status(), **self._hooks.status(), "pid": os.getpid()}
-        if method == "config.reload":
-            p.finish()
-            return await self._hooks.reload()
-        if method == "rpc.methods":
-            p.finish()
-            return {"methods": self.names()}
-        handler = _PLAIN.get(method)
-        if handler is None:
+        declared = SCHEMA.get(method)
+        if declared is None:
             raise MethodNotFoundError(f"no method {method[:128]!r}")
-        return await handler(self._node, p, conn)
+        declared.check(params)
+        return await self._handlers[method](self._node, Params(params, declared.param_names), conn)
 
 
 __all__ = ["DaemonHooks", "Methods", "doc_to_wire"]

@@ -19,12 +19,19 @@ MAX_URI_CHARS = 1024 * 1024
 _MISSING: Any = object()
 
 
+class UndeclaredParamError(RuntimeError):
+    """A handler read a parameter its schema declaration does not list (a bug, not bad input)."""
+
+
 class Params:
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: dict[str, Any], declared: frozenset[str] | None = None) -> None:
         self._raw = raw
+        self._declared = declared
         self._seen: set[str] = set()
 
     def _take(self, name: str, required: bool) -> Any:
+        if self._declared is not None and name not in self._declared:
+            raise UndeclaredParamError(f"parameter {name!r} is not in the method's declaration")
         self._seen.add(name)
         value = self._raw.get(name, _MISSING)
         if value is _MISSING or value is None:
@@ -132,4 +139,4 @@ class Params:
             raise InvalidParamsError(f"unknown parameter {unknown[0]!r}")
 
 
-__all__ = ["Params"]
+__all__ = ["Params", "UndeclaredParamError"]

@@ -185,8 +185,8 @@ class TenantRegistry:
         check_component(name, "database name")
         tenant = self.unlocked(tenant_id)
         slot = self.slot(tenant_id)
-        if not create and name not in slot.listening and name not in self.databases(tenant_id):
-            raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
+        if not create and name not in slot.listening:
+            self.require_db(tenant_id, name)
         db = await tenant.open_db(name)
         if name not in slot.listening and slot.tenant is tenant:
             slot.listening[name] = db.on_change(self._publisher(tenant_id, name))
@@ -195,9 +195,19 @@ class TenantRegistry:
     async def open_store(self, tenant_id: str, name: str) -> ContentAddressedStore:
         """A database's document store, without keys (works while the tenant is locked)."""
         check_component(name, "database name")
-        if name not in self.databases(tenant_id):
-            raise NotFoundError(f"no database {name!r} in tenant {tenant_id!r}")
+        self.require_db(tenant_id, name)
         return await self.store_factory.open_store(tenant_id, name, "docs")
+
+    def require_db(self, tenant_id: str, name: str) -> None:
+        """Refuse a database that does not exist, naming those that do: a typo must not create
+        a database that then syncs to every node."""
+        existing = self.databases(tenant_id)
+        if name not in existing:
+            listed = ", ".join(n for n in existing if n != DIRECTORY_DB_ID) or "none yet"
+            raise NotFoundError(
+                f"no database {name!r} in tenant {tenant_id!r} (existing: {listed}); "
+                f"create it with `mindood db create {tenant_id} {name}`"
+            )
 
     def _publisher(self, tenant_id: str, db: str) -> Callable[[set[str]], None]:
         def publish(doc_ids: set[str]) -> None:
