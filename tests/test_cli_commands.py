@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -35,6 +34,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
             "tenant", "create", TENANT, "--admin", ADMIN, "--user", ALICE,
             stdin=f"{ADMIN_PW}\n{ALICE_PW}\n",
         )  # fmt: skip
+        proc.cli("db", "create", TENANT, "contacts")
         yield proc
     finally:
         proc.close()
@@ -131,7 +131,7 @@ def test_join_flow_confirms_new_passwords_shows_the_request_and_checks_the_respo
         # approve: who asks is on screen before the admin password is asked
         term = Terminal(daemon, "tenant", "approve", TENANT, request)
         shown = term.expect(f"admin password for tenant {TENANT}: ")
-        assert f"join request from {BOB} (device \"bob's laptop\")" in shown
+        assert f'join request from {BOB} (device "bob\'s laptop")' in shown
         term.type(ADMIN_PW)
         code, screen = term.finish()
         assert code == 0, screen
@@ -188,7 +188,7 @@ def test_errors_are_json_objects_on_stderr_under_json(daemon: DaemonProcess) -> 
     missing = daemon.cli("doc", "get", TENANT, "contacts", "nope", "--json", check=False)
     assert missing.returncode == 1
     error = json_error(missing)
-    assert error["code"] == -32002 and error["type"] == "NotFoundError"
+    assert error["code"] == -32002 and error["type"] == "DocumentNotFoundError"
 
     usage = daemon.cli("doc", "change", TENANT, "contacts", "x", "--json", check=False)
     assert usage.returncode == 2
@@ -201,9 +201,7 @@ def test_errors_are_json_objects_on_stderr_under_json(daemon: DaemonProcess) -> 
     assert argparse_usage.returncode == 2
     assert json_error(argparse_usage)["type"] == "UsageError"
 
-    nobody = daemon.cli(
-        "status", "--socket", str(daemon.root / "none.sock"), "--json", check=False
-    )
+    nobody = daemon.cli("status", "--socket", str(daemon.root / "none.sock"), "--json", check=False)
     assert nobody.returncode == 1
     assert json_error(nobody)["type"] == "DaemonConnectionError"
 
