@@ -51,7 +51,11 @@ COMMAND_GROUPS: Sequence[CommandGroup] = (
     ),
     CommandGroup(frozenset({"tenant", "db"}), "mindood.cli_tenant", "add_tenant_commands"),
     CommandGroup(frozenset({"doc"}), "mindood.cli_doc", "add_doc_commands"),
+    CommandGroup(frozenset({"attach"}), "mindood.cli_attach", "add_attach_commands"),
     CommandGroup(frozenset({"view"}), "mindood.cli_view", "add_view_commands"),
+    CommandGroup(
+        frozenset({"key", "group", "settings", "purge"}), "mindood.cli_admin", "add_admin_commands"
+    ),
     CommandGroup(frozenset({"ping", "rpc", "sync"}), "mindood.cli_rpc", "add_rpc_commands"),
     CommandGroup(frozenset({"store"}), "mindood.cli_store", "add_store_commands"),
     CommandGroup(frozenset({"bench"}), "mindood.cli_bench", "add_bench"),

@@ -30,6 +30,7 @@ from mindood.cli_common import (
     parse_json_arg,
     print_json,
 )
+from mindood.cli_history import add_history_commands
 from mindood.client import MindoodClient, op_delete, op_increment, op_set
 
 #: How ``--set PATH=VALUE`` types its VALUE (the help text and the README say the same).
@@ -219,6 +220,8 @@ def add_doc_commands(sub: Subparsers) -> None:
     changes.add_argument("--cursor", help="cursor JSON from a previous call")
     changes.add_argument("--limit", type=int, default=None)
     changes.set_defaults(handler=client_command(_changes))
+
+    add_history_commands(cmds)
 
 
 __all__ = ["SET_VALUE_RULES", "add_doc_commands", "parse_path", "shorthand_ops"]

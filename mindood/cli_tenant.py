@@ -231,6 +231,17 @@ async def _db_create(client: MindoodClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _db_drop(client: MindoodClient, args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise UsageError(f"dropping deletes this node's copy of {args.tenant}/{args.db}: add --yes")
+    result = await client.db_drop(args.tenant, args.db)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"database {args.tenant}/{args.db} dropped on this node (other nodes keep theirs)")
+    return EXIT_OK
+
+
 def _password_file(parser: argparse.ArgumentParser, flag: str = "--password-file") -> None:
     parser.add_argument(
         flag, type=Path, default=None, help="read the password from this file (not the terminal)"
@@ -315,7 +326,7 @@ def add_tenant_commands(sub: Subparsers) -> None:
     _password_file(restore)
     restore.set_defaults(handler=client_command(_import))
 
-    db = sub.add_parser("db", help="list and create databases")
+    db = sub.add_parser("db", help="list, create and drop databases")
     db_cmds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_list = db_cmds.add_parser("list", parents=[common], help="databases of a tenant")
     db_list.add_argument("tenant")
@@ -324,6 +335,13 @@ def add_tenant_commands(sub: Subparsers) -> None:
     db_create.add_argument("tenant")
     db_create.add_argument("db")
     db_create.set_defaults(handler=client_command(_db_create))
+    db_drop = db_cmds.add_parser(
+        "drop", parents=[common], help="delete this node's copy of a database, stop syncing it"
+    )
+    db_drop.add_argument("tenant")
+    db_drop.add_argument("db")
+    db_drop.add_argument("--yes", action="store_true", help="yes, delete it")
+    db_drop.set_defaults(handler=client_command(_db_drop))
 
 
 __all__ = ["add_tenant_commands", "write_private"]

@@ -1,16 +1,6 @@
 """CLI: ``mindood view define|show|nav|list|drop``, and ``mindood bench views``.
 
-A view is defined by its columns in order, ``ROLE:NAME[:OPTION]``, and its sources::
-
-    mindood view define staff \\
-        -c category:department -c category:year:desc -c sorted:lastName -c total:salary:sum \\
-        --source hq=acme/employees --source branch=globex/employees --where '{"type":"employee"}'
-    mindood view show staff                 # everything, as an indented table
-    mindood view show staff --expand 1      # departments and years only, with their totals
-    mindood view nav staff next --at 1.2    # one step; prints where it lands
-
-Roles: ``category`` (``:asc``/``:desc``; ``\\`` in a value nests levels, a list fans out),
-``sorted`` (``:asc``/``:desc``), ``display``, ``total`` (``:sum``/``:avg``).
+The column syntax lives in ``COLUMN_HELP``, shown by ``mindood view define --help``.
 """
 
 from __future__ import annotations
@@ -38,6 +28,37 @@ _SORTINGS = {"asc": "ascending", "desc": "descending", "none": "none"}
 _TOTALS = {"sum": "sum", "avg": "average", "average": "average"}
 _ROLES = ("category", "sorted", "display", "total")
 _STEPS = ("first", "last", "next", "prev", "next_sibling", "prev_sibling", "parent", "first_child")
+
+COLUMN_HELP = """\
+columns (-c ROLE:NAME[:OPTION], repeated, in order):
+  NAME is a document field; a dotted name (address.city) reaches into nested maps
+  when the document has no field of that exact name.
+
+  category:NAME[:asc|:desc]  group rows by the field's value (default :asc); a value
+                             with \\ nests levels ("Sales\\EMEA"), a list puts the
+                             document under each of its values
+  sorted:NAME[:asc|:desc]    sort the documents of a category by the field
+                             (default :asc); several sorted columns sort in order
+  display:NAME               show the field, unsorted
+  total:NAME:sum|avg         total the field's numbers per category (needs :sum or
+                             :avg); category rows show their totals
+
+sources (--source [ORIGIN=]TENANT/DB, repeated):
+  the databases whose documents the view shows; ORIGIN names the source in rows
+  (default TENANT/DB). --where '{"FIELD": VALUE, ...}' keeps only documents whose
+  fields all equal those values (in every source).
+
+The view is kept in the first source's tenant and survives a restart of the daemon.
+
+examples:
+  mindood view define staff -c category:department -c category:year:desc \\
+      -c sorted:lastName -c display:email -c total:salary:sum \\
+      --source acme/employees --where '{"type": "employee"}'
+  mindood view define all-staff -c category:department -c sorted:lastName \\
+      --source hq=acme/employees --source branch=globex/employees
+  mindood view show staff --expand 1               # categories and their totals
+  mindood view show staff --category 'Sales\\2024'  # one category, with its totals
+"""
 
 
 def parse_column(raw: str) -> dict[str, Any]:
@@ -103,7 +124,9 @@ def _cell(value: Any) -> str:
 
 
 def render_rows(page: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the indented table: position, the tree column, the other columns.
+    """Headers and rows of the indented table: position, the tree column, the other columns,
+    then where each document row comes from (``DB``, for views over several databases) and its
+    id (``DOC``).
 
     The tree column shows a category's value (``-`` expanded, ``+`` collapsed) or a document's
     first non-category column, indented two spaces per level; category rows carry their totals.
@@ -111,7 +134,9 @@ def render_rows(page: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     columns = page["columns"]
     flat = [c for c in columns if c["role"] != "category"]
     label, rest = (flat[0], flat[1:]) if flat else (None, [])
+    several = len(page.get("origins", ())) > 1
     headers = ["POS", label["title"] if label else "ENTRY", *(c["title"] for c in rest)]
+    headers += ["DB", "DOC"] if several else ["DOC"]
     rows: list[list[str]] = []
     for entry in page["entries"]:
         indent = "  " * max(entry["level"], 0)
@@ -120,12 +145,32 @@ def render_rows(page: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             marker = "- " if entry.get("expanded") else "+ "
             tree = indent + marker + _cell(entry["value"])
             cells = [_cell(values.get(c["name"])) if c["role"] == "total" else "" for c in rest]
-        else:
-            first = values.get(label["name"]) if label else entry["doc_id"]
-            tree = indent + "  " + _cell(first)
-            cells = [_cell(values.get(c["name"])) for c in rest]
-        rows.append([entry["position"], tree, *cells])
+            where = [""] if several else []
+            rows.append([entry["position"], tree, *cells, *where, ""])
+            continue
+        first = values.get(label["name"]) if label else entry["doc_id"]
+        tree = indent + "  " + _cell(first)
+        cells = [_cell(values.get(c["name"])) for c in rest]
+        where = [_source_label(entry)] if several else []
+        rows.append([entry["position"], tree, *cells, *where, entry["doc_id"]])
     return headers, rows
+
+
+def _source_label(entry: dict[str, Any]) -> str:
+    tenant, db = entry.get("tenant"), entry.get("db")
+    return f"{tenant}/{db}" if tenant and db else str(entry.get("origin", ""))
+
+
+def summary_line(page: dict[str, Any]) -> str:
+    """``# N documents, totals: ...``; of the category alone when one was asked for."""
+    totals = {k: v for k, v in page["totals"].items() if v is not None}
+    scope = f" in {page['category']}" if page.get("category") else ""
+    line = f"# {page['documents']} documents{scope}"
+    if totals:
+        line += ", totals: " + ", ".join(f"{k}={_cell(v)}" for k, v in totals.items())
+    if page["has_more"]:
+        line += f"; more after {page['next']} (--start {page['next']})"
+    return line
 
 
 async def _define(client: MindoodClient, args: argparse.Namespace) -> int:
@@ -136,14 +181,12 @@ async def _define(client: MindoodClient, args: argparse.Namespace) -> int:
     where = parse_json_arg(args.where, "--where") if args.where else None
     if where is not None and not isinstance(where, dict):
         raise UsageError("--where must be a JSON object of field values")
-    params: dict[str, Any] = {
-        "name": args.name,
-        "columns": [parse_column(c) for c in args.column],
-        "sources": [parse_source(s, where) for s in args.source],
-    }
-    if args.categories_last:
-        params["style"] = "category_then_document"
-    result = await client.call("view.define", params)
+    result = await client.view_define(
+        args.name,
+        [parse_column(c) for c in args.column],
+        [parse_source(s, where) for s in args.source],
+        style="category_then_document" if args.categories_last else None,
+    )
     if args.json:
         print_json(result)
     else:
@@ -158,19 +201,13 @@ async def _show(client: MindoodClient, args: argparse.Namespace) -> int:
         params["start"] = args.start
     if args.backward:
         params["backward"] = True
-    page = await client.call("view.read", params)
+    page = await client.view_read(**params)
     if args.json:
         print_json(page)
         return EXIT_OK
     headers, rows = render_rows(page)
     print_table(rows, headers)
-    totals = {k: v for k, v in page["totals"].items() if v is not None}
-    summary = f"# {page['documents']} documents"
-    if totals:
-        summary += ", totals: " + ", ".join(f"{k}={_cell(v)}" for k, v in totals.items())
-    if page["has_more"]:
-        summary += f"; more after {page['next']} (--start {page['next']})"
-    print(summary)
+    print(summary_line(page))
     return EXIT_OK
 
 
@@ -183,15 +220,14 @@ async def _nav(client: MindoodClient, args: argparse.Namespace) -> int:
         params["target"] = args.target
     if args.reveal:
         params["reveal"] = True
-    result = await client.call("view.navigate", params)
+    result = await client.view_navigate(**params)
     if args.json:
         print_json(result)
     elif result["entry"] is None:
         print("(no entry there)")
     else:
-        page = {
-            "columns": (await client.call("view.read", {**_state(args), "count": 1}))["columns"]
-        }
+        shape = await client.view_read(**{**_state(args), "count": 1})
+        page = {"columns": shape["columns"], "origins": shape["origins"]}
         page["entries"] = [result["entry"]]
         headers, rows = render_rows(page)
         print_table(rows, headers)
@@ -199,17 +235,30 @@ async def _nav(client: MindoodClient, args: argparse.Namespace) -> int:
 
 
 async def _list(client: MindoodClient, args: argparse.Namespace) -> int:
-    result = await client.call("view.list", {})
+    views = await client.view_list()
     if args.json:
-        print_json(result)
+        print_json({"views": views})
     else:
-        for view in result["views"]:
-            print(f"{view['name']}\t{', '.join(view['origins'])}")
+        for view in views:
+            print("\t".join(list_line(view)))
     return EXIT_OK
 
 
+def list_line(view: dict[str, Any]) -> list[str]:
+    """Name, state and what to know: the origins, or why the view cannot be used."""
+    name = view["name"] if view["name"] is not None else "(name sealed while locked)"
+    state = view["state"]
+    if state == "ready":
+        detail = ", ".join(view["origins"])
+    elif state == "damaged":
+        detail = view.get("error", "")
+    else:
+        detail = f"unlock tenant {view['tenant']} to use it"
+    return [name, f"{state} ({view['tenant']})", detail]
+
+
 async def _drop(client: MindoodClient, args: argparse.Namespace) -> int:
-    result = await client.call("view.drop", {"name": args.name})
+    result = await client.view_drop(args.name)
     if args.json:
         print_json(result)
     else:
@@ -227,7 +276,11 @@ def _state_options(parser: argparse.ArgumentParser, default_expand: str) -> None
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--categories-only", action="store_true")
     modes.add_argument("--documents-only", action="store_true")
-    parser.add_argument("--category", metavar="PATH", help="only below this category (A\\B)")
+    parser.add_argument(
+        "--category",
+        metavar="PATH",
+        help="only below this category (A\\B); totals are the category's",
+    )
 
 
 def add_view_commands(sub: Subparsers) -> None:
@@ -235,12 +288,21 @@ def add_view_commands(sub: Subparsers) -> None:
     view = sub.add_parser("view", help="define virtual views in the daemon and read them")
     cmds = view.add_subparsers(dest="view_command", required=True, metavar="ACTION")
 
-    define = cmds.add_parser("define", parents=[common], help="define (or replace) a view")
+    define = cmds.add_parser(
+        "define",
+        parents=[common],
+        help="define (or replace) a view",
+        description="Define a view in the daemon, or replace the view of that name.",
+        epilog=COLUMN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     define.add_argument("name")
     define.add_argument(
         "-c", "--column", action="append", metavar="ROLE:NAME[:OPT]", help="a column, in order"
     )
-    define.add_argument("--source", action="append", metavar="[ORIGIN=]TENANT/DB")
+    define.add_argument(
+        "--source", action="append", metavar="[ORIGIN=]TENANT/DB", help="a database, in order"
+    )
     define.add_argument("--where", metavar="JSON", help="field values every document must have")
     define.add_argument(
         "--categories-last", action="store_true", help="list a category's documents after it"
@@ -285,4 +347,13 @@ def add_views_bench(kinds: Subparsers) -> None:
     bench.set_defaults(handler=_bench)
 
 
-__all__ = ["add_view_commands", "add_views_bench", "parse_column", "parse_source", "render_rows"]
+__all__ = [
+    "COLUMN_HELP",
+    "add_view_commands",
+    "add_views_bench",
+    "list_line",
+    "parse_column",
+    "parse_source",
+    "render_rows",
+    "summary_line",
+]

@@ -31,7 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from mindood.client_admin import AdminMethods
 from mindood.client_api import ApiMethods, rpc
+from mindood.client_attachments import AttachmentMethods
+from mindood.client_history import HistoryMethods
 from mindood.daemon.paths import client_socket
 from mindood.errors import MindoodError
 from mindood.rpc.errors import RpcError, error_from_wire
@@ -162,7 +165,7 @@ class ClientSubscription:
         await self.close()
 
 
-class MindoodClient(ApiMethods):
+class MindoodClient(ApiMethods, AttachmentMethods, HistoryMethods, AdminMethods):
     """One connection to the daemon. Use :meth:`connect`; close with ``async with`` or close()."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

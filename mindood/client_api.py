@@ -198,6 +198,12 @@ class ApiMethods:
         result: dict[str, Any] = await self.call("db.create", {"tenant": tenant, "db": db})
         return result
 
+    @rpc("db.drop")
+    async def db_drop(self, tenant: str, db: str) -> dict[str, Any]:
+        """Delete this node's copy of ``db`` (other nodes keep theirs)."""
+        result: dict[str, Any] = await self.call("db.drop", {"tenant": tenant, "db": db})
+        return result
+
     @rpc("doc.create")
     async def doc_create(
         self,

@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import re
+import shutil
+import uuid
 from pathlib import Path
 from typing import Literal, Protocol
 
 from mindood.errors import InvalidNameError
-from store.atomicfile import atomic_write
+from store.atomicfile import atomic_write, fsync_dir
 from store.base import ContentAddressedStore, StoreHealth, StoreState
 from store.errors import StoreError
 from store.failed import FailedStore
@@ -72,6 +75,10 @@ class StoreFactory(Protocol):
         """Names of the tenant's databases that have stores, sorted."""
         ...
 
+    async def drop_database(self, tenant_id: str, db_id: str) -> bool:
+        """Close a database's stores and delete them; False if it had none."""
+        ...
+
     async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
         """A small metadata blob of the tenant, or None if never written."""
         ...
@@ -115,6 +122,12 @@ class InMemoryStoreFactory:
 
     async def list_databases(self, tenant_id: str) -> list[str]:
         return sorted({db for tenant, db, _ in self._stores if tenant == tenant_id})
+
+    async def drop_database(self, tenant_id: str, db_id: str) -> bool:
+        keys = [k for k in self._stores if k[:2] == (tenant_id, db_id)]
+        for key in keys:
+            await self._stores.pop(key).close()
+        return bool(keys)
 
     def store_health(self, tenant_id: str) -> dict[str, StoreHealth]:
         return {}  # memory keeps no files that could be damaged
@@ -212,10 +225,34 @@ class OnDiskStoreFactory:
             return sorted(
                 child.name
                 for child in root.iterdir()
-                if child.name != META_DIR and any((child / kind).is_dir() for kind in STORE_KINDS)
+                if not child.name.startswith(".")
+                and any((child / kind).is_dir() for kind in STORE_KINDS)
             )
 
         return await asyncio.to_thread(scan)
+
+    async def drop_database(self, tenant_id: str, db_id: str) -> bool:
+        """Close, then move the directory aside in one rename (a crash leaves it whole or gone
+        from every listing) before deleting it."""
+        key = (check_component(tenant_id, "tenant id"), check_component(db_id, "database name"))
+        for kind in STORE_KINDS:
+            self._failed.pop((*key, kind), None)
+            store = self._stores.pop((*key, kind), None)
+            if store is not None:
+                await store.close()
+        path = self._base / tenant_id / db_id
+        trash = self._base / tenant_id / f".dropped-{db_id}-{uuid.uuid4().hex[:8]}"
+
+        def remove() -> bool:
+            try:
+                os.rename(path, trash)
+            except FileNotFoundError:
+                return False
+            fsync_dir(path.parent)
+            shutil.rmtree(trash, ignore_errors=True)
+            return True
+
+        return await asyncio.to_thread(remove)
 
     def _meta_path(self, tenant_id: str, name: str) -> Path:
         return (

@@ -103,6 +103,8 @@ def test_full_configuration(tmp_path: Path) -> None:
         ("[network]\nlisten = 'tcp://x'", "network.listen"),
         ("[network]\nmax_pending_handshakes = 0", "network.max_pending_handshakes"),
         ("[network]\nhandshake_timeout = 'soon'", "network.handshake_timeout"),
+        ("[network]\nhandshake_timeout = 0", "network.handshake_timeout"),
+        ("[limits]\nupload_idle_seconds = 0", "limits.upload_idle_seconds"),
         ("[tenants.acme]\ndatabases = ['../x']", "tenants.acme.databases[0]"),
         ("[tenants.acme]\ncredential = '../etc/shadow'", "tenants.acme.credential"),
         ("[tenants.acme]\nunknown = 1", "tenants.acme.unknown"),

@@ -450,3 +450,49 @@ async def test_a_revoked_device_shows_revoked_and_stops_retrying(cluster: Cluste
     attempts = a.log().count("this key was revoked")
     await asyncio.sleep(3)
     assert a.log().count("this key was revoked") == attempts
+
+
+async def test_a_dropped_database_is_deleted_here_and_not_taken_from_peers_again(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start("a")
+    await _create_tenant(a)
+    b = cluster.start("b", peers=(await _address(a),))
+    await _join(a, b, "bob")
+    async with await a.client() as client:
+        await client.db_create(TENANT, "scratch")
+        await client.doc_create(TENANT, "scratch", {"n": 1})
+
+    async def b_lists_scratch() -> bool:
+        async with await b.client() as client:
+            return "scratch" in await client.db_list(TENANT)
+
+    await _eventually(b_lists_scratch)
+    dropped = b.cli("db", "drop", TENANT, "scratch", "--yes", "--json")
+    assert '"dropped": true' in dropped.stdout
+    assert not (b.data_dir / "tenants" / TENANT / "scratch").exists()
+    async with await b.client() as client:
+        with pytest.raises(MindoodError, match="no database 'scratch'"):
+            await client.doc_list(TENANT, "scratch")
+        with pytest.raises(MindoodError, match="directory"):
+            await client.db_drop(TENANT, "directory")
+    refused = b.cli("db", "drop", TENANT, "todos", check=False)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+
+    # a writes to scratch, then to todos: once b has the todos document, it has heard of both.
+    async with await a.client() as client:
+        await client.doc_create(TENANT, "scratch", {"n": 2})
+    marker = await _create_doc(a, {"after": "the drop"})
+    await _eventually(_has(b, marker, {"after": "the drop"}))
+    assert not await b_lists_scratch()
+
+    # Created again here, it syncs again: both of a's documents arrive.
+    async with await b.client() as client:
+        await client.db_create(TENANT, "scratch")
+        await client.doc_create(TENANT, "scratch", {"n": 3})
+
+    async def b_has_all() -> bool:
+        async with await b.client() as client:
+            return len(await client.doc_list(TENANT, "scratch")) == 3
+
+    await _eventually(b_has_all)

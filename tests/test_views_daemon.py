@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from mindood.cli_common import UsageError
-from mindood.cli_view import parse_column, parse_source, render_rows
+from mindood.cli_view import list_line, parse_column, parse_source, render_rows, summary_line
 from mindood.daemon.config import parse_config
 from mindood.daemon.node import Node
 from mindood.daemon.params import Params
@@ -19,7 +19,14 @@ from mindood.daemon.view_methods import VIEW_METHODS
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import InvalidParamsError, NotFoundError, TenantLockedError
 from tests.daemon_helpers import DaemonProcess
-from tests.view_helpers import BRANCH, HQ, employee
+from tests.view_helpers import (
+    ACME_PASSWORD,
+    BRANCH,
+    HQ,
+    copy_data_dir,
+    employee,
+    employees_data_dir,
+)
 
 COLUMNS = [
     {"name": "department", "role": "category"},
@@ -37,22 +44,15 @@ async def call(node: Node, method: str, **params: Any) -> Any:
     return await VIEW_METHODS[method](node, Params(params), cast(Connection, None))
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return employees_data_dir(tmp_path_factory.mktemp("views-rpc"))
+
+
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    node = Node(tmp_path, parse_config({}), {})
-    await node.tenants.create(
-        "acme",
-        admin_name="cn=admin/o=acme",
-        admin_password="admin-pw",
-        user_name="cn=alice/o=acme",
-        user_password="alice-pw",
-    )
-    for name, rows in (("hq", HQ), ("branch", BRANCH)):
-        db = await node.tenants.open_db("acme", name, create=True)
-        for row in rows:
-            await db.create_document(employee(row))
-    hq = await node.tenants.open_db("acme", "hq")
-    await hq.create_document({"type": "contractor", "department": "Sales", "salary": 1})
+async def node(template: Path, tmp_path: Path) -> AsyncIterator[Node]:
+    node = Node(copy_data_dir(template, tmp_path / "data"), parse_config({}), {})
+    assert await node.tenants.unlock("acme", ACME_PASSWORD)
     try:
         yield node
     finally:
@@ -98,9 +98,9 @@ async def test_define_read_and_page(node: Node) -> None:
     assert [e["values"]["lastName"] for e in again["entries"]] == ["Wilson", "Young"]
     assert again["totals"] == {"salary": 730_000}
 
-    assert (await call(node, "view.list"))["views"] == [
-        {"name": "staff", "origins": ["hq", "branch"]}
-    ]
+    (listed,) = (await call(node, "view.list"))["views"]
+    assert (listed["name"], listed["tenant"], listed["state"]) == ("staff", "acme", "ready")
+    assert listed["origins"] == ["hq", "branch"] and listed["documents"] == 8
     assert (await call(node, "view.drop", name="staff"))["dropped"]
     with pytest.raises(NotFoundError):
         await call(node, "view.read", name="staff")
@@ -124,6 +124,43 @@ async def test_navigate_statelessly(node: Node) -> None:
         await call(node, "view.navigate", name="staff", op="next", at="2.1.1")
 
 
+async def test_a_category_read_totals_that_category(node: Node) -> None:
+    await call(node, "view.define", name="staff", columns=COLUMNS, sources=SOURCES)
+    whole = await call(node, "view.read", name="staff")
+    scope = (whole["category"], whole["documents"], whole["totals"])
+    assert scope == (None, 7, {"salary": 700_000})
+    sales = await call(node, "view.read", name="staff", category="Sales", expand="all")
+    assert (sales["category"], sales["documents"], sales["totals"]) == (
+        "Sales",
+        3,
+        {"salary": 270_000},
+    )
+    nested = await call(node, "view.read", name="staff", category="Engineering\\2024")
+    assert (nested["category"], nested["documents"], nested["totals"]) == (
+        "Engineering\\2024",
+        2,
+        {"salary": 250_000},
+    )
+    assert [e["values"]["lastName"] for e in nested["entries"]] == ["Brown", "Johnson"]
+
+
+async def test_document_rows_carry_their_id_and_database(node: Node) -> None:
+    await call(node, "view.define", name="staff", columns=COLUMNS, sources=SOURCES)
+    page = await call(node, "view.read", name="staff", mode="documents", expand="all")
+    rows = {e["values"]["lastName"]: e for e in page["entries"]}
+    assert len(rows) == 7
+    for origin, rows_of in (("hq", HQ), ("branch", BRANCH)):
+        db = await node.tenants.open_db("acme", origin)
+        for _, _, last_name, _ in rows_of:
+            row = rows[last_name]
+            assert (row["origin"], row["tenant"], row["db"]) == (origin, "acme", origin)
+            stored = await db.get_document(row["doc_id"])  # the id opens that very document
+            assert stored.get_data()["lastName"] == last_name
+    step = await call(node, "view.navigate", name="staff", op="goto", target="1.1.1", reveal=True)
+    landed = step["entry"]
+    assert (landed["doc_id"], landed["db"]) == (rows["Brown"]["doc_id"], "hq")
+
+
 async def test_bad_definitions_and_locked_tenants(node: Node) -> None:
     bad: list[tuple[dict[str, Any], str]] = [
         ({"columns": [{"role": "category"}], "sources": SOURCES}, "name is required"),
@@ -142,6 +179,7 @@ async def test_bad_definitions_and_locked_tenants(node: Node) -> None:
         await call(
             node, "view.define", name="v", columns=COLUMNS, sources=[{"tenant": "acme", "db": "no"}]
         )
+    assert (await call(node, "view.list"))["views"] == []  # a refused define leaves nothing
     await call(node, "view.define", name="staff", columns=COLUMNS, sources=SOURCES)
     with pytest.raises(InvalidParamsError, match="expand"):
         await call(node, "view.read", name="staff", expand="some")
@@ -180,7 +218,7 @@ def test_cli_parsing_and_rendering() -> None:
     assert parse_source("acme/db", None)["origin"] == "acme/db"
     with pytest.raises(UsageError):
         parse_source("acme", None)
-    page = {
+    page: dict[str, Any] = {
         "columns": [
             {"name": "d", "role": "category", "title": "d"},
             {"name": "n", "role": "sorted", "title": "name"},
@@ -193,9 +231,23 @@ def test_cli_parsing_and_rendering() -> None:
              "values": {"d": "A", "n": "Ann", "s": 3.0}},
         ],
     }  # fmt: skip
-    headers, rows = render_rows(page)
-    assert headers == ["POS", "name", "salary"]
-    assert rows == [["1", "- A", "3"], ["1.1", "    Ann", "3"]]
+    headers, rows = render_rows({**page, "origins": ["hq"]})
+    assert headers == ["POS", "name", "salary", "DOC"]
+    assert rows == [["1", "- A", "3", ""], ["1.1", "    Ann", "3", "x"]]
+    page["entries"][1].update(origin="hq", tenant="acme", db="people")
+    headers, rows = render_rows({**page, "origins": ["hq", "branch"]})
+    assert headers == ["POS", "name", "salary", "DB", "DOC"]
+    assert rows[1] == ["1.1", "    Ann", "3", "acme/people", "x"]
+
+    scoped = {"documents": 3, "category": "Sales", "totals": {"s": 270_000}, "has_more": False}
+    assert summary_line(scoped) == "# 3 documents in Sales, totals: s=270000"
+    assert list_line({"name": None, "tenant": "acme", "state": "locked"}) == [
+        "(name sealed while locked)",
+        "locked (acme)",
+        "unlock tenant acme to use it",
+    ]
+    damaged = {"name": "v", "tenant": "acme", "state": "damaged", "error": "bad"}
+    assert list_line(damaged)[1:] == ["damaged (acme)", "bad"]
 
 
 # -- the real daemon -----------------------------------------------------------------------------
@@ -214,10 +266,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 
 
 def test_mindood_view_prints_an_indented_table(daemon: DaemonProcess) -> None:
+    ids: dict[str, tuple[str, str]] = {}  # last name -> (tenant/db, doc id)
     for db, rows in (("hq", HQ), ("branch", BRANCH)):
         daemon.cli("db", "create", "acme", db)
         for row in rows:
-            daemon.cli("doc", "create", "acme", db, "--data", json.dumps(employee(row)))
+            made = daemon.cli("doc", "create", "acme", db, "--data", json.dumps(employee(row)))
+            ids[row[2]] = (f"acme/{db}", made.stdout.strip())
     defined = daemon.cli(
         "view", "define", "staff",
         "-c", "category:department", "-c", "category:year:desc",
@@ -227,8 +281,8 @@ def test_mindood_view_prints_an_indented_table(daemon: DaemonProcess) -> None:
     )  # fmt: skip
     assert "7 documents" in defined.stdout
     shown = daemon.cli("view", "show", "staff").stdout.splitlines()
-    assert shown == [
-        "POS    lastName       salary",
+    table = [
+        "POS    lastName       salary  DB",
         "-----  -------------  ------",
         "1      - Engineering  360000",
         "1.1      - 2024       250000",
@@ -247,6 +301,19 @@ def test_mindood_view_prints_an_indented_table(daemon: DaemonProcess) -> None:
         "3.1.1        Wilson   70000",
         "# 7 documents, totals: salary=700000",
     ]
+    assert len(shown) == len(table)
+    for line, expected in zip(shown, table, strict=True):
+        # The known columns come first, unchanged; document rows end with their database and id.
+        assert line.startswith(expected), (line, expected)
+        tokens = expected.split()
+        if len(tokens) == 3 and tokens[1] in ids:
+            assert line[len(expected) :].split() == list(ids[tokens[1]])
+        elif tokens[0][0].isdigit():
+            assert line == expected  # a category row: nothing after its total
+    assert shown[0].split() == ["POS", "lastName", "salary", "DB", "DOC"]
+    sales = daemon.cli("view", "show", "staff", "--category", "Sales").stdout.splitlines()
+    assert sales[-1] == "# 3 documents in Sales, totals: salary=270000"
+    assert [line.split()[0] for line in sales[2:-1]] == ["2.1", "2.1.1", "2.1.2", "2.2", "2.2.1"]
     collapsed = daemon.cli("view", "show", "staff", "--expand", "0", "--expanded", "2").stdout
     assert [line.split()[0] for line in collapsed.splitlines()[2:-1]] == [
         "1",
@@ -259,4 +326,4 @@ def test_mindood_view_prints_an_indented_table(daemon: DaemonProcess) -> None:
     step = daemon.cli("view", "nav", "staff", "next", "--at", "1.1.2").stdout
     assert step.splitlines()[-1].split() == ["1.2", "-", "2023", "110000"]
     listed = daemon.cli("view", "list").stdout
-    assert listed.startswith("staff\thq, branch")
+    assert listed.startswith("staff\tready (acme)\thq, branch")

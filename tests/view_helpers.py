@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from typing import Any
 
+from mindood.daemon.config import parse_config
+from mindood.daemon.node import Node
 from mindood.db import MindooDB, MindooDoc
 from mindood.views import (
     ColumnSorting,
@@ -28,6 +33,45 @@ BRANCH = [
     ("Engineering", 2023, "Davis", 110_000),
     ("Support", 2024, "Wilson", 70_000),
 ]
+
+
+#: The password of tenant acme's user in ``employees_data_dir``.
+ACME_PASSWORD = "alice-pw"
+
+
+def employees_data_dir(root: Path) -> Path:
+    """A node's data directory with tenant acme, the employees in databases hq and branch, and
+    one contractor in hq (the views' ``where`` filters it out). Made once per ``root``."""
+    made = root / "template"
+    if not made.exists():
+        asyncio.run(_fill_employees(made))
+    return made
+
+
+def copy_data_dir(template: Path, target: Path) -> Path:
+    """A private copy of a (closed) data directory: a tenant costs a second of key generation."""
+    shutil.copytree(template, target)
+    return target
+
+
+async def _fill_employees(root: Path) -> None:
+    node = Node(root, parse_config({}), {})
+    try:
+        await node.tenants.create(
+            "acme",
+            admin_name="cn=admin/o=acme",
+            admin_password="admin-pw",
+            user_name="cn=alice/o=acme",
+            user_password=ACME_PASSWORD,
+        )
+        for name, rows in (("hq", HQ), ("branch", BRANCH)):
+            db = await node.tenants.open_db("acme", name, create=True)
+            for row in rows:
+                await db.create_document(employee(row))
+        hq = await node.tenants.open_db("acme", "hq")
+        await hq.create_document({"type": "contractor", "department": "Sales", "salary": 1})
+    finally:
+        await node.close()
 
 
 def employee(row: tuple[str, int, str, int]) -> dict[str, Any]:

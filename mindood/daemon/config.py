@@ -99,6 +99,10 @@ class Limits:
     max_changes_page: int = 10_000
     #: How long shutdown waits for requests in flight before cutting them off.
     shutdown_grace_seconds: float = 10.0
+    #: Attachment uploads one connection may have open at once.
+    max_uploads_per_connection: int = 4
+    #: An open upload that receives no data for this long is aborted (it holds its document).
+    upload_idle_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +256,13 @@ def _seconds(value: object, key: str) -> float:
     return float(value)
 
 
+def _positive_seconds(value: object, key: str) -> float:
+    seconds = _seconds(value, key)
+    if seconds == 0:
+        raise ConfigError("must be more than 0", key)
+    return seconds
+
+
 def _log_level(value: object, key: str) -> str:
     text = _string(value, key).upper()
     if text not in LOG_LEVELS:
@@ -289,6 +300,8 @@ _LIMIT_RANGES: Mapping[str, Callable[[object, str], Any]] = {
     "max_ops_per_change": _int_range(1, 1_000_000),
     "max_changes_page": _int_range(1, 1_000_000),
     "shutdown_grace_seconds": _seconds,
+    "max_uploads_per_connection": _int_range(1, 1000),
+    "upload_idle_seconds": _positive_seconds,
 }
 
 
@@ -418,7 +431,7 @@ def _peer_network(discovery: _Table, webrtc: _Table) -> PeerNetworkConfig:
         ice_servers=_ice_servers(webrtc.raw("ice_servers") or []),
         relay_only=webrtc.get("relay_only", _bool, False),
         host_addresses=hosts or None,
-        connect_timeout=webrtc.get("connect_timeout", _seconds, 30.0),
+        connect_timeout=webrtc.get("connect_timeout", _positive_seconds, 30.0),
         accept=webrtc.get("accept", _bool, True),
         auto_connect=webrtc.get("auto_connect", _bool, False),
         auto_interval=webrtc.get("auto_interval", _seconds, 10.0),
@@ -443,7 +456,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
         max_pending_handshakes=network_table.get(
             "max_pending_handshakes", _int_range(1, 100_000), 16
         ),
-        handshake_timeout=network_table.get("handshake_timeout", _seconds, 10.0),
+        handshake_timeout=network_table.get("handshake_timeout", _positive_seconds, 10.0),
     )
     network_table.finish()
     limits = _limits(root.table("limits"))

@@ -13,9 +13,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.daemon.admin_methods import ADMIN_METHODS
+from mindood.daemon.attachment_methods import ATTACHMENT_METHODS
 from mindood.daemon.docops import apply_ops, initial_data, parse_ops
 from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
 from mindood.daemon.events import Subscription as EventSubscription
+from mindood.daemon.history_methods import HISTORY_METHODS
 from mindood.daemon.node import Node
 from mindood.daemon.params import MAX_URI_CHARS, Params
 from mindood.daemon.view_methods import VIEW_METHODS
@@ -178,6 +181,14 @@ async def _db_create(node: Node, p: Params, conn: Connection) -> Any:
     existed = db in node.tenants.databases(tenant_id)
     await node.tenants.open_db(tenant_id, db, create=True)
     return {"tenant": tenant_id, "db": db, "created": not existed}
+
+
+async def _db_drop(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db = p.tenant(), p.db()
+    p.finish()
+    sync = node.sync_or_none()
+    await node.tenants.drop_db(tenant_id, db, sync.forget_database if sync else None)
+    return {"tenant": tenant_id, "db": db, "dropped": True}
 
 
 # -- documents -----------------------------------------------------------------------------------
@@ -374,6 +385,7 @@ _PLAIN: dict[str, Handler] = {
     "tenant.import_session": _tenant_import_session,
     "db.list": _db_list,
     "db.create": _db_create,
+    "db.drop": _db_drop,
     "doc.create": _doc_create,
     "doc.change": _doc_change,
     "doc.get": _doc_get,
@@ -386,6 +398,9 @@ _PLAIN: dict[str, Handler] = {
     "sync.status": _sync_status,
     "sync.now": _sync_now,
     **VIEW_METHODS,
+    **ATTACHMENT_METHODS,
+    **HISTORY_METHODS,
+    **ADMIN_METHODS,
 }
 
 

@@ -58,6 +58,9 @@ class Node:
     def set_sync(self, control: SyncControl | None) -> None:
         self._sync = control
 
+    def sync_or_none(self) -> SyncControl | None:
+        return self._sync
+
     def sync(self) -> SyncControl:
         if self._sync is None:
             raise UnavailableError("sync is not available on this node (no sync service runs)")

@@ -62,6 +62,10 @@ class SyncControl(Protocol):
         self, tenant: str | None, db: str | None, peer: str | None
     ) -> dict[str, Any]: ...
 
+    async def forget_database(self, tenant: str, db: str) -> None:
+        """Stop syncing ``db`` before it is dropped, and do not adopt it from peers again."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PeerInfo:

@@ -164,6 +164,10 @@ class SyncService:
     def describe(self) -> dict[str, Any]:
         return {"listening": list(self._listening), "tenants": sorted(self._tenants)}
 
+    async def forget_database(self, tenant: str, db: str) -> None:
+        if self._sync is not None:
+            await self._sync.remove_database(tenant, db)
+
     # -- tenants -----------------------------------------------------------------------------
     async def _activate(self, tenant_id: str) -> None:
         if self._sync is None or tenant_id in self._tenants:

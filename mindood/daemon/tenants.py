@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from mindood.daemon.events import DocChanged, EventBus, TenantStateChanged
 from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.secrets import credential_path, read_password_file
 from mindood.db import MindooDB
-from mindood.errors import MindoodError, NotAdminError
+from mindood.errors import InvalidNameError, MindoodError, NotAdminError
 from mindood.identity import PrivateUserId, unlock
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
 from mindood.storefactory import (
@@ -209,6 +209,24 @@ class TenantRegistry:
                 f"create it with `mindood db create {tenant_id} {name}`"
             )
 
+    async def drop_db(
+        self, tenant_id: str, name: str, forget: Callable[[str, str], Awaitable[None]] | None
+    ) -> None:
+        """Delete this node's copy of a database; ``forget`` first stops its sync."""
+        if name == DIRECTORY_DB_ID:
+            raise InvalidNameError("the directory database cannot be dropped")
+        tenant = self.unlocked(tenant_id)
+        self.require_db(tenant_id, name)
+        slot = self.slot(tenant_id)
+        async with slot.lock:
+            if forget is not None:
+                await forget(tenant_id, name)
+            unsubscribe = slot.listening.pop(name, None)
+            if unsubscribe is not None:
+                unsubscribe()
+            await tenant.drop_db(name)
+        log.info("database dropped", extra={"tenant": tenant_id, "db": name})
+
     def _publisher(self, tenant_id: str, db: str) -> Callable[[set[str]], None]:
         def publish(doc_ids: set[str]) -> None:
             self._bus.publish(DocChanged(tenant_id, db, tuple(sorted(doc_ids))))
@@ -380,6 +398,21 @@ class TenantRegistry:
 
     async def export_session(self, tenant_id: str, password: str) -> bytes:
         return await self.unlocked(tenant_id).export_session(password)
+
+    # -- for the admin and key RPC methods (mindood.daemon.admin_methods) --------------------
+    async def admin_identity(self, tenant_id: str) -> PrivateUserId:
+        """The tenant's admin identity, still sealed under the admin password."""
+        self.unlocked(tenant_id)
+        blob = await self.store_factory.read_meta(tenant_id, ADMIN_META_NAME)
+        if blob is None:
+            raise NotAdminError(f"this node does not hold the admin identity of {tenant_id!r}")
+        return PrivateUserId.from_bytes(blob)
+
+    async def check_password(self, tenant_id: str, password: str) -> Tenant:
+        """The unlocked tenant, once ``password`` proved to be its user's (else WrongPassword)."""
+        tenant = self.unlocked(tenant_id)
+        await asyncio.to_thread(unlock, tenant.user.private, password)
+        return tenant
 
     # -- unattended unlock -------------------------------------------------------------------
     def password_source(self, tenant_id: str, config: Config) -> Path | None:

@@ -52,6 +52,12 @@ class ChainingStoreFactory:
     async def list_databases(self, tenant_id: str) -> list[str]:
         return await self._inner.list_databases(tenant_id)
 
+    async def drop_database(self, tenant_id: str, db_id: str) -> bool:
+        """The local copy only: the upstream keeps its own."""
+        for kind in ("docs", "attachments"):
+            self._stores.pop((tenant_id, db_id, kind), None)
+        return await self._inner.drop_database(tenant_id, db_id)
+
     async def read_meta(self, tenant_id: str, name: str) -> bytes | None:
         return await self._inner.read_meta(tenant_id, name)
 

@@ -18,17 +18,19 @@ from mindood.storefactory import META_DIR, OnDiskStoreFactory, StoreFactory, che
 log = logging.getLogger("mindood.sync.known_databases")
 
 META_NAME = "sync-databases"
+#: Databases dropped on this node: peers that still share them are not followed into them again.
+DROPPED_META_NAME = "sync-dropped-databases"
 #: Largest file read as a list (a list of 10,000 names of 128 characters fits well within it).
 MAX_FILE_BYTES = 2 * 1024 * 1024
 #: Most names kept; more than this is not a list we wrote.
 MAX_NAMES = 10_000
 
 
-def _describe(factory: StoreFactory, tenant_id: str) -> str:
+def _describe(factory: StoreFactory, tenant_id: str, meta: str) -> str:
     """The file's path where the factory keeps files, else its place inside the tenant."""
     if isinstance(factory, OnDiskStoreFactory):
-        return str(factory.base_path / tenant_id / META_DIR / META_NAME)
-    return f"{tenant_id}/{META_DIR}/{META_NAME}"
+        return str(factory.base_path / tenant_id / META_DIR / meta)
+    return f"{tenant_id}/{META_DIR}/{meta}"
 
 
 def parse_known_databases(raw: bytes) -> tuple[set[str], list[str]]:
@@ -54,14 +56,16 @@ def parse_known_databases(raw: bytes) -> tuple[set[str], list[str]]:
     return names, problems
 
 
-async def load_known_databases(factory: StoreFactory, tenant_id: str) -> set[str]:
+async def load_known_databases(
+    factory: StoreFactory, tenant_id: str, meta: str = META_NAME
+) -> set[str]:
     """The names saved for ``tenant_id``; a missing, unreadable or damaged file reads as empty."""
     try:
-        raw = await factory.read_meta(tenant_id, META_NAME)
+        raw = await factory.read_meta(tenant_id, meta)
     except OSError as exc:
         log.warning(
             "sync database list %s unreadable, starting from the stores on disk: %s",
-            _describe(factory, tenant_id),
+            _describe(factory, tenant_id, meta),
             exc,
         )
         return set()
@@ -71,17 +75,19 @@ async def load_known_databases(factory: StoreFactory, tenant_id: str) -> set[str
     for problem in problems:
         log.warning(
             "sync database list %s damaged, kept %d names: %s",
-            _describe(factory, tenant_id),
+            _describe(factory, tenant_id, meta),
             len(names),
             problem,
         )
     return names
 
 
-async def save_known_databases(factory: StoreFactory, tenant_id: str, names: Iterable[str]) -> None:
+async def save_known_databases(
+    factory: StoreFactory, tenant_id: str, names: Iterable[str], meta: str = META_NAME
+) -> None:
     """Replace the saved list with the valid names of ``names`` (sorted, as JSON)."""
     valid = sorted({n for n in names if isinstance(n, str) and _valid(n)})
-    await factory.write_meta(tenant_id, META_NAME, json.dumps(valid).encode())
+    await factory.write_meta(tenant_id, meta, json.dumps(valid).encode())
 
 
 def _valid(name: str) -> bool:
@@ -93,6 +99,7 @@ def _valid(name: str) -> bool:
 
 
 __all__ = [
+    "DROPPED_META_NAME",
     "MAX_FILE_BYTES",
     "MAX_NAMES",
     "META_NAME",

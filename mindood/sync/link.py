@@ -179,6 +179,8 @@ class PeerLink:
         self._tenant.adopt(db)
 
     async def pull_target(self, db: str, kind: StoreKind) -> ContentAddressedStore | None:
+        if db not in self._tenant.databases:
+            return None  # dropped here meanwhile: opening it would create it again
         local = await self.local_db(db)
         store = local.get_store() if kind is StoreKind.DOCS else local.get_attachment_store()
         if self.is_upstream and isinstance(store, ChainedStore):

@@ -17,14 +17,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mindood.crypto.pem import normalize_pem
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantRegistry, TenantSyncContext
 from mindood.sync.cursors import CursorBook
-from mindood.sync.known_databases import load_known_databases, save_known_databases
+from mindood.sync.known_databases import (
+    DROPPED_META_NAME,
+    load_known_databases,
+    save_known_databases,
+)
 from mindood.sync.link import DIRECTORY, PeerLink, TenantSync
 from mindood.tenant import Tenant
 from protocol.driver import RetryPolicy
@@ -92,6 +96,8 @@ class RefusalStatus:
 class _TenantState:
     sync: TenantSync
     watched: set[str]
+    #: Dropped here: not adopted again when a peer shares them (until created again).
+    dropped: set[str] = field(default_factory=set)
 
     @property
     def context(self) -> TenantSyncContext:
@@ -234,7 +240,8 @@ class SyncNode:
             self._emit,
             lambda name: self._heal(tenant_id, name),
         )
-        state = _TenantState(sync, set())
+        dropped = await load_known_databases(tenant.store_factory, tenant_id, DROPPED_META_NAME)
+        state = _TenantState(sync, set(), dropped)
         self._tenants[tenant_id] = state
         for name in sorted(state.sync.databases):
             await self._watch(state, name)
@@ -259,11 +266,34 @@ class SyncNode:
         state = self._tenants.get(tenant_id)
         if state is None:
             return
+        if name in state.dropped:
+            state.dropped.discard(name)
+            await self._save_dropped(state)
         if name not in state.watched:
             state.sync.databases.add(name)
             await self._watch(state, name)
             await self._save_databases(state)
             self._changed(tenant_id, name)
+
+    async def remove_database(self, tenant_id: str, name: str) -> None:
+        """Stop syncing ``name`` (it is being dropped here) and do not adopt it again."""
+        state = self._tenants.get(tenant_id)
+        if state is None:
+            return
+        state.sync.databases.discard(name)
+        state.watched.discard(name)
+        state.dropped.add(name)
+        for pending in (self._dirty.get(tenant_id), self._adoptions.get(tenant_id)):
+            if pending is not None:
+                pending.discard(name)
+        await self._save_databases(state)
+        await self._save_dropped(state)
+
+    async def _save_dropped(self, state: _TenantState) -> None:
+        tenant = state.context.tenant
+        await save_known_databases(
+            tenant.store_factory, tenant.tenant_id, state.dropped, DROPPED_META_NAME
+        )
 
     async def _save_databases(self, state: _TenantState) -> None:
         tenant = state.context.tenant
@@ -279,7 +309,12 @@ class SyncNode:
 
     def _want_adoption(self, tenant_id: str, name: str) -> None:
         state = self._tenants.get(tenant_id)
-        if self._adopt_all and state is not None and name not in state.sync.databases:
+        if (
+            self._adopt_all
+            and state is not None
+            and name not in state.sync.databases
+            and name not in state.dropped
+        ):
             self._adoptions.setdefault(tenant_id, set()).add(name)
             self._announce.set()
 

@@ -183,6 +183,18 @@ class Tenant:
             return db.at_timestamp(time_travel)
         return db
 
+    async def drop_db(self, name: str) -> bool:
+        """Forget the handle of ``name`` and delete its stores; False if it had none.
+
+        The caller stops everything that still writes to it (sync) first.
+        """
+        if name == DIRECTORY_DB_ID:
+            raise InvalidNameError("the directory database cannot be dropped")
+        check_component(name, "database name")
+        async with self._open_lock:
+            self._dbs.pop(name, None)
+            return await self.store_factory.drop_database(self.tenant_id, name)
+
     def get_directory(self) -> Directory:
         return self._directory
 

@@ -2,7 +2,8 @@
 
 Build one with ``VirtualViewFactory.create_view()``, keep it current with ``await view.update()``
 (only documents changed since the last update are read), and read it through a navigator from
-``VirtualViewFactory.create_navigator(view)``.
+``VirtualViewFactory.create_navigator(view)``. ``view.export_state()`` and
+``restore_state()`` carry a built view across a restart without reading its documents again.
 """
 
 from mindood.views.builder import ViewBuilder, VirtualViewFactory
@@ -24,6 +25,7 @@ from mindood.views.providers import (
     ProviderStats,
     ViewChange,
 )
+from mindood.views.state import OriginState, ViewState, ViewStateError
 from mindood.views.tree import ViewStats
 from mindood.views.view import UpdateProgress, UpdateResult, VirtualView
 
@@ -40,6 +42,7 @@ __all__ = [
     "MindooDBDataProvider",
     "Navigator",
     "NavigatorBuilder",
+    "OriginState",
     "ProviderStats",
     "TotalMode",
     "UpdateProgress",
@@ -50,6 +53,8 @@ __all__ = [
     "ViewColumn",
     "ViewDefinitionError",
     "ViewEntry",
+    "ViewState",
+    "ViewStateError",
     "ViewStats",
     "VirtualView",
     "VirtualViewFactory",

@@ -73,6 +73,10 @@ class Navigator:
     def get_current_entry(self) -> ViewEntry | None:
         return self._current
 
+    def get_top(self) -> CategoryEntry:
+        """The category this navigator lists below (the view's root unless ``from_category``)."""
+        return self._top
+
     # -- expansion ---------------------------------------------------------------------------
     def expand_all(self) -> Navigator:
         self._expand_level, self._toggled = math.inf, set()

@@ -33,7 +33,8 @@ from mindood.views.entries import (
     DocumentEntry,
     ViewEntry,
 )
-from mindood.views.providers import DataProvider, ViewChange
+from mindood.views.providers import DataProvider, MindooDBDataProvider, ViewChange
+from mindood.views.state import OriginState, ViewState, ViewStateError
 from mindood.views.tree import ViewTree
 
 log = logging.getLogger("mindood.views")
@@ -246,6 +247,65 @@ class VirtualView:
         """The committed change cursor of a MindooDB origin (None for other providers)."""
         cursor = getattr(self.get_provider(origin), "cursor", None)
         return cursor if isinstance(cursor, ChangeCursor) else None
+
+    # -- saving and restoring ----------------------------------------------------------------
+    def export_state(self) -> ViewState:
+        """The documents' column values and each origin's cursor, to restore without reading.
+
+        Only views over MindooDB origins have cursors to resume from. An origin in the middle of
+        a full re-read is exported empty and from the start, since what the pass has not reached
+        yet may be gone. The values are the view's own (not copies): pack them before the next
+        update.
+        """
+        origins: dict[str, OriginState] = {}
+        documents: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in self._providers}
+        for (origin, doc_id), record in self._records.items():
+            documents[origin][doc_id] = record.values
+        for origin, provider in self._providers.items():
+            if not isinstance(provider, MindooDBDataProvider):
+                raise ViewStateError(f"origin {origin!r} keeps no change cursor to resume from")
+            if origin in self._restarting:
+                origins[origin] = OriginState(None, {})
+            else:
+                origins[origin] = OriginState(provider.cursor, documents[origin])
+        return ViewState(origins)
+
+    async def restore_state(
+        self, state: ViewState, *, apply_batch_size: int = DEFAULT_APPLY_BATCH
+    ) -> int:
+        """Fill a view that has never been updated from ``state``; returns the documents restored.
+
+        Applied in batches, yielding between them, so a large view does not hold up the event
+        loop. The next ``update()`` reads only what changed after the saved cursors (everything,
+        if a cursor no longer applies: the store was wiped or trust changed since).
+        """
+        async with self._lock:
+            if self._records or any(self.cursor_of(o) is not None for o in self._providers):
+                raise ViewStateError("a state is restored only into a view that was never updated")
+            if set(state.origins) != set(self._providers):
+                raise ViewStateError(
+                    f"the state's origins {sorted(state.origins)} are not the view's "
+                    f"{sorted(self._providers)}"
+                )
+            names = {c.name for c in self._columns.all}
+            for origin, part in state.origins.items():
+                if not isinstance(self._providers[origin], MindooDBDataProvider):
+                    raise ViewStateError(f"origin {origin!r} keeps no change cursor to resume from")
+                if any(set(values) != names for values in part.documents.values()):
+                    raise ViewStateError(f"origin {origin!r}: saved values do not fit the columns")
+            step = max(1, apply_batch_size)
+            for origin, part in state.origins.items():
+                provider = self._providers[origin]
+                assert isinstance(provider, MindooDBDataProvider)
+                items = list(part.documents.items())
+                for start in range(0, len(items), step):
+                    additions = {
+                        doc_id: dict(values) for doc_id, values in items[start : start + step]
+                    }
+                    self.apply_changes(ViewChange(origin, additions=additions))
+                    await asyncio.sleep(0)
+                provider.cursor = part.cursor
+            return state.document_count()
 
     # -- applying ----------------------------------------------------------------------------
     def apply_changes(self, change: ViewChange) -> None:

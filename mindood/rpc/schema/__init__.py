@@ -6,9 +6,17 @@ client's typed methods, ``rpc.methods``, the CLI and the README's reference are 
 
 from __future__ import annotations
 
-from mindood.rpc.schema import daemon, documents, tenants, views
+from mindood.rpc.schema import admin, attachments, daemon, documents, history, tenants, views
 from mindood.rpc.schema.model import Method, Param, opt, req, table
 
-SCHEMA: dict[str, Method] = table(daemon.METHODS, tenants.METHODS, documents.METHODS, views.METHODS)
+SCHEMA: dict[str, Method] = table(
+    daemon.METHODS,
+    tenants.METHODS,
+    documents.METHODS,
+    attachments.METHODS,
+    history.METHODS,
+    admin.METHODS,
+    views.METHODS,
+)
 
 __all__ = ["SCHEMA", "Method", "Param", "opt", "req"]

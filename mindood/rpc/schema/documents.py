@@ -23,6 +23,15 @@ METHODS = (
         cli="db create",
     ),
     Method(
+        "db.drop",
+        "Delete this node's copy of a database and stop syncing it; other nodes keep theirs "
+        "and it is not taken from them again until it is created here again.",
+        (TENANT, DB),
+        "{tenant, db, dropped}",
+        cli="db drop",
+        errors=("NotFoundError", "InvalidParamsError"),
+    ),
+    Method(
         "doc.create",
         "Create a document in an existing database.",
         (

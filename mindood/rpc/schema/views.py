@@ -23,17 +23,24 @@ METHODS = (
             req("sources", "array", "{tenant, db, origin?, where?} per source database"),
             opt("style", "string", "categorization style"),
         ),
-        "{name, columns, origins, documents, totals}",
+        "{name, columns, origins, category: null, documents, totals}",
         cli="view define",
+        errors=("TenantLockedError", "LimitExceededError", "NotFoundError"),
     ),
-    Method("view.list", "The daemon's views.", (), "{views: [{name, origins}]}", cli="view list"),
+    Method(
+        "view.list",
+        "The daemon's views (saved ones too), each ready, locked or damaged.",
+        (),
+        "{views: [{name, tenant, state, origins?, built?, documents?, error?, ...}]}",
+        cli="view list",
+    ),
     Method(
         "view.drop",
-        "Forget a view.",
+        "Forget a view and delete its saved files.",
         (_NAME,),
         "{name, dropped}",
         cli="view drop",
-        errors=("NotFoundError",),
+        errors=("NotFoundError", "ViewDamagedError"),
     ),
     Method(
         "view.read",
@@ -45,8 +52,11 @@ METHODS = (
             opt("count", "integer", "entries per page"),
             opt("backward", "boolean", "walk backwards"),
         ),
-        "{name, columns, origins, documents, totals, entries, has_more, next}",
+        "{name, columns, origins, category, documents, totals, entries, has_more, next}"
+        " (documents and totals of the category when one is given; document entries carry"
+        " doc_id, tenant and db)",
         cli="view show",
+        errors=("NotFoundError", "TenantLockedError", "ViewDamagedError"),
     ),
     Method(
         "view.navigate",
@@ -61,6 +71,7 @@ METHODS = (
         ),
         "{moved, entry, revealed}",
         cli="view nav",
+        errors=("NotFoundError", "TenantLockedError", "ViewDamagedError"),
     ),
 )
 
