@@ -46,7 +46,7 @@ class Cluster:
     def start(
         self, name: str, *, peers: tuple[str, ...] = (), upstream: str | None = None
     ) -> DaemonProcess:
-        lines = ["[network]", 'listen = ["127.0.0.1:0"]', "mdns = false", ""]
+        lines = ["[network]", 'listen = ["127.0.0.1:0"]', ""]
         for address in peers:
             lines += ["[[peers]]", f'address = "{address}"', ""]
         if upstream:
