@@ -38,14 +38,18 @@ from typing import Any, TextIO, TypeAlias
 import uvloop
 
 from mindood.client import DaemonConnectionError, MindoodClient
-from mindood.daemon.secrets import MAX_PASSWORD_BYTES, PasswordFileError, read_password_file
+from mindood.daemon.secrets import (
+    MAX_PASSWORD_BYTES,
+    MIN_NEW_PASSWORD_CHARS,
+    PasswordFileError,
+    read_password_file,
+)
 from mindood.errors import MindoodError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 #: Shortest new password the CLI accepts (a guessable password defeats the key derivation).
-MIN_NEW_PASSWORD_CHARS = 8
 
 #: The object ``add_subparsers`` returns (not subscriptable at run time, hence the string).
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"

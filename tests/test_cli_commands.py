@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mindood.client import op_delete, op_set
 from tests.daemon_helpers import DaemonProcess, base_env
 
 TENANT = "acme"
@@ -241,4 +242,9 @@ async def test_a_string_path_names_one_key(daemon: DaemonProcess) -> None:
                 "ops": [{"op": "set", "path": "city", "value": "Oslo"}],
             },
         )
-    assert changed["data"] == {"city": "Oslo"}
+        assert changed["data"] == {"city": "Oslo"}
+        # The client's builders pass a string through as one key, too.
+        built = await client.doc_change(
+            TENANT, "contacts", doc["id"], [op_set("zip", "0150"), op_delete("city")]
+        )
+    assert built["data"] == {"zip": "0150"}

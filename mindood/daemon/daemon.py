@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mindood.crypto.kdf import get_test_pbkdf2_iterations
 from mindood.daemon.config import Config, ConfigError, Limits, load_config, restart_required
 from mindood.daemon.lock import InstanceLock
 from mindood.daemon.methods import DaemonHooks, Methods
@@ -177,7 +176,6 @@ class Daemon:
                 "watchdog": watchdog_interval(self.env) is not None,
             },
             "reloads": self.reloads,
-            "test_kdf_iterations": get_test_pbkdf2_iterations(),
         }
 
     # -- running -----------------------------------------------------------------------------

@@ -269,4 +269,16 @@ def apply_ops(doc: MindooDoc, ops: Sequence[Op]) -> None:
             raise InvalidParamsError(f"{where}: {exc}") from None
 
 
-__all__ = ["OPS", "Op", "apply_ops", "initial_data", "parse_ops", "value_from_wire"]
+def doc_to_wire(doc: MindooDoc) -> dict[str, Any]:
+    """A document as every method that returns one answers it."""
+    return {
+        "id": doc.get_id(),
+        "data": dict(doc.get_data()),
+        "created_at": doc.get_created_at(),
+        "last_modified": doc.get_last_modified(),
+        "deleted": doc.is_deleted(),
+        "key_id": doc.get_decryption_key_id(),
+    }
+
+
+__all__ = ["OPS", "Op", "apply_ops", "doc_to_wire", "initial_data", "parse_ops", "value_from_wire"]
