@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mindood.bench_progress import Progress, quiet
 from mindood.crypto import encrypt_payload, generate_signing_keypair, new_symmetric_key, sign
 from mindood.db import DBOptions, KeyBagKeys, MindooDB, MindooDoc, OpenTrust, signer_for
 from mindood.identity import create_user_id, unlock
@@ -42,11 +43,16 @@ def _crypto_baselines(seconds: float = 1.0) -> dict[str, float]:
 
 
 async def run_docs_bench(
-    workdir: Path, documents: int = 2000, changes_per_doc: int = 4
+    workdir: Path,
+    documents: int = 2000,
+    changes_per_doc: int = 4,
+    *,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     """Create ``documents`` documents and change each ``changes_per_doc`` times, durably."""
     from store.ondisk import OnDiskStore
 
+    progress("baselines: Ed25519 sign and AES-GCM for a second each")
     baselines = _crypto_baselines()
     user = unlock(create_user_id("cn=bench/o=mindood", "bench"), "bench")
     bag = KeyBag.for_user(user.private, "bench")
@@ -62,12 +68,14 @@ async def run_docs_bench(
             trust=OpenTrust(),
             options=DBOptions(snapshot_every=100),
         )
+        progress(f"creating {documents:,} documents")
         start = time.perf_counter()
         ids = []
         for i in range(documents):
             doc = await db.create_document({"title": f"doc {i}", "n": 0})
             ids.append(doc.get_id())
         created = time.perf_counter() - start
+        progress(f"changing each document {changes_per_doc} times")
         start = time.perf_counter()
         for round_ in range(changes_per_doc):
 
@@ -92,3 +100,13 @@ async def run_docs_bench(
         "writes_vs_sign": round(ops_rate / baselines["ed25519_sign_per_s"], 4),
         "writes_vs_aes_gcm": round(ops_rate / baselines["aes_gcm_1kib_per_s"], 5),
     }
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """A few lines a person reads next to the JSON."""
+    return [
+        f"{result['documents']:,} documents: {result['creates_per_s']:,.0f} creates/s, "
+        f"{result['changes_per_s']:,.0f} changes/s (durable)",
+        f"all writes {result['writes_per_s']:,.0f}/s = {result['writes_vs_sign']}x Ed25519 sign "
+        f"({result['ed25519_sign_per_s']:,.0f}/s in this run)",
+    ]

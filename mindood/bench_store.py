@@ -30,10 +30,12 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from mindood.bench_progress import Progress, quiet
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.ids import doc_entry_id, generate_doc_id
 from store.ondisk import OnDiskStore, OnDiskStoreOptions, rows, writes
@@ -153,7 +155,7 @@ async def _probe(path: Path) -> dict[str, object]:
     return result
 
 
-async def _fill(store: OnDiskStore, count: int, progress: Callable[[str], None] | None) -> float:
+async def _fill(store: OnDiskStore, count: int, progress: Progress) -> float:
     """Put ``count`` fresh entries in batches of 5,000, made a batch at a time (flat memory)."""
     started = time.perf_counter()
     done = 0
@@ -161,7 +163,7 @@ async def _fill(store: OnDiskStore, count: int, progress: Callable[[str], None] 
         batch = await asyncio.to_thread(_entries, min(_FILL_BATCH, count - done))
         await store.put_entries(batch)
         done += len(batch)
-        if progress is not None and done % 50_000 < _FILL_BATCH:
+        if done % 50_000 < _FILL_BATCH or done == count:
             rate = done / (time.perf_counter() - started)
             progress(f"filled {done:,}/{count:,} entries ({rate:,.0f}/s)")
     return count / (time.perf_counter() - started)
@@ -190,7 +192,13 @@ async def _timed(items: int, work: Awaitable[object]) -> tuple[int, float]:
 
 
 async def _put_rounds(
-    scratch: Path, rounds: int, single: int, concurrent: int, batched: int, batch_size: int
+    scratch: Path,
+    rounds: int,
+    single: int,
+    concurrent: int,
+    batched: int,
+    batch_size: int,
+    progress: Progress,
 ) -> dict[str, object]:
     """Puts against their baselines, in interleaved rounds so drift hits all of them alike."""
     fsync, raw_single, raw_batch, raw_big = _Timer(), _Timer(), _Timer(), _Timer()
@@ -198,7 +206,8 @@ async def _put_rounds(
     raw = await asyncio.to_thread(_RawSqlite, scratch / "raw")
     store = await OnDiskStore.open(scratch / "puts")
     try:
-        for _round in range(rounds):
+        for number in range(rounds):
+            progress(f"puts and their baselines: round {number + 1} of {rounds}")
             samples = 100
             fsync.add(samples, samples / await asyncio.to_thread(_fsync_rate, scratch, samples))
             pool = await asyncio.to_thread(_entries, 2 * (single + concurrent + batched))
@@ -250,7 +259,7 @@ async def run_store_bench(
     concurrent_puts: int = 5_000,
     batched_puts: int = 20_000,
     batch_size: int = 100,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> dict[str, object]:
     """Run every measurement once (see the module docstring) and return the numbers."""
     scratch = await asyncio.to_thread(_scratch_dir, workdir)
@@ -264,6 +273,7 @@ async def run_store_bench(
             concurrent_puts,
             batched_puts // rounds,
             batch_size,
+            progress,
         )
         path = scratch / "store"
         store = await OnDiskStore.open(path)
@@ -275,6 +285,7 @@ async def run_store_bench(
                     fill_rates.append(await _fill(store, target - stored, progress))
                     stored = target
                 await store.close()
+                progress(f"cold open and queries at {target:,} entries (a fresh process)")
                 probe = await _probe(path)
                 result[f"at_{probe['entries']}"] = probe
                 store = await OnDiskStore.open(path)
@@ -286,3 +297,24 @@ async def run_store_bench(
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
     return result
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """A few lines a person reads next to the JSON."""
+    lines = [
+        f"single puts {result['put_single_entries_per_s']:,.0f}/s "
+        f"({result['put_single_vs_fsync']}x fsync); "
+        f"{result['put_concurrent_single_callers']:,} concurrent callers "
+        f"{result['put_concurrent_single_entries_per_s']:,.0f}/s "
+        f"({result['put_concurrent_single_vs_fsync']}x fsync)",
+        f"batches of {result['put_batch_size']} {result['put_batch_entries_per_s']:,.0f}/s "
+        f"({result['put_batch_vs_sqlite_raw']}x raw SQLite)",
+    ]
+    for key, probe in sorted(result.items()):
+        if key.startswith("at_") and isinstance(probe, dict):
+            lines.append(
+                f"at {probe['entries']:,} entries: cold open "
+                f"{probe['cold_open_to_first_query_s'] * 1000:.1f} ms, "
+                f"{probe['rss_after_open_mib']} MiB resident, get {probe['get_entries_per_s']:,}/s"
+            )
+    return lines

@@ -16,11 +16,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mindood.bench_progress import Progress, quiet
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from mindood.identity import create_user_id, unlock
 from mindood.storefactory import OnDiskStoreFactory
@@ -35,6 +37,10 @@ from transports.tcp import NodeCertificate
 TENANT = "bench"
 DB = "bench"
 PASSWORD = "bench-password"
+#: Entries signed and stored per step while preparing (a progress line after each).
+_PREPARE_STEP = 20_000
+#: Seconds between a pulling worker's progress lines on stderr.
+_WORKER_PROGRESS_EVERY = 5.0
 
 
 def _verify_rates(seconds: float = 1.0) -> dict[str, float]:
@@ -79,7 +85,10 @@ def build_signed_entries(author: Any, count: int, created_at: int) -> list[Store
     return out
 
 
-async def _prepare(workdir: Path, count: int) -> tuple[list[StoreEntry], Any]:
+async def _prepare(
+    workdir: Path, count: int, progress: Progress = quiet
+) -> tuple[list[StoreEntry], Any]:
+    progress("creating the tenant on node A and joining node B")
     factory_a = TenantFactory(OnDiskStoreFactory(workdir / "a"))
     admin = create_user_id("cn=admin/o=bench", PASSWORD)
     alice = create_user_id("cn=alice/o=bench", PASSWORD)
@@ -101,10 +110,15 @@ async def _prepare(workdir: Path, count: int) -> tuple[list[StoreEntry], Any]:
     )
     joined = await factory_b.join_tenant(response, user=bob, password=PASSWORD)
     author = unlock(alice, PASSWORD)
-    entries = build_signed_entries(author, count, int(time.time() * 1000))
+    now = int(time.time() * 1000)
     store = (await tenant_a.open_db(DB)).get_store()
-    for start in range(0, len(entries), 1000):
-        await store.put_entries(entries[start : start + 1000])
+    entries: list[StoreEntry] = []
+    while len(entries) < count:
+        step = build_signed_entries(author, min(_PREPARE_STEP, count - len(entries)), now)
+        for start in range(0, len(step), 1000):
+            await store.put_entries(step[start : start + 1000])
+        entries.extend(step)
+        progress(f"node A holds {len(entries):,}/{count:,} signed entries")
     for tenant in (tenant_a, joined.tenant):
         await tenant.save_session(PASSWORD)
         await tenant.close()
@@ -130,15 +144,22 @@ def _read_json(process: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
-async def run_sync_bench(workdir: Path, entries: int = 100_000) -> dict[str, Any]:
+async def run_sync_bench(
+    workdir: Path, entries: int = 100_000, *, progress: Progress = quiet
+) -> dict[str, Any]:
+    progress("baseline: Ed25519 verify for a second")
     result: dict[str, Any] = _verify_rates()
-    built, author = await _prepare(workdir, entries)
+    built, author = await _prepare(workdir, entries, progress)
+    progress("baseline: verifying with the thread pool")
     result["ed25519_verify_per_s_pool"] = await _pool_verify_rate(built[: min(len(built), 20_000)])
     server = _spawn("serve", str(workdir / "a"))
     try:
         port = _read_json(server)["port"]
+        progress(f"node B: full sync of {entries:,} entries from node A (a process each)")
         first = await asyncio.to_thread(_client_round, workdir, port)
+        progress(f"full sync took {first['seconds']:.1f}s; node B: idle reconnect")
         idle = await asyncio.to_thread(_client_round, workdir, port)
+        progress("node B: reconnect after 10 new entries on node A")
         delta_entries = build_signed_entries(author, 10, int(time.time() * 1000))
         factory = OnDiskStoreFactory(
             workdir / "a"
@@ -202,13 +223,23 @@ async def _serve(base: Path) -> None:
     await tenant.store_factory.close()
 
 
+async def wait_reporting(done: asyncio.Event, count: Callable[[], int]) -> None:
+    """Wait for ``done``, telling stderr every few seconds how many entries arrived so far."""
+    while not done.is_set():
+        try:
+            async with asyncio.timeout(_WORKER_PROGRESS_EVERY):
+                await done.wait()
+        except TimeoutError:
+            print(f"bench worker: received {count():,} entries", file=sys.stderr, flush=True)
+
+
 async def _pull(base: Path, port: int) -> None:
     tenant, node = await _open(base, "bench-b")
     start = time.perf_counter()
     conn = await node.connect("127.0.0.1", port, TENANT)
     [link] = node.links()
     async with asyncio.timeout(3600):
-        await link.stats.synced_once.wait()
+        await wait_reporting(link.stats.synced_once, lambda: link.stats.transferred)
     seconds = time.perf_counter() - start
     # Let the peer finish its own pull from us (it scans what we just received) before leaving,
     # so the next round measures a quiet pair of stores.
@@ -232,6 +263,17 @@ async def _pull(base: Path, port: int) -> None:
     await tenant.close()
     await tenant.store_factory.close()
     print(json.dumps(report), flush=True)
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """A few lines a person reads next to the JSON."""
+    return [
+        f"full sync of {result['full_sync_entries']:,} entries in {result['full_sync_seconds']}s: "
+        f"{result['full_sync_entries_per_s']:,.0f}/s = {result['vs_verify_pool']}x pooled "
+        f"Ed25519 verify ({result['ed25519_verify_per_s_pool']:,.0f}/s in this run)",
+        f"idle reconnect {result['idle_reconnect_bytes']:,} bytes, "
+        f"10-entry delta {result['delta_10_bytes']:,} bytes",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

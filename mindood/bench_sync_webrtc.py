@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mindood.bench_sync import DB, PASSWORD, TENANT, _prepare
+from mindood.bench_progress import Progress, quiet
+from mindood.bench_sync import DB, PASSWORD, TENANT, _prepare, wait_reporting
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from mindood.storefactory import OnDiskStoreFactory
 from mindood.sync import SyncNode
@@ -69,8 +70,11 @@ def _run_pair(workdir: Path) -> dict[str, Any]:
                 process.kill()
 
 
-async def run_webrtc_sync_bench(workdir: Path, entries: int = 100_000) -> dict[str, Any]:
-    await _prepare(workdir, entries)
+async def run_webrtc_sync_bench(
+    workdir: Path, entries: int = 100_000, *, progress: Progress = quiet
+) -> dict[str, Any]:
+    await _prepare(workdir, entries, progress)
+    progress(f"node B: full sync of {entries:,} entries over a WebRTC data channel")
     first = await asyncio.to_thread(_run_pair, workdir)
     rate = first["transferred"] / first["seconds"] if first["seconds"] else 0.0
     return {
@@ -124,7 +128,7 @@ async def _worker(role: str, base: Path) -> None:
         conn = await node.attach(channel, TENANT)
         [link] = node.links()
         async with asyncio.timeout(3600):
-            await link.stats.synced_once.wait()
+            await wait_reporting(link.stats.synced_once, lambda: link.stats.transferred)
         seconds = time.perf_counter() - start
         report = {
             "seconds": seconds,
@@ -137,6 +141,16 @@ async def _worker(role: str, base: Path) -> None:
     await node.aclose()
     await tenant.close()
     await tenant.store_factory.close()
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """A few lines a person reads next to the JSON."""
+    return [
+        f"full sync of {result['full_sync_entries']:,} entries over WebRTC in "
+        f"{result['full_sync_seconds']}s: {result['full_sync_entries_per_s']:,.0f}/s",
+        f"channel setup {result['channel_setup_seconds']}s, "
+        f"{result['session_bytes']:,} bytes in the session",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from mindood.bench_progress import Progress, quiet
 from mindood.crypto import generate_signing_keypair, sign
 from mindood.crypto.signing import signing_public_pem
 from mindood.db import DBOptions, MindooDB, MindooDoc, OpenTrust
@@ -90,7 +91,10 @@ async def _feed(db: MindooDB, cursor: Any) -> tuple[int, float]:
 
 
 async def run_views_bench(
-    documents: int = 100_000, changes: Sequence[int] = (10, 100, 1000)
+    documents: int = 100_000,
+    changes: Sequence[int] = (10, 100, 1000),
+    *,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     rng = random.Random(2024)
     db = MindooDB(
@@ -103,8 +107,11 @@ async def run_views_bench(
         options=DBOptions(snapshot_every=0),
     )
     ids: list[str] = []
+    progress(f"creating {documents:,} documents in memory")
     start = time.perf_counter()
-    for _ in range(documents):
+    for number in range(documents):
+        if number and number % 20_000 == 0:
+            progress(f"created {number:,}/{documents:,} documents")
         doc = await db.create_document(
             {
                 "type": "employee",
@@ -118,9 +125,11 @@ async def run_views_bench(
     created = time.perf_counter() - start
 
     gc.collect()  # each timed phase starts without the garbage of the one before
+    progress("baseline: reading every document from the change feed")
     fed, feed_all = await _feed(db, None)
     view = _view(db)
     gc.collect()
+    progress("building the view")
     start = time.perf_counter()
     await view.update()
     build = time.perf_counter() - start
@@ -141,6 +150,7 @@ async def run_views_bench(
     updates = []
     for count in changes:
         chosen = rng.sample(ids, min(count, len(ids)))
+        progress(f"updating the view after changing {len(chosen):,} documents")
         for n, doc_id in enumerate(chosen):
 
             def edit(doc: MindooDoc, n: int = n) -> None:
@@ -182,3 +192,17 @@ async def run_views_bench(
         "updates": updates,
         "max_rss_mib": round(rss_kib / 1024, 1),
     }
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """A few lines a person reads next to the JSON."""
+    lines = [
+        f"build over {result['documents']:,} documents {result['build_s']}s "
+        f"= {result['build_vs_feed']}x reading the feed alone ({result['feed_all_s']}s)",
+    ]
+    for update in result["updates"]:
+        lines.append(
+            f"update after {update['changed']:,} changes: {update['update_ms']} ms, read "
+            f"{update['documents_read']:,} documents ({update['update_vs_feed']}x the feed)"
+        )
+    return lines

@@ -1,117 +1,108 @@
 """The ``mindood`` command line: the daemon, its client commands, and benchmarks.
 
-Subcommands are registered in one table (``_COMMANDS``) so ``--help`` lists exactly what exists.
+Subcommands are registered in one table (``COMMAND_GROUPS``) so ``--help`` lists exactly what
+exists. A group's module is imported only when one of its commands runs (or for ``--help``):
+``mindood --version`` loads no command module and ``mindood status`` only the client's, so a
+call starts in a fraction of the time that importing crypto, Automerge and the library costs.
+
+Errors: a failure prints one line on stderr and exits 1 (2 for a usage error). With ``--json``
+the line is a JSON object instead, ``{"error": {"code": ..., "type": ..., "message": ...}}``
+(see :mod:`mindood.cli_common`); argparse's own usage errors follow the same rule.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import logging
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
-from typing import Any
-
-import uvloop
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn, cast
 
 from mindood import __version__
-from mindood.cli_admin import add_admin_commands
-from mindood.cli_attach import add_attach_commands
-from mindood.cli_daemon import add_client_commands, add_run
-from mindood.cli_doc import add_doc_commands
-from mindood.cli_rpc import add_rpc_commands
-from mindood.cli_store import add_store_commands
-from mindood.cli_tenant import add_tenant_commands
-from mindood.cli_view import add_view_commands, add_views_bench
 from mindood.logfmt import configure as configure_logging
 
-log = logging.getLogger("mindood.cli")
+#: The exit code of a usage error (also in :mod:`mindood.cli_common`, which this avoids loading).
+_EXIT_USAGE = 2
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-def _run_async(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a coroutine on uvloop, the loop the daemon uses in production."""
-    return uvloop.run(coro)
+@dataclass(frozen=True, slots=True)
+class CommandGroup:
+    """Top-level commands that one function of one module registers."""
+
+    names: frozenset[str]
+    module: str
+    register: str
+
+    def load(self) -> Register:
+        return cast(Register, getattr(importlib.import_module(self.module), self.register))
 
 
-def _print_json(result: object) -> None:
-    json.dump(result, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
-
-
-async def _bench_store(args: argparse.Namespace) -> int:
-    from mindood.bench_store import run_store_bench
-
-    with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
-        result = await run_store_bench(
-            Path(workdir), entries=args.entries, progress=lambda line: print(line, file=sys.stderr)
-        )
-    _print_json(result)
-    return 0
-
-
-async def _bench_docs(args: argparse.Namespace) -> int:
-    from mindood.bench_docs import run_docs_bench
-
-    with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
-        result = await run_docs_bench(Path(workdir), documents=args.documents)
-    _print_json(result)
-    return 0
-
-
-async def _bench_sync(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="mindood-bench-", dir=args.dir) as workdir:
-        if args.transport == "webrtc":
-            from mindood.bench_sync_webrtc import run_webrtc_sync_bench
-
-            result = await run_webrtc_sync_bench(Path(workdir), entries=args.entries)
-        else:
-            from mindood.bench_sync import run_sync_bench
-
-            result = await run_sync_bench(Path(workdir), entries=args.entries)
-    _print_json(result)
-    return 0
-
-
-def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = sub.add_parser("bench", help="measure throughput; prints JSON")
-    kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
-    store = kinds.add_parser("store", help="durable put throughput and cold-open time")
-    store.add_argument("--entries", type=int, default=100_000, help="entries for cold open")
-    store.add_argument("--dir", type=Path, default=None, help="where to create the test store")
-    store.set_defaults(handler=lambda a: _run_async(_bench_store(a)))
-    docs = kinds.add_parser("docs", help="durable document creates and changes per second")
-    docs.add_argument("--documents", type=int, default=2000, help="documents to create")
-    docs.add_argument("--dir", type=Path, default=None, help="where to create the test store")
-    docs.set_defaults(handler=lambda a: _run_async(_bench_docs(a)))
-    sync = kinds.add_parser("sync", help="full sync between two node processes on loopback")
-    sync.add_argument("--entries", type=int, default=100_000, help="signed 1 KiB entries")
-    sync.add_argument("--transport", choices=["tcp", "webrtc"], default="tcp")
-    sync.add_argument("--dir", type=Path, default=None, help="where to create the test stores")
-    sync.set_defaults(handler=lambda a: _run_async(_bench_sync(a)))
-    add_views_bench(kinds)
-
-
-_COMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
-    add_run,
-    add_client_commands,
-    add_tenant_commands,
-    add_doc_commands,
-    add_attach_commands,
-    add_view_commands,
-    add_admin_commands,
-    add_rpc_commands,
-    add_store_commands,
-    _add_bench,
+COMMAND_GROUPS: Sequence[CommandGroup] = (
+    CommandGroup(frozenset({"run"}), "mindood.cli_daemon", "add_run"),
+    CommandGroup(
+        frozenset({"status", "reload", "peers", "watch"}),
+        "mindood.cli_daemon",
+        "add_client_commands",
+    ),
+    CommandGroup(frozenset({"tenant", "db"}), "mindood.cli_tenant", "add_tenant_commands"),
+    CommandGroup(frozenset({"doc"}), "mindood.cli_doc", "add_doc_commands"),
+    CommandGroup(frozenset({"attach"}), "mindood.cli_attach", "add_attach_commands"),
+    CommandGroup(frozenset({"view"}), "mindood.cli_view", "add_view_commands"),
+    CommandGroup(
+        frozenset({"key", "group", "settings", "purge"}), "mindood.cli_admin", "add_admin_commands"
+    ),
+    CommandGroup(frozenset({"ping", "rpc", "sync"}), "mindood.cli_rpc", "add_rpc_commands"),
+    CommandGroup(frozenset({"store"}), "mindood.cli_store", "add_store_commands"),
+    CommandGroup(frozenset({"bench"}), "mindood.cli_bench", "add_bench"),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _JsonErrorParser(argparse.ArgumentParser):
+    """Reports usage errors as the JSON error object, for a command line that asked for JSON."""
+
+    def error(self, message: str) -> NoReturn:
+        error = {"code": None, "type": "UsageError", "message": f"{self.prog}: {message}"}
+        sys.stderr.write(json.dumps({"error": error}, sort_keys=True) + "\n")
+        self.exit(_EXIT_USAGE)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The top-level command named in ``argv`` (skipping the options before it), if any."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--log-level":
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def groups_for(argv: Sequence[str]) -> list[CommandGroup]:
+    """The command groups that parsing ``argv`` needs: one, none (``--version``) or all."""
+    command = _command_of(argv)
+    if command is not None:
+        wanted = [g for g in COMMAND_GROUPS if command in g.names]
+        return wanted or list(COMMAND_GROUPS)  # a typo: argparse lists every choice
+    if "--version" in argv and not {"-h", "--help"} & set(argv):
+        return []
+    return list(COMMAND_GROUPS)
+
+
+def build_parser(
+    groups: Sequence[CommandGroup] | None = None, *, json_errors: bool = False
+) -> argparse.ArgumentParser:
+    """The parser with ``groups`` registered (default: every command)."""
+    parser_class = _JsonErrorParser if json_errors else argparse.ArgumentParser
+    parser = parser_class(
         prog="mindood",
         description="MindooDB sync daemon: end-to-end encrypted, offline-first, peer to peer.",
+        epilog="Errors go to stderr (exit 1, usage errors 2); with --json as one JSON object: "
+        '{"error": {"code": RPC code or null, "type": ..., "message": ...}}.',
     )
     parser.add_argument("--version", action="version", version=f"mindood {__version__}")
     parser.add_argument(
@@ -121,13 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level (default: the daemon's configured level, else INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in _COMMANDS:
-        register(sub)
+    for group in COMMAND_GROUPS if groups is None else groups:
+        group.load()(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(groups_for(argv), json_errors="--json" in argv)
     args = parser.parse_args(argv)
     # Under systemd the journal stamps every line itself (it sets $JOURNAL_STREAM).
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
@@ -135,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
-        return 2
+        return _EXIT_USAGE
     code: int = handler(args)
     return code
 

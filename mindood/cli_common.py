@@ -1,6 +1,12 @@
 """What every client command of the CLI shares: connecting, passwords, output, exit codes.
 
-Exit codes: 0 success, 1 an error (its message on stderr), 2 a usage error.
+Exit codes: 0 success, 1 an error (its message on stderr), 2 a usage error. With ``--json`` the
+error is one JSON object on stderr instead of a line of text (stdout keeps only results)::
+
+    {"error": {"code": -32002, "type": "NotFoundError", "message": "no document ..."}}
+
+``code`` is the daemon's RPC error code (see :mod:`mindood.rpc.errors`), or null when the CLI
+itself refused (``type`` is then ``UsageError``, ``CliError`` or ``DaemonConnectionError``).
 
 Passwords are never taken from the command line or the environment (both leak to other users
 through ``ps`` and ``/proc``). In order of preference a command reads a password from:
@@ -10,6 +16,10 @@ through ``ps`` and ``/proc``). In order of preference a command reads a password
 2. the terminal, with ``getpass`` (no echo), when standard input is a terminal;
 3. standard input otherwise, one line per password in the order the command asks for them
    (for scripts: ``printf '%s\\n' "$ADMIN_PW" "$USER_PW" | mindood tenant create acme ...``).
+
+A new password (``tenant create``, ``tenant request``, a share password for ``tenant approve``)
+is asked twice on a terminal and must have at least ``MIN_NEW_PASSWORD_CHARS`` characters,
+whatever its source; a password that opens something existing is asked once.
 """
 
 from __future__ import annotations
@@ -28,12 +38,18 @@ from typing import Any, TextIO, TypeAlias
 import uvloop
 
 from mindood.client import DaemonConnectionError, MindoodClient
-from mindood.daemon.secrets import MAX_PASSWORD_BYTES, PasswordFileError, read_password_file
+from mindood.daemon.secrets import (
+    MAX_PASSWORD_BYTES,
+    MIN_NEW_PASSWORD_CHARS,
+    PasswordFileError,
+    read_password_file,
+)
 from mindood.errors import MindoodError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+#: Shortest new password the CLI accepts (a guessable password defeats the key derivation).
 
 #: The object ``add_subparsers`` returns (not subscriptable at run time, hence the string).
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -67,24 +83,32 @@ class Passwords:
     def __init__(self, stdin: TextIO | None = None) -> None:
         self._stdin = stdin if stdin is not None else sys.stdin
 
-    def get(self, prompt: str, file: Path | None = None, *, confirm: bool = False) -> str:
+    def get(self, prompt: str, file: Path | None = None, *, new: bool = False) -> str:
+        """One password; ``new``: one being chosen now (long enough, typed twice)."""
+        password = self._read(prompt, file)
+        if not password:
+            raise CliError(f"{prompt}: the password must not be empty")
+        if new and len(password) < MIN_NEW_PASSWORD_CHARS:
+            raise CliError(
+                f"{prompt}: a new password needs at least {MIN_NEW_PASSWORD_CHARS} characters"
+            )
+        typed = file is None and self._stdin.isatty()
+        if new and typed and getpass.getpass(f"{prompt} (again): ") != password:
+            raise CliError("the passwords do not match")
+        return password
+
+    def _read(self, prompt: str, file: Path | None) -> str:
         if file is not None:
             try:
                 return read_password_file(file)
             except PasswordFileError as exc:
                 raise CliError(str(exc)) from None
         if self._stdin.isatty():
-            password = getpass.getpass(f"{prompt}: ")
-            if confirm and getpass.getpass(f"{prompt} (again): ") != password:
-                raise CliError("the passwords do not match")
-        else:
-            line = self._stdin.readline(MAX_PASSWORD_BYTES + 2)
-            if not line:
-                raise CliError(f"{prompt}: no password on standard input")
-            password = line.removesuffix("\n").removesuffix("\r")
-        if not password:
-            raise CliError(f"{prompt}: the password must not be empty")
-        return password
+            return getpass.getpass(f"{prompt}: ")
+        line = self._stdin.readline(MAX_PASSWORD_BYTES + 2)
+        if not line:
+            raise CliError(f"{prompt}: no password on standard input")
+        return line.removesuffix("\n").removesuffix("\r")
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -153,6 +177,27 @@ def parse_json_arg(raw: str, what: str) -> Any:
 
 
 # -- running -------------------------------------------------------------------------------------
+def error_object(exc: Exception) -> dict[str, Any]:
+    """The ``{"error": {...}}`` object ``--json`` prints for a failure (module docstring)."""
+    code = getattr(exc, "code", None)
+    return {
+        "error": {
+            "code": code if isinstance(code, int) else None,
+            "type": str(getattr(exc, "kind", None) or type(exc).__name__),
+            "message": str(getattr(exc, "message", None) or exc),
+        }
+    }
+
+
+def report_error(exc: Exception, text: str, exit_code: int, *, as_json: bool) -> int:
+    """Tell stderr about ``exc`` (``text`` for people, or the JSON object) and return the code."""
+    if as_json:
+        sys.stderr.write(json.dumps(error_object(exc), sort_keys=True, ensure_ascii=False) + "\n")
+    else:
+        print(f"mindood: {text}", file=sys.stderr)
+    return exit_code
+
+
 ClientAction = Callable[[MindoodClient, argparse.Namespace], Awaitable[int]]
 
 
@@ -163,20 +208,18 @@ def run_client(args: argparse.Namespace, action: ClientAction) -> int:
         async with await MindoodClient.connect(args.socket) as client:
             return await action(client, args)
 
+    as_json = bool(getattr(args, "json", False))
     try:
         return uvloop.run(main())
     except UsageError as exc:
-        print(f"mindood: usage error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(exc, f"usage error: {exc}", EXIT_USAGE, as_json=as_json)
     except (CliError, DaemonConnectionError) as exc:
-        print(f"mindood: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return report_error(exc, str(exc), EXIT_ERROR, as_json=as_json)
     except MindoodError as exc:
         kind = getattr(exc, "kind", type(exc).__name__)
         code = getattr(exc, "code", None)
         suffix = f" [{kind} {code}]" if code is not None else f" [{kind}]"
-        print(f"mindood: error: {exc}{suffix}", file=sys.stderr)
-        return EXIT_ERROR
+        return report_error(exc, f"error: {exc}{suffix}", EXIT_ERROR, as_json=as_json)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `mindood doc list ... | head`: stop quietly
@@ -194,15 +237,18 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MIN_NEW_PASSWORD_CHARS",
     "CliError",
     "Passwords",
     "Subparsers",
     "UsageError",
     "client_command",
     "client_options",
+    "error_object",
     "jsonable",
     "parse_json_arg",
     "print_json",
     "print_json_line",
     "print_table",
+    "report_error",
 ]

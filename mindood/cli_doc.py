@@ -1,13 +1,16 @@
 """CLI: ``mindood doc create|change|get|list|delete|changes``.
 
 Values and operations are JSON (``-`` reads standard input, ``@FILE`` a file). Shorthands for
-``doc change``: ``--set PATH=JSON`` (a value that is not JSON is taken as a string),
-``--delete PATH``, ``--increment PATH[=N]``, where PATH is dot-separated and all-digit parts are
-list indices (``tags.0``); anything else goes through ``--ops`` with the full operation list::
+``doc change``: ``--set PATH=VALUE``, ``--delete PATH``, ``--increment PATH[=N]``, where PATH is
+dot-separated and all-digit parts are list indices (``tags.0``); anything else goes through
+``--ops`` with the full operation list::
 
-    mindood doc change acme contacts 7f3a... --set name='"Ada"' --increment visits
+    mindood doc change acme contacts 7f3a... --set name=Ada --set zip='"01234"' --increment visits
     mindood doc change acme contacts 7f3a... --ops '[{"op":"splice","path":["notes"],
         "index":0,"delete":0,"text":"Hello "}]'
+
+The VALUE of ``--set`` is read as JSON when it is valid JSON, and is a plain string otherwise
+(:data:`SET_VALUE_RULES`, also in ``mindood doc change --help``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ from mindood.cli_common import (
 from mindood.cli_history import add_history_commands
 from mindood.client import MindoodClient, op_delete, op_increment, op_set
 
+#: How ``--set PATH=VALUE`` types its VALUE (the help text and the README say the same).
+SET_VALUE_RULES = """\
+--set PATH=VALUE reads VALUE as JSON when it is valid JSON, and as a plain string otherwise:
+  --set n=1234          the number 1234          --set ok=true       the boolean true
+  --set zip=01234       the string "01234"       --set gone=null     null
+  --set city=Oslo       the string "Oslo"        --set 'tags=["a"]'  a list
+JSON has no leading zeros, so 01234 stays a string. To force a string, quote it as JSON
+(in the shell, inside single quotes): --set 'zip="1234"' stores the string "1234"."""
+
 
 def parse_path(raw: str) -> list[str | int]:
     if not raw:
@@ -42,10 +54,16 @@ def parse_path(raw: str) -> list[str | int]:
     return parts
 
 
+def _refuse_constant(name: str) -> Any:
+    """Python's ``json`` reads NaN and Infinity, which JSON does not have: they stay text."""
+    raise ValueError(name)
+
+
 def _loose_json(raw: str) -> Any:
+    """A ``--set`` VALUE: JSON if it parses as JSON, else the text itself (SET_VALUE_RULES)."""
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except ValueError:  # not JSON (JSONDecodeError is a ValueError)
         return raw
 
 
@@ -167,10 +185,18 @@ def add_doc_commands(sub: Subparsers) -> None:
     create.add_argument("--key", help="id of the key to encrypt with (default: default)")
     create.set_defaults(handler=client_command(_create))
 
-    change = cmds.add_parser("change", parents=[common], help="change a document (one change)")
+    change = cmds.add_parser(
+        "change",
+        parents=[common],
+        help="change a document (one change)",
+        epilog=SET_VALUE_RULES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     target(change, True)
     change.add_argument("--ops", help="JSON array of operations (- or @FILE)")
-    change.add_argument("--set", action="append", metavar="PATH=JSON", help="set a value")
+    change.add_argument(
+        "--set", action="append", metavar="PATH=VALUE", help="set a value (typing rules below)"
+    )
     change.add_argument("--delete", action="append", metavar="PATH", help="delete a key/item")
     change.add_argument("--increment", action="append", metavar="PATH[=N]", help="add to counter")
     change.set_defaults(handler=client_command(_change))
@@ -198,4 +224,4 @@ def add_doc_commands(sub: Subparsers) -> None:
     add_history_commands(cmds)
 
 
-__all__ = ["add_doc_commands", "parse_path", "shorthand_ops"]
+__all__ = ["SET_VALUE_RULES", "add_doc_commands", "parse_path", "shorthand_ops"]

@@ -2,15 +2,20 @@
 
 Joining a tenant from a second node (both daemons running)::
 
-    node-b$ mindood tenant request --user cn=bob/o=acme > request.txt   # asks bob's password
+    node-b$ mindood tenant request --user cn=bob/o=acme > request.txt   # bob's new password
     node-a$ mindood tenant approve acme "$(cat request.txt)" > response.txt  # admin password
     node-b$ mindood tenant join "$(cat response.txt)"                   # bob's password again
+
+``approve`` first shows who asks (user and device label, on stderr) and ``join`` checks the
+response, both before any password is asked. New passwords (``create``, ``request``, a share
+password) are typed twice and need at least 8 characters.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -37,9 +42,9 @@ async def _create(client: MindoodClient, args: argparse.Namespace) -> int:
     admin = args.admin or f"cn=admin/o={args.tenant}"
     passwords = _passwords()
     admin_password = passwords.get(
-        f"admin password for {admin}", args.admin_password_file, confirm=True
+        f"admin password for {admin}", args.admin_password_file, new=True
     )
-    user_password = passwords.get(f"password for {user}", args.password_file, confirm=True)
+    user_password = passwords.get(f"password for {user}", args.password_file, new=True)
     result = await client.tenant_create(
         args.tenant,
         admin_name=admin,
@@ -85,7 +90,7 @@ async def _list(client: MindoodClient, args: argparse.Namespace) -> int:
 
 
 async def _request(client: MindoodClient, args: argparse.Namespace) -> int:
-    password = _passwords().get(f"password for {args.user}", args.password_file)
+    password = _passwords().get(f"password for {args.user}", args.password_file, new=True)
     request = await client.tenant_join_request(args.user, password, label=args.label)
     if args.json:
         print_json({"request": request})
@@ -94,14 +99,28 @@ async def _request(client: MindoodClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _describe_request(request: str, username: str | None) -> dict[str, str | None]:
+    """Who a join request says is asking; a request the daemon would refuse fails here."""
+    from mindood.tenant.joinrequest import JoinRequest  # the crypto, only for this command
+
+    parsed = JoinRequest.from_uri(request)
+    if not (username or parsed.username):
+        raise UsageError("the join request names no user: give --username")
+    return {"user": username or parsed.username, "device": parsed.label}
+
+
 async def _approve(client: MindoodClient, args: argparse.Namespace) -> int:
+    asking = _describe_request(args.request, args.username)
+    if not args.json:
+        device = f'device "{asking["device"]}"' if asking["device"] else "no device label"
+        print(f"join request from {asking['user']} ({device})", file=sys.stderr, flush=True)
     passwords = _passwords()
     admin_password = passwords.get(
         f"admin password for tenant {args.tenant}", args.admin_password_file
     )
     share_password = None
     if args.share_password_file is not None:
-        share_password = passwords.get("share password", args.share_password_file)
+        share_password = passwords.get("share password", args.share_password_file, new=True)
     response = await client.tenant_approve(
         args.tenant,
         args.request,
@@ -112,7 +131,7 @@ async def _approve(client: MindoodClient, args: argparse.Namespace) -> int:
         relay=args.relay,
     )
     if args.json:
-        print_json({"response": response})
+        print_json({"response": response, "request": asking})
     else:
         print(response)
     return EXIT_OK
@@ -131,8 +150,13 @@ async def _revoke(client: MindoodClient, args: argparse.Namespace) -> int:
 
 
 async def _join(client: MindoodClient, args: argparse.Namespace) -> int:
+    from mindood.tenant.joinresponse import JoinResponse  # the crypto, only for this command
+
+    response = JoinResponse.from_uri(args.response)  # a bad URI fails before any password
     passwords = _passwords()
-    password = passwords.get("your password", args.password_file)
+    password = passwords.get(
+        f"password for {response.username} (tenant {response.tenant_id})", args.password_file
+    )
     share_password = None
     if args.share_password_file is not None:
         share_password = passwords.get("share password", args.share_password_file)
@@ -144,6 +168,18 @@ async def _join(client: MindoodClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner alone (0600), also over an old file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 async def _export(client: MindoodClient, args: argparse.Namespace) -> int:
     password = _passwords().get(f"password for tenant {args.tenant}", args.password_file)
     blob = await client.tenant_export_session(args.tenant, password)
@@ -152,7 +188,7 @@ async def _export(client: MindoodClient, args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(blob)
             sys.stdout.buffer.flush()
         else:
-            await asyncio.to_thread(Path(args.output).write_bytes, blob)
+            await asyncio.to_thread(write_private, Path(args.output), blob)
     except OSError as exc:
         raise CliError(f"cannot write the session: {exc}") from None
     if args.output != "-" and not args.json:
@@ -276,7 +312,9 @@ def add_tenant_commands(sub: Subparsers) -> None:
     join.set_defaults(handler=client_command(_join))
 
     export = cmds.add_parser(
-        "export", parents=[common], help="export the tenant's session (sealed with your password)"
+        "export",
+        parents=[common],
+        help="export the tenant's session (sealed with your password; the file is 0600)",
     )
     export.add_argument("tenant")
     export.add_argument("--output", "-o", required=True, help="file to write, or - for stdout")
@@ -306,4 +344,4 @@ def add_tenant_commands(sub: Subparsers) -> None:
     db_drop.set_defaults(handler=client_command(_db_drop))
 
 
-__all__ = ["add_tenant_commands"]
+__all__ = ["add_tenant_commands", "write_private"]

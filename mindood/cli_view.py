@@ -9,8 +9,6 @@ import argparse
 import json
 from typing import Any
 
-import uvloop
-
 from mindood.cli_common import (
     EXIT_OK,
     Subparsers,
@@ -332,25 +330,9 @@ def add_view_commands(sub: Subparsers) -> None:
     drop.set_defaults(handler=client_command(_drop))
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from mindood.bench_views import run_views_bench
-
-    result = uvloop.run(run_views_bench(args.documents))
-    print_json(result)
-    return EXIT_OK
-
-
-def add_views_bench(kinds: Subparsers) -> None:
-    """``mindood bench views`` (registered under ``mindood bench``)."""
-    bench = kinds.add_parser("views", help="view build and update times against the change feed")
-    bench.add_argument("--documents", type=int, default=100_000, help="documents in the view")
-    bench.set_defaults(handler=_bench)
-
-
 __all__ = [
     "COLUMN_HELP",
     "add_view_commands",
-    "add_views_bench",
     "list_line",
     "parse_column",
     "parse_source",

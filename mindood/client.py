@@ -85,26 +85,33 @@ def counter(value: int = 0) -> dict[str, int]:
     return {"$counter": value}
 
 
-def op_set(path: Sequence[str | int], value: Any) -> dict[str, Any]:
-    return {"op": "set", "path": list(path), "value": value}
+#: A field name, or a path of keys and list indexes (``["address", "city"]``, ``["tags", 0]``).
+DocPath = str | Sequence[str | int]
 
 
-def op_delete(path: Sequence[str | int]) -> dict[str, Any]:
-    return {"op": "delete", "path": list(path)}
+def _path(path: DocPath) -> str | list[str | int]:
+    """A string is one field name, never the path of its characters."""
+    return path if isinstance(path, str) else list(path)
 
 
-def op_insert(path: Sequence[str | int], index: int, value: Any) -> dict[str, Any]:
-    return {"op": "insert", "path": list(path), "index": index, "value": value}
+def op_set(path: DocPath, value: Any) -> dict[str, Any]:
+    return {"op": "set", "path": _path(path), "value": value}
 
 
-def op_splice(
-    path: Sequence[str | int], index: int, delete: int = 0, text: str = ""
-) -> dict[str, Any]:
-    return {"op": "splice", "path": list(path), "index": index, "delete": delete, "text": text}
+def op_delete(path: DocPath) -> dict[str, Any]:
+    return {"op": "delete", "path": _path(path)}
 
 
-def op_increment(path: Sequence[str | int], by: int = 1) -> dict[str, Any]:
-    return {"op": "increment", "path": list(path), "by": by}
+def op_insert(path: DocPath, index: int, value: Any) -> dict[str, Any]:
+    return {"op": "insert", "path": _path(path), "index": index, "value": value}
+
+
+def op_splice(path: DocPath, index: int, delete: int = 0, text: str = "") -> dict[str, Any]:
+    return {"op": "splice", "path": _path(path), "index": index, "delete": delete, "text": text}
+
+
+def op_increment(path: DocPath, by: int = 1) -> dict[str, Any]:
+    return {"op": "increment", "path": _path(path), "by": by}
 
 
 class ClientSubscription:

@@ -88,12 +88,22 @@ def test_passwords_from_files_stdin_and_terminal(
     with pytest.raises(CliError, match="must not be empty"):
         Passwords(io.StringIO("\n")).get("d")
 
-    answers = iter(["typed", "typed", "typed", "different"])
-    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    prompts: list[str] = []
+    answers = iter(["long enough", "long enough", "long enough", "different", "short", "old"])
+
+    def typed(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("getpass.getpass", typed)
     terminal = Passwords(FakeTty())
-    assert terminal.get("new", confirm=True) == "typed"
+    assert terminal.get("new", new=True) == "long enough"
     with pytest.raises(CliError, match="do not match"):
-        terminal.get("new", confirm=True)
+        terminal.get("new", new=True)
+    with pytest.raises(CliError, match="at least 8 characters"):
+        terminal.get("new", new=True)  # refused before it is asked again
+    assert terminal.get("old") == "old"  # an existing password: asked once, any length
+    assert prompts == ["new: ", "new (again): "] * 2 + ["new: ", "old: "]
 
 
 def test_json_output_of_binary_and_times() -> None:

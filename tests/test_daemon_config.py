@@ -33,7 +33,6 @@ log_level = "debug"
 
 [network]
 listen = ["tcp://0.0.0.0:7890"]
-mdns = false
 max_pending_handshakes = 4
 handshake_timeout = 2.5
 
@@ -77,7 +76,7 @@ def test_full_configuration(tmp_path: Path) -> None:
     assert config.data_dir == Path("/var/lib/mindood")
     assert config.socket == Path("/run/mindood/mindood.sock")
     assert config.log_level == "DEBUG"
-    assert config.network.listen == ("tcp://0.0.0.0:7890",) and config.network.mdns is False
+    assert config.network.listen == ("tcp://0.0.0.0:7890",)
     assert config.network.max_pending_handshakes == 4
     assert config.network.handshake_timeout == 2.5
     assert config.limits == Limits(max_connections=8, shutdown_grace_seconds=2.5)
@@ -100,7 +99,7 @@ def test_full_configuration(tmp_path: Path) -> None:
         ("[limits]\nmax_connections = 'many'", "limits.max_connections"),
         ("[limits]\nmax_connections = 0", "limits.max_connections"),
         ("[limits]\nmax_frame_bytes = true", "limits.max_frame_bytes"),
-        ("[network]\nmdns = 'yes'", "network.mdns"),
+        ("[network]\nmdns = true", "network.mdns"),
         ("[network]\nlisten = 'tcp://x'", "network.listen"),
         ("[network]\nmax_pending_handshakes = 0", "network.max_pending_handshakes"),
         ("[network]\nhandshake_timeout = 'soon'", "network.handshake_timeout"),
@@ -125,6 +124,15 @@ def test_bad_keys_are_named(tmp_path: Path, body: str, key: str) -> None:
     assert key in str(info.value) and str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_network_mdns_points_to_the_discovery_table(tmp_path: Path, value: str) -> None:
+    """The old switch was read by nothing: refused, with where mDNS is really configured."""
+    path = tmp_path / "old.toml"
+    path.write_text(f"[network]\nmdns = {value}\n")
+    with pytest.raises(ConfigError, match=r"network\.mdns: no such setting.*\[discovery\]"):
+        load_config(path, required=True)
+
+
 def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[daemon")
@@ -140,11 +148,11 @@ def test_restart_required_lists_what_cannot_change_live() -> None:
     new = parse_config(
         {
             "daemon": {"socket": "/run/x.sock", "log_level": "DEBUG"},
-            "network": {"mdns": False},
+            "network": {"listen": ["127.0.0.1:7890"]},
             "limits": {"max_connections": 2},
         }
     )
-    assert restart_required(old, new) == ["daemon.socket", "network.mdns"]
+    assert restart_required(old, new) == ["daemon.socket", "network.listen"]
     assert restart_required(old, old) == []
 
 

@@ -45,6 +45,9 @@ class FakeSync:
             node.set_sync(None)
             raise
 
+    async def wait_started(self) -> None:
+        await self.started.wait()
+
     async def reload(self, config: Config) -> None:
         self.reloads.append(config)
 

@@ -230,7 +230,7 @@ def test_a_damaged_directory_entry_is_quarantined_and_the_tenant_unlocks(
     directory = store_of(daemon, "directory") / DB_NAME
     before = set(entry_ids(directory))
     bob_pw = tmp_path / "bob.password"
-    bob_pw.write_text("bob-pw\n")
+    bob_pw.write_text("bob-password\n")
     admin_pw = tmp_path / "admin.password"
     admin_pw.write_text(ADMIN_PW + "\n")
     for path in (bob_pw, admin_pw):

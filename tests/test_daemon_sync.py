@@ -46,7 +46,7 @@ class Cluster:
     def start(
         self, name: str, *, peers: tuple[str, ...] = (), upstream: str | None = None
     ) -> DaemonProcess:
-        lines = ["[network]", 'listen = ["127.0.0.1:0"]', "mdns = false", ""]
+        lines = ["[network]", 'listen = ["127.0.0.1:0"]', ""]
         for address in peers:
             lines += ["[[peers]]", f'address = "{address}"', ""]
         if upstream:
@@ -93,11 +93,11 @@ async def _join(
     admin_node: DaemonProcess, node: DaemonProcess, user: str, *, relay: bool = False
 ) -> None:
     async with await node.client() as client:
-        request = await client.tenant_join_request(f"cn={user}/o=acme", f"{user}-pw")
+        request = await client.tenant_join_request(f"cn={user}/o=acme", f"{user}-password")
     async with await admin_node.client() as admin:
         response = await admin.tenant_approve(TENANT, request, admin_password=ADMIN_PW, relay=relay)
     async with await node.client() as client:
-        await client.tenant_join(response, f"{user}-pw")
+        await client.tenant_join(response, f"{user}-password")
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
@@ -252,7 +252,7 @@ async def test_a_peer_killed_mid_sync_resumes_without_loss_or_duplicates(cluster
     b.stop(signal.SIGKILL)
     b.start()
     async with await b.client() as client:
-        await client.tenant_unlock(TENANT, "bob-pw")
+        await client.tenant_unlock(TENANT, "bob-password")
     a_ids = await _store_ids(a)
 
     async def complete() -> bool:
@@ -513,7 +513,7 @@ async def test_a_database_created_while_a_member_was_down_arrives_after_its_rest
         doc_id = (await client.doc_create(TENANT, "staff", {"name": "Ada"}))["id"]
     b.start()
     async with await b.client() as client:
-        await client.tenant_unlock(TENANT, "bob-pw")
+        await client.tenant_unlock(TENANT, "bob-password")
 
     async def b_has_it() -> bool:
         async with await b.client() as client:

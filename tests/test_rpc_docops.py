@@ -56,7 +56,9 @@ def test_values_cannot_nest_without_bound() -> None:
         ([], "must not be empty"),
         ([1], r"ops\[0\] must be a map"),
         ([{"op": "set", "path": ["a"]}], r"ops\[0\].value is required"),
-        ([{"op": "set", "path": "a", "value": 1}], "path must be an array"),
+        ([{"op": "set", "path": 7, "value": 1}], "path must be an array or a key"),
+        ([{"op": "set", "path": "", "value": 1}], r"path\[0\] must be a non-empty string"),
+        ([{"op": "set", "path": "_attachments", "value": 1}], "maintained by MindooDB"),
         ([{"op": "set", "path": [0], "value": 1}], "must start with a key"),
         ([{"op": "set", "path": ["a", -1], "value": 1}], r"path\[1\]"),
         ([{"op": "set", "path": ["a", True], "value": 1}], r"path\[1\]"),
@@ -72,6 +74,18 @@ def test_values_cannot_nest_without_bound() -> None:
 def test_parse_ops_rejects(ops: object, message: str) -> None:
     with pytest.raises(InvalidParamsError, match=message):
         parse_ops(ops, max_ops=10)
+
+
+def test_a_string_path_is_one_key() -> None:
+    """``"city"`` names the key city, not the path c/i/t/y."""
+    [as_key, as_list] = parse_ops(
+        [
+            {"op": "set", "path": "city", "value": "Oslo"},
+            {"op": "set", "path": ["city"], "value": "Oslo"},
+        ],
+        max_ops=10,
+    )
+    assert as_key.path == as_list.path == ("city",)
 
 
 def test_parse_ops_limits_the_count() -> None:

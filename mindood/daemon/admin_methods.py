@@ -93,7 +93,7 @@ async def _key_create(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id = p.tenant()
     key_id = _named_key_id(p)
     password = p.password("password")
-    share_password = p.password("share_password")
+    share_password = p.new_password("share_password")
     rotate = p.opt_bool("rotate", False)
     p.finish()
     async with node.tenants.slot(tenant_id).lock:  # one creation of a key id at a time
@@ -113,7 +113,7 @@ async def _key_export(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id = p.tenant()
     key_id = _named_key_id(p)
     password = p.password("password")
-    share_password = p.password("share_password")
+    share_password = p.new_password("share_password")
     p.finish()
     tenant = await node.tenants.check_password(tenant_id, password)
     exported = await asyncio.to_thread(

@@ -11,7 +11,6 @@ typo never silently becomes a default. Layout::
 
     [network]                              # used by the sync service
     listen = ["tcp://0.0.0.0:7890"]
-    mdns = true
     max_pending_handshakes = 16            # unauthenticated connections per listener
     handshake_timeout = 10                 # seconds from accept to authenticated
 
@@ -33,6 +32,12 @@ typo never silently becomes a default. Layout::
     tenant = "acme"
     databases = ["contacts"]
 
+    [discovery]                            # mDNS: only on these interfaces; none named = off
+    interfaces = ["eth0"]
+
+``[network] mdns`` is refused with a message pointing to ``[discovery]``: it was read by
+nothing, and mDNS must never start without the operator naming the interfaces.
+
 On SIGHUP the file is read again; :func:`restart_required` lists what cannot change live.
 """
 
@@ -53,6 +58,11 @@ from store.limits import ENTRY_ENVELOPE_BYTES, MAX_ENTRY_BYTES
 from transports.webrtc import IceServer
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Why ``[network] mdns`` is an error rather than a setting.
+MDNS_MOVED = (
+    "no such setting: mDNS discovery is configured in [discovery] "
+    '(interfaces = ["eth0"]) and is off unless interfaces are named there'
+)
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_ADDRESS_CHARS = 1024
 
@@ -98,7 +108,6 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
     listen: tuple[str, ...] = ()
-    mdns: bool = True
     #: Per listener: connections whose peer has not authenticated yet; more are closed at once.
     max_pending_handshakes: int = 16
     #: Seconds from the TCP accept (TLS included) until the peer must have authenticated.
@@ -440,9 +449,10 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     log_level = daemon.get("log_level", _log_level, "INFO")
     daemon.finish()
     network_table = root.table("network")
+    if network_table.raw("mdns") is not None:
+        raise ConfigError(MDNS_MOVED, network_table.key("mdns"))
     network = NetworkConfig(
         listen=network_table.get("listen", _addresses, ()),
-        mdns=network_table.get("mdns", _bool, True),
         max_pending_handshakes=network_table.get(
             "max_pending_handshakes", _int_range(1, 100_000), 16
         ),
@@ -507,8 +517,6 @@ def restart_required(old: Config, new: Config) -> list[str]:
         changed.append("daemon.socket")
     if old.network.listen != new.network.listen:
         changed.append("network.listen")
-    if old.network.mdns != new.network.mdns:
-        changed.append("network.mdns")
     for key in ("max_pending_handshakes", "handshake_timeout"):
         if getattr(old.network, key) != getattr(new.network, key):
             changed.append(f"network.{key}")

@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mindood.crypto.kdf import get_test_pbkdf2_iterations
 from mindood.daemon.config import Config, ConfigError, Limits, load_config, restart_required
 from mindood.daemon.lock import InstanceLock
 from mindood.daemon.methods import DaemonHooks, Methods
 from mindood.daemon.node import Node
 from mindood.daemon.paths import default_data_dir, default_socket, ensure_private_dir
 from mindood.daemon.sdnotify import Notifier, watchdog_interval
-from mindood.daemon.services import Service
+from mindood.daemon.services import Service, ServiceStartError
 from mindood.rpc.server import RpcServer, ServerLimits
 from mindood.rpc.wire import FrameLimits
 
@@ -177,7 +176,6 @@ class Daemon:
                 "watchdog": watchdog_interval(self.env) is not None,
             },
             "reloads": self.reloads,
-            "test_kdf_iterations": get_test_pbkdf2_iterations(),
         }
 
     # -- running -----------------------------------------------------------------------------
@@ -218,12 +216,15 @@ class Daemon:
         )
         server.bind()  # a socket in use or a bad path surfaces as an error before READY
         code = 0
+        start_error: ServiceStartError | None = None
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             await self._serve(node, server)
-        except Exception:
+        except* ServiceStartError as failed:
+            start_error = _first_leaf(failed)  # raised below, once the node is closed
+        except* Exception:
             log.exception("the daemon failed")
             code = 1
         finally:
@@ -240,6 +241,8 @@ class Daemon:
                     loop.remove_signal_handler(sig)
             self.notifier.close()
             log.info("stopped")
+        if start_error is not None:
+            raise start_error
         return code
 
     async def _serve(self, node: Node, server: RpcServer) -> None:
@@ -255,6 +258,8 @@ class Daemon:
                 for service in node.services:
                     background.append(tg.create_task(service.run(), name=f"service-{service.name}"))
                 await node.tenants.auto_unlock(self.config)
+                for service in node.services:  # a service that fails to start cancels this
+                    await service.wait_started()
                 self.notifier.ready(self._status_line())
                 self.ready.set()
                 log.info("mindood ready on %s (data in %s)", self.socket_path, self.data_dir)
@@ -272,6 +277,12 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+def _first_leaf(group: BaseExceptionGroup[ServiceStartError]) -> ServiceStartError:
+    """The first error of a (possibly nested) group of start failures."""
+    first = group.exceptions[0]
+    return first if isinstance(first, ServiceStartError) else _first_leaf(first)
 
 
 __all__ = ["CLOSE_TIMEOUT", "Daemon", "DaemonOptions", "ServiceFactory", "server_limits"]

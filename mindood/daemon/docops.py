@@ -1,6 +1,7 @@
 """Document changes as data: a list of operations on paths, applied as one change.
 
-An operation is a map; a path is a list of map keys (strings) and list indices (integers)::
+An operation is a map; a path is a list of map keys (strings) and list indices (integers),
+or a single string, which is one key (``"city"`` is ``["city"]``, never ``["c", "i", ...]``)::
 
     {"op": "set",       "path": ["address", "city"], "value": "Berlin"}
     {"op": "delete",    "path": ["tags", 0]}
@@ -95,8 +96,10 @@ def value_from_wire(value: object, where: str, depth: int = 0) -> Any:
 
 
 def _path(raw: object, where: str, *, allow_empty: bool) -> tuple[PathItem, ...]:
+    if isinstance(raw, str):
+        raw = [raw]
     if not isinstance(raw, list):
-        raise InvalidParamsError(f"{where}.path must be an array")
+        raise InvalidParamsError(f"{where}.path must be an array or a key")
     if not raw and not allow_empty:
         raise InvalidParamsError(f"{where}.path must not be empty")
     if len(raw) > MAX_PATH_LENGTH:
@@ -266,4 +269,16 @@ def apply_ops(doc: MindooDoc, ops: Sequence[Op]) -> None:
             raise InvalidParamsError(f"{where}: {exc}") from None
 
 
-__all__ = ["OPS", "Op", "apply_ops", "initial_data", "parse_ops", "value_from_wire"]
+def doc_to_wire(doc: MindooDoc) -> dict[str, Any]:
+    """A document as every method that returns one answers it."""
+    return {
+        "id": doc.get_id(),
+        "data": dict(doc.get_data()),
+        "created_at": doc.get_created_at(),
+        "last_modified": doc.get_last_modified(),
+        "deleted": doc.is_deleted(),
+        "key_id": doc.get_decryption_key_id(),
+    }
+
+
+__all__ = ["OPS", "Op", "apply_ops", "doc_to_wire", "initial_data", "parse_ops", "value_from_wire"]

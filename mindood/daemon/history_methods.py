@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
 from mindood.crypto.pem import normalize_pem
+from mindood.daemon.docops import doc_to_wire
 from mindood.daemon.node import Node
 from mindood.daemon.params import Params
 from mindood.db import DocumentVersion, MindooDB
@@ -78,13 +79,6 @@ async def _open(node: Node, tenant_id: str, db_name: str) -> tuple[Tenant, Mindo
     return node.tenants.unlocked(tenant_id), db
 
 
-def _doc_to_wire(doc: Any) -> dict[str, Any]:
-    # methods.py imports this module to build its table, so its converter is looked up late.
-    from mindood.daemon.methods import doc_to_wire
-
-    return doc_to_wire(doc)
-
-
 async def _doc_get_at(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id, db_name = p.tenant(), p.db()
     doc_id = p.text("doc_id", max_chars=256)
@@ -94,7 +88,7 @@ async def _doc_get_at(node: Node, p: Params, conn: Connection) -> Any:
     doc = await db.get_document_at_timestamp(doc_id, at)
     if doc is None:
         raise NotFoundError(f"no document {doc_id!r} in {db.db_id!r} before {_iso(at)}")
-    return {**_doc_to_wire(doc), "at": at}
+    return {**doc_to_wire(doc), "at": at}
 
 
 async def _doc_list_at(node: Node, p: Params, conn: Connection) -> Any:

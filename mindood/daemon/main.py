@@ -14,6 +14,7 @@ from mindood.daemon.config import ConfigError, load_config
 from mindood.daemon.daemon import Daemon, DaemonOptions, ServiceFactory
 from mindood.daemon.lock import AlreadyRunningError
 from mindood.daemon.paths import UnsafeDirectoryError, default_config_file
+from mindood.daemon.services import ServiceStartError
 from mindood.rpc.server import SocketBindError
 
 log = logging.getLogger("mindood.daemon")
@@ -71,7 +72,7 @@ def run(
     except AlreadyRunningError as exc:
         print(f"mindood: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except (SocketBindError, UnsafeDirectoryError) as exc:
+    except (SocketBindError, UnsafeDirectoryError, ServiceStartError) as exc:
         print(f"mindood: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as exc:

@@ -15,14 +15,13 @@ from typing import Any
 
 from mindood.daemon.admin_methods import ADMIN_METHODS
 from mindood.daemon.attachment_methods import ATTACHMENT_METHODS
-from mindood.daemon.docops import apply_ops, initial_data, parse_ops
+from mindood.daemon.docops import apply_ops, doc_to_wire, initial_data, parse_ops
 from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
 from mindood.daemon.events import Subscription as EventSubscription
 from mindood.daemon.history_methods import HISTORY_METHODS
 from mindood.daemon.node import Node
 from mindood.daemon.params import MAX_URI_CHARS, Params
 from mindood.daemon.view_methods import VIEW_METHODS
-from mindood.db import MindooDoc
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import (
     InvalidParamsError,
@@ -49,17 +48,6 @@ class DaemonHooks:
     reload: Callable[[], Awaitable[dict[str, Any]]]
 
 
-def doc_to_wire(doc: MindooDoc) -> dict[str, Any]:
-    return {
-        "id": doc.get_id(),
-        "data": dict(doc.get_data()),
-        "created_at": doc.get_created_at(),
-        "last_modified": doc.get_last_modified(),
-        "deleted": doc.is_deleted(),
-        "key_id": doc.get_decryption_key_id(),
-    }
-
-
 # -- tenants -------------------------------------------------------------------------------------
 async def _tenant_list(node: Node, p: Params, conn: Connection) -> Any:
     p.finish()
@@ -69,9 +57,9 @@ async def _tenant_list(node: Node, p: Params, conn: Connection) -> Any:
 async def _tenant_create(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id = p.tenant()
     admin_name = p.text("admin_name", max_chars=4096)
-    admin_password = p.password("admin_password")
+    admin_password = p.new_password("admin_password")
     user_name = p.text("user_name", max_chars=4096)
-    user_password = p.password("user_password")
+    user_password = p.new_password("user_password")
     p.finish()
     configured = node.config.tenant(tenant_id)
     tenant = await node.tenants.create(
@@ -105,7 +93,7 @@ async def _tenant_lock(node: Node, p: Params, conn: Connection) -> Any:
 
 async def _tenant_join_request(node: Node, p: Params, conn: Connection) -> Any:
     user_name = p.text("user_name", max_chars=4096)
-    password = p.password("password")
+    password = p.new_password("password")
     label = p.opt_text("label", max_chars=4096)
     p.finish()
     return {"request": await node.tenants.join_request(user_name, password, label)}
@@ -117,7 +105,7 @@ async def _tenant_approve(node: Node, p: Params, conn: Connection) -> Any:
     admin_password = p.password("admin_password")
     username = p.opt_text("username", max_chars=4096)
     label = p.opt_text("label", max_chars=4096)
-    share_password = p.opt_password("share_password")
+    share_password = p.opt_new_password("share_password")
     relay = p.opt_bool("relay", False)
     p.finish()
     response = await node.tenants.approve(
@@ -447,4 +435,4 @@ class Methods:
         return await self._handlers[method](self._node, Params(params, declared.param_names), conn)
 
 
-__all__ = ["DaemonHooks", "Methods", "doc_to_wire"]
+__all__ = ["DaemonHooks", "Methods"]

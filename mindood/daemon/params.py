@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mindood.daemon.secrets import MIN_NEW_PASSWORD_CHARS
 from mindood.errors import MindoodError
 from mindood.rpc.errors import InvalidParamsError
 from mindood.storefactory import check_component
@@ -64,6 +65,22 @@ class Params:
 
     def opt_password(self, name: str) -> str | None:
         return self.opt_text(name, max_chars=MAX_PASSWORD_CHARS)
+
+    def new_password(self, name: str) -> str:
+        """A password being chosen: at least ``MIN_NEW_PASSWORD_CHARS`` characters."""
+        value = self.opt_new_password(name)
+        if value is None:
+            raise InvalidParamsError(f"missing parameter {name!r}")
+        return value
+
+    def opt_new_password(self, name: str) -> str | None:
+        value = self.opt_password(name)
+        if value is not None and len(value) < MIN_NEW_PASSWORD_CHARS:
+            raise InvalidParamsError(
+                f"parameter {name!r}: a new password needs at least {MIN_NEW_PASSWORD_CHARS}"
+                " characters"
+            )
+        return value
 
     def name(self, name: str, what: str) -> str:
         """A tenant id or database name (a safe path component)."""

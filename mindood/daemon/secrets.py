@@ -19,6 +19,8 @@ from mindood.errors import MindoodError
 log = logging.getLogger("mindood.secrets")
 
 MAX_PASSWORD_BYTES = 4096
+#: Shortest password accepted where one is chosen (existing ones are only checked for being right).
+MIN_NEW_PASSWORD_CHARS = 8
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 
 

@@ -5,6 +5,9 @@ The sync service (node-to-node sync, a later issue) plugs in here without touchi
 * it is a :class:`Service`, built by a factory that is handed the node and keeps only what it
   needs; the daemon runs ``service.run()`` as a named task in its
   ``TaskGroup`` and cancels it at shutdown, and calls ``reload(config)`` on SIGHUP;
+* the daemon signals readiness only once every ``wait_started()`` returned, so a service that
+  cannot start as configured (its listen port is taken) raises :class:`ServiceStartError` from
+  ``run()`` before ``READY=1``, and ``mindood run`` exits 2 with that one line;
 * it reports sessions through :class:`PeerRegistry` (``connected`` / ``disconnected``), which
   publishes ``peer.connected`` / ``peer.disconnected`` on the event bus for RPC subscribers;
 * it publishes ``SyncProgress`` events on ``node.bus``;
@@ -21,6 +24,11 @@ from typing import Any, Protocol
 
 from mindood.daemon.config import Config
 from mindood.daemon.events import EventBus, PeerConnected, PeerDisconnected
+from mindood.errors import MindoodError
+
+
+class ServiceStartError(MindoodError):
+    """A service cannot start as configured (e.g. a listen address in use); a restart won't help."""
 
 
 class Service(Protocol):
@@ -30,6 +38,10 @@ class Service(Protocol):
 
     async def run(self) -> None:
         """Serve until cancelled; raising ends the daemon (after a clean shutdown)."""
+        ...
+
+    async def wait_started(self) -> None:
+        """Return once ``run()`` serves (its listeners are bound); READY waits for this."""
         ...
 
     async def reload(self, config: Config) -> None:
@@ -160,4 +172,11 @@ class ServiceRegistry:
         return [{"name": s.name, **s.describe()} for s in self._services]
 
 
-__all__ = ["PeerInfo", "PeerRegistry", "Service", "ServiceRegistry", "SyncControl"]
+__all__ = [
+    "PeerInfo",
+    "PeerRegistry",
+    "Service",
+    "ServiceRegistry",
+    "ServiceStartError",
+    "SyncControl",
+]

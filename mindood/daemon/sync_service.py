@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mindood.daemon.config import Config, parse_address
 from mindood.daemon.events import DocChanged, EventBus, SyncProgress, TenantStateChanged
-from mindood.daemon.services import PeerInfo, PeerRegistry, SyncControl
+from mindood.daemon.services import PeerInfo, PeerRegistry, ServiceStartError, SyncControl
 from mindood.daemon.tenants import TenantRegistry
 from mindood.sync import SyncNode
 from mindood.sync.chaining import LateUpstream
@@ -81,6 +82,7 @@ class SyncService:
         self._listening: list[str] = []
         self._tenants: dict[str, _TenantPeers] = {}
         self._network: PeerNetwork | None = None
+        self._started = asyncio.Event()
 
     # -- Service -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -107,6 +109,9 @@ class SyncService:
             host.upstream.target = None
             self._sync = None
 
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
     async def _start(self, sync: SyncNode, config: Config) -> None:
         strangers = PreAuthLimits(
             max_pending=config.network.max_pending_handshakes,
@@ -114,8 +119,14 @@ class SyncService:
         )
         for address in config.network.listen:
             host, port = split_address(address)
-            bound_host, bound_port = await sync.listen(host, port, pre_auth=strangers)
+            try:
+                bound_host, bound_port = await sync.listen(host, port, pre_auth=strangers)
+            except OSError as exc:
+                shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise ServiceStartError(f"cannot listen on {shown}: {reason.lower()}") from None
             self._listening.append(f"{bound_host}:{bound_port}")
+        self._started.set()
         wanted = config.peer_network
         if wanted.discovery.enabled or wanted.webrtc.enabled:
             if wanted.discovery.enabled and not self._listening:
