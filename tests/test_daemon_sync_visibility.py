@@ -63,7 +63,7 @@ async def test_remote_changes_fire_doc_changed_after_a_restart(cluster: Cluster)
     a, b, doc_id = await _synced_member(cluster)
     b.restart()
     async with await b.client() as client:
-        await client.tenant_unlock(TENANT, "bob-pw")
+        await client.tenant_unlock(TENANT, "bob-password")
         sub = await client.subscribe(["doc.changed"], tenant=TENANT)
         await _eventually(lambda: _connected(b))
         # Nothing on B opens "todos": only sync takes the change in.
@@ -77,11 +77,13 @@ async def test_remote_changes_fire_doc_changed_after_a_restart(cluster: Cluster)
 
 async def _join_as(admin_node: DaemonProcess, node: DaemonProcess, user: str, label: str) -> None:
     async with await node.client() as client:
-        request = await client.tenant_join_request(f"cn={user}/o=acme", f"{user}-pw", label=label)
+        request = await client.tenant_join_request(
+            f"cn={user}/o=acme", f"{user}-password", label=label
+        )
     async with await admin_node.client() as admin:
         response = await admin.tenant_approve(TENANT, request, admin_password=ADMIN_PW)
     async with await node.client() as client:
-        await client.tenant_join(response, f"{user}-pw")
+        await client.tenant_join(response, f"{user}-password")
 
 
 async def _node_id(daemon: DaemonProcess) -> str:
