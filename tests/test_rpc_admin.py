@@ -40,7 +40,7 @@ class Pair:
 
 
 def _start(root: Path, name: str, peers: tuple[str, ...] = ()) -> DaemonProcess:
-    lines = ["[network]", 'listen = ["127.0.0.1:0"]', "mdns = false", ""]
+    lines = ["[network]", 'listen = ["127.0.0.1:0"]', ""]
     for address in peers:
         lines += ["[[peers]]", f'address = "{address}"', ""]
     config = root / f"{name}.toml"
