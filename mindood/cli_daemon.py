@@ -143,6 +143,10 @@ async def _reload(client: MindoodClient, args: argparse.Namespace) -> int:
     return EXIT_OK if result.get("ok") else 1
 
 
+def _reach(address: str, reached: set[str]) -> str:
+    return "connected" if address in reached else "not connected"
+
+
 async def _peers(client: MindoodClient, args: argparse.Namespace) -> int:
     result = await client.peers()
     if args.json:
@@ -189,11 +193,26 @@ async def _peers(client: MindoodClient, args: argparse.Namespace) -> int:
                 (
                     p["address"],
                     ", ".join(p["tenants"]) or "(all)",
-                    "connected" if p["address"] in reached else "not connected",
+                    _reach(p["address"], reached),
                 )
                 for p in result["configured"]
             ],
             ("CONFIGURED PEER", "TENANTS", "STATE"),
+        )
+    upstreams = result.get("upstreams") or []
+    if upstreams:
+        reached = {p["address"] for p in peers}
+        print()
+        print_table(
+            [
+                (
+                    u["address"],
+                    u["tenant"],
+                    "connected" if u["address"] in reached else "not connected",
+                )
+                for u in upstreams
+            ],
+            ("UPSTREAM", "TENANT", "STATE"),
         )
     return EXIT_OK
 

@@ -198,6 +198,8 @@ async def test_an_edge_cache_shows_its_role_and_upstream(cluster: Cluster) -> No
     assert "role:     edge cache" in shown
     assert "0 configured, 1 upstream" in shown
     assert f"upstream: {up_addr} for {TENANT} (connected)" in shown
+    listed = edge.cli("peers").stdout
+    assert "UPSTREAM" in listed and up_addr in listed
     # The edge holds no content key, so it cannot read the names in the directory.
     [peer] = await _peers(edge)
     assert peer["user"] is None and peer["peer_id"] == await _node_id(upstream)

@@ -346,6 +346,7 @@ async def _peers_list(node: Node, p: Params, conn: Connection) -> Any:
         "configured": [
             {"address": peer.address, "tenants": list(peer.tenants)} for peer in node.config.peers
         ],
+        "upstreams": [{"address": up.address, "tenant": up.tenant} for up in node.config.upstreams],
     }
 
 

@@ -11,7 +11,8 @@ METHODS = (
         "status",
         "The daemon's state: version, data dir, tenants, stores, RPC and sync.",
         (),
-        "{version, pid, data_dir, tenants, rpc, sync, ...}",
+        "{version, pid, data_dir, config, uptime_seconds, tenants, peers, services, rpc, systemd,"
+        " sync: (as sync.status)}",
         cli="status",
     ),
     Method(
@@ -37,7 +38,11 @@ METHODS = (
             OPT_TENANT,
             OPT_DB,
         ),
-        "{subscription, topics}; then notifications carrying 'subscription'",
+        "{subscription, topics}; then notifications carrying 'subscription': doc.changed"
+        " {tenant, db, doc_ids}, peer.connected {peer_id, address, tenants, transport, user,"
+        " device}, peer.disconnected {peer_id, address, tenants, reason}, sync.progress"
+        " {peer_id, address, tenant, db, sent, sent_bytes, received, received_bytes, done},"
+        " tenant.state {tenant, state}",
         cli="watch",
         errors=("LimitExceededError",),
     ),
@@ -53,10 +58,19 @@ METHODS = (
         "peers.list",
         "Connected and configured peers.",
         (),
-        "{peers: [...], configured: [{address, tenants}]}",
+        "{peers: [{peer_id, address, tenants, transport, user, device, direction, state,"
+        " databases: [{db, sent, sent_bytes, received, received_bytes, syncing, error}],"
+        " connected_at}], configured: [{address, tenants}], upstreams: [{address, tenant}]}",
         cli="peers",
     ),
-    Method("sync.status", "Per-peer and per-database sync state.", (), "{...}", cli="sync status"),
+    Method(
+        "sync.status",
+        "Per-peer and per-database sync state, this node's ids, role and upstreams.",
+        (),
+        "{listening, node_ids: {tenant: id}, role, roles, upstreams: [{address, tenant,"
+        " connected}], peers: [...], ...}",
+        cli="sync status",
+    ),
     Method(
         "sync.now",
         "Sync now instead of waiting for the next round (all, or one tenant/db/peer).",
