@@ -39,7 +39,7 @@ from mindood.cli_common import (
     print_json,
     print_table,
 )
-from mindood.cli_doc import shorthand_ops
+from mindood.cli_doc import collect_ops
 from mindood.client import MindoodClient
 
 
@@ -264,17 +264,8 @@ async def _settings_get(client: MindoodClient, args: argparse.Namespace) -> int:
 
 
 async def _settings_change(client: MindoodClient, args: argparse.Namespace) -> int:
-    ops: list[Any] = []
-    if args.ops is not None:
-        given = parse_json_arg(args.ops, "--ops")
-        if not isinstance(given, list):
-            raise UsageError("--ops must be a JSON array of operations")
-        ops.extend(given)
-    ops.extend(shorthand_ops(args))
-    if not ops:
-        raise UsageError("nothing to change: give --set, --delete, --increment or --ops")
     settings = await client.settings_change(
-        args.tenant, ops, admin_password=_admin_password(args), db=args.db
+        args.tenant, collect_ops(args), admin_password=_admin_password(args), db=args.db
     )
     _show_settings(settings, args)
     return EXIT_OK

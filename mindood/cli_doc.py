@@ -115,7 +115,8 @@ async def _create(client: MindoodClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _change(client: MindoodClient, args: argparse.Namespace) -> int:
+def collect_ops(args: argparse.Namespace) -> list[Any]:
+    """``--ops`` JSON first, then the shorthand options, in the order given; at least one."""
     ops: list[Any] = []
     if args.ops is not None:
         given = parse_json_arg(args.ops, "--ops")
@@ -125,7 +126,11 @@ async def _change(client: MindoodClient, args: argparse.Namespace) -> int:
     ops.extend(shorthand_ops(args))
     if not ops:
         raise UsageError("nothing to change: give --ops, --set, --delete or --increment")
-    doc = await client.doc_change(args.tenant, args.db, args.doc_id, ops)
+    return ops
+
+
+async def _change(client: MindoodClient, args: argparse.Namespace) -> int:
+    doc = await client.doc_change(args.tenant, args.db, args.doc_id, collect_ops(args))
     _show(doc, args.json)
     return EXIT_OK
 
@@ -224,4 +229,4 @@ def add_doc_commands(sub: Subparsers) -> None:
     add_history_commands(cmds)
 
 
-__all__ = ["SET_VALUE_RULES", "add_doc_commands", "parse_path", "shorthand_ops"]
+__all__ = ["SET_VALUE_RULES", "add_doc_commands", "collect_ops", "parse_path", "shorthand_ops"]

@@ -287,7 +287,7 @@ async def _group_create(node: Node, p: Params, conn: Connection) -> Any:
     return _group_result(node, tenant_id, name)
 
 
-async def _group_add(node: Node, p: Params, conn: Connection) -> Any:
+async def _change_members(node: Node, p: Params, *, adding: bool) -> Any:
     tenant_id, name = p.tenant(), _group_name(p)
     members = _members(p)
     admin_password = p.password("admin_password")
@@ -295,26 +295,24 @@ async def _group_add(node: Node, p: Params, conn: Connection) -> Any:
     _require_group(node, tenant_id, name)
     tenant = node.tenants.unlocked(tenant_id)
     admin = await node.tenants.admin_identity(tenant_id)
-    await tenant.add_users_to_group(
-        name, members, admin_signing_key=admin, admin_password=admin_password
+    change = tenant.add_users_to_group if adding else tenant.remove_users_from_group
+    await change(name, members, admin_signing_key=admin, admin_password=admin_password)
+    log.info(
+        "%d member(s) %s group %s in tenant %s",
+        len(members),
+        "added to" if adding else "removed from",
+        name,
+        tenant_id,
     )
-    log.info("%d member(s) added to group %s in tenant %s", len(members), name, tenant_id)
     return _group_result(node, tenant_id, name)
+
+
+async def _group_add(node: Node, p: Params, conn: Connection) -> Any:
+    return await _change_members(node, p, adding=True)
 
 
 async def _group_remove(node: Node, p: Params, conn: Connection) -> Any:
-    tenant_id, name = p.tenant(), _group_name(p)
-    members = _members(p)
-    admin_password = p.password("admin_password")
-    p.finish()
-    _require_group(node, tenant_id, name)
-    tenant = node.tenants.unlocked(tenant_id)
-    admin = await node.tenants.admin_identity(tenant_id)
-    await tenant.remove_users_from_group(
-        name, members, admin_signing_key=admin, admin_password=admin_password
-    )
-    log.info("%d member(s) removed from group %s in tenant %s", len(members), name, tenant_id)
-    return _group_result(node, tenant_id, name)
+    return await _change_members(node, p, adding=False)
 
 
 async def _group_delete(node: Node, p: Params, conn: Connection) -> Any:
