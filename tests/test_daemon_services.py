@@ -118,7 +118,7 @@ async def test_without_a_sync_service_sync_methods_are_unavailable(tmp_path: Pat
                 await client.sync_status()
             with pytest.raises(UnavailableError):
                 await client.sync_now()
-            assert await client.peers() == {"peers": [], "configured": []}
+            assert await client.peers() == {"peers": [], "configured": [], "upstreams": []}
         daemon.stop()
         assert await run == 0
 
