@@ -23,19 +23,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-
-import aioice.ice
-from aiortc import (
-    RTCConfiguration,
-    RTCDataChannel,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from typing import TYPE_CHECKING, Any
 
 from transports.channel import PRE_AUTH_MAX_FRAME, ChannelClosed, FrameTooLarge
 from transports.framing import DEFAULT_MAX_FRAME
+
+if TYPE_CHECKING:
+    from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
+
+# aiortc and aioice load on first use: they cost a third of a second at start, and a node
+# without WebRTC configured never needs them.
 
 log = logging.getLogger("mindood.transports.webrtc")
 
@@ -81,6 +78,9 @@ class WebRtcOptions:
     pre_auth_inbox_bytes: int = 1024 * 1024
 
     def configuration(self) -> RTCConfiguration:
+        from aiortc import RTCConfiguration, RTCIceServer
+        from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
         servers = [
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
             for s in self.ice_servers
@@ -89,7 +89,8 @@ class WebRtcOptions:
         return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
 
-_ORIGINAL_HOST_ADDRESSES = aioice.ice.get_host_addresses
+#: aioice's own gathering, kept on the first restriction so that None can put it back.
+_original_host_addresses: Any = None
 
 
 def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
@@ -99,8 +100,13 @@ def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
     only some networks (or a loopback test) names them here. This is process-wide, as aioice's
     gathering is.
     """
+    global _original_host_addresses
+    import aioice.ice
+
+    if _original_host_addresses is None:
+        _original_host_addresses = aioice.ice.get_host_addresses
     if addresses is None:
-        aioice.ice.get_host_addresses = _ORIGINAL_HOST_ADDRESSES
+        aioice.ice.get_host_addresses = _original_host_addresses
         return
     allowed = list(dict.fromkeys(addresses))
 
@@ -362,6 +368,8 @@ async def offer(
     signal: SignalFn, inbox: asyncio.Queue[bytes], options: WebRtcOptions | None = None
 ) -> WebRtcChannel:
     """Dial: send an offer through ``signal``, take the answer from ``inbox``, open the channel."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
     options = options or WebRtcOptions()
     pc = RTCPeerConnection(options.configuration())
     try:
@@ -385,6 +393,8 @@ async def answer(
     offer_payload: bytes, signal: SignalFn, options: WebRtcOptions | None = None
 ) -> WebRtcChannel:
     """Accept: answer ``offer_payload`` through ``signal`` and wait for the offerer's channel."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
     options = options or WebRtcOptions()
     offer_sdp = decode_description(offer_payload, "offer")
     pc = RTCPeerConnection(options.configuration())
