@@ -18,18 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mindood.bytesource import DataSource, rechunk
 from mindood.client_api import rpc
 from mindood.errors import MindoodError
 from mindood.rpc.schema.attachments import MAX_PIECE_BYTES
 
 #: What the upload helpers send: a file's path, bytes, or (async) iterables of byte pieces.
-Source = (
-    str | os.PathLike[str] | bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
-)
+Source = str | os.PathLike[str] | DataSource
 #: Called with the number of bytes sent or received so far.
 Progress = Callable[[int], None]
 
@@ -45,39 +44,12 @@ async def _file_pieces(path: Path, size: int) -> AsyncIterator[bytes]:
         await asyncio.to_thread(handle.close)
 
 
-async def _raw_pieces(source: Source) -> AsyncIterator[bytes | bytearray | memoryview]:
-    if isinstance(source, str | os.PathLike):
-        async for piece in _file_pieces(Path(source), MAX_PIECE_BYTES):
-            yield piece
-    elif isinstance(source, bytes | bytearray | memoryview):
-        yield source
-    elif isinstance(source, AsyncIterable):
-        async for piece in source:
-            yield piece
-    else:
-        for piece in source:
-            yield piece
-
-
 async def pieces(source: Source, size: int = MAX_PIECE_BYTES) -> AsyncIterator[bytes]:
     """``source`` as pieces of exactly ``size`` bytes (the last may be shorter): small pieces
     are joined to save round trips, large ones cut to fit a request."""
-    buffer = bytearray()
-    async for raw in _raw_pieces(source):
-        view = memoryview(raw).cast("B")
-        while view:
-            take = size - len(buffer)
-            if not buffer and len(view) >= size:
-                yield bytes(view[:size])
-                view = view[size:]
-                continue
-            buffer += view[:take]
-            view = view[take:]
-            if len(buffer) == size:
-                yield bytes(buffer)
-                buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+    raw = _file_pieces(Path(source), size) if isinstance(source, str | os.PathLike) else source
+    async for piece in rechunk(raw, size):
+        yield piece
 
 
 class AttachmentMethods:

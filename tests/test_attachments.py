@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mindood.bytesource import rechunk
 from mindood.db import (
     AttachmentInfo,
     AttachmentNotFoundError,
@@ -19,7 +20,6 @@ from mindood.db import (
     MindooDoc,
     ReadOnlyDocumentError,
 )
-from mindood.db.attachments import rechunk
 from store.entry import AttachmentRef, EntryType, StoreEntry
 from store.memory import InMemoryStore
 from tests.db_helpers import KeySigner, default_keys, make_db

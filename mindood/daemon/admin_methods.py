@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mindood.daemon.docops import apply_ops, parse_ops
 from mindood.daemon.node import Node
-from mindood.daemon.params import Params
+from mindood.daemon.params import Handler, Params
 from mindood.db import MindooDoc
 from mindood.errors import WrongPasswordError
 from mindood.rpc.connection import Connection
@@ -39,7 +38,6 @@ from mindood.tenant.purge import MAX_DOCS_PER_REQUEST, PurgeRecord
 
 log = logging.getLogger("mindood.rpc.admin")
 
-Handler = Callable[[Node, Params, Connection], Awaitable[Any]]
 
 MAX_KEY_ID_CHARS = 256
 MAX_GROUP_NAME_CHARS = 256

@@ -8,12 +8,12 @@ one change of its document, and how ranges read in order stay cheap, is in
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mindood.daemon.attachment_streams import files_of, typed_errors
 from mindood.daemon.node import Node
-from mindood.daemon.params import Params
+from mindood.daemon.params import Handler, Params
 from mindood.db import AttachmentInfo, MindooDB, MindooDoc
 from mindood.db.doc import DEFAULT_MIME_TYPE
 from mindood.rpc.connection import Connection
@@ -22,7 +22,6 @@ from mindood.rpc.schema.attachments import MAX_PIECE_BYTES
 
 log = logging.getLogger("mindood.rpc.attachments")
 
-Handler = Callable[[Node, Params, Connection], Awaitable[Any]]
 
 MAX_DOC_ID_CHARS = 256
 MAX_FILE_NAME_CHARS = 4096

@@ -14,20 +14,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from mindood.crypto.pem import normalize_pem
 from mindood.daemon.docops import doc_to_wire
 from mindood.daemon.node import Node
-from mindood.daemon.params import Params
+from mindood.daemon.params import Handler, Params
 from mindood.db import DocumentVersion, MindooDB
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import InvalidParamsError, NotFoundError
 from mindood.rpc.wire import pack
 from mindood.tenant import Tenant
-
-Handler = Callable[[Node, Params, Connection], Awaitable[Any]]
 
 DEFAULT_HISTORY_PAGE = 100
 MAX_HISTORY_PAGE = 1000

@@ -20,7 +20,7 @@ from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedE
 from mindood.daemon.events import Subscription as EventSubscription
 from mindood.daemon.history_methods import HISTORY_METHODS
 from mindood.daemon.node import Node
-from mindood.daemon.params import MAX_URI_CHARS, Params
+from mindood.daemon.params import MAX_URI_CHARS, Handler, Params
 from mindood.daemon.view_methods import VIEW_METHODS
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import (
@@ -36,7 +36,6 @@ from store.entry import EntryType
 
 log = logging.getLogger("mindood.rpc.methods")
 
-Handler = Callable[[Node, Params, Connection], Awaitable[Any]]
 _SUBSCRIPTIONS = "subscriptions"
 
 

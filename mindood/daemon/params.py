@@ -6,12 +6,20 @@ error instead of a silently ignored default.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mindood.daemon.secrets import MIN_NEW_PASSWORD_CHARS
 from mindood.errors import MindoodError
 from mindood.rpc.errors import InvalidParamsError
 from mindood.storefactory import check_component
+
+if TYPE_CHECKING:
+    from mindood.daemon.node import Node
+    from mindood.rpc.connection import Connection
+
+#: Every RPC method's handler: the node, the request's parameters, the caller's connection.
+Handler: TypeAlias = "Callable[[Node, Params, Connection], Awaitable[Any]]"
 
 MAX_PASSWORD_CHARS = 4096
 MAX_TEXT_CHARS = 64 * 1024
@@ -156,4 +164,4 @@ class Params:
             raise InvalidParamsError(f"unknown parameter {unknown[0]!r}")
 
 
-__all__ = ["Params", "UndeclaredParamError"]
+__all__ = ["Handler", "Params", "UndeclaredParamError"]

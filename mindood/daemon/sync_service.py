@@ -255,25 +255,18 @@ class SyncService:
                 )
                 self._refresh(event.tenant_id, event.address, event.identity)
             case events.RoundFinished():  # the first round's end: syncing -> up-to-date
-                link = self._link_at(event.tenant_id, event.address)
-                if link is not None:
-                    host.peers.update(peer_info(link.status()))
+                self._refresh(event.tenant_id, event.address)
             case events.Refused(revoked=True):
                 host.tenants.set_sync_note(event.tenant_id, "revoked", event.reason)
             case _:
                 pass
 
-    def _status_of(self, tenant_id: str, address: str, identity: str) -> PeerStatus | None:
+    def _status_of(
+        self, tenant_id: str, address: str, identity: str | None = None
+    ) -> PeerStatus | None:
         return self._sync.peer_status(tenant_id, address, identity) if self._sync else None
 
-    def _link_at(self, tenant_id: str, address: str) -> PeerLink | None:
-        links = self._sync.links() if self._sync is not None else []
-        for link in links:
-            if link.context.tenant_id == tenant_id and link.address == address:
-                return link
-        return None
-
-    def _refresh(self, tenant_id: str, address: str, identity: str) -> None:
+    def _refresh(self, tenant_id: str, address: str, identity: str | None = None) -> None:
         status = self._status_of(tenant_id, address, identity)
         if status is not None:
             self._host.peers.update(peer_info(status))

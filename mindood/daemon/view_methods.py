@@ -21,11 +21,11 @@ came from.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from mindood.daemon.node import Node
-from mindood.daemon.params import Params
+from mindood.daemon.params import Handler, Params
 from mindood.daemon.view_definition import ViewDefinition, choice, parse_definition
 from mindood.daemon.view_registry import registry
 from mindood.rpc.connection import Connection
@@ -42,8 +42,6 @@ from mindood.views import (
 MAX_PAGE = 1000
 MAX_TOGGLES = 10_000
 _INT64 = 2**63
-
-Handler = Callable[[Node, Params, Connection], Awaitable[Any]]
 
 
 # -- reading state -------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ much larger than memory passes through with a fixed footprint.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.bytesource import DataSource, rechunk
 from mindood.crypto import decrypt_attachment_chunk_with_any
 from mindood.crypto.aead import MIN_ATTACHMENT_LENGTH
 from mindood.db.entries import Clock, build_chunk_entry
@@ -44,9 +45,6 @@ DEFAULT_READ_BATCH = 4
 #: Largest plaintext chunk whose encrypted form (mode byte, IV, tag) fits ``MAX_ENTRY_BYTES``.
 MAX_CHUNK_SIZE = MAX_ENTRY_BYTES - MIN_ATTACHMENT_LENGTH
 assert DEFAULT_CHUNK_SIZE <= MAX_CHUNK_SIZE
-
-#: What ``add_attachment_stream`` and ``append_to_attachment`` accept.
-DataSource = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,39 +130,6 @@ class ChunkSpan:
     @property
     def end(self) -> int:
         return self.start + self.meta.original_size
-
-
-async def _pieces(source: DataSource) -> AsyncIterator[bytes | memoryview]:
-    if isinstance(source, bytes | bytearray | memoryview):
-        yield memoryview(source)
-    elif isinstance(source, AsyncIterable):
-        async for piece in source:
-            yield piece
-    else:
-        for piece in source:
-            yield piece
-
-
-async def rechunk(source: DataSource, size: int) -> AsyncIterator[bytes]:
-    """Cut any byte source into ``size``-byte chunks (the last may be shorter)."""
-    buffer = bytearray()
-    async for piece in _pieces(source):
-        view = memoryview(piece).cast("B")
-        if buffer:
-            need = size - len(buffer)
-            buffer += view[:need]
-            view = view[need:]
-            if len(buffer) < size:
-                continue
-            yield bytes(buffer)
-            buffer.clear()
-        # Whole chunks straight from the piece: a big bytes object is never copied at once.
-        whole = len(view) - len(view) % size
-        for start in range(0, whole, size):
-            yield bytes(view[start : start + size])
-        buffer += view[whole:]
-    if buffer:
-        yield bytes(buffer)
 
 
 class AttachmentIO:

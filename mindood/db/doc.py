@@ -12,13 +12,8 @@ import copy
 from collections.abc import AsyncIterator, MutableMapping, MutableSequence, Sequence
 from typing import Any
 
-from mindood.db.attachments import (
-    AttachmentInfo,
-    AttachmentIO,
-    ChunkWriter,
-    DataSource,
-    parse_attachments,
-)
+from mindood.bytesource import DataSource
+from mindood.db.attachments import AttachmentInfo, AttachmentIO, ChunkWriter, parse_attachments
 from mindood.db.errors import AttachmentNotFoundError, ReadOnlyDocumentError
 from mindood.errors import DatabaseError
 from store.ids import uuid7

@@ -633,22 +633,23 @@ class SyncNode:
 
     def upstream_store(self, tenant_id: str, db: str, kind: StoreKind) -> RemoteStore | None:
         """The upstream node's store ``db``/``kind`` over the live session, if connected."""
-        conn = self._upstream.get(tenant_id)
-        if conn is None or not self.upstream_connected(tenant_id):
+        if not self.upstream_connected(tenant_id):
             return None
-        return RemoteStore(conn, db, kind, "upstream")
+        return RemoteStore(self._upstream[tenant_id], db, kind, "upstream")
 
     # -- status ------------------------------------------------------------------------------
     def peers(self) -> list[PeerStatus]:
         return [link.status() for link in self._links.values()]
 
-    def peer_status(self, tenant_id: str, address: str, identity: str) -> PeerStatus | None:
-        """The session of ``identity`` at ``address`` for ``tenant_id``, if it is up."""
+    def peer_status(
+        self, tenant_id: str, address: str, identity: str | None = None
+    ) -> PeerStatus | None:
+        """The session at ``address`` for ``tenant_id`` (of ``identity``, if given), if it is up."""
         for link in self._links.values():
             if (
                 link.context.tenant_id == tenant_id
                 and link.address == address
-                and link.peer_identity == identity
+                and identity in (None, link.peer_identity)
             ):
                 return link.status()
         return None
