@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from mindood.client import counter, op_increment, op_set
-from mindood.daemon.history_methods import exact_ms, parse_at
+from mindood.daemon.history_methods import parse_at
+from mindood.db.history import to_ms
 from mindood.rpc.errors import InvalidParamsError, NotFoundError
 from tests.daemon_helpers import DaemonProcess
 
@@ -165,7 +166,7 @@ def test_points_in_time_convert_to_exact_milliseconds() -> None:
     moment = dt.datetime(2004, 4, 24, 0, 39, 59, 587000, tzinfo=dt.UTC)
     ms = 1082767199587
     assert int(moment.timestamp() * 1000) == ms - 1
-    assert exact_ms(moment) == ms
+    assert to_ms(moment) == ms
     assert parse_at(moment) == ms
     assert parse_at(moment.replace(tzinfo=None)) == ms  # naive is UTC
     assert parse_at("2004-04-24T00:39:59.587Z") == ms

@@ -22,6 +22,7 @@ from mindood.daemon.docops import doc_to_wire
 from mindood.daemon.node import Node
 from mindood.daemon.params import Handler, Params
 from mindood.db import DocumentVersion, MindooDB
+from mindood.db.history import to_ms
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import InvalidParamsError, NotFoundError
 from mindood.rpc.wire import pack
@@ -34,14 +35,6 @@ MAX_PAGE_DATA_BYTES = 16 * 1024 * 1024
 MAX_TIMESTAMP_CHARS = 64
 #: Milliseconds a float holds exactly; later times are not timestamps anyone means.
 MAX_MS = 2**53
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def exact_ms(moment: dt.datetime) -> int:
-    """Milliseconds since the epoch in integers (a float product can land 1 ms early)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return (moment - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def parse_at(raw: object) -> int:
@@ -58,13 +51,13 @@ def parse_at(raw: object) -> int:
         if len(raw) > MAX_TIMESTAMP_CHARS:
             raise InvalidParamsError("parameter 'at' is too long for a timestamp")
         try:
-            return exact_ms(dt.datetime.fromisoformat(raw.strip()))
+            return to_ms(raw.strip())
         except ValueError:
             raise InvalidParamsError(
                 f"parameter 'at': {raw!r} is not ISO 8601 (e.g. 2026-01-31T12:00:00Z)"
             ) from None
     if isinstance(raw, dt.datetime):
-        return exact_ms(raw)
+        return to_ms(raw)
     raise InvalidParamsError("parameter 'at' must be milliseconds, ISO 8601 text or a time")
 
 
@@ -167,4 +160,4 @@ HISTORY_METHODS: dict[str, Handler] = {
     "doc.list_at": _doc_list_at,
 }
 
-__all__ = ["HISTORY_METHODS", "exact_ms", "parse_at"]
+__all__ = ["HISTORY_METHODS", "parse_at"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from mindood.crypto import decrypt_with_any
@@ -38,6 +38,9 @@ from store.ids import parse_doc_entry_id
 Timestamp = int | float | datetime | str
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ms(timestamp: Timestamp) -> int:
     """Milliseconds since the Unix epoch for any accepted form of timestamp."""
     if isinstance(timestamp, bool):
@@ -52,7 +55,8 @@ def to_ms(timestamp: Timestamp) -> int:
     if isinstance(timestamp, datetime):
         if timestamp.tzinfo is None:
             timestamp = timestamp.replace(tzinfo=UTC)
-        return int(timestamp.timestamp() * 1000)
+        # Integer arithmetic: the float product seconds * 1000 can land 1 ms early.
+        return (timestamp - _EPOCH) // timedelta(milliseconds=1)
     raise TypeError("a timestamp is a number of milliseconds, a datetime or ISO 8601 text")
 
 
