@@ -21,7 +21,6 @@ from mindood.daemon.services import PeerInfo, PeerRegistry, ServiceStartError, S
 from mindood.daemon.tenants import TenantRegistry
 from mindood.sync import SyncNode
 from mindood.sync.chaining import LateUpstream
-from mindood.sync.cursors import peer_key
 from mindood.sync.link import PeerLink, PeerStatus
 from mindood.sync.members import node_id_hex
 from mindood.sync.network import PeerNetwork
@@ -226,7 +225,7 @@ class SyncService:
                     peer_info(status)
                     if status is not None
                     else PeerInfo(
-                        peer_key(event.identity),
+                        node_id_hex(event.identity),
                         event.address,
                         (event.tenant_id,),
                         event.transport,
@@ -234,7 +233,7 @@ class SyncService:
                 )
             case events.PeerDisconnected():
                 host.peers.disconnected(
-                    peer_key(event.identity),
+                    node_id_hex(event.identity),
                     event.reason,
                     address=event.address,
                     tenants=(event.tenant_id,),
@@ -242,7 +241,7 @@ class SyncService:
             case Transferred(progress=p):
                 host.bus.publish(
                     SyncProgress(
-                        peer_id=peer_key(event.identity),
+                        peer_id=node_id_hex(event.identity),
                         tenant=event.tenant_id,
                         db=p.db,
                         sent=p.sent,
@@ -319,7 +318,7 @@ class SyncService:
             link
             for link in links
             if (tenant is None or link.context.tenant_id == tenant)
-            and (peer is None or peer in (link.address, peer_key(link.peer_identity)))
+            and (peer is None or peer in (link.address, link.node_id))
         ]
         for link in chosen:
             await (link.pull_database(db) if db else link.pull_all())

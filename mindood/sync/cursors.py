@@ -12,18 +12,12 @@ import logging
 from typing import Any
 
 from mindood.storefactory import StoreFactory
-from mindood.sync.members import node_id_hex
 from store.base import ScanCursor
 from store.replicate import MAX_DEFERRED, ReplicationCursor
 
 log = logging.getLogger("mindood.sync.cursors")
 
 _META_NAME = "sync-cursors"
-
-
-def peer_key(identity: str) -> str:
-    """A short stable name for a peer identity: its node id (``members.node_id_hex``)."""
-    return node_id_hex(identity)
 
 
 class CursorBook:

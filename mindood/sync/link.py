@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from mindood.db import MindooDB
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantSyncContext
-from mindood.sync.cursors import CursorBook, peer_key
-from mindood.sync.members import member_name
+from mindood.sync.cursors import CursorBook
+from mindood.sync.members import member_name, node_id_hex
 from mindood.sync.traffic import DbProgress, LinkTraffic, NodeEvent, Transferred
 from protocol.driver import DIRECTORY, PullDriver, RetryPolicy, SyncStats
 from protocol.errors import ErrorCode, RequestError
@@ -117,7 +117,7 @@ class PeerLink:
         self.max_entry_bytes = max_entry_bytes
         self._tenant = tenant
         self._signals = signals
-        self._peer_key = peer_key(conn.peer_identity or "")
+        self._node_id = node_id_hex(conn.peer_identity or "")
         #: Databases the peer follows on our side.
         self.subscriptions: set[str] = set()
         self.driver = PullDriver(conn, self, peer, address, retry=retry)
@@ -145,7 +145,7 @@ class PeerLink:
 
     @property
     def node_id(self) -> str:
-        return self._peer_key
+        return self._node_id
 
     @property
     def user(self) -> str | None:
@@ -286,10 +286,10 @@ class PeerLink:
         return store
 
     async def load_cursor(self, slot: str) -> ReplicationCursor | None:
-        return await self._tenant.cursors.get(self._peer_key, slot)
+        return await self._tenant.cursors.get(self._node_id, slot)
 
     async def put_cursor(self, slot: str, state: ReplicationCursor) -> None:
-        await self._tenant.cursors.put(self._peer_key, slot, state)
+        await self._tenant.cursors.put(self._node_id, slot, state)
 
     async def flush_cursors(self) -> None:
         await self._tenant.cursors.save()
