@@ -110,7 +110,11 @@ async def test_forged_entries_are_rejected_and_valid_ones_still_arrive() -> None
     bad_hash = good[7]
     forged = {
         bad_sig.id: tampered(bad_sig, created_at=bad_sig.metadata.created_at + 1),
-        bad_hash.id: StoreEntry(bad_hash.metadata, b"\x00" + bad_hash.encrypted_data[1:]),
+        # Flipped, not overwritten: a payload already starting with 0x00 would stay intact.
+        bad_hash.id: StoreEntry(
+            bad_hash.metadata,
+            bytes([bad_hash.encrypted_data[0] ^ 0xFF]) + bad_hash.encrypted_data[1:],
+        ),
     }
     source, target = ForgingStore(forged), InMemoryStore()
     await source.put_entries(good)
