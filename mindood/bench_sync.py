@@ -30,7 +30,7 @@ from mindood.sync import SyncNode
 from mindood.tenant import TenantFactory
 from store.entry import EntryMetadata, EntryType, StoreEntry, content_hash
 from store.ids import doc_entry_id, generate_doc_id
-from store.signing import signing_bytes
+from store.signing import sign_entry
 from store.verify import verify_entries
 from transports.tcp import NodeCertificate
 
@@ -81,7 +81,7 @@ def build_signed_entries(author: Any, count: int, created_at: int) -> list[Store
             original_size=996,
             encrypted_size=len(data),
         )
-        out.append(StoreEntry(meta.with_signature(author.sign(signing_bytes(meta))), data))
+        out.append(sign_entry(meta, data, author.sign))
     return out
 
 

@@ -3,10 +3,10 @@
 A record is a msgpack array with a format tag first, so a reader can refuse a record from a
 future layout with a clear message instead of misreading it::
 
-    metadata = [1, type, id, contentHash, docId, [deps], createdAt, author, keyId,
-                originalSize, encryptedSize, signature, [snapHashes], [snapIds],
-                attachmentId | nil, [[attachmentId, lastChunkId, size]...], entryVersion,
-                receiptOrder]
+    metadata = [2, type, id, contentHash, docId, [deps], createdAt, author, keyId,
+                originalSize, encryptedSize, signature, metadataSignature, [snapHashes],
+                [snapIds], attachmentId | nil, [[attachmentId, lastChunkId, size]...],
+                entryVersion, receiptOrder]
     entry    = [metadata, encryptedData]
 
 Decoding is strict: every field's type and size is checked, unknown tags, trailing bytes and
@@ -25,8 +25,9 @@ from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 from store.errors import EntryFormatError
 from store.ids import MAX_ID_LENGTH
 
-METADATA_FORMAT = 1
-_METADATA_FIELDS = 18
+#: 2 since entries carry the reference's two signatures (1 signed a layout of mindood's own).
+METADATA_FORMAT = 2
+_METADATA_FIELDS = 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ def metadata_fields(meta: EntryMetadata, receipt_order: int) -> tuple[Any, ...]:
         meta.original_size,
         meta.encrypted_size,
         meta.signature,
+        meta.metadata_signature,
         meta.snapshot_head_hashes,
         meta.snapshot_head_entry_ids,
         meta.attachment_id,
@@ -156,6 +158,11 @@ def metadata_from_wire(obj: Any, limits: CodecLimits = DEFAULT_LIMITS) -> EntryM
     """Validate the array form of metadata (as decoded from msgpack) and build it."""
     if not isinstance(obj, list) or not obj:
         raise EntryFormatError("metadata must be a non-empty array")
+    if obj[0] == 1 and not isinstance(obj[0], bool):
+        raise EntryFormatError(
+            "metadata format 1 (an earlier mindood, signed in a layout MindooDB cannot verify) "
+            "is no longer accepted"
+        )
     if obj[0] != METADATA_FORMAT or isinstance(obj[0], bool):
         raise EntryFormatError(f"unknown metadata format tag {obj[0]!r}")
     if len(obj) != _METADATA_FIELDS:
@@ -173,6 +180,7 @@ def metadata_from_wire(obj: Any, limits: CodecLimits = DEFAULT_LIMITS) -> EntryM
         original_size,
         encrypted_size,
         signature,
+        metadata_signature,
         snap_hashes,
         snap_ids,
         attachment_id,
@@ -196,6 +204,7 @@ def metadata_from_wire(obj: Any, limits: CodecLimits = DEFAULT_LIMITS) -> EntryM
         original_size=_size(original_size, "originalSize"),
         encrypted_size=_size(encrypted_size, "encryptedSize"),
         signature=_bytes(signature, "signature", 1024),
+        metadata_signature=_bytes(metadata_signature, "metadataSignature", 1024),
         snapshot_head_hashes=_texts(
             snap_hashes, "snapshotHeadHashes", limits.max_dependencies, limits.max_hash_text
         ),

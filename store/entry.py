@@ -61,8 +61,10 @@ class AttachmentRef:
 class EntryMetadata:
     """Everything about an entry except its ciphertext.
 
-    Every field but ``receipt_order`` is covered by ``signature`` (see ``store.signing``), so a
-    relay that holds no content key can still prove nothing was altered on the way.
+    ``metadata_signature`` covers the fields of the reference's signing layout and
+    ``signature`` the ciphertext (``store.signing``), so a relay that holds no content key can
+    still prove the author's fields were not altered on the way. ``entry_version`` 0 means the
+    field was absent (the reference omits it on snapshots and chunks).
     """
 
     entry_type: EntryType
@@ -76,6 +78,7 @@ class EntryMetadata:
     original_size: int
     encrypted_size: int
     signature: bytes = b""
+    metadata_signature: bytes = b""
     snapshot_head_hashes: tuple[str, ...] = ()
     snapshot_head_entry_ids: tuple[str, ...] = ()
     attachment_id: str | None = None
@@ -86,10 +89,6 @@ class EntryMetadata:
     def with_receipt_order(self, receipt_order: int) -> EntryMetadata:
         """Return a copy stamped with a store-local arrival order."""
         return dataclasses.replace(self, receipt_order=receipt_order)
-
-    def with_signature(self, signature: bytes) -> EntryMetadata:
-        """Return a copy carrying the author's signature."""
-        return dataclasses.replace(self, signature=signature)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,11 @@
 """The bytes an author signs, and checking an entry with public keys only.
 
-Layout (reference-formats §1.9, the reference's "v2" metadata signature, without its provenance
-(0x02) and recipients (0x03) blocks), all integers big-endian, ``str(x) = u32(len) || UTF-8``::
+Every entry carries two Ed25519 signatures by ``createdByPublicKey``, exactly as the TypeScript
+MindooDB makes them (reference-formats §1.9), because the reference rebuilds the signed bytes
+from the fields and any byte of our own would make every mindood entry unverifiable there:
+
+* ``metadataSignature`` over these bytes (all integers big-endian, ``str(x) = u32(len) ||
+  UTF-8``)::
 
     0x01
     str(entryType) str(id) str(docId) str(decryptionKeyId)
@@ -11,23 +15,27 @@ Layout (reference-formats §1.9, the reference's "v2" metadata signature, withou
     -- only when attachmentRefs is non-empty, sorted by attachmentId:
     u32(n) then per ref: str(attachmentId) str(lastChunkId) int64(size)
 
-mindood appends one block of its own so that every authored field is covered, as DESIGN.md asks
-("a relay can check ... were not altered") and the reference leaves open (it does not sign sizes
-or snapshot heads)::
+  (The reference's provenance ``0x02`` and recipients ``0x03`` blocks follow only when those
+  fields are set; mindood writes neither.)
+* ``signature``, the legacy one, over the ciphertext alone.
 
-    0x04 int64(originalSize) int64(encryptedSize) int64(entryVersion)
-    u32(n) str(snapshotHeadHash)...  u32(n) str(snapshotHeadEntryId)...  str(attachmentId or "")
-
-``receipt_order`` is store-local and never signed.
+Verification follows the reference: ``metadataSignature`` when present; without it the entry
+is refused once the tenant's floor (``requireMetadataSignatureSince``) covers it, and checked
+against the legacy signature otherwise. Fields outside the layout are checked, not signed:
+``encryptedSize`` must equal the ciphertext's length, the content hash covers the ciphertext,
+and the rest (sizes, snapshot heads, the chunk's attachment id, which its id repeats) is
+advisory. ``receipt_order`` is store-local.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -38,7 +46,8 @@ from store.errors import EntryFormatError, EntryIntegrityError, EntrySignatureEr
 from store.ids import check_id, parse_attachment_chunk_id, parse_doc_entry_id
 
 ENTRY_SIGNATURE_LAYOUT_VERSION = 0x01
-MINDOOD_BLOCK = 0x04
+#: ``requireMetadataSignatureSince`` when a tenant sets none: every entry needs one.
+REQUIRED_SINCE_ALWAYS = 0
 ED25519_SIGNATURE_LENGTH = 64
 
 #: What follows ``<docId>_d_`` in a doc entry id (``store.ids``): fingerprint, "_", change hash.
@@ -84,14 +93,15 @@ def signing_bytes(meta: EntryMetadata) -> bytes:
             _put_str(out, ref.attachment_id)
             _put_str(out, ref.last_chunk_id)
             _put_i64(out, ref.size)
-    out.append(MINDOOD_BLOCK)
-    _put_i64(out, meta.original_size)
-    _put_i64(out, meta.encrypted_size)
-    _put_i64(out, meta.entry_version)
-    _put_str_list(out, meta.snapshot_head_hashes)
-    _put_str_list(out, meta.snapshot_head_entry_ids)
-    _put_str(out, meta.attachment_id or "")
     return bytes(out)
+
+
+def sign_entry(meta: EntryMetadata, data: bytes, sign: Callable[[bytes], bytes]) -> StoreEntry:
+    """The entry with both of its author's signatures (module docstring)."""
+    signed = dataclasses.replace(
+        meta, metadata_signature=sign(signing_bytes(meta)), signature=sign(data)
+    )
+    return StoreEntry(signed, data)
 
 
 class PublicKeyCache:
@@ -124,17 +134,54 @@ class PublicKeyCache:
 _DEFAULT_KEYS = PublicKeyCache()
 
 
-def verify_signature(meta: EntryMetadata, keys: PublicKeyCache | None = None) -> None:
-    """Raise ``EntrySignatureError`` unless ``meta.signature`` verifies for its author."""
-    if len(meta.signature) != ED25519_SIGNATURE_LENGTH:
-        raise EntrySignatureError(f"entry {meta.id[:80]!r} has no valid Ed25519 signature")
-    key = (keys or _DEFAULT_KEYS).get(meta.created_by_public_key)
+def _verify(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bool:
     try:
-        key.verify(meta.signature, signing_bytes(meta))
-    except InvalidSignature as exc:
+        key.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def needs_metadata_signature(meta: EntryMetadata, required_since: int | None) -> bool:
+    """Whether the tenant's floor covers this entry (reference: ``requiresMetadataSignature``).
+
+    A versioned entry's trusted time is "now" (it cannot claim a past slot), which is past any
+    floor already set; only a legacy entry (no ``entryVersion``) may predate the floor.
+    """
+    if required_since is None:
+        return False
+    return meta.entry_version > 0 or meta.created_at >= required_since
+
+
+def verify_signature(
+    meta: EntryMetadata,
+    data: bytes,
+    keys: PublicKeyCache | None = None,
+    *,
+    required_since: int | None = REQUIRED_SINCE_ALWAYS,
+) -> None:
+    """Raise ``EntrySignatureError`` unless the entry's author signature verifies.
+
+    ``required_since`` is the tenant's ``requireMetadataSignatureSince`` (None: not required).
+    """
+    key = (keys or _DEFAULT_KEYS).get(meta.created_by_public_key)
+    if meta.metadata_signature:
+        if len(meta.metadata_signature) != ED25519_SIGNATURE_LENGTH or not _verify(
+            key, meta.metadata_signature, signing_bytes(meta)
+        ):
+            raise EntrySignatureError(
+                f"entry {meta.id[:80]!r} has an invalid author signature (metadataSignature)"
+            )
+        return
+    if needs_metadata_signature(meta, required_since):
         raise EntrySignatureError(
-            f"entry {meta.id[:80]!r} has an invalid author signature"
-        ) from exc
+            f"entry {meta.id[:80]!r} has no metadataSignature, which this tenant requires "
+            "(entries of mindood before 0.2 signed another layout and are not accepted)"
+        )
+    if len(meta.signature) != ED25519_SIGNATURE_LENGTH or not _verify(key, meta.signature, data):
+        raise EntrySignatureError(
+            f"entry {meta.id[:80]!r} has an invalid author signature (legacy signature)"
+        )
 
 
 def _names_doc(entry_id: str, doc_id: str) -> bool:
@@ -176,7 +223,12 @@ def check_metadata_consistency(meta: EntryMetadata) -> None:
         raise EntryIntegrityError(f"entry {meta.id[:80]!r}: negative size")
 
 
-def check_entry(entry: StoreEntry, keys: PublicKeyCache | None = None) -> None:
+def check_entry(
+    entry: StoreEntry,
+    keys: PublicKeyCache | None = None,
+    *,
+    required_since: int | None = REQUIRED_SINCE_ALWAYS,
+) -> None:
     """The one gate every entry from outside passes: consistency, content hash, signature."""
     meta = entry.metadata
     check_metadata_consistency(meta)
@@ -184,4 +236,4 @@ def check_entry(entry: StoreEntry, keys: PublicKeyCache | None = None) -> None:
         raise EntryIntegrityError(f"entry {meta.id[:80]!r}: encryptedSize does not match payload")
     if hashlib.sha256(entry.encrypted_data).hexdigest() != meta.content_hash:
         raise EntryIntegrityError(f"entry {meta.id[:80]!r}: contentHash does not match payload")
-    verify_signature(meta, keys)
+    verify_signature(meta, entry.encrypted_data, keys, required_since=required_since)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
 from store.ids import attachment_chunk_id, doc_entry_id, generate_doc_id
-from store.signing import signing_bytes
+from store.signing import sign_entry
 
 _counter = itertools.count(1)
 
@@ -28,8 +28,8 @@ class Author:
         )
         self.public_pem = pem.decode("ascii").rstrip("\n")
 
-    def sign(self, meta: EntryMetadata) -> EntryMetadata:
-        return meta.with_signature(self.key.sign(signing_bytes(meta)))
+    def sign(self, meta: EntryMetadata, data: bytes) -> StoreEntry:
+        return sign_entry(meta, data, self.key.sign)
 
     def entry(
         self,
@@ -59,7 +59,7 @@ class Author:
             encrypted_size=len(data),
             attachment_refs=tuple(attachment_refs),
         )
-        return StoreEntry(self.sign(meta), data)
+        return self.sign(meta, data)
 
     def chunk(
         self, doc_id: str, attachment_id: str, payload: bytes, prev: str | None = None
@@ -78,7 +78,7 @@ class Author:
             encrypted_size=len(data),
             attachment_id=attachment_id,
         )
-        return StoreEntry(self.sign(meta), data)
+        return self.sign(meta, data)
 
 
 def tampered(entry: StoreEntry, **changes: object) -> StoreEntry:

@@ -20,6 +20,7 @@ from store.codec import (
     decode_metadata,
     encode_entry,
     encode_metadata,
+    entry_from_wire,
     entry_to_wire,
 )
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
@@ -143,12 +144,6 @@ def test_signing_bytes_known_answer() -> None:
         + _str("b")
         + _str("lb")
         + struct.pack(">q", 7)
-        # mindood block
-        + b"\x04"
-        + struct.pack(">qqq", 10, 38, 2)
-        + struct.pack(">I", 0)
-        + struct.pack(">I", 0)
-        + _str("")
     )
     assert signing_bytes(meta) == expected
     # Without attachment refs the block is absent entirely (reference layout).
@@ -169,12 +164,17 @@ _FIELD_CHANGES: dict[str, Any] = {
     "dependency_ids": ("x_d_0_y",),
     "created_at": 1,
     "decryption_key_id": "named",
-    "original_size": 999,
     "snapshot_head_hashes": ("h",),
     "snapshot_head_entry_ids": ("x_d_0_y",),
     "attachment_refs": (AttachmentRef("a", "b", 1),),
-    "entry_version": 3,
 }
+
+
+def test_fields_outside_the_reference_layout_are_advisory() -> None:
+    """The reference signs neither sizes nor the entry version; a relay that changes them
+    alters nothing a reader relies on (the ciphertext is covered by its hash)."""
+    entry = AUTHOR.entry(doc_id="thedoc")
+    check_entry(tampered(entry, original_size=999, entry_version=3))
 
 
 @pytest.mark.parametrize("field", sorted(_FIELD_CHANGES))
@@ -194,8 +194,9 @@ def test_tampering_id_content_hash_author_and_sizes_is_detected() -> None:
         tampered(entry, content_hash="0" * 64),
         tampered(entry, encrypted_size=meta.encrypted_size + 1),
         tampered(entry, created_by_public_key=other.public_pem),
-        tampered(entry, signature=bytes(64)),
-        tampered(entry, signature=b""),
+        tampered(entry, metadata_signature=bytes(64)),
+        tampered(entry, metadata_signature=entry.metadata.metadata_signature[:63]),
+        tampered(entry, metadata_signature=b""),
     ]
     for case in cases:
         with pytest.raises(EntryIntegrityError):
@@ -218,9 +219,30 @@ def test_one_flipped_ciphertext_bit_is_detected(bit: int) -> None:
 def test_a_signature_by_another_key_is_refused() -> None:
     entry = AUTHOR.entry()
     forger = Author()
-    resigned = forger.sign(entry.metadata)  # signed by the forger, claims AUTHOR
+    resigned = forger.sign(entry.metadata, entry.encrypted_data)  # by the forger, claims AUTHOR
     with pytest.raises(EntrySignatureError):
-        check_entry(StoreEntry(resigned, entry.encrypted_data))
+        check_entry(resigned)
+
+
+def test_without_metadata_signature_the_legacy_one_counts_only_below_the_floor() -> None:
+    entry = AUTHOR.entry(created_at=1_000)
+    legacy = tampered(entry, metadata_signature=b"", entry_version=0)
+    check_entry(legacy, required_since=None)  # a tenant with no floor checks the ciphertext
+    check_entry(legacy, required_since=2_000)  # a legacy entry from before the floor
+    with pytest.raises(EntrySignatureError, match="no metadataSignature"):
+        check_entry(legacy, required_since=500)
+    with pytest.raises(EntrySignatureError, match="no metadataSignature"):
+        check_entry(tampered(legacy, entry_version=2), required_since=2_000)  # versioned: "now"
+    with pytest.raises(EntrySignatureError, match="legacy signature"):
+        check_entry(tampered(legacy, signature=bytes(64)), required_since=None)
+
+
+def test_an_entry_of_the_earlier_mindood_layout_is_refused_clearly() -> None:
+    wire = entry_to_wire(AUTHOR.entry())
+    meta = wire[0]
+    old = [1, *meta[1:12], *meta[13:]]  # format 1 had no metadataSignature field
+    with pytest.raises(EntryFormatError, match="format 1"):
+        entry_from_wire([old, wire[1]])
 
 
 # -- codec ---------------------------------------------------------------------------------------
@@ -259,7 +281,7 @@ def test_codec_refuses_trailing_bytes_and_unknown_format_tags() -> None:
     with pytest.raises(EntryFormatError):
         decode_entry(encoded + b"\x00")
     wire = entry_to_wire(AUTHOR.entry())
-    wire[0][0] = 2
+    wire[0][0] = 3
     with pytest.raises(EntryFormatError, match="format tag"):
         decode_entry(msgpack.packb(wire, use_bin_type=True))
 

@@ -19,7 +19,7 @@ from mindood.errors import EntryTooLargeError
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
 from store.ids import attachment_chunk_id, doc_entry_id, generate_object_id, uuid7
 from store.limits import MAX_ENTRY_BYTES, format_mib
-from store.signing import signing_bytes
+from store.signing import sign_entry
 
 
 class Clock:
@@ -101,7 +101,7 @@ def build_doc_entry(
         snapshot_head_entry_ids=tuple(dependency_ids) if snapshot_heads else (),
         attachment_refs=tuple(sorted(attachment_refs, key=lambda r: r.attachment_id)),
     )
-    return StoreEntry(meta.with_signature(signer.sign(signing_bytes(meta))), data)
+    return sign_entry(meta, data, signer.sign)
 
 
 def build_chunk_entry(
@@ -135,7 +135,7 @@ def build_chunk_entry(
         encrypted_size=len(data),
         attachment_id=attachment_id,
     )
-    return StoreEntry(meta.with_signature(signer.sign(signing_bytes(meta))), data)
+    return sign_entry(meta, data, signer.sign)
 
 
 def snapshot_hash() -> str:

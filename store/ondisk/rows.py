@@ -21,7 +21,7 @@ from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 
 #: The columns every metadata query selects, in ``decode`` order.
 COLUMNS = "receipt_order, id, doc_id, entry_type, created_at, content_hash, metadata, checksum"
-_FIELDS = 18
+_FIELDS = 19
 #: The one entry type whose payloads are shared by content hash (the ``chunks`` table).
 CHUNK_TYPE = EntryType.ATTACHMENT_CHUNK.value
 
@@ -109,7 +109,7 @@ def decode(row: tuple[Any, ...]) -> EntryMetadata | DamagedRow:
 def _build(obj: Any, receipt_order: int) -> EntryMetadata:
     if type(obj) is not list or len(obj) != _FIELDS or obj[0] != METADATA_FORMAT:
         raise ValueError("not a stored metadata record")
-    refs = obj[15]
+    refs = obj[16]
     return EntryMetadata(
         entry_type=EntryType(obj[1]),
         id=obj[2],
@@ -122,10 +122,11 @@ def _build(obj: Any, receipt_order: int) -> EntryMetadata:
         original_size=obj[9],
         encrypted_size=obj[10],
         signature=obj[11],
-        snapshot_head_hashes=tuple(obj[12]),
-        snapshot_head_entry_ids=tuple(obj[13]),
-        attachment_id=obj[14],
+        metadata_signature=obj[12],
+        snapshot_head_hashes=tuple(obj[13]),
+        snapshot_head_entry_ids=tuple(obj[14]),
+        attachment_id=obj[15],
         attachment_refs=tuple(AttachmentRef(a, b, c) for a, b, c in refs) if refs else (),
-        entry_version=obj[16],
+        entry_version=obj[17],
         receipt_order=receipt_order,
     )

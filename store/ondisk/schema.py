@@ -45,8 +45,9 @@ DB_NAME = "store.sqlite"
 WITNESS_NAME = "store.witness"
 #: ``PRAGMA application_id``: "MDOD", so a foreign SQLite file is recognised as foreign.
 APPLICATION_ID = 0x4D444F44
-#: ``PRAGMA user_version``: the layout of the tables below.
-FORMAT_VERSION = 1
+#: ``PRAGMA user_version``: the layout of the tables below. 2 since entries carry the reference's
+#: two signatures; format 1 stores (never released) are refused, not migrated.
+FORMAT_VERSION = 2
 #: Files of the segment-log store that came before (never released, so not migrated).
 OLD_FORMAT_MARKERS = ("segments", "index.snap")
 
@@ -211,6 +212,12 @@ def create_or_check(conn: sqlite3.Connection, path: Path) -> bool:
             created = True
         elif app_id != APPLICATION_ID:
             raise StoreFormatError(f"{path} is an SQLite database but not a mindood store")
+        elif version == 1:
+            raise StoreFormatError(
+                f"{path} was written by an earlier mindood (store format 1), whose entries are "
+                "signed in a layout MindooDB cannot verify; there is no migration: move it "
+                "aside and sync the database again from a peer"
+            )
         elif version != FORMAT_VERSION:
             raise StoreFormatError(
                 f"{path} has store format {version}; this version reads format {FORMAT_VERSION}"
