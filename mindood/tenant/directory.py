@@ -42,6 +42,7 @@ from mindood.errors import (
     UserNotFoundError,
 )
 from mindood.identity import PublicUserId, UnlockedUserId
+from mindood.tenant import acl_docs as acl
 from mindood.tenant import grants as grant_ops
 from mindood.tenant import groups as group_ops
 from mindood.tenant.directory_index import (
@@ -432,6 +433,83 @@ class Directory:
             return None
         reason = data.get("reason") if isinstance(data, dict) else None
         return reason if isinstance(reason, str) else None
+
+    # -- policy and tenant setup -------------------------------------------------------------
+    async def _upsert_public(self, writer: MindooDB, doc_id: str, fields: dict[str, Any]) -> None:
+        """Create the fixed-id ``$publicinfos`` document, or set ``fields`` on it."""
+        if await writer.find_document(doc_id) is None:
+            try:
+                await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, fields, doc_id=doc_id)
+                return
+            except DatabaseError:
+                log.info("directory document appeared concurrently", extra={"doc": doc_id})
+        await writer.change_doc(doc_id, lambda d: d.get_data().update(fields))
+
+    def metadata_signature_floor(self) -> int | None:
+        """The tenant's ``requireMetadataSignatureSince`` (None if its policy sets none)."""
+        policy = self._index.default_policy()
+        return None if policy is None else policy.require_metadata_signature_since
+
+    async def set_default_policy(self, admin: UnlockedUserId, *, required_since: int) -> None:
+        """Write the policy the reference's createTenant writes (signatures required)."""
+        async with self._as_admin(admin) as writer:
+            await self._upsert_public(
+                writer, acl.DEFAULT_POLICY_DOC_ID, acl.default_policy_fields(required_since)
+            )
+
+    def _encrypt_text(self, text: str) -> str:
+        key = self._keys.keys_for(DEFAULT_KEY_ID)[0]
+        return b64encode(encrypt_payload(key, text.encode("utf-8")))
+
+    async def add_tenant_administrator(
+        self, admin: UnlockedUserId, *, label: str | None = None
+    ) -> None:
+        """List the admin in ``tenantsetup`` (and set the tenant's label), as createTenant does."""
+        public = admin.public
+        now = self._clock()
+        async with self._as_admin(admin) as writer:
+            existing = await writer.find_document(acl.TENANT_SETUP_DOC_ID)
+            current = (
+                []
+                if existing is None
+                else grant_ops.plain(existing.get_data().get("administrators") or [])
+            )
+            listed = any(
+                isinstance(item, dict)
+                and any(
+                    isinstance(p, dict)
+                    and normalize_pem(str(p.get("signingPublicKey", "")))
+                    == normalize_pem(public.signing_public_key)
+                    for p in item.get("userKeyPairs") or []
+                )
+                for item in current
+            )
+            fields: dict[str, Any] = {}
+            if not listed:
+                fields["administrators"] = [
+                    *current,
+                    acl.administrator_fields(
+                        self._encrypt_text(public.username),
+                        public.signing_public_key,
+                        public.encryption_public_key,
+                        now,
+                    ),
+                ]
+            if label:
+                fields["label_encrypted"] = self._encrypt_text(label.strip())
+                fields["label_encrypted_key"] = DEFAULT_KEY_ID
+            if fields:
+                await self._upsert_public(writer, acl.TENANT_SETUP_DOC_ID, fields)
+
+    def get_tenant_label(self) -> str | None:
+        setup = self._index.tenant_setup()
+        blob = None if setup is None else setup.data.get("label_encrypted")
+        if not isinstance(blob, str):
+            return None
+        try:
+            return decrypt_with_any(self._keys.keys_for(DEFAULT_KEY_ID), b64decode(blob)).decode()
+        except (KeyNotFoundError, DecryptionError, KeyFormatError, UnicodeDecodeError):
+            return None
 
     # -- settings ----------------------------------------------------------------------------
     def get_tenant_settings(self) -> dict[str, Any]:

@@ -11,6 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mindood.tenant.acl_docs import (
+    DefaultPolicy,
+    TenantSetup,
+    parse_default_policy,
+    parse_tenant_setup,
+)
 from mindood.tenant.grants import Grant, KeyPair, parse_grant, plain
 from mindood.tenant.groups import (
     Group,
@@ -50,7 +56,7 @@ class SettingsDoc:
     last_modified: int
 
 
-Record = Grant | GroupDoc | SettingsDoc | PurgeRequest
+Record = Grant | GroupDoc | SettingsDoc | PurgeRequest | DefaultPolicy | TenantSetup
 
 
 def parse_record(doc_id: str, data: Mapping[str, Any], last_modified: int) -> Record | None:
@@ -64,6 +70,12 @@ def parse_record(doc_id: str, data: Mapping[str, Any], last_modified: int) -> Re
     purge = parse_purge(doc_id, data)
     if purge is not None:
         return purge
+    policy = parse_default_policy(doc_id, plain(data))
+    if policy is not None:
+        return policy
+    setup = parse_tenant_setup(doc_id, plain(data))
+    if setup is not None:
+        return setup
     form = data.get("form")
     if form == TENANT_SETTINGS_FORM:
         return SettingsDoc(doc_id, form, None, plain(data), last_modified)
@@ -151,6 +163,13 @@ class DirectoryIndex:
         """Every purge request, oldest first."""
         requests = [r for r in self._records.values() if isinstance(r, PurgeRequest)]
         return sorted(requests, key=lambda r: (r.requested_at, r.doc_id))
+
+    # -- tenant-wide documents ---------------------------------------------------------------
+    def default_policy(self) -> DefaultPolicy | None:
+        return next((r for r in self._records.values() if isinstance(r, DefaultPolicy)), None)
+
+    def tenant_setup(self) -> TenantSetup | None:
+        return next((r for r in self._records.values() if isinstance(r, TenantSetup)), None)
 
     # -- settings ----------------------------------------------------------------------------
     def _latest_settings(self, form: str, db_id: str | None) -> SettingsDoc | None:

@@ -8,6 +8,7 @@ factory on one in-memory store factory see the same stores, like two devices on 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -103,6 +104,7 @@ class TenantFactory:
         admin_user: PrivateUserId | None = None,
         app_user: PrivateUserId | None = None,
         label: str = FIRST_DEVICE_LABEL,
+        tenant_label: str | None = None,
     ) -> CreatedTenant:
         """The five steps of spec §7 "Creating a Tenant".
 
@@ -131,6 +133,9 @@ class TenantFactory:
             key_bag,
         )
         await tenant.register_user(user.public, label=label, admin_signing_key=admin)
+        directory = tenant.get_directory()
+        await directory.set_default_policy(admin, required_since=time.time_ns() // 1_000_000)
+        await directory.add_tenant_administrator(admin, label=tenant_label)
         return CreatedTenant(tenant, admin_private, user_private, key_bag)
 
     async def _identity(
