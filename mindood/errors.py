@@ -183,3 +183,11 @@ class SessionError(TenantError):
 
 class SessionFormatError(SessionError):
     """A session blob is truncated, of an unknown version, or its decrypted contents are invalid."""
+
+
+class UserKeyError(TenantError):
+    """A User-Key document, or a wrap in it, cannot be used (missing epoch, foreign key)."""
+
+
+class InvalidKeyDistributionError(TenantError):
+    """A key distribution breaks its invariants (protected key id, overlap, partial coverage)."""

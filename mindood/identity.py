@@ -7,6 +7,10 @@
 * :class:`UnlockedUserId` holds the decrypted key objects in memory after :func:`unlock`, which
   checks that each private key really belongs to the public PEM it is stored with (§1.8): a
   swapped PEM in a tampered file must not let us sign under someone else's name.
+* Newer identities also carry ``userKeyPair``, the person-bound RSA "User-Key" (salt
+  ``"userkey"``) that key distributions wrap ``default`` to. As in the reference it is made on
+  demand (:func:`ensure_user_key_pair`, called before a join request or a new tenant), not by
+  :func:`create_user_id`, and an unopenable User-Key never blocks unlocking the other two keys.
 
 JSON field names follow the TypeScript reference (``userSigningKeyPair``,
 ``userSigningPublicKey``, ...), so identities can move between the two implementations.
@@ -14,6 +18,8 @@ JSON field names follow the TypeScript reference (``userSigningKeyPair``,
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,13 +44,17 @@ from mindood.crypto.private_keys import (
     encrypt_private_key,
 )
 from mindood.crypto.signing import generate_signing_keypair, sign, signing_public_pem
-from mindood.errors import KeyFormatError, KeyMismatchError
+from mindood.errors import CryptoError, KeyFormatError, KeyMismatchError
 
 SIGNING_SALT = "signing"
 ENCRYPTION_SALT = "encryption"
+#: Salt string of the User-Key's private half (``USERKEY_PRIVATE_SALT``).
+USER_KEY_SALT = "userkey"
 MAX_USERNAME_LENGTH = 4_096
 #: Largest serialized identity accepted by ``from_bytes``.
 MAX_IDENTITY_BYTES = 1 << 20
+
+_log = logging.getLogger(__name__)
 
 
 def _username(value: object) -> str:
@@ -126,11 +136,18 @@ class PrivateUserId:
     signing_private_key: EncryptedPrivateKey
     encryption_public_key: str
     encryption_private_key: EncryptedPrivateKey
-    #: The optional person-bound RSA "User-Key" pair (salt "userkey") of newer reference
-    #: identities. mindood does not use it yet; it is validated and kept so that saving an
-    #: imported identity does not drop it.
+    #: The optional person-bound RSA "User-Key" pair (salt "userkey"): both halves or neither.
     user_key_public_key: str | None = None
     user_key_private_key: EncryptedPrivateKey | None = None
+
+    def __post_init__(self) -> None:
+        if (self.user_key_public_key is None) != (self.user_key_private_key is None):
+            raise KeyFormatError("a User-Key pair needs both its public and its private half")
+
+    @property
+    def has_user_key(self) -> bool:
+        """True when this identity carries a User-Key pair."""
+        return self.user_key_public_key is not None
 
     @property
     def public(self) -> PublicUserId:
@@ -150,7 +167,7 @@ class PrivateUserId:
                 "privateKey": self.encryption_private_key.to_json(),
             },
         }
-        if self.user_key_public_key is not None and self.user_key_private_key is not None:
+        if self.user_key_private_key is not None:
             out["userKeyPair"] = {
                 "publicKey": self.user_key_public_key,
                 "privateKey": self.user_key_private_key.to_json(),
@@ -196,6 +213,10 @@ class UnlockedUserId:
     private: PrivateUserId
     signing_key: Ed25519PrivateKey = field(repr=False)
     encryption_key: RSAPrivateKey = field(repr=False)
+    #: The User-Key's private half, when the identity has one and it opened and matched.
+    user_key: RSAPrivateKey | None = field(default=None, repr=False)
+    #: Why an identity's User-Key is not available (None when it is, or when there is none).
+    user_key_error: str | None = None
 
     @property
     def username(self) -> str:
@@ -219,18 +240,26 @@ class UnlockedUserId:
         """Open a raw RSA-OAEP key wrap addressed to this user."""
         return rsa.unwrap_key(wrapped, self.encryption_key)
 
+    def user_key_pkcs8(self) -> bytes | None:
+        """The User-Key private half as PKCS#8 DER (what a device wrap carries), or None."""
+        return None if self.user_key is None else _pkcs8(self.user_key)
+
 
 def _pkcs8(key: Ed25519PrivateKey | RSAPrivateKey) -> bytes:
     return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
 
 
-def create_user_id(username: str, password: str) -> PrivateUserId:
-    """Generate a new identity and seal its private keys under ``password`` (~0.5 s, RSA keygen)."""
+def create_user_id(username: str, password: str, *, with_user_key: bool = False) -> PrivateUserId:
+    """Generate a new identity and seal its private keys under ``password`` (~0.5 s, RSA keygen).
+
+    Like the reference's ``createUserId`` it makes no User-Key unless ``with_user_key`` is set
+    (that is :func:`ensure_user_key_pair` in one step, another ~0.4 s).
+    """
     _username(username)
     created_at = int(time.time() * 1000)
     signing_key = generate_signing_keypair()
     encryption_key = rsa.generate_rsa_keypair()
-    return PrivateUserId(
+    identity = PrivateUserId(
         username=username,
         signing_public_key=signing_public_pem(signing_key),
         signing_private_key=encrypt_private_key(
@@ -239,6 +268,25 @@ def create_user_id(username: str, password: str) -> PrivateUserId:
         encryption_public_key=rsa.rsa_public_pem(encryption_key),
         encryption_private_key=encrypt_private_key(
             _pkcs8(encryption_key), password, ENCRYPTION_SALT, created_at=created_at
+        ),
+    )
+    return ensure_user_key_pair(identity, password) if with_user_key else identity
+
+
+def ensure_user_key_pair(private: PrivateUserId, password: str) -> PrivateUserId:
+    """``private`` with a User-Key pair: unchanged if it has one, else with a new RSA-3072 pair.
+
+    The private half is PKCS#8 sealed under ``password`` with salt ``"userkey"``, so a saved
+    identity (a paper backup included) restores it. The caller saves the returned identity.
+    """
+    if private.has_user_key:
+        return private
+    user_key = rsa.generate_rsa_keypair()
+    return dataclasses.replace(
+        private,
+        user_key_public_key=rsa.rsa_public_pem(user_key),
+        user_key_private_key=encrypt_private_key(
+            _pkcs8(user_key), password, USER_KEY_SALT, created_at=int(time.time() * 1000)
         ),
     )
 
@@ -285,4 +333,40 @@ def unlock(private: PrivateUserId, password: str) -> UnlockedUserId:
         private.encryption_public_key
     ):
         raise KeyMismatchError("encryption private key does not match the stored public key")
-    return UnlockedUserId(private=private, signing_key=signing, encryption_key=encryption)
+    user_key, user_key_error = _unlock_user_key(private, password)
+    return UnlockedUserId(
+        private=private,
+        signing_key=signing,
+        encryption_key=encryption,
+        user_key=user_key,
+        user_key_error=user_key_error,
+    )
+
+
+def load_user_key(pkcs8: bytes, public_key: str) -> RSAPrivateKey:
+    """The RSA private key in ``pkcs8``, checked to be the private half of ``public_key``.
+
+    Raises :class:`KeyFormatError` for bytes that are no RSA PKCS#8 key and
+    :class:`KeyMismatchError` when the key belongs to another public key.
+    """
+    key = _load_private(pkcs8, "User-Key")
+    if not isinstance(key, RSAPrivateKey):
+        raise KeyFormatError("decrypted User-Key is not an RSA key")
+    if normalize_pem(rsa.rsa_public_pem(key)) != normalize_pem(public_key):
+        raise KeyMismatchError("User-Key private key does not match its public key")
+    return key
+
+
+def _unlock_user_key(
+    private: PrivateUserId, password: str
+) -> tuple[RSAPrivateKey | None, str | None]:
+    """Open the User-Key, or say why not: the reference never lets it block an unlock."""
+    if private.user_key_private_key is None or private.user_key_public_key is None:
+        return None, None
+    try:
+        pkcs8 = decrypt_private_key(private.user_key_private_key, password, USER_KEY_SALT)
+        return load_user_key(pkcs8, private.user_key_public_key), None
+    except CryptoError as exc:  # wrong password, malformed blob or a foreign key
+        reason = f"User-Key of {private.username!r} is not usable: {exc}"
+    _log.warning("%s", reason)
+    return None, reason

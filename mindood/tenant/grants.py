@@ -75,13 +75,14 @@ class KeyPair:
             signing_public_key=signing,
             encryption_public_key=encryption if isinstance(encryption, str) else None,
             label=label if isinstance(label, str) else None,
-            added_at=_int_or_none(raw.get("addedAt")),
-            revoked_at=_int_or_none(raw.get("revokedAt")),
+            added_at=int_or_none(raw.get("addedAt")),
+            revoked_at=int_or_none(raw.get("revokedAt")),
             raw=dict(raw),
         )
 
 
-def _int_or_none(value: object) -> int | None:
+def int_or_none(value: object) -> int | None:
+    """A JSON integer (JS numbers may arrive as integral floats), else None: damage is skipped."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -91,7 +92,13 @@ def _int_or_none(value: object) -> int | None:
     return None
 
 
-def _strings(value: object) -> list[str]:
+def text_or_none(value: object) -> str | None:
+    """A non-empty JSON string, else None (a damaged optional field is skipped)."""
+    return value if isinstance(value, str) and value else None
+
+
+def string_list(value: object) -> list[str]:
+    """The non-empty strings of a JSON array (anything else in it, or a non-array, is dropped)."""
     if isinstance(value, str) or not isinstance(value, Sequence):
         return []
     return [v for v in value if isinstance(v, str) and v]
@@ -112,8 +119,8 @@ def read_active_pairs(data: Mapping[str, Any]) -> list[KeyPair]:
     if "userKeyPairs" in data:
         return _pairs(data.get("userKeyPairs"))
     if "userSigningPublicKeys" in data:
-        signing = _strings(data.get("userSigningPublicKeys"))
-        encryption = _strings(data.get("userEncryptionPublicKeys"))
+        signing = string_list(data.get("userSigningPublicKeys"))
+        encryption = string_list(data.get("userEncryptionPublicKeys"))
         return [
             KeyPair(s, encryption[i] if i < len(encryption) else None)
             for i, s in enumerate(signing)
@@ -152,7 +159,7 @@ def parse_grant(doc_id: str, data: Mapping[str, Any]) -> Grant | None:
     return Grant(
         doc_id=doc_id,
         username_hash=user_hash,
-        identity_hashes=frozenset(_strings(data.get("identity_hashes"))),
+        identity_hashes=frozenset(string_list(data.get("identity_hashes"))),
         active=tuple(read_active_pairs(data)),
         revoked=tuple(_pairs(data.get("revokedUserKeyPairs"))),
         user_details_encrypted=details if isinstance(details, str) else None,

@@ -24,7 +24,7 @@ from mindood.crypto.pem import (
     spki_der_to_pem,
 )
 from mindood.errors import InvalidJoinRequestError, KeyFormatError, UnsupportedUriVersionError
-from mindood.identity import PublicUserId
+from mindood.identity import PrivateUserId, PublicUserId
 from mindood.tenant.uri import JOIN_REQUEST, check_version, decode_uri, encode_uri
 
 MAX_USERNAME_CHARS = 512
@@ -88,10 +88,35 @@ class JoinRequest:
     user_public_key: str | None = None
 
     @classmethod
-    def for_user(cls, user: PublicUserId, *, label: str | None = None) -> JoinRequest:
-        """The request of ``user``'s device (no secrets in it)."""
-        request = cls(user.signing_public_key, user.encryption_public_key, user.username, label)
+    def for_user(
+        cls,
+        user: PublicUserId,
+        *,
+        label: str | None = None,
+        user_public_key: str | None = None,
+    ) -> JoinRequest:
+        """The request of ``user``'s device (no secrets in it), with its User-Key if given."""
+        request = cls(
+            user.signing_public_key,
+            user.encryption_public_key,
+            user.username,
+            label,
+            user_public_key,
+        )
         return cls.from_object(request.to_object())  # validates limits once, the same way
+
+    @classmethod
+    def for_identity(cls, user: PrivateUserId, *, label: str | None = None) -> JoinRequest:
+        """The request of this device, as the reference's ``createJoinRequest`` builds it.
+
+        It carries the identity's User-Key public half when there is one (the approver
+        publishes it and wraps ``default`` to it); a new person's first device needs one, so
+        call :func:`mindood.identity.ensure_user_key_pair` first.
+        """
+        trimmed = label.strip() if label is not None else ""
+        return cls.for_user(
+            user.public, label=trimmed or None, user_public_key=user.user_key_public_key
+        )
 
     # -- object (verbose) form ---------------------------------------------------------------
     def to_object(self) -> dict[str, Any]:
