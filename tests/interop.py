@@ -27,3 +27,33 @@ def reference_tenant() -> dict[str, Any]:
 def store_entries(store: str) -> list[StoreEntry]:
     """The entries of one store of the reference tenant, e.g. ``"contacts/docs"``."""
     return [entry_from_json(raw) for raw in reference_tenant()["stores"][store]]
+
+
+def reference_key_bag() -> Any:
+    """The vector user's KeyBag (opened with the reference's default PBKDF2 count)."""
+    import base64
+
+    from mindood.crypto import kdf
+    from mindood.identity import PrivateUserId
+    from mindood.keybag import KeyBag
+
+    data = reference_tenant()
+    user = PrivateUserId.from_json(data["user"])
+    with kdf.lowered_pbkdf2_iterations(kdf.DEFAULT_PBKDF2_ITERATIONS):
+        return KeyBag.load(base64.b64decode(data["keyBag"]), user, data["userPassword"])
+
+
+@functools.cache
+def reference_documents(store: str) -> dict[str, dict[str, Any]]:
+    """The plain values of one store's documents, decrypted with the vector user's keys."""
+    from automerge.core import Document, extract
+
+    from mindood.crypto import decrypt_with_any
+
+    bag = reference_key_bag()
+    tenant_id = reference_tenant()["tenantId"]
+    changes: dict[str, list[bytes]] = {}
+    for entry in store_entries(store):
+        keys = bag.get_all(tenant_id, entry.metadata.decryption_key_id)
+        changes.setdefault(entry.doc_id, []).append(decrypt_with_any(keys, entry.encrypted_data))
+    return {doc_id: extract(Document.load(b"".join(c))) for doc_id, c in changes.items()}

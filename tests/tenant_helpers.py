@@ -38,7 +38,7 @@ def password(name: str) -> str:
 def identity(name: str) -> PrivateUserId:
     """``cn=<name>/o=acme`` with password ``<name>-pw``, generated once per process."""
     with kdf.lowered_pbkdf2_iterations(FAST_ITERATIONS):
-        return create_user_id(username(name), password(name))
+        return create_user_id(username(name), password(name), with_user_key=True)
 
 
 async def new_tenant(store_factory: StoreFactory, tenant_id: str = TENANT_ID) -> CreatedTenant:

@@ -83,7 +83,8 @@ async def pair() -> Pair:
     return Pair(created.tenant, bob, factory)
 
 
-async def test_join_response_v3_carries_wrapped_keys(pair: Pair) -> None:
+async def test_join_response_v3_carries_only_publicinfos_as_the_reference(pair: Pair) -> None:
+    """``default`` reaches the joiner through acl_keydistribution_default (test_user_key_flows)."""
     request = pair.factory.create_join_request(identity("carol"))
     response = await pair.alice.approve_join_request(
         request, admin_signing_key=identity("admin"), admin_password=password("admin")
@@ -91,7 +92,7 @@ async def test_join_response_v3_carries_wrapped_keys(pair: Pair) -> None:
     payload = decode_uri(response, expected_type="join-response").payload
     assert payload["v"] == 3
     assert payload["username"] == username("carol")
-    assert {k["keyId"] for k in payload["encryptedDocKeys"]} == {"$publicinfos", "default"}
+    assert {k["keyId"] for k in payload["encryptedDocKeys"]} == {"$publicinfos"}
     assert all("wrappedKey" in v for k in payload["encryptedDocKeys"] for v in k["versions"])
 
 

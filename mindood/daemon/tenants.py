@@ -32,7 +32,7 @@ from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.secrets import credential_path, read_password_file
 from mindood.db import MindooDB
 from mindood.errors import InvalidNameError, MindoodError, NotAdminError
-from mindood.identity import PrivateUserId, unlock
+from mindood.identity import PrivateUserId, ensure_user_key_pair, unlock
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
 from mindood.storefactory import (
     META_DIR,
@@ -274,7 +274,7 @@ class TenantRegistry:
             await self.store_factory.write_meta(
                 tenant_id, ADMIN_META_NAME, created.admin_user.to_bytes()
             )
-            if app_user is None:
+            if app_user is None or app_user != created.app_user:  # new, or given a User-Key
                 await self.identities.put(created.app_user)
             await created.tenant.save_session(user_password)
             slot = self._slots[tenant_id] = TenantSlot(tenant_id)
@@ -286,6 +286,9 @@ class TenantRegistry:
         user = await self._user_identity(user_name, password)
         if user is None:
             user = await self.factory.create_user_id(user_name, password)
+            await self.identities.put(user)
+        elif not user.has_user_key:  # an identity from before User-Keys: give it one, once
+            user = await asyncio.to_thread(ensure_user_key_pair, user, password)
             await self.identities.put(user)
         return self.factory.create_join_request(user, label=label)
 

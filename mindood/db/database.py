@@ -134,6 +134,23 @@ class MindooDB:
     def options(self) -> DBOptions:
         return self._options
 
+    def with_signer(self, signer: Signer) -> MindooDB:
+        """A second handle on the same stores, keys and trust that signs as ``signer``.
+
+        The admin writes through one (its key unlocked for that call only); the regular handle
+        then takes the new entries in with ``sync_store_changes``.
+        """
+        return MindooDB(
+            tenant_id=self.tenant_id,
+            db_id=self.db_id,
+            store=self._store,
+            attachment_store=self._attachment_store,
+            signer=signer,
+            keys=self._keys,
+            trust=self._trust,
+            options=self._options,
+        )
+
     def set_trust(self, trust: TrustPolicy) -> None:
         """Swap the trust rule; cached documents are re-planned on next read."""
         self._trust = trust

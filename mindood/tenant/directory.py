@@ -21,14 +21,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from mindood.crypto import decrypt_with_any, encrypt_payload
 from mindood.crypto._codec import b64decode, b64encode, dumps_json, loads_json
 from mindood.crypto.pem import normalize_pem
-from mindood.db import AdminOnlyTrust, KeyProvider, MindooDB, MindooDoc, signer_for
+from mindood.db import KeyProvider, MindooDB, MindooDoc, signer_for
 from mindood.errors import (
     DatabaseError,
     DecryptionError,
@@ -45,6 +45,7 @@ from mindood.identity import PublicUserId, UnlockedUserId
 from mindood.tenant import acl_docs as acl
 from mindood.tenant import grants as grant_ops
 from mindood.tenant import groups as group_ops
+from mindood.tenant import keydistribution as kd
 from mindood.tenant.directory_index import (
     DB_SETTINGS_FORM,
     TENANT_SETTINGS_DOC_ID,
@@ -223,15 +224,7 @@ class Directory:
     async def _as_admin(self, admin: UnlockedUserId) -> AsyncIterator[MindooDB]:
         """A directory handle that signs with the admin key; refreshes this view afterwards."""
         self._check_admin(admin)
-        writer = MindooDB(
-            tenant_id=self.tenant_id,
-            db_id=self._db.db_id,
-            store=self._db.get_store(),
-            attachment_store=self._db.get_attachment_store(),
-            signer=signer_for(admin),
-            keys=self._keys,
-            trust=AdminOnlyTrust(self._admin_pem),
-        )
+        writer = self._db.with_signer(signer_for(admin))
         try:
             yield writer
         finally:
@@ -455,6 +448,19 @@ class Directory:
         async with self._as_admin(admin) as writer:
             await self._upsert_public(
                 writer, acl.DEFAULT_POLICY_DOC_ID, acl.default_policy_fields(required_since)
+            )
+
+    async def write_key_distribution(
+        self, admin: UnlockedUserId, key_id: str, fields: Mapping[str, Any]
+    ) -> None:
+        """Write the full desired state of ``acl_keydistribution_<keyId>`` (admin-signed)."""
+        doc_id = kd.key_distribution_doc_id(key_id)
+        async with self._as_admin(admin) as writer:
+            if await writer.find_document(doc_id) is None:
+                with contextlib.suppress(DatabaseError):  # created concurrently: change it
+                    await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, doc_id=doc_id)
+            await writer.change_doc(
+                doc_id, lambda d: kd.apply_key_distribution(d.get_data(), fields)
             )
 
     def _encrypt_text(self, text: str) -> str:

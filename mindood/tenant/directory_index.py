@@ -32,6 +32,7 @@ from mindood.tenant.hashing import (
     username_hash,
     username_hash_candidates,
 )
+from mindood.tenant.keydistribution import KeyDistribution, parse_key_distribution
 from mindood.tenant.purge import PurgeRequest, parse_purge
 from mindood.tenant.trust import KeyStates
 
@@ -56,7 +57,18 @@ class SettingsDoc:
     last_modified: int
 
 
-Record = Grant | GroupDoc | SettingsDoc | PurgeRequest | DefaultPolicy | TenantSetup
+@dataclass(frozen=True, slots=True)
+class KeyDistributionDoc:
+    """An ``acl_keydistribution_*`` document: parsed, plus its data for the encrypted names."""
+
+    doc_id: str
+    distribution: KeyDistribution
+    data: Mapping[str, Any]
+
+
+Record = (
+    Grant | GroupDoc | SettingsDoc | PurgeRequest | DefaultPolicy | TenantSetup | KeyDistributionDoc
+)
 
 
 def parse_record(doc_id: str, data: Mapping[str, Any], last_modified: int) -> Record | None:
@@ -70,6 +82,10 @@ def parse_record(doc_id: str, data: Mapping[str, Any], last_modified: int) -> Re
     purge = parse_purge(doc_id, data)
     if purge is not None:
         return purge
+    if data.get("form") == "accesscontrol":
+        distribution = parse_key_distribution(data)
+        if distribution is not None:
+            return KeyDistributionDoc(doc_id, distribution, plain(data))
     policy = parse_default_policy(doc_id, plain(data))
     if policy is not None:
         return policy
@@ -167,6 +183,21 @@ class DirectoryIndex:
     # -- tenant-wide documents ---------------------------------------------------------------
     def default_policy(self) -> DefaultPolicy | None:
         return next((r for r in self._records.values() if isinstance(r, DefaultPolicy)), None)
+
+    def _distribution_docs(self) -> list[KeyDistributionDoc]:
+        docs = [r for r in self._records.values() if isinstance(r, KeyDistributionDoc)]
+        return sorted(docs, key=lambda d: d.doc_id)
+
+    def key_distributions(self) -> list[KeyDistribution]:
+        """Every key distribution (one per key id; the first by doc id should two exist)."""
+        seen: dict[str, KeyDistribution] = {}
+        for doc in self._distribution_docs():
+            seen.setdefault(doc.distribution.key_id, doc.distribution)
+        return list(seen.values())
+
+    def key_distribution_data(self, key_id: str) -> Mapping[str, Any]:
+        doc = next((d for d in self._distribution_docs() if d.distribution.key_id == key_id), None)
+        return {} if doc is None else doc.data
 
     def tenant_setup(self) -> TenantSetup | None:
         return next((r for r in self._records.values() if isinstance(r, TenantSetup)), None)

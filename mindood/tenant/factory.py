@@ -19,6 +19,7 @@ from mindood.identity import (
     PublicUserId,
     UnlockedUserId,
     create_user_id,
+    ensure_user_key_pair,
     to_public_user_id,
     unlock,
 )
@@ -60,8 +61,12 @@ class TenantFactory:
 
     # -- identities --------------------------------------------------------------------------
     async def create_user_id(self, username: str, password: str) -> PrivateUserId:
-        """A new identity (Ed25519 + RSA-3072) sealed under ``password``; runs off-loop."""
-        return await asyncio.to_thread(create_user_id, username, password)
+        """A new identity (Ed25519, RSA-3072 device key and User-Key) sealed under ``password``.
+
+        Runs off-loop. The User-Key is what key distributions wrap ``default`` to, so every
+        identity this factory makes carries one.
+        """
+        return await asyncio.to_thread(create_user_id, username, password, with_user_key=True)
 
     @staticmethod
     def to_public_user_id(user: PrivateUserId) -> PublicUserId:
@@ -84,8 +89,10 @@ class TenantFactory:
         user: PrivateUserId | PublicUserId, *, format: Format = "uri", label: str | None = None
     ) -> str | dict[str, Any]:
         """The request a new device sends to the admin: public keys only, no secrets."""
-        public = user.public if isinstance(user, PrivateUserId) else user
-        request = JoinRequest.for_user(public, label=label)
+        if isinstance(user, PrivateUserId):
+            request = JoinRequest.for_identity(user, label=label)
+        else:
+            request = JoinRequest.for_user(user, label=label)
         if format == "uri":
             return request.to_uri()
         if format == "object":
@@ -112,12 +119,19 @@ class TenantFactory:
              ones, e.g. from a key ceremony; they must open with the given passwords);
         3. a KeyBag with fresh ``default`` and ``$publicinfos`` AES-256 keys;
         4. the tenant opened with the admin's public keys and the user's identity;
-        5. the user registered in the admin-signed directory.
+        5. the user registered in the admin-signed directory;
+
+        and then what the reference's createTenant adds: the user's User-Key (made if the
+        identity has none) published in ``userdirectory`` with a wrap for this device,
+        ``default`` distributed to it (``acl_keydistribution_default``), the default policy
+        (metadata signatures required from now) and ``tenantsetup``.
         """
         check_tenant_id(tenant_id)
         admin_task = self._identity(admin_user, admin_name, admin_password)
         user_task = self._identity(app_user, user_name, user_password)
         admin_private, user_private = await asyncio.gather(admin_task, user_task)
+        # The person's User-Key receives ``default`` (acl_keydistribution_default).
+        user_private = await asyncio.to_thread(ensure_user_key_pair, user_private, user_password)
         admin, user = await asyncio.gather(
             asyncio.to_thread(unlock, admin_private, admin_password),
             asyncio.to_thread(unlock, user_private, user_password),
@@ -133,6 +147,8 @@ class TenantFactory:
             key_bag,
         )
         await tenant.register_user(user.public, label=label, admin_signing_key=admin)
+        await tenant.user_keys.publish_own(label, allow_create=True)
+        await tenant.user_keys.distribute(admin, user.username, DEFAULT_KEY_ID)
         directory = tenant.get_directory()
         await directory.set_default_policy(admin, required_since=time.time_ns() // 1_000_000)
         await directory.add_tenant_administrator(admin, label=tenant_label)

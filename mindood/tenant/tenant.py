@@ -13,6 +13,7 @@ CPU-heavy steps (PBKDF2, RSA) run in a worker thread so the event loop keeps ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +29,7 @@ from mindood.db import (
     TimeTravelDB,
     signer_for,
 )
-from mindood.errors import InvalidNameError, KeyNotFoundError, NotAdminError
+from mindood.errors import InvalidNameError, KeyNotFoundError, MindoodError, NotAdminError
 from mindood.identity import PrivateUserId, PublicUserId, UnlockedUserId, unlock
 from mindood.keybag import KeyBag
 from mindood.storefactory import StoreFactory, check_component
@@ -39,6 +40,7 @@ from mindood.tenant.directory import (
     Directory,
     SettingsFn,
 )
+from mindood.tenant.hashing import normalize_name
 from mindood.tenant.joinrequest import JoinRequest
 from mindood.tenant.joinresponse import (
     PASSWORD_VERSION,
@@ -50,6 +52,8 @@ from mindood.tenant.joinresponse import (
 )
 from mindood.tenant.purge import PurgeRecord, PurgeRegistry, PurgeRequest
 from mindood.tenant.session import SessionData, seal_session
+from mindood.tenant.user_key_service import UserKeyService
+from mindood.tenant.userkeys import USER_DIRECTORY_DB_ID
 
 log = logging.getLogger("mindood.tenant")
 
@@ -104,6 +108,16 @@ class Tenant:
         self._purges = PurgeRegistry(store_factory, tenant_id)
         self._purge_lock = asyncio.Lock()
         self._unhook = directory.add_refresh_hook(self._after_directory_refresh)
+        self.user_keys = UserKeyService(
+            tenant_id=tenant_id,
+            user=user,
+            key_bag=key_bag,
+            directory=directory,
+            open_db=self.open_db,
+        )
+        self._key_lock = asyncio.Lock()
+        self._key_task: asyncio.Task[None] | None = None
+        self._keys_dirty = False
 
     @classmethod
     async def open(
@@ -147,6 +161,7 @@ class Tenant:
             db_options=db_options,
         )
         await tenant.apply_pending_purges()
+        await tenant.reconcile_keys()
         return tenant
 
     # -- databases ---------------------------------------------------------------------------
@@ -202,6 +217,8 @@ class Tenant:
         db.on_change(lambda doc_ids: self._db_changed(name, doc_ids))
 
     def _db_changed(self, name: str, doc_ids: set[str]) -> None:
+        if name == USER_DIRECTORY_DB_ID:
+            self._schedule_key_reconcile()
         for listener in list(self._change_listeners):
             try:
                 listener(name, set(doc_ids))
@@ -226,12 +243,63 @@ class Tenant:
     async def refresh_directory(self, *, full: bool = False) -> bool:
         """Take in directory entries that reached its store; True if trust changed.
 
-        Pass ``full=True`` after importing a key, to re-read documents it now opens.
+        Pass ``full=True`` after importing a key, to re-read documents it now opens. Keys the
+        directory delivers (key distributions) are imported before this returns.
         """
-        return await self._directory.refresh(full=full)
+        changed = await self._directory.refresh(full=full)
+        await self.reconcile_keys()
+        return changed
+
+    # -- key distribution --------------------------------------------------------------------
+    async def reconcile_keys(self) -> list[str]:
+        """Publish this device's User-Key wraps and import the keys the directory delivers.
+
+        Runs on open and after every directory or ``userdirectory`` change; returns the key ids
+        that changed. Newly opened keys make documents readable: every open database (and the
+        directory) is told so, as after a key import.
+        """
+        async with self._key_lock:
+            try:
+                changed = await self.user_keys.reconcile()
+            except MindoodError as exc:
+                log.warning("key distribution could not be applied: %s", exc)
+                return []
+        if changed:
+            await self._directory.refresh(full=True)
+            for name, db in list(self._dbs.items()):
+                if name != DIRECTORY_DB_ID:
+                    ids = set(await db.get_all_document_ids())
+                    if ids:
+                        self._db_changed(name, ids)
+        return changed
+
+    def _schedule_key_reconcile(self) -> None:
+        """Reconcile soon; a change during a running pass earns one more pass after it."""
+        self._keys_dirty = True
+        if self._key_task is not None and not self._key_task.done():
+            return
+        try:
+            self._key_task = asyncio.get_running_loop().create_task(
+                self._reconcile_while_dirty(), name=f"mindood-keys-{self.tenant_id}"
+            )
+        except RuntimeError:  # no loop (closing): the next open reconciles
+            self._key_task = None
+
+    async def _reconcile_while_dirty(self) -> None:
+        # Each pass can write at most this device's wraps, which asks for one more (idle) pass.
+        for _ in range(8):
+            if not self._keys_dirty:
+                return
+            self._keys_dirty = False
+            await self.reconcile_keys()
 
     async def close(self) -> None:
         """Stop background directory work. Stores belong to the factory and stay open."""
+        task, self._key_task = self._key_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._unhook()
         self._unhook = _noop
         await self._directory.aclose()
@@ -305,6 +373,7 @@ class Tenant:
 
     async def _after_directory_refresh(self) -> None:
         await self.apply_pending_purges()
+        self._schedule_key_reconcile()
 
     # -- admin identity ----------------------------------------------------------------------
     async def _unlock_admin(self, admin: AdminIdentity, password: str | None) -> UnlockedUserId:
@@ -392,30 +461,37 @@ class Tenant:
     ) -> str | dict[str, Any]:
         """Register the requesting device and answer with the tenant's keys sealed for it.
 
-        Without ``share_password`` the answer is a v3 response whose keys are RSA-wrapped to the
-        request's encryption key (only that device can open it). With one, it is the legacy v2
+        As the reference: the answer carries ``$publicinfos`` only; ``default`` reaches the
+        device through ``acl_keydistribution_default``, wrapped to the person's User-Key (the
+        request's ``userPublicKey`` is published as their pending ``userkey_*`` document first).
+        When the approver is the same person, their User-Key is also wrapped to the new device,
+        which can then open it without holding it in its identity.
+
+        A request without any User-Key (an identity of a mindood before User-Keys, whose person
+        has none published) is still answered, with ``default`` in the response itself, as
+        this port did before; the reference would refuse it.
+
+        Without ``share_password`` the keys in the answer are RSA-wrapped to the request's
+        encryption key (v3: only that device can open them). With one, it is the legacy v2
         response sealed with the password (to be passed on separately).
 
-        Deviation from the reference HEAD: the response carries ``default`` (every version) as
-        well as ``$publicinfos``. The reference ships only ``$publicinfos`` and delivers
-        ``default`` through a User-Key based key distribution document, which this port does not
-        have yet; without ``default`` a joined member could read nothing.
-
-        ``relay=True`` registers a relay or edge-cache node: its response carries only
-        ``$publicinfos``, enough to check trust and carry entries, never to read them.
+        ``relay=True`` registers a relay or edge-cache node: nothing is distributed to it, and
+        its response carries only ``$publicinfos``, enough to check trust and carry entries.
         """
         if format not in ("uri", "object"):
             raise InvalidNameError(f"format must be 'uri' or 'object', got {format!r}")
         parsed = JoinRequest.parse(request)
         public = parsed.public_user(username)
-        key_ids = (PUBLIC_INFOS_KEY_ID,) if relay else JOIN_KEY_IDS
-        keys = versions_by_key(key_ids, lambda k: self.key_bag.versions(self.tenant_id, k))
-        if PUBLIC_INFOS_KEY_ID not in keys:
+        if not self.key_bag.versions(self.tenant_id, PUBLIC_INFOS_KEY_ID):
             raise KeyNotFoundError("this tenant object holds no '$publicinfos' key to share")
         admin = await self._unlock_admin(admin_signing_key, admin_password)
-        await self._directory.register_user(
-            public, label or parsed.label or DEFAULT_DEVICE_LABEL, admin
-        )
+        device_label = label or parsed.label or DEFAULT_DEVICE_LABEL
+        await self._directory.register_user(public, device_label, admin)
+        distributed = relay or await self._distribute_to_joiner(admin, parsed, public.username)
+        if not relay and normalize_name(public.username) == normalize_name(self.user.username):
+            await self.user_keys.wrap_for_device(parsed.encryption_public_key, device_label)
+        key_ids = (PUBLIC_INFOS_KEY_ID,) if distributed else JOIN_KEY_IDS
+        keys = versions_by_key(key_ids, lambda k: self.key_bag.versions(self.tenant_id, k))
         if share_password is not None:
             sealed = await asyncio.to_thread(
                 seal_with_password, self.tenant_id, keys, share_password
@@ -435,6 +511,33 @@ class Tenant:
             tenant_label=tenant_label,
         )
         return response.to_uri() if format == "uri" else response.to_object()
+
+    async def _distribute_to_joiner(
+        self, admin: UnlockedUserId, request: JoinRequest, username: str
+    ) -> bool:
+        """Publish the joiner's User-Key if new and distribute ``default`` to it.
+
+        False when the person has no User-Key at all (the response must then carry
+        ``default`` itself).
+        """
+        override = None
+        if request.user_public_key:
+            published = await self.user_keys.create_pending(
+                admin, username, request.user_public_key
+            )
+            if published is not None and normalize_pem(published) == normalize_pem(
+                request.user_public_key
+            ):
+                override = request.user_public_key
+        elif await self.user_keys.published_user_key(username) is None:
+            log.info(
+                "join request without a User-Key; default travels in the response",
+                extra={"tenant": self.tenant_id},
+            )
+            return False
+        return await self.user_keys.distribute(
+            admin, username, DEFAULT_KEY_ID, public_key_override=override
+        )
 
     # -- keys --------------------------------------------------------------------------------
     async def create_doc_encryption_key(self, key_id: str, password: str) -> dict[str, Any]:
