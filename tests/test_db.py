@@ -102,7 +102,7 @@ async def test_async_callbacks_nested_values_text_and_counters(users: Any, key_b
     def more(d: MindooDoc) -> None:
         data = d.get_data()
         data["tags"].append("c")
-        data["notes"].splice(5, 0, " world")
+        data.text("notes").splice(5, 0, " world")
         data["visits"].increment(2)
 
     await db.change_doc(doc, more)

@@ -128,7 +128,7 @@ def test_an_exception_in_the_callback_leaves_the_doc_unchanged_and_usable(
         m["new"] = {"deep": [1, 2, 3]}
         m["items"].insert(0, "x")
         del m["items"][1]
-        m["text"].splice(1, 1, "ZZ")
+        m.text("text").splice(1, 1, "ZZ")
         m["c"].increment(5)
         raise error
 
@@ -256,7 +256,7 @@ def test_to_python_at_past_heads() -> None:
         steps.append((result.hash, doc.to_python()))
 
     record(_set(title=Text("draft"), tags=["a"], count=Counter(1)))
-    record(lambda m: (m["title"].splice(0, 5, "final"), m["tags"].append("b")))
+    record(lambda m: (m.text("title").splice(0, 5, "final"), m["tags"].append("b")))
     record(lambda m: (m["count"].increment(4), m.pop("tags"), m.update(meta={"x": 1.5})))
     record(lambda m: m["meta"].__setitem__("x", None))
     for head, state in steps:
@@ -359,13 +359,13 @@ def test_concurrent_edits_converge_after_exchanging_changes() -> None:
     two = AutomergeDoc.from_changes([c.bytes for c in one.changes_since()], B)
 
     def edit_one(m: MapProxy) -> None:
-        m["title"].insert(0, ">> ")
+        m.text("title").insert(0, ">> ")
         m["items"].append(4)
         m["hits"].increment(2)
         m["meta"]["by"] = "one"
 
     def edit_two(m: MapProxy) -> None:
-        m["title"].insert(5, " world")
+        m.text("title").insert(5, " world")
         del m["items"][0]
         m["hits"].increment(3)
         m["meta"]["v"] = 2

@@ -65,9 +65,10 @@ def _round_trip(value: Any) -> Any:
     ],
 )
 def test_scalars_round_trip_with_their_type(value: Any) -> None:
+    """A string comes back as ``Text`` (a ``str``): it is stored as JavaScript stores one."""
     back = _round_trip(value)
     assert back == value
-    assert type(back) is type(value)
+    assert type(back) is (Text if isinstance(value, str) else type(value))
 
 
 def test_bool_stays_bool_and_int_stays_int() -> None:
@@ -297,19 +298,21 @@ def test_text_is_created_read_and_spliced() -> None:
     assert doc.to_python()["t"] == "hello world"
 
     def fn(m: MapProxy) -> None:
-        t = m["t"]
-        assert isinstance(t, TextProxy) and not isinstance(m["plain"], TextProxy)
+        t = m.text("t")
+        assert isinstance(t, TextProxy) and isinstance(m["t"], str)
+        assert isinstance(m.text("plain"), TextProxy)  # every string is a text, as in JavaScript
         assert str(t) == "hello world" and len(t) == 11 and t == "hello world" and t[0:5] == "hello"
         t.splice(0, 5, "HELLO")
         t.insert(5, ",")
         t.delete(6)
         t.append("!")
-        m["t"] += "?"
         with pytest.raises(IndexError):
             t.splice(20, 0, "x")
         with pytest.raises(IndexError):
             t.delete(10, 5)
-        assert t == "HELLO,world!?"
+        assert t == "HELLO,world!"
+        m["t"] += "?"  # a plain string write: a new text with the whole value
+        assert m["t"] == "HELLO,world!?"
 
     doc.change(fn)
     assert doc.to_python()["t"] == "HELLO,world!?"
@@ -317,17 +320,17 @@ def test_text_is_created_read_and_spliced() -> None:
 
 def test_text_indexes_are_code_points() -> None:
     doc = _doc(t=Text("a😀b"))
-    doc.change(lambda m: m["t"].delete(1))
+    doc.change(lambda m: m.text("t").delete(1))
     assert doc.to_python()["t"] == "ab"
-    doc.change(lambda m: m["t"].insert(1, "é😀"))
+    doc.change(lambda m: m.text("t").insert(1, "é😀"))
     assert doc.to_python()["t"] == "aé😀b"
 
 
 def test_concurrent_text_edits_keep_both_sides() -> None:
     one = _doc(t=Text("The fox"))
     two = AutomergeDoc.from_changes([c.bytes for c in one.changes_since()], B)
-    one.change(lambda m: m["t"].insert(4, "quick "))
-    two.change(lambda m: m["t"].append(" jumps"))
+    one.change(lambda m: m.text("t").insert(4, "quick "))
+    two.change(lambda m: m.text("t").append(" jumps"))
     _exchange(one, two)
     assert one.to_python()["t"] == two.to_python()["t"] == "The quick fox jumps"
 
@@ -412,7 +415,7 @@ _ops = st.one_of(
 
 
 def _apply(m: MapProxy, op: str, where: Any, arg: Any) -> None:
-    items, text = m["l"], m["t"]
+    items, text = m["l"], m.text("t")
     if op == "set":
         m[where] = arg
     elif op == "del" and where in m:

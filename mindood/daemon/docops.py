@@ -233,6 +233,20 @@ def _apply(root: Any, op: Op, where: str) -> None:
                 del parent[last]
             return
         raise InvalidParamsError(f"{where}: cannot {op.kind} {_describe(op.path)}")
+    if op.kind == "splice":
+        parent, last = _walk(root, op.path[:-1], where), op.path[-1]
+        try:
+            text = _text_at(parent, last)
+        except (KeyError, IndexError, TypeError):
+            text = None
+        if text is None:
+            raise InvalidParamsError(
+                f"{where}: {_describe(op.path)} is not a text (create it with {{'$text': ...}})"
+            )
+        if op.index + op.delete > len(text):
+            raise InvalidParamsError(f"{where}: splice reaches past the end of the text")
+        text.splice(op.index, op.delete, op.text)
+        return
     target = _walk(root, op.path, where)
     if op.kind == "insert":
         if not isinstance(target, ListProxy):
@@ -240,20 +254,20 @@ def _apply(root: Any, op: Op, where: str) -> None:
         if op.index > len(target):
             raise InvalidParamsError(f"{where}: index {op.index} is past the end of the list")
         target.insert(op.index, op.value)
-    elif op.kind == "splice":
-        if not isinstance(target, TextProxy):
-            raise InvalidParamsError(
-                f"{where}: {_describe(op.path)} is not a text (create it with {{'$text': ...}})"
-            )
-        if op.index + op.delete > len(target):
-            raise InvalidParamsError(f"{where}: splice reaches past the end of the text")
-        target.splice(op.index, op.delete, op.text)
     else:
         if not isinstance(target, CounterProxy):
             raise InvalidParamsError(
                 f"{where}: {_describe(op.path)} is not a counter (create it with {{'$counter': n}})"
             )
         target.increment(op.by)
+
+
+def _text_at(parent: Any, last: str | int) -> TextProxy | None:
+    if isinstance(parent, MapProxy) and isinstance(last, str):
+        return parent.text(last)
+    if isinstance(parent, ListProxy) and isinstance(last, int):
+        return parent.text(last)
+    return None
 
 
 def apply_ops(doc: MindooDoc, ops: Sequence[Op]) -> None:

@@ -26,7 +26,6 @@ from mindood.document.values import (
     COUNTER_MARKER,
     Counter,
     LiveObject,
-    Text,
     check_int,
     check_key,
     encode_scalar,
@@ -79,7 +78,8 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
     tx = session.tx()
     if isinstance(value, Proxy):
         value = value.to_python()
-    if isinstance(value, Text):
+    if isinstance(value, str):  # a JavaScript string is Text; a Str scalar reads as
+        # ImmutableString there, and the reference's `form === "..."` checks fail on it
         text = _new_object(tx, obj, prop, ObjType.Text, insert)
         _insert_text(tx, text, 0, str(value))
     elif isinstance(value, Counter):
@@ -111,16 +111,27 @@ def _insert_text(tx: Transaction, text: bytes, index: int, chars: str) -> None:
 
 
 def _live(session: Session, value: Value, obj_id: bytes) -> Any:
-    """What reading a field inside a change returns: a proxy for objects, a Python scalar else."""
+    """What reading a field inside a change returns: a proxy for maps, lists and counters, a
+    Python value else. A text reads as ``Text`` (a ``str``), as a string reads in JavaScript:
+    every string is a Text object now, and code reading fields must keep seeing ``str``. Its
+    live, spliceable view is ``MapProxy.text`` / ``ListProxy.text``."""
     if not isinstance(value, ObjType):
         return walk.read_value(session.tx(), value, obj_id, None)
     if value == ObjType.Text:
-        return TextProxy(session, obj_id)
+        return walk.read_object(session.tx(), ObjType.Text, obj_id, None)
     if value == ObjType.List:
         return ListProxy(session, obj_id)
     if walk.counter_parts(session.tx(), obj_id, None) is not None:
         return CounterProxy(session, obj_id)
     return MapProxy(session, obj_id)
+
+
+def _text_proxy(session: Session, found: tuple[Value, bytes] | None, where: object) -> TextProxy:
+    if found is None:
+        raise KeyError(where)
+    if found[0] != ObjType.Text:
+        raise TypeError(f"{where!r} is not a text")
+    return TextProxy(session, found[1])
 
 
 class Proxy(LiveObject):
@@ -158,7 +169,20 @@ class Proxy(LiveObject):
 
 
 def _reassigns_itself(session: Session, value: Any, found: tuple[Value, bytes] | None) -> bool:
-    return isinstance(value, Proxy) and value._session is session and value._is_at(found)
+    """Whether writing ``value`` over ``found`` would change nothing (so nothing is written).
+
+    A string is a new Text object on every write, so an equal string already there (Text or a
+    ``Str`` scalar) counts as the same value, as an equal scalar always did.
+    """
+    if isinstance(value, Proxy):
+        return value._session is session and value._is_at(found)
+    if isinstance(value, str) and found is not None:
+        kind = found[0]
+        if kind == ObjType.Text:
+            return bool(walk.read_object(session.tx(), ObjType.Text, found[1], None) == value)
+        if not isinstance(kind, ObjType) and kind[0] == ScalarType.Str:
+            return bool(kind[1] == value)
+    return False
 
 
 class MapProxy(Proxy, MutableMapping[str, Any]):
@@ -188,6 +212,10 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
         if self._get(key) is None:
             raise KeyError(key)
         _call(self._tx().delete, self._obj, key)
+
+    def text(self, key: str) -> TextProxy:
+        """The live, spliceable view of the text at ``key`` (``TypeError`` if it is none)."""
+        return _text_proxy(self._session, self._get(key), key)
 
     def __contains__(self, key: object) -> bool:
         return self._get(key) is not None
@@ -249,6 +277,11 @@ class ListProxy(Proxy, MutableSequence[Any]):
         if found is None:
             raise IndexError("list index out of range")
         return _live(self._session, found[0], found[1])
+
+    def text(self, index: int) -> TextProxy:
+        """The live, spliceable view of the text at ``index`` (``TypeError`` if it is none)."""
+        position = self._index(index, len(self))
+        return _text_proxy(self._session, walk.get(self._tx(), self._obj, position, None), index)
 
     @overload
     def __setitem__(self, index: int, value: Any) -> None: ...

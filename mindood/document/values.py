@@ -2,14 +2,20 @@
 
 Two things here exist only because of the binding (``automerge==1.0.0rc1``):
 
-* ``Text`` marks a string that must become a collaborative Automerge Text object rather than an
-  immutable ``Str`` scalar (which concurrent edits would overwrite as a whole).
-* ``Counter`` is emulated: the binding panics (and poisons the document) when asked to create an
-  Automerge counter, and panics when reading one. A counter is therefore stored as a map
-  ``{"$counter": 1, "<actor hex>": <that actor's running total>, ...}``. Each actor only ever
-  writes its own key, so concurrent increments never touch the same register and merge by sum,
-  like a PN-counter. Documents written by JavaScript MindooDB that hold native counters cannot be
-  read through this binding (a typed error is raised instead of a panic).
+* Every ``str`` is written as an Automerge Text object, as JavaScript Automerge stores a plain
+  JS string; a ``Str`` scalar would read as ``ImmutableString`` in JavaScript, where the
+  reference's checks such as ``form === "useroperation"`` fail on it. ``Str`` scalars written by
+  others still read as ``str``. ``Text`` is the same on writing, and what Text objects read as.
+* ``Counter`` is emulated, because this binding cannot do native counters: ``put`` with
+  ``ScalarType.Counter`` panics (and poisons the document), and reading a counter's value
+  (``get``/``values`` on a JavaScript-made ``Counter``) panics with "not yet implemented" in the
+  binding's value conversion. ``increment`` on a JavaScript-made counter does work and
+  JavaScript reads the sum back (measured: JS 5 + 2, Python + 3, JS reads ``Counter`` 10), but
+  without reading the value that is of no use to a document API. A counter is therefore stored
+  as a map ``{"$counter": 1, "<actor hex>": <that actor's running total>, ...}``. Each actor only
+  ever writes its own key, so concurrent increments merge by sum, like a PN-counter; JavaScript
+  sees that map, not a ``Counter``. A document holding a native counter raises a typed error
+  instead of a panic.
 
 Reading presents counters as ``Counter`` (an ``int`` subclass, so ``Counter(3) == 3``) and text
 objects as ``Text`` (a ``str`` subclass, so ``Text("a") == "a"``): values from ``to_python`` compare
@@ -41,10 +47,11 @@ Scalar = str | int | float | bool | bytes | dt.datetime | None
 
 
 class Text(str):
-    """A string stored as collaborative Automerge Text (per-character CRDT), not a ``Str`` scalar.
+    """What a text object reads as: a ``str`` (every string is stored as Automerge Text).
 
-    Assign ``Text("initial")`` inside a change to create one; inside later changes the field reads
-    as a ``TextProxy`` that supports ``splice``/``insert``/``delete``.
+    Inside a change, ``MapProxy.text(key)`` / ``ListProxy.text(index)`` give the live
+    ``TextProxy`` that supports ``splice``/``insert``/``delete`` (concurrent edits merge);
+    assigning a string writes a new text with the whole value.
     """
 
     __slots__ = ()
