@@ -92,7 +92,7 @@ async def test_join_response_v3_carries_only_publicinfos_as_the_reference(pair: 
     payload = decode_uri(response, expected_type="join-response").payload
     assert payload["v"] == 3
     assert payload["username"] == username("carol")
-    assert {k["keyId"] for k in payload["encryptedDocKeys"]} == {"$publicinfos"}
+    assert {k["keyId"] for k in payload["encryptedDocKeys"]} == {"$publicinfos", "default"}
     assert all("wrappedKey" in v for k in payload["encryptedDocKeys"] for v in k["versions"])
 
 

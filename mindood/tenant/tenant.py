@@ -487,10 +487,13 @@ class Tenant:
         admin = await self._unlock_admin(admin_signing_key, admin_password)
         device_label = label or parsed.label or DEFAULT_DEVICE_LABEL
         await self._directory.register_user(public, device_label, admin)
-        distributed = relay or await self._distribute_to_joiner(admin, parsed, public.username)
+        if not relay:
+            await self._distribute_to_joiner(admin, parsed, public.username)
         if not relay and normalize_name(public.username) == normalize_name(self.user.username):
             await self.user_keys.wrap_for_device(parsed.encryption_public_key, device_label)
-        key_ids = (PUBLIC_INFOS_KEY_ID,) if distributed else JOIN_KEY_IDS
+        # ``default`` also travels in the response (the reference's joiner imports every key it
+        # finds there), so a member can read before its first directory sync delivers it.
+        key_ids = (PUBLIC_INFOS_KEY_ID,) if relay else JOIN_KEY_IDS
         keys = versions_by_key(key_ids, lambda k: self.key_bag.versions(self.tenant_id, k))
         if share_password is not None:
             sealed = await asyncio.to_thread(
