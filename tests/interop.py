@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from pathlib import Path
 from typing import Any
 
+from automerge.core import Document, extract
+
+from mindood.crypto import decrypt_with_any, kdf
+from mindood.identity import PrivateUserId
+from mindood.keybag import KeyBag
 from store.entry import StoreEntry
 from store.json_codec import entry_from_json
 
@@ -29,14 +35,8 @@ def store_entries(store: str) -> list[StoreEntry]:
     return [entry_from_json(raw) for raw in reference_tenant()["stores"][store]]
 
 
-def reference_key_bag() -> Any:
+def reference_key_bag() -> KeyBag:
     """The vector user's KeyBag (opened with the reference's default PBKDF2 count)."""
-    import base64
-
-    from mindood.crypto import kdf
-    from mindood.identity import PrivateUserId
-    from mindood.keybag import KeyBag
-
     data = reference_tenant()
     user = PrivateUserId.from_json(data["user"])
     with kdf.lowered_pbkdf2_iterations(kdf.DEFAULT_PBKDF2_ITERATIONS):
@@ -46,10 +46,6 @@ def reference_key_bag() -> Any:
 @functools.cache
 def reference_documents(store: str) -> dict[str, dict[str, Any]]:
     """The plain values of one store's documents, decrypted with the vector user's keys."""
-    from automerge.core import Document, extract
-
-    from mindood.crypto import decrypt_with_any
-
     bag = reference_key_bag()
     tenant_id = reference_tenant()["tenantId"]
     changes: dict[str, list[bytes]] = {}

@@ -7,7 +7,6 @@ exactly what the reference reads (``expected`` in the vector).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from typing import Any
 
@@ -20,7 +19,7 @@ from mindood.identity import PrivateUserId
 from mindood.keybag import KeyBag
 from mindood.storefactory import InMemoryStoreFactory
 from mindood.tenant import Tenant, TenantFactory
-from tests.interop import reference_tenant, store_entries
+from tests.interop import reference_key_bag, reference_tenant, store_entries
 
 VECTOR = reference_tenant()
 
@@ -43,10 +42,8 @@ def user() -> PrivateUserId:
 
 
 @pytest.fixture(scope="module")
-def key_bag(user: PrivateUserId) -> KeyBag:
-    # The KeyBag stores no iteration count: it opens with the reference's default only.
-    with kdf.lowered_pbkdf2_iterations(kdf.DEFAULT_PBKDF2_ITERATIONS):
-        return KeyBag.load(base64.b64decode(VECTOR["keyBag"]), user, VECTOR["userPassword"])
+def key_bag() -> KeyBag:
+    return reference_key_bag()
 
 
 async def _open(user: PrivateUserId, key_bag: KeyBag) -> Tenant:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mindood.crypto import kdf
 from mindood.crypto.fingerprint import rsa_key_fingerprint
 from mindood.identity import PrivateUserId, create_user_id
 from mindood.storefactory import InMemoryStoreFactory
@@ -141,8 +142,6 @@ async def test_the_reference_join_request_is_approved_and_its_keys_work(
         data["uri"], **admin_creds(), format="object"
     )
     assert sorted(JoinResponse.parse(response).key_ids()) == sorted([PUBLIC, DEFAULT])
-    from mindood.crypto import kdf
-
     with kdf.lowered_pbkdf2_iterations(kdf.DEFAULT_PBKDF2_ITERATIONS):  # the vector's KeyBag
         joined = await TenantFactory(InMemoryStoreFactory()).join_tenant(
             response, user=joiner, password=data["password"]

@@ -428,15 +428,15 @@ class Directory:
         return reason if isinstance(reason, str) else None
 
     # -- policy and tenant setup -------------------------------------------------------------
-    async def _upsert_public(self, writer: MindooDB, doc_id: str, fields: dict[str, Any]) -> None:
-        """Create the fixed-id ``$publicinfos`` document, or set ``fields`` on it."""
+    async def _upsert_public(
+        self, writer: MindooDB, doc_id: str, update: Callable[[MindooDoc], None]
+    ) -> None:
+        """Apply ``update`` to the fixed-id ``$publicinfos`` document, creating it if missing
+        (a concurrent creation converges on the same document: the custom id's first change)."""
         if await writer.find_document(doc_id) is None:
-            try:
-                await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, fields, doc_id=doc_id)
-                return
-            except DatabaseError:
-                log.info("directory document appeared concurrently", extra={"doc": doc_id})
-        await writer.change_doc(doc_id, lambda d: d.get_data().update(fields))
+            with contextlib.suppress(DatabaseError):
+                await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, doc_id=doc_id)
+        await writer.change_doc(doc_id, update)
 
     def metadata_signature_floor(self) -> int | None:
         """The tenant's ``requireMetadataSignatureSince`` (None if its policy sets none)."""
@@ -446,26 +446,24 @@ class Directory:
     async def set_default_policy(self, admin: UnlockedUserId, *, required_since: int) -> None:
         """Write the policy the reference's createTenant writes (signatures required)."""
         async with self._as_admin(admin) as writer:
+            fields = acl.default_policy_fields(required_since)
             await self._upsert_public(
-                writer, acl.DEFAULT_POLICY_DOC_ID, acl.default_policy_fields(required_since)
+                writer, acl.DEFAULT_POLICY_DOC_ID, lambda d: d.get_data().update(fields)
             )
 
     async def write_key_distribution(
         self, admin: UnlockedUserId, key_id: str, fields: Mapping[str, Any]
     ) -> None:
         """Write the full desired state of ``acl_keydistribution_<keyId>`` (admin-signed)."""
-        doc_id = kd.key_distribution_doc_id(key_id)
         async with self._as_admin(admin) as writer:
-            if await writer.find_document(doc_id) is None:
-                with contextlib.suppress(DatabaseError):  # created concurrently: change it
-                    await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, doc_id=doc_id)
-            await writer.change_doc(
-                doc_id, lambda d: kd.apply_key_distribution(d.get_data(), fields)
+            await self._upsert_public(
+                writer,
+                kd.key_distribution_doc_id(key_id),
+                lambda d: kd.apply_key_distribution(d.get_data(), fields),
             )
 
     def _encrypt_text(self, text: str) -> str:
-        key = self._keys.keys_for(DEFAULT_KEY_ID)[0]
-        return b64encode(encrypt_payload(key, text.encode("utf-8")))
+        return kd.encrypt_text_field(self._keys.keys_for(DEFAULT_KEY_ID)[0], text)
 
     async def add_tenant_administrator(
         self, admin: UnlockedUserId, *, label: str | None = None
@@ -505,17 +503,19 @@ class Directory:
                 fields["label_encrypted"] = self._encrypt_text(label.strip())
                 fields["label_encrypted_key"] = DEFAULT_KEY_ID
             if fields:
-                await self._upsert_public(writer, acl.TENANT_SETUP_DOC_ID, fields)
+                await self._upsert_public(
+                    writer, acl.TENANT_SETUP_DOC_ID, lambda d: d.get_data().update(fields)
+                )
 
     def get_tenant_label(self) -> str | None:
         setup = self._index.tenant_setup()
-        blob = None if setup is None else setup.data.get("label_encrypted")
-        if not isinstance(blob, str):
+        if setup is None:
             return None
         try:
-            return decrypt_with_any(self._keys.keys_for(DEFAULT_KEY_ID), b64decode(blob)).decode()
-        except (KeyNotFoundError, DecryptionError, KeyFormatError, UnicodeDecodeError):
+            keys = self._keys.keys_for(DEFAULT_KEY_ID)
+        except KeyNotFoundError:
             return None
+        return kd.decrypt_text_field(setup.data, "label_encrypted", keys)
 
     # -- settings ----------------------------------------------------------------------------
     def get_tenant_settings(self) -> dict[str, Any]:

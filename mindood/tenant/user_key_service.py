@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from mindood.crypto.fingerprint import rsa_key_fingerprint
 from mindood.crypto.pem import normalize_pem
 from mindood.crypto.rsa import rsa_public_pem
-from mindood.db import MindooDB, signer_for
+from mindood.db import MindooDB, MindooDoc, signer_for
 from mindood.errors import CryptoError, DatabaseError, KeyNotFoundError
 from mindood.identity import UnlockedUserId
 from mindood.keybag import KeyBag
@@ -42,6 +42,8 @@ from mindood.tenant.hashing import username_hash, username_hash_candidates
 log = logging.getLogger("mindood.tenant.userkeys")
 
 OpenDb = Callable[[str], Awaitable[MindooDB]]
+#: A person's User-Key document: its id and its parsed content.
+Found = tuple[str, uk.UserKeyDocument]
 
 
 def _pkcs8(key: RSAPrivateKey) -> bytes:
@@ -74,9 +76,9 @@ class UserKeyService:
     async def _user_directory(self) -> MindooDB:
         return await self._open_db(uk.USER_DIRECTORY_DB_ID)
 
-    async def _documents(self) -> list[tuple[str, uk.UserKeyDocument]]:
+    async def _documents(self) -> list[Found]:
         db = await self._user_directory()
-        out: list[tuple[str, uk.UserKeyDocument]] = []
+        out: list[Found] = []
         for doc_id in await db.get_all_document_ids():
             if not doc_id.startswith(uk.USERKEY_DOC_ID_PREFIX):
                 continue
@@ -92,7 +94,7 @@ class UserKeyService:
                 out.append((doc_id, parsed))
         return out
 
-    async def document_of(self, username: str) -> tuple[str, uk.UserKeyDocument] | None:
+    async def document_of(self, username: str) -> Found | None:
         """The person's User-Key document, matched by any of their username hashes."""
         candidates = set(username_hash_candidates(self._tenant_id, username))
         for doc_id, doc in await self._documents():
@@ -114,30 +116,37 @@ class UserKeyService:
                 return grant
         return grants[0] if grants else None
 
-    async def own_user_keys(self) -> list[RSAPrivateKey]:
-        """Every User-Key private this device holds: from the identity, or a device wrap."""
+    def _keys_with(self, found: Found | None) -> list[RSAPrivateKey]:
+        """The User-Key privates this device holds: the identity's, and its device wraps in
+        ``found`` (the person's document)."""
         keys: list[RSAPrivateKey] = []
         if self._user.user_key is not None:
             keys.append(self._user.user_key)
-        found = await self.document_of(self._user.username)
         if found is not None:
             for opened in uk.open_own_device_wraps(found[1], self._user.encryption_key):
                 if all(rsa_key_fingerprint(k) != opened.fingerprint for k in keys):
                     keys.append(opened.private_key)
         return keys
 
+    async def own_user_keys(self) -> list[RSAPrivateKey]:
+        """Every User-Key private this device holds: from the identity, or a device wrap."""
+        return self._keys_with(await self.document_of(self._user.username))
+
     # -- member side -------------------------------------------------------------------------
     async def reconcile(self) -> list[str]:
         """Publish the own User-Key wraps, then import what distributions deliver.
 
         Returns the key ids whose versions changed in the KeyBag. Idempotent, and safe to run
-        on every directory change: an offline member catches up after one sync.
+        on every directory change: an offline member catches up after one sync. The person's
+        document is read, and its wraps opened (RSA), once per pass.
         """
+        found = await self.document_of(self._user.username)
+        keys = self._keys_with(found)
         try:
-            await self.publish_own()
+            await self._publish(found, keys, None)
         except (CryptoError, DatabaseError) as exc:
             log.warning("could not publish this device's User-Key wrap: %s", exc)
-        return await self.import_distributed_keys()
+        return await self._import(keys)
 
     async def publish_own(self, label: str | None = None, *, allow_create: bool = False) -> None:
         """Write wraps of this person's User-Key for each of their granted devices.
@@ -148,74 +157,88 @@ class UserKeyService:
         one. Two devices creating it offline would write concurrent ``userKeys`` maps under the
         one convergent id, and Automerge would keep one of them at random.
         """
-        grant = self._own_grant()
-        if grant is None:
-            return
-        keys = await self.own_user_keys()
         found = await self.document_of(self._user.username)
-        db = await self._user_directory()
-        if found is None:
-            if self._user.user_key is None or not allow_create:
-                return
+        grant = self._own_grant()
+        if found is None and allow_create and grant is not None and self._user.user_key:
             doc_id = uk.user_key_document_id(grant.doc_id)
             public = rsa_public_pem(self._user.user_key.public_key())
             payload = uk.pending_user_key_payload(grant.username_hash, public, _now_ms())
+            db = await self._user_directory()
             try:
                 await db.create_encrypted_document(PUBLIC_INFOS_KEY_ID, payload, doc_id=doc_id)
             except DatabaseError:
                 log.info("user-key document appeared concurrently", extra={"doc": doc_id})
             found = await self.document_of(self._user.username)
-            if found is None:
-                return
+        await self._publish(found, self._keys_with(found), label)
+
+    async def _publish(
+        self, found: Found | None, keys: list[RSAPrivateKey], label: str | None
+    ) -> None:
+        """Wrap the current User-Key for every active device of the own grant that lacks one."""
+        grant = self._own_grant()
+        if grant is None:
+            return
+        mine = normalize_pem(self._user.private.signing_public_key)
+        devices = [
+            (p.encryption_public_key, label if p.signing_key_id == mine and label else p.label)
+            for p in grant.active
+            if p.encryption_public_key is not None
+        ]
+        written = await self._write_wraps(found, keys, devices)
+        if written:
+            log.info(
+                "published User-Key wraps", extra={"tenant": self._tenant_id, "devices": written}
+            )
+
+    async def _write_wraps(
+        self,
+        found: Found | None,
+        keys: list[RSAPrivateKey],
+        devices: list[tuple[str, str | None]],
+    ) -> list[str]:
+        """Add a wrap of the current User-Key for each ``(encryption PEM, label)`` lacking one.
+
+        Needs the current generation's private among ``keys``; returns the device
+        fingerprints written (none when it is not held or every device has its wrap).
+        """
+        if found is None:
+            return []
         doc_id, doc = found
-        current = doc.current
-        epoch = doc.current_epoch
+        current, epoch = doc.current, doc.current_epoch
         if current is None or epoch is None:
-            return
-        private = next(
-            (k for k in keys if rsa_key_fingerprint(k) == rsa_key_fingerprint(current.public_key)),
-            None,
-        )
+            return []
+        target = rsa_key_fingerprint(current.public_key)
+        private = next((k for k in keys if rsa_key_fingerprint(k) == target), None)
         if private is None:
-            return
+            return []
         pkcs8 = _pkcs8(private)
         wraps: list[tuple[str, uk.DeviceWrap]] = []
-        mine = normalize_pem(self._user.private.signing_public_key)
-        for pair in grant.active:
-            if pair.encryption_public_key is None:
+        for pem, device_label in devices:
+            device = rsa_key_fingerprint(pem)
+            if current.wrap_for(device) is not None or any(d == device for d, _ in wraps):
                 continue
-            device = rsa_key_fingerprint(pair.encryption_public_key)
-            if current.wrap_for(device) is not None:
-                continue
-            wrapped = uk.wrap_user_key_for_device(pkcs8, pair.encryption_public_key)
-            device_label = label if pair.signing_key_id == mine and label else pair.label
-            wraps.append(
-                (
-                    device,
-                    uk.DeviceWrap(
-                        wrapped_key=wrapped,
-                        label=device_label,
-                        approved_at=_now_ms(),
-                        approved_by_signing_public_key=self._user.private.signing_public_key,
-                    ),
-                )
+            wrap = uk.DeviceWrap(
+                wrapped_key=uk.wrap_user_key_for_device(pkcs8, pem),
+                label=device_label,
+                approved_at=_now_ms(),
+                approved_by_signing_public_key=self._user.private.signing_public_key,
             )
+            wraps.append((device, wrap))
         if not wraps:
-            return
+            return []
 
-        def add(d: object) -> None:
-            data = d.get_data()  # type: ignore[attr-defined]
+        def add(d: MindooDoc) -> None:
             for device, wrap in wraps:
-                uk.add_device_wrap(data, epoch, device, wrap)
+                uk.add_device_wrap(d.get_data(), epoch, device, wrap)
 
-        await db.change_doc(doc_id, add)
-        log.info(
-            "published User-Key wraps",
-            extra={"tenant": self._tenant_id, "devices": [d for d, _ in wraps]},
-        )
+        await (await self._user_directory()).change_doc(doc_id, add)
+        return [device for device, _ in wraps]
 
     async def import_distributed_keys(self) -> list[str]:
         """Import (or drop) what every key distribution in the directory says for this person."""
+        return await self._import(await self.own_user_keys())
+
+    async def _import(self, user_keys: list[RSAPrivateKey]) -> list[str]:
         distributions = self._directory.index.key_distributions()
         if not distributions:
             return []
@@ -224,7 +247,7 @@ class UserKeyService:
         if grant is not None:
             hashes.add(grant.username_hash)
             hashes.update(grant.identity_hashes)
-        private_keys = [*await self.own_user_keys(), self._user.encryption_key]
+        private_keys = [*user_keys, self._user.encryption_key]
         changed: list[str] = []
         for dist in distributions:
             delivery = kd.keys_for_recipient(dist, hashes, private_keys)
@@ -325,24 +348,5 @@ class UserKeyService:
     async def wrap_for_device(self, encryption_public_key: str, label: str | None) -> bool:
         """As the person: give a new device of mine my User-Key (approving my own device)."""
         found = await self.document_of(self._user.username)
-        keys = await self.own_user_keys()
-        if found is None or not keys:
-            return False
-        doc_id, doc = found
-        current, epoch = doc.current, doc.current_epoch
-        if current is None or epoch is None:
-            return False
-        target = rsa_key_fingerprint(current.public_key)
-        private = next((k for k in keys if rsa_key_fingerprint(k) == target), None)
-        if private is None:
-            return False
-        device = rsa_key_fingerprint(encryption_public_key)
-        wrap = uk.DeviceWrap(
-            wrapped_key=uk.wrap_user_key_for_device(_pkcs8(private), encryption_public_key),
-            label=label,
-            approved_at=_now_ms(),
-            approved_by_signing_public_key=self._user.private.signing_public_key,
-        )
-        db = await self._user_directory()
-        await db.change_doc(doc_id, lambda d: uk.add_device_wrap(d.get_data(), epoch, device, wrap))
-        return True
+        keys = self._keys_with(found)
+        return bool(await self._write_wraps(found, keys, [(encryption_public_key, label)]))
