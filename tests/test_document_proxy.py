@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from automerge.core import ROOT, ObjType
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,9 @@ from mindood.document import (
     Text,
     TextProxy,
     UnsupportedValueError,
+    walk,
 )
+from mindood.document.values import TEXT_MAX_CHARS
 
 A = bytes.fromhex("aa" * 8)
 B = bytes.fromhex("bb" * 8)
@@ -463,3 +466,13 @@ def test_iterating_a_list_proxy_yields_live_items() -> None:
 
     doc.change(fn)
     assert doc.to_python()["l"] == [{"n": 11}, {"n": 12}]
+
+
+def test_a_string_past_the_text_bound_is_stored_as_a_scalar_and_reads_back_equal() -> None:
+    """Per-character Text inserts would make a huge string cost minutes (values.TEXT_MAX_CHARS)."""
+    long = "x" * (TEXT_MAX_CHARS + 1)
+    doc = _doc(long=long, short="y" * TEXT_MAX_CHARS)
+    kinds = {key: walk.get(doc._core(), ROOT, key, None) for key in ("long", "short")}
+    assert kinds["short"] is not None and kinds["short"][0] == ObjType.Text
+    assert kinds["long"] is not None and not isinstance(kinds["long"][0], ObjType)
+    assert doc.to_python() == {"long": long, "short": "y" * TEXT_MAX_CHARS}

@@ -24,6 +24,7 @@ from automerge.core import ObjType, ScalarType, Transaction, Value
 from mindood.document import walk
 from mindood.document.values import (
     COUNTER_MARKER,
+    TEXT_MAX_CHARS,
     Counter,
     LiveObject,
     check_int,
@@ -78,8 +79,8 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
     tx = session.tx()
     if isinstance(value, Proxy):
         value = value.to_python()
-    if isinstance(value, str):  # a JavaScript string is Text; a Str scalar reads as
-        # ImmutableString there, and the reference's `form === "..."` checks fail on it
+    if isinstance(value, str) and len(value) <= TEXT_MAX_CHARS:  # a JavaScript string is
+        # Text; a Str scalar reads as ImmutableString there, where `form === "..."` fails
         text = _new_object(tx, obj, prop, ObjType.Text, insert)
         _insert_text(tx, text, 0, str(value))
     elif isinstance(value, Counter):

@@ -2,10 +2,11 @@
 
 Two things here exist only because of the binding (``automerge==1.0.0rc1``):
 
-* Every ``str`` is written as an Automerge Text object, as JavaScript Automerge stores a plain
-  JS string; a ``Str`` scalar would read as ``ImmutableString`` in JavaScript, where the
-  reference's checks such as ``form === "useroperation"`` fail on it. ``Str`` scalars written by
-  others still read as ``str``. ``Text`` is the same on writing, and what Text objects read as.
+* Every ``str`` up to ``TEXT_MAX_CHARS`` is written as an Automerge Text object, as
+  JavaScript Automerge stores a plain JS string; a ``Str`` scalar would read as
+  ``ImmutableString`` in JavaScript, where the reference's checks such as
+  ``form === "useroperation"`` fail on it. ``Str`` scalars written by others still read as
+  ``str``. ``Text`` is the same on writing, and what Text objects read as.
 * ``Counter`` is emulated, because this binding cannot do native counters: ``put`` with
   ``ScalarType.Counter`` panics (and poisons the document), and reading a counter's value
   (``get``/``values`` on a JavaScript-made ``Counter``) panics with "not yet implemented" in the
@@ -31,6 +32,12 @@ from typing import Any, cast
 from automerge.core import ScalarType
 
 from mindood.errors import UnsupportedValueError
+
+#: Longest string written as Text. The binding has no splice: a Text costs one insert per
+#: character (about 9 us each here), so an 18 MiB string took minutes before the entry-size
+#: limit could refuse it. Longer strings are stored as ``Str`` scalars (``ImmutableString`` in
+#: JavaScript), which cost nothing per character.
+TEXT_MAX_CHARS = 16_384
 
 #: The key that marks a map as an emulated counter.
 COUNTER_MARKER = "$counter"
