@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from automerge.core import Document, extract
 
-from mindood.crypto import kdf
+from mindood.crypto import decrypt_with_any, kdf
 from mindood.crypto.fingerprint import rsa_key_fingerprint
 from mindood.identity import PrivateUserId, create_user_id
 from mindood.storefactory import InMemoryStoreFactory
 from mindood.tenant import CreatedTenant, Tenant, TenantFactory
 from mindood.tenant.joinresponse import JoinResponse
 from mindood.tenant.userkeys import USER_DIRECTORY_DB_ID, parse_user_key_document
+from store.entry import EntryType
 from tests.interop import reference_documents, vector
 from tests.tenant_helpers import (
     admin_creds,
@@ -57,6 +59,20 @@ async def _doc_data(tenant: Tenant, db: str, doc_id: str) -> dict[str, Any]:
     return data
 
 
+async def _create_values(tenant: Tenant, db_name: str, doc_id: str) -> dict[str, Any]:
+    """The values of a document's ``doc_create`` entry alone."""
+    db = await tenant.open_db(db_name)
+    store = db.get_store()
+    metas = await store.find_new_entries_for_doc([], doc_id)
+    entries = await store.get_entries([m.id for m in metas])
+    [create] = [e for e in entries if e.metadata.entry_type == EntryType.DOC_CREATE]
+    keys = tenant.key_bag.get_all(tenant.tenant_id, create.metadata.decryption_key_id)
+    values: dict[str, Any] = extract(
+        Document.load(decrypt_with_any(keys, create.encrypted_data))
+    )
+    return values
+
+
 async def test_create_tenant_writes_the_documents_the_reference_writes(
     created: CreatedTenant,
 ) -> None:
@@ -81,6 +97,13 @@ async def test_create_tenant_writes_the_documents_the_reference_writes(
     assert current.public_key == created.app_user.user_key_public_key
     device = rsa_key_fingerprint(created.app_user.encryption_public_key)
     assert current.wrap_for(device) is not None
+
+    # One create carries the payload, as the reference writes it (assumeUniqueId): its server's
+    # userdirectory rule reads username_hash from the create, and its readers skip a document
+    # whose create is the convergent seed signed by someone else.
+    create = await _create_values(tenant, USER_DIRECTORY_DB_ID, user_docs[0])
+    assert create["username_hash"] == grant.username_hash
+    assert create["userKeys"]
 
     dist = tenant.get_directory().index.key_distributions()
     assert [d.key_id for d in dist] == [DEFAULT]

@@ -168,11 +168,15 @@ class MindooDB:
         *,
         doc_id: str | None = None,
         key_id: str = "default",
+        assume_unique_id: bool = False,
     ) -> MindooDoc:
         """Create a document encrypted with ``key_id``.
 
         A custom ``doc_id`` (``^[a-z][a-z0-9_]*$``) starts from a fixed first change shared by
         every replica, so two devices creating the same id offline converge on one document.
+        With ``assume_unique_id`` the caller promises no other replica creates that id: the
+        create carries ``initial`` itself, as a generated id's does (the reference's
+        ``assumeUniqueId``; its write rules judge a create by the values in it).
         """
         key = self._newest_key(key_id)
         if doc_id is not None:
@@ -180,7 +184,9 @@ class MindooDB:
             if not is_custom_doc_id(doc_id):
                 raise DatabaseError(f"custom document ids must match ^[a-z][a-z0-9_]*$: {doc_id!r}")
             self._check_not_purged(doc_id)
-        custom = doc_id is not None
+        if assume_unique_id and doc_id is None:
+            raise DatabaseError("assume_unique_id needs a caller-provided doc_id")
+        custom = doc_id is not None and not assume_unique_id
         if doc_id is None:
             doc_id = generate_doc_id()
         async with self._lock(doc_id):
@@ -217,9 +223,16 @@ class MindooDB:
         return self._reader.view(state)
 
     async def create_encrypted_document(
-        self, key_id: str, initial: Mapping[str, Any] | None = None, *, doc_id: str | None = None
+        self,
+        key_id: str,
+        initial: Mapping[str, Any] | None = None,
+        *,
+        doc_id: str | None = None,
+        assume_unique_id: bool = False,
     ) -> MindooDoc:
-        return await self.create_document(initial, doc_id=doc_id, key_id=key_id)
+        return await self.create_document(
+            initial, doc_id=doc_id, key_id=key_id, assume_unique_id=assume_unique_id
+        )
 
     async def change_doc(self, doc: MindooDoc | str, fn: ChangeFn) -> MindooDoc:
         """Apply ``fn`` to a live view of the document as one signed change.

@@ -165,7 +165,9 @@ class UserKeyService:
             payload = uk.pending_user_key_payload(grant.username_hash, public, _now_ms())
             db = await self._user_directory()
             try:
-                await db.create_encrypted_document(PUBLIC_INFOS_KEY_ID, payload, doc_id=doc_id)
+                await db.create_encrypted_document(
+                    PUBLIC_INFOS_KEY_ID, payload, doc_id=doc_id, assume_unique_id=True
+                )
             except DatabaseError:
                 log.info("user-key document appeared concurrently", extra={"doc": doc_id})
             found = await self.document_of(self._user.username)
@@ -288,7 +290,10 @@ class UserKeyService:
         payload = uk.pending_user_key_payload(grant.username_hash, user_public_key, _now_ms())
         writer = db.with_signer(signer_for(admin))
         await writer.create_encrypted_document(
-            PUBLIC_INFOS_KEY_ID, payload, doc_id=uk.user_key_document_id(grant.doc_id)
+            PUBLIC_INFOS_KEY_ID,
+            payload,
+            doc_id=uk.user_key_document_id(grant.doc_id),
+            assume_unique_id=True,
         )
         await db.sync_store_changes()
         return user_public_key
