@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from store.entry import StoreEntry
 from store.errors import StoreError
 from store.limits import oversize_reason
-from store.signing import PublicKeyCache, check_entry
+from store.signing import REQUIRED_SINCE_ALWAYS, PublicKeyCache, check_entry
 
 #: Thread name prefix of the verification pool (tests recognise it as a shared, lasting pool).
 VERIFY_THREAD_PREFIX = "mindood-verify"
@@ -50,7 +50,7 @@ class VerifiedBatch:
     deferred: tuple[str, ...] = ()
 
 
-def _check_slice(entries: Sequence[StoreEntry]) -> list[str | None]:
+def _check_slice(entries: Sequence[StoreEntry], required_since: int | None) -> list[str | None]:
     reasons: list[str | None] = []
     for entry in entries:
         too_large = oversize_reason(entry.metadata.entry_type, len(entry.encrypted_data))
@@ -58,7 +58,7 @@ def _check_slice(entries: Sequence[StoreEntry]) -> list[str | None]:
             reasons.append(too_large)  # no entry this size can sync on; skip hash and signature
             continue
         try:
-            check_entry(entry, _keys)
+            check_entry(entry, _keys, required_since=required_since)
         except StoreError as exc:
             reasons.append(str(exc))
         else:
@@ -66,22 +66,26 @@ def _check_slice(entries: Sequence[StoreEntry]) -> list[str | None]:
     return reasons
 
 
-async def verify_entries(entries: Sequence[StoreEntry]) -> VerifiedBatch:
+async def verify_entries(
+    entries: Sequence[StoreEntry], *, required_since: int | None = REQUIRED_SINCE_ALWAYS
+) -> VerifiedBatch:
     """Check size, consistency, content hash and author signature of every entry, in parallel.
 
     The size is the tenant-wide ``MAX_ENTRY_BYTES``: an entry above it is refused here, on every
-    admission path, as it is at write time.
+    admission path, as it is at write time. ``required_since`` is the tenant's
+    ``requireMetadataSignatureSince``; by default every entry needs a ``metadataSignature``
+    (a store without a directory cannot know of a later floor).
     """
     if not entries:
         return VerifiedBatch((), ())
     loop = asyncio.get_running_loop()
     slices = [entries[i : i + _SLICE] for i in range(0, len(entries), _SLICE)]
     if len(slices) == 1:
-        results = [_check_slice(slices[0])]
+        results = [_check_slice(slices[0], required_since)]
     else:
         pool = _executor()
         results = await asyncio.gather(
-            *(loop.run_in_executor(pool, _check_slice, part) for part in slices)
+            *(loop.run_in_executor(pool, _check_slice, part, required_since) for part in slices)
         )
     accepted: list[StoreEntry] = []
     rejected: list[tuple[str, str]] = []

@@ -67,9 +67,7 @@ async def _create_values(tenant: Tenant, db_name: str, doc_id: str) -> dict[str,
     entries = await store.get_entries([m.id for m in metas])
     [create] = [e for e in entries if e.metadata.entry_type == EntryType.DOC_CREATE]
     keys = tenant.key_bag.get_all(tenant.tenant_id, create.metadata.decryption_key_id)
-    values: dict[str, Any] = extract(
-        Document.load(decrypt_with_any(keys, create.encrypted_data))
-    )
+    values: dict[str, Any] = extract(Document.load(decrypt_with_any(keys, create.encrypted_data)))
     return values
 
 

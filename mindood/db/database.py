@@ -45,6 +45,7 @@ from store.base import ContentAddressedStore, ScanCursor
 from store.entry import EntryType, StoreEntry
 from store.ids import check_doc_id, generate_doc_id, is_custom_doc_id
 from store.replicate import ReplicationCursor
+from store.signing import REQUIRED_SINCE_ALWAYS
 from store.verify import VerifiedBatch, verify_entries
 
 log = logging.getLogger("mindood.db")
@@ -507,7 +508,8 @@ class MindooDB:
         code that puts entries into this database's stores itself (the daemon's sessions)
         should pass this as its admission.
         """
-        verified = await verify_entries(entries)
+        floor = getattr(self._trust, "signature_floor", REQUIRED_SINCE_ALWAYS)
+        verified = await verify_entries(entries, required_since=floor)
         accepted: list[StoreEntry] = []
         rejected = list(verified.rejected)
         deferred: list[str] = []

@@ -192,6 +192,9 @@ class Directory:
                 for doc_id in sorted(dirty):
                     await self._reload(doc_id)
             changed = self.trust.update(self._index.key_states())
+            policy = self._index.default_policy()
+            if policy is not None:
+                self.trust.set_signature_floor(policy.require_metadata_signature_since)
         await self._run_hooks()
         return changed
 

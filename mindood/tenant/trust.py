@@ -12,9 +12,16 @@ Decisions, per entry, from its author key and ``created_at``:
   database re-plans, so those entries appear once their author is granted.
 
 Only ``$publicinfos`` fields feed this (key pairs, ``revokedAt``), so a keyless relay enforces the
-same rule as a member. ``created_at`` is claimed by the author; a revoked user could backdate
-entries. The reference closes that gap with witnessed receipt times, which this port does not
-have yet.
+same rule as a member, and the default policy's ``requireMetadataSignatureSince`` (the floor
+from which entries must carry a ``metadataSignature``; until a policy is known, every entry must).
+
+``created_at`` is claimed by the author; a revoked user could backdate entries. The reference's
+protection is a trusted time (``entryTrustedTime``): a witness receipt's ``receivedAt``, else
+"now" for a versioned entry, which cannot claim a past slot. Without witnesses that judges every
+versioned entry of a revoked key as made after its revocation: a node syncing after a revocation
+would refuse the device's whole history and every document others built on it would break there
+(the reference, whose access control is off by default, stops counting a revoked key's entries
+altogether). mindood keeps judging by ``created_at`` until it keeps witness receipts.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from enum import Enum
 from mindood.crypto.pem import normalize_pem
 from mindood.tenant.grants import Grant
 from store.entry import EntryMetadata
+from store.signing import REQUIRED_SINCE_ALWAYS
 
 
 class Verdict(Enum):
@@ -100,6 +108,19 @@ class DirectoryTrust:
         self._revoked: dict[str, int | None] = {}
         self._generation = 0
         self._fingerprint = self._states.fingerprint(self._admin)
+        self._signature_floor: int | None = REQUIRED_SINCE_ALWAYS
+
+    @property
+    def signature_floor(self) -> int | None:
+        """The ``required_since`` for :func:`store.signing.check_entry` (None: not required)."""
+        return self._signature_floor
+
+    def set_signature_floor(self, floor: int | None) -> None:
+        """Adopt the policy's ``requireMetadataSignatureSince`` (None: the policy sets none).
+
+        It only decides what a sync admits; every stored entry passed, so the generation stays.
+        """
+        self._signature_floor = floor
 
     @property
     def generation(self) -> int:
