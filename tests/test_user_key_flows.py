@@ -19,7 +19,7 @@ from mindood.crypto.fingerprint import rsa_key_fingerprint
 from mindood.identity import PrivateUserId, create_user_id
 from mindood.storefactory import InMemoryStoreFactory
 from mindood.tenant import CreatedTenant, Tenant, TenantFactory
-from mindood.tenant.joinresponse import JoinResponse
+from mindood.tenant.joinresponse import DeviceJoinBootstrap, JoinResponse
 from mindood.tenant.userkeys import USER_DIRECTORY_DB_ID, parse_user_key_document
 from store.entry import EntryType
 from tests.interop import reference_documents, vector
@@ -147,6 +147,14 @@ async def test_a_new_person_is_enrolled_and_reads_through_the_directory(
         bob_contacts = await bob_tenant.open_db("contacts")
         [doc_id] = await bob_contacts.get_all_document_ids()
         assert (await bob_contacts.get_document(doc_id)).get_data() == {"name": "Ada"}
+        # His device's key pair is the reference's, join bootstrap included.
+        grant = created.tenant.get_directory().index.grants_of(bob.username)[0]
+        [pair] = grant.active
+        ref_pair = reference_documents("directory/docs")["6b0f48caab6cfc0036d72eac"]
+        assert set(pair.raw) == set(ref_pair["userKeyPairs"][0])
+        bootstrap = DeviceJoinBootstrap.open(pair.raw["joinResponseWrapped"], bob_tenant.user)
+        assert bootstrap.username == bob.username
+        assert bootstrap.tenant_label == created.tenant.get_directory().get_tenant_label()
         # Bob's own device published his User-Key wrap, so the reference sees him as enrolled.
         found = await bob_tenant.user_keys.document_of(bob.username)
         assert found is not None and not found[1].is_pending

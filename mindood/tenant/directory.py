@@ -248,14 +248,22 @@ class Directory:
         return name if isinstance(name, str) else None
 
     # -- users -------------------------------------------------------------------------------
-    async def register_user(self, user: PublicUserId, label: str, admin: UnlockedUserId) -> str:
+    async def register_user(
+        self,
+        user: PublicUserId,
+        label: str,
+        admin: UnlockedUserId,
+        *,
+        join_bootstrap: str | None = None,
+    ) -> str:
         """Grant ``user``'s device access; a known user gets the device appended.
 
-        Returns the grant's document id.
+        ``join_bootstrap`` is the device's sealed ``joinResponseWrapped``. Returns the grant's
+        document id.
         """
         if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
             raise InvalidNameError(f"a device label (1-{MAX_LABEL_CHARS} characters) is required")
-        pair = grant_ops.key_pair_json(user, label, self._clock())
+        pair = grant_ops.key_pair_json(user, label, self._clock(), join_bootstrap)
         existing = [g.doc_id for g in self._index.grants_of(user.username)]
         doc_id = grant_ops.grant_doc_id(username_hash(self.tenant_id, user.username))
         async with self._as_admin(admin) as writer:
@@ -263,7 +271,12 @@ class Directory:
                 doc_id = existing[0]  # a grant written by another tool: extend it
             if await writer.find_document(doc_id) is None:
                 data = grant_ops.new_grant_data(
-                    self.tenant_id, user, label, self._encrypt_name(user.username), self._clock()
+                    self.tenant_id,
+                    user,
+                    label,
+                    self._encrypt_name(user.username),
+                    self._clock(),
+                    join_bootstrap,
                 )
                 try:
                     await writer.create_encrypted_document(PUBLIC_INFOS_KEY_ID, data, doc_id=doc_id)

@@ -166,18 +166,32 @@ def parse_grant(doc_id: str, data: Mapping[str, Any]) -> Grant | None:
     )
 
 
-def key_pair_json(user: PublicUserId, label: str, now_ms: int) -> dict[str, Any]:
+#: The device's join bootstrap on its key pair (sealed to the device; see ``DeviceJoinBootstrap``).
+JOIN_BOOTSTRAP_FIELD = "joinResponseWrapped"
+
+
+def key_pair_json(
+    user: PublicUserId, label: str, now_ms: int, join_bootstrap: str | None = None
+) -> dict[str, Any]:
     """A new ``userKeyPairs`` item for ``user``'s device."""
-    return {
+    pair: dict[str, Any] = {
         "signingPublicKey": user.signing_public_key,
         "encryptionPublicKey": user.encryption_public_key,
         "label": label,
         "addedAt": now_ms,
     }
+    if join_bootstrap:
+        pair[JOIN_BOOTSTRAP_FIELD] = join_bootstrap
+    return pair
 
 
 def new_grant_data(
-    tenant_id: str, user: PublicUserId, label: str, details_encrypted: str, now_ms: int
+    tenant_id: str,
+    user: PublicUserId,
+    label: str,
+    details_encrypted: str,
+    now_ms: int,
+    join_bootstrap: str | None = None,
 ) -> dict[str, Any]:
     """The fields of a fresh grant document (no username in clear anywhere)."""
     data: dict[str, Any] = {
@@ -190,7 +204,7 @@ def new_grant_data(
         "identity_hashes": identity_hashes(tenant_id, user.username),
         "identity_hashes_v": 1,
     }
-    data.update(key_pair_fields([key_pair_json(user, label, now_ms)], []))
+    data.update(key_pair_fields([key_pair_json(user, label, now_ms, join_bootstrap)], []))
     return data
 
 
@@ -260,12 +274,18 @@ def _write_mirrors(data: MutableMapping[str, Any]) -> None:
 def add_key_pair(data: MutableMapping[str, Any], pair: Mapping[str, Any]) -> bool:
     """Append a device to a grant (re-granting a revoked key reactivates it).
 
-    Returns False when the signing key is already active: nothing to write.
+    An active device approved again only takes the new join bootstrap, if any. Returns False
+    when nothing changes.
     """
     key = normalize_pem(str(pair["signingPublicKey"]))
     active = _active_list(data)
-    if any(_signing_key_of(item) == key for item in active):
-        return False
+    for item in active:
+        if _signing_key_of(item) == key:
+            bootstrap = pair.get(JOIN_BOOTSTRAP_FIELD)
+            if not bootstrap or item.get(JOIN_BOOTSTRAP_FIELD) == bootstrap:
+                return False
+            item[JOIN_BOOTSTRAP_FIELD] = bootstrap
+            return True
     revoked = _live_list(data, "revokedUserKeyPairs")
     for index in reversed(range(len(revoked))):
         if _signing_key_of(revoked[index]) == key:

@@ -18,6 +18,7 @@ never leaves a half-imported KeyBag behind.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -329,3 +330,43 @@ def versions_by_key(
         if versions:
             out[key_id] = versions
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceJoinBootstrap:
+    """What a device needs to rebuild its join without the response: the grant keeps it,
+    hybrid-RSA-sealed to the device (the reference's ``userKeyPairs[].joinResponseWrapped``,
+    forwarded by its server's device discovery)."""
+
+    username: str
+    tenant_label: str | None = None
+    admin_username: str | None = None
+
+    def seal(self, encryption_public_key: str) -> str:
+        body: dict[str, str] = {"username": self.username.strip()}
+        for key, value in (
+            ("tenantLabel", self.tenant_label),
+            ("adminUsername", self.admin_username),
+        ):
+            if value and value.strip():
+                body[key] = value.strip()
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        return rsa.encrypt_to_base64(text.encode("utf-8"), encryption_public_key)
+
+    @classmethod
+    def open(cls, wrapped: str, user: UnlockedUserId) -> DeviceJoinBootstrap:
+        try:
+            parsed = json.loads(rsa.decrypt_from_base64(wrapped, user.encryption_key))
+        except (DecryptionError, KeyFormatError, ValueError) as exc:
+            raise InvalidJoinResponseError(
+                f"the device join bootstrap does not open: {exc}"
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise InvalidJoinResponseError("the device join bootstrap is not a JSON object")
+        username = _text(parsed, "username")
+        assert username is not None
+        return cls(
+            username=username.strip(),
+            tenant_label=_text(parsed, "tenantLabel", required=False),
+            admin_username=_text(parsed, "adminUsername", required=False),
+        )

@@ -45,6 +45,7 @@ from mindood.tenant.joinrequest import JoinRequest
 from mindood.tenant.joinresponse import (
     PASSWORD_VERSION,
     WRAPPED_VERSION,
+    DeviceJoinBootstrap,
     JoinResponse,
     seal_for_device,
     seal_with_password,
@@ -425,6 +426,7 @@ class Tenant:
         username: str | None = ...,
         server_url: str | None = ...,
         tenant_label: str | None = ...,
+        admin_username: str | None = ...,
         relay: bool = ...,
         format: Literal["uri"] = ...,
     ) -> str: ...
@@ -441,6 +443,7 @@ class Tenant:
         username: str | None = ...,
         server_url: str | None = ...,
         tenant_label: str | None = ...,
+        admin_username: str | None = ...,
         relay: bool = ...,
         format: Literal["object"],
     ) -> dict[str, Any]: ...
@@ -456,6 +459,7 @@ class Tenant:
         username: str | None = None,
         server_url: str | None = None,
         tenant_label: str | None = None,
+        admin_username: str | None = None,
         relay: bool = False,
         format: Format = "uri",
     ) -> str | dict[str, Any]:
@@ -477,6 +481,10 @@ class Tenant:
 
         ``relay=True`` registers a relay or edge-cache node: nothing is distributed to it, and
         its response carries only ``$publicinfos``, enough to check trust and carry entries.
+
+        ``tenant_label`` defaults to the one in ``tenantsetup``. The device's grant keeps its
+        join bootstrap (``joinResponseWrapped``: username, tenant label, admin username sealed
+        to the device), from which the reference's device discovery rebuilds a join.
         """
         if format not in ("uri", "object"):
             raise InvalidNameError(f"format must be 'uri' or 'object', got {format!r}")
@@ -486,7 +494,15 @@ class Tenant:
             raise KeyNotFoundError("this tenant object holds no '$publicinfos' key to share")
         admin = await self._unlock_admin(admin_signing_key, admin_password)
         device_label = label or parsed.label or DEFAULT_DEVICE_LABEL
-        await self._directory.register_user(public, device_label, admin)
+        if tenant_label is None:
+            tenant_label = self._directory.get_tenant_label()
+        bootstrap = DeviceJoinBootstrap(public.username, tenant_label, admin_username)
+        await self._directory.register_user(
+            public,
+            device_label,
+            admin,
+            join_bootstrap=await asyncio.to_thread(bootstrap.seal, parsed.encryption_public_key),
+        )
         if not relay:
             await self._distribute_to_joiner(admin, parsed, public.username)
         if not relay and normalize_name(public.username) == normalize_name(self.user.username):
@@ -511,6 +527,7 @@ class Tenant:
             username=public.username,
             doc_keys=sealed,
             server_url=server_url,
+            admin_username=admin_username,
             tenant_label=tenant_label,
         )
         return response.to_uri() if format == "uri" else response.to_object()
