@@ -16,7 +16,9 @@ from automerge.core import Document, extract
 
 from mindood.crypto import decrypt_with_any, kdf
 from mindood.crypto.fingerprint import rsa_key_fingerprint
-from mindood.identity import PrivateUserId, create_user_id
+from mindood.db import KeyBagKeys, MindooDB, MindooDoc, OpenTrust, signer_for
+from mindood.errors import AccessRevokedError
+from mindood.identity import PrivateUserId, create_user_id, unlock
 from mindood.storefactory import InMemoryStoreFactory
 from mindood.tenant import CreatedTenant, Tenant, TenantFactory
 from mindood.tenant.joinresponse import DeviceJoinBootstrap, JoinResponse
@@ -229,3 +231,74 @@ async def test_a_rotated_key_reaches_every_recipient(created: CreatedTenant) -> 
         assert len(bob_tenant.key_bag.versions(bob_tenant.tenant_id, DEFAULT)) == 2
     finally:
         await bob_tenant.close()
+
+
+async def test_only_the_person_writes_their_user_key_document(created: CreatedTenant) -> None:
+    """The reference's builtin userdirectory rule: a member cannot swap another person's
+    User-Key, the admin cannot change one after creating it, and only the admin deletes.
+    Each is refused at the writer and, from a client that ignores the rule, on receipt."""
+    alice = created.tenant
+    bob = identity("bob")
+    bob_tenant, _, _ = await _join(created, bob, password("bob"))
+    try:
+        alice_users = await alice.open_db(USER_DIRECTORY_DB_ID)
+        bob_users = await bob_tenant.open_db(USER_DIRECTORY_DB_ID)
+        alice_doc, _ = await _user_key_doc(alice, created.app_user.username)
+        bob_doc, _ = await _user_key_doc(bob_tenant, bob.username)
+        admin = signer_for(unlock(identity("admin"), password("admin")))
+
+        def plant(d: MindooDoc) -> None:
+            d.get_data().update(planted="yes")
+
+        # Bob plants a key in Alice's document.
+        with pytest.raises(AccessRevokedError, match="only the person"):
+            await bob_users.change_doc(alice_doc, plant)
+        await _rogue(bob_tenant, bob_users).change_doc(alice_doc, plant)
+        assert await _refused(alice_users, bob_users) == [
+            "userdirectory: only the person a User-Key document is for may write it"
+        ]
+        assert "planted" not in (await alice_users.get_document(alice_doc)).get_data()
+
+        # The admin rewrites Bob's document.
+        with pytest.raises(AccessRevokedError, match="administrator cannot change"):
+            await alice_users.with_signer(admin).change_doc(bob_doc, plant)
+        await _rogue(alice, alice_users).with_signer(admin).change_doc(bob_doc, plant)
+        assert await _refused(bob_users, alice_users) == [
+            "userdirectory: the administrator cannot change a person's User-Key"
+        ]
+        assert "planted" not in (await bob_users.get_document(bob_doc)).get_data()
+
+        # Bob deletes his own document.
+        with pytest.raises(AccessRevokedError, match="only the administrator deletes"):
+            await bob_users.delete_document(bob_doc)
+        await _rogue(bob_tenant, bob_users).delete_document(bob_doc)
+        assert await _refused(alice_users, bob_users) == [
+            "userdirectory: only the administrator deletes User-Key documents"
+        ]
+        assert await alice_users.find_document(bob_doc) is not None
+    finally:
+        await bob_tenant.close()
+
+
+def _rogue(tenant: Tenant, db: MindooDB) -> MindooDB:
+    """A handle on ``db``'s store that applies no rule (a client that ignores it)."""
+    return MindooDB(
+        tenant_id=tenant.tenant_id,
+        db_id=USER_DIRECTORY_DB_ID,
+        store=db.get_store(),
+        signer=db.get_signer(),
+        keys=KeyBagKeys(tenant.key_bag, tenant.tenant_id),
+        trust=OpenTrust(),
+    )
+
+
+async def _refused(target: MindooDB, source: MindooDB) -> list[str]:
+    result = await target.pull_changes_from(source)
+    return [reason for _, reason in result.rejected]
+
+
+async def _user_key_doc(tenant: Tenant, name: str) -> tuple[str, dict[str, Any]]:
+    found = await tenant.user_keys.document_of(name)
+    assert found is not None
+    db = await tenant.open_db(USER_DIRECTORY_DB_ID)
+    return found[0], (await db.get_document(found[0])).get_data()

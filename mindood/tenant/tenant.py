@@ -27,6 +27,7 @@ from mindood.db import (
     MindooDB,
     Timestamp,
     TimeTravelDB,
+    TrustPolicy,
     signer_for,
 )
 from mindood.errors import InvalidNameError, KeyNotFoundError, MindoodError, NotAdminError
@@ -54,6 +55,7 @@ from mindood.tenant.joinresponse import (
 from mindood.tenant.purge import PurgeRecord, PurgeRegistry, PurgeRequest
 from mindood.tenant.session import SessionData, seal_session
 from mindood.tenant.user_key_service import UserKeyService
+from mindood.tenant.userdirectory_trust import UserDirectoryTrust
 from mindood.tenant.userkeys import USER_DIRECTORY_DB_ID
 
 log = logging.getLogger("mindood.tenant")
@@ -194,7 +196,7 @@ class Tenant:
                         ),
                         signer=signer_for(self.user),
                         keys=KeyBagKeys(self.key_bag, self.tenant_id),
-                        trust=self._directory.trust,
+                        trust=self._trust_for(name),
                         options=self._db_options,
                     )
                     db.refuse_documents(self._purges.purged(name), "purged on request")
@@ -203,6 +205,13 @@ class Tenant:
         if time_travel is not None:
             return db.at_timestamp(time_travel)
         return db
+
+    def _trust_for(self, name: str) -> TrustPolicy:
+        if name == USER_DIRECTORY_DB_ID:
+            return UserDirectoryTrust(
+                self._directory.trust, self._directory.index, self.admin_signing_public_key
+            )
+        return self._directory.trust
 
     def on_db_change(self, listener: DbChangeListener) -> Callable[[], None]:
         """Hear ``(db_name, doc_ids)`` from every database of this tenant, opened now or later.
