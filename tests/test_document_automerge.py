@@ -24,6 +24,7 @@ from mindood.document import (
     change_hash,
     custom_id_initial_change,
 )
+from mindood.document.columns import mark_counters
 
 A = bytes.fromhex("aa" * 8)
 B = bytes.fromhex("bb" * 8)
@@ -191,8 +192,8 @@ def test_the_doc_refuses_other_calls_while_a_change_runs() -> None:
 
 
 def test_a_value_the_binding_cannot_read_raises_a_typed_error_without_poisoning() -> None:
-    """A native Automerge counter (as JavaScript writes them) makes the binding panic on read."""
-    doc = AutomergeDoc.from_changes([_native_counter_change()], A)
+    """A value of a type unknown to Automerge (code 10) makes the binding panic on read."""
+    doc = AutomergeDoc.from_changes([_int_change_with_value_type(10)], A)
     with pytest.raises(UnsupportedValueError):
         doc.to_python()
     with pytest.raises(UnsupportedValueError):
@@ -201,14 +202,28 @@ def test_a_value_the_binding_cannot_read_raises_a_typed_error_without_poisoning(
     assert AutomergeDoc.load(doc.save(), B).has_change(doc.heads()[0])
 
 
-def _native_counter_change() -> bytes:
-    """Craft a change putting a native counter: an Int put with the value type patched to 8."""
+def test_a_native_counter_made_by_hand_reads_and_increments() -> None:
+    """The value-type patch ``columns.mark_counters`` makes, by hand: Int (4) -> Counter (8)."""
+    crafted = _int_change_with_value_type(8)
+    doc = AutomergeDoc.from_changes([crafted], A)
+    assert doc.to_python() == {"n": 5} and isinstance(doc.to_python()["n"], Counter)
+    doc.change(lambda m: m["n"].increment(2))
+    assert doc.to_python()["n"] == 7
+    src = Document(bytes.fromhex("01" * 8))
+    with src.transaction() as tx:
+        tx.put(ROOT, "n", ScalarType.Int, 5)
+    plain = bytes(src.get_changes([])[0].raw_bytes)
+    assert mark_counters(plain, [1]) == crafted
+
+
+def _int_change_with_value_type(code: int) -> bytes:
+    """A change putting ``n = Int 5`` with the value type of that op patched to ``code``."""
     src = Document(bytes.fromhex("01" * 8))
     with src.transaction() as tx:
         tx.put(ROOT, "n", ScalarType.Int, 5)
     raw = bytearray(src.get_changes([])[0].raw_bytes)
     at = raw.index(bytes([0x7F, 0x14]))  # RLE literal run of one value-meta: 1-byte Int
-    raw[at + 1] = 0x18  # 1-byte Counter
+    raw[at + 1] = 0x10 | code
     raw[4:8] = hashlib.sha256(raw[8:]).digest()[:4]
     return bytes(raw)
 

@@ -472,7 +472,7 @@ def test_a_string_past_the_text_bound_is_stored_as_a_scalar_and_reads_back_equal
     """Per-character Text inserts would make a huge string cost minutes (values.TEXT_MAX_CHARS)."""
     long = "x" * (TEXT_MAX_CHARS + 1)
     doc = _doc(long=long, short="y" * TEXT_MAX_CHARS)
-    kinds = {key: walk.get(doc._core(), ROOT, key, None) for key in ("long", "short")}
+    kinds = {key: walk.get(doc._core(), ROOT, key, None, None) for key in ("long", "short")}
     assert kinds["short"] is not None and kinds["short"][0] == ObjType.Text
     assert kinds["long"] is not None and not isinstance(kinds["long"][0], ObjType)
     assert doc.to_python() == {"long": long, "short": "y" * TEXT_MAX_CHARS}

@@ -11,7 +11,14 @@ from entries and proves they all landed. Everything that is awkward or dangerous
 * ``Document.load`` picks a random actor: the actor is always set explicitly;
 * if a change callback raises, the binding rolls the transaction back (measured, including list,
   text and nested-object writes); the heads are checked anyway and, should a future binding commit
-  instead, the document is rebuilt from the heads before the change.
+  instead, the document is rebuilt from the heads before the change;
+* the binding can neither write nor read native counters (see ``values``): a change that creates
+  one is re-encoded after the commit and the document rebuilt with the re-encoded change (a fork
+  at the heads before it, so that costs a copy of the document), and documents whose history has
+  a counter are read with a ``CounterIndex`` built from ``diff`` patches, kept for the current
+  heads and carried forward (by the change's own bookkeeping after a local change, by the
+  patches of just the new changes after ``apply_changes``/``merge``); their past states are
+  read from a fork, as the binding's ``keys``/``length`` at past heads miss counters.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from mindood.document.chunks import (
     hashes_bytes,
     sync_message,
 )
+from mindood.document.columns import holds_counters, mark_counters
+from mindood.document.counters import CounterIndex, read_counters
 from mindood.document.proxy import MapProxy, Session
 from mindood.errors import (
     ChangeApplyError,
@@ -87,15 +96,20 @@ def custom_id_initial_change() -> bytes:
 class AutomergeDoc:
     """A mutable Automerge document with change-at-a-time semantics."""
 
-    __slots__ = ("_busy", "_doc", "_known")
+    __slots__ = ("_busy", "_counters", "_doc", "_index", "_known")
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, counters: bool | None = None) -> None:
         """Wrap a binding document; prefer ``new``, ``load`` and ``from_changes``."""
         self._doc = doc
         #: Every change hash in the document, built on first need, then kept up to date.
         self._known: set[bytes] | None = None
         #: True while a change callback runs: the binding refuses most calls then.
         self._busy = False
+        #: Whether any op in the history puts a counter (None: not known yet, see
+        #: ``_holds_counters``). Without any, reads need no ``CounterIndex``.
+        self._counters = counters
+        #: The counters of the current state and the heads they are for.
+        self._index: tuple[list[bytes], CounterIndex] | None = None
 
     def _core(self) -> Document:
         """The binding document, unless a change is running (then every other call is an error:
@@ -108,7 +122,7 @@ class AutomergeDoc:
 
     @classmethod
     def new(cls, actor: bytes) -> AutomergeDoc:
-        return cls(Document(_actor(actor)))
+        return cls(Document(_actor(actor)), counters=False)
 
     @classmethod
     def load(cls, saved: bytes, actor: bytes) -> AutomergeDoc:
@@ -119,7 +133,11 @@ class AutomergeDoc:
         except Exception as exc:
             raise DocumentLoadError(f"Automerge document did not load: {exc}") from exc
         doc.set_actor(actor)
-        return cls(doc)
+        try:
+            counters: bool | None = holds_counters(bytes(saved))
+        except ChangeFormatError:  # loadable, but not laid out as expected: find out later
+            counters = None
+        return cls(doc, counters)
 
     @classmethod
     def from_changes(
@@ -151,7 +169,7 @@ class AutomergeDoc:
             except Exception as exc:
                 raise UnknownHeadsError(f"cannot fork at these heads: {exc}") from exc
         doc.set_actor(_actor(actor) if actor is not None else core.get_actor())
-        return AutomergeDoc(doc)
+        return AutomergeDoc(doc, self._counters)
 
     # ----- state --------------------------------------------------------------------------------
 
@@ -186,9 +204,34 @@ class AutomergeDoc:
         plain data that was stored.
         """
         at = None if heads is None else self._known_heads(heads)
-        data = walk.read_object(self._core(), ObjType.Map, ROOT, at)
+        if at is not None and self._holds_counters():
+            # the binding's keys/length at past heads leave out counters that were incremented
+            # later (measured): read a fork at those heads as its current state instead
+            return self.fork(at).to_python()
+        data = walk.read_object(self._core(), ObjType.Map, ROOT, at, self._counter_index())
         assert isinstance(data, dict)
         return data
+
+    def _holds_counters(self) -> bool:
+        if self._counters is None:
+            self._counters = holds_counters(self.save())
+        return self._counters
+
+    def _counter_index(self) -> CounterIndex | None:
+        """The counters of the current state, or None when the history has none."""
+        if not self._holds_counters():
+            return None
+        heads = self._core().get_heads()
+        if self._index is None or self._index[0] != heads:
+            self._index = (heads, read_counters(self._doc, heads))
+        return self._index[1]
+
+    def _advance_index(self, before: list[bytes]) -> None:
+        """Bring an index cached for ``before`` up to the current heads with only the patches
+        in between (else it is rebuilt from scratch on the next read)."""
+        if self._index is not None and self._index[0] == before and self._counters:
+            heads = self._doc.get_heads()
+            self._index = (heads, read_counters(self._doc, heads, before, self._index[1]))
 
     # ----- writing ------------------------------------------------------------------------------
 
@@ -215,13 +258,14 @@ class AutomergeDoc:
         """
         if self._busy:
             raise DocumentError("another change of this document is still open")
+        index = self._counter_index()
+        counters = CounterIndex() if index is None else index.copy()
         core = self._core()
-        actor_key = bytes(core.get_actor()).hex()
         before = core.get_heads()
         tx = core.transaction()
         tx.__enter__()
         self._busy = True
-        return PendingChange(self, tx, Session(tx, actor_key), before)
+        return PendingChange(self, tx, Session(tx, counters), before)
 
     def _finish_change(
         self, tx: Any, session: Session, before: list[bytes], *, commit: bool
@@ -239,17 +283,35 @@ class AutomergeDoc:
             if self._doc.get_heads() != before:
                 self._rebuild_at(before)
             return None
-        return self._single_new_change(before)
-
-    def _single_new_change(self, before: list[bytes]) -> ChangeResult | None:
         changes = self._doc.get_changes(before)
         if not changes:
             return None
         if len(changes) != 1:
             raise DocumentError(f"one change expected, the transaction produced {len(changes)}")
+        change = _result(changes[0])
+        if session.fresh_ops:
+            change = self._with_counters(change, session.fresh_ops, before)
+        if self._counters:  # the session kept its index current through every write
+            self._index = (self._doc.get_heads(), session.counters.copy(settled=True))
         if self._known is not None:
-            self._known.add(bytes(changes[0].hash))
-        return _result(changes[0])
+            self._known.add(bytes.fromhex(change.hash))
+        return change
+
+    def _with_counters(
+        self, change: ChangeResult, ops: list[int], before: list[bytes]
+    ) -> ChangeResult:
+        """Replace the just-committed ``change`` by its re-encoding with ``ops`` as counters."""
+        chunk = mark_counters(change.bytes, ops)
+        new_hash = change_hash(chunk)
+        actor = self._doc.get_actor()
+        doc = self._doc.fork(before)
+        doc.set_actor(actor)
+        doc.receive_sync_message(SyncState(), sync_message([chunk]))
+        if [bytes(h).hex() for h in doc.get_heads()] != [new_hash]:
+            raise DocumentError("the change re-encoded with its counters did not apply")
+        self._doc = doc
+        self._counters = True
+        return ChangeResult(new_hash, change.deps, change.actor, change.seq, chunk)
 
     def _rebuild_at(self, heads: list[bytes]) -> None:
         """Drop whatever a failed transaction committed, keeping the actor and the history."""
@@ -282,6 +344,8 @@ class AutomergeDoc:
             expected = hashes_bytes(expected_hashes)
         core = self._core()
         before = core.get_heads()
+        if self._counters is False and holds_counters(b"".join(chunks)):
+            self._counters = True
         if chunks:
             message = sync_message(chunks)
             try:
@@ -291,6 +355,8 @@ class AutomergeDoc:
         new = [bytes(c.hash) for c in core.get_changes(before)]
         if self._known is not None:
             self._known.update(new)
+        if new:
+            self._advance_index(before)
         landed = set(new)
         missing = [h.hex() for h in expected if h not in landed and not self.has_change(h)]
         if missing:
@@ -304,10 +370,14 @@ class AutomergeDoc:
         """Bring in every change of ``other``; returns the hex hashes new to this document."""
         core = self._core()
         before = core.get_heads()
+        if self._counters is False and other._holds_counters():
+            self._counters = True
         core.merge(other._core())
         new = [bytes(c.hash) for c in core.get_changes(before)]
         if self._known is not None:
             self._known.update(new)
+        if new:
+            self._advance_index(before)
         return [h.hex() for h in new]
 
     # ----- helpers ------------------------------------------------------------------------------

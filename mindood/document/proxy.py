@@ -7,7 +7,8 @@ accept and turn into a stray change, or panic on).
 
 Writing rules (applied recursively, after validating the whole value first):
 ``dict``/``Mapping`` -> Automerge map, ``list``/``tuple`` -> list, ``Text`` -> text object,
-``Counter`` -> emulated counter map (see ``values``), ``str`` -> ``Str`` scalar, ``bool`` ->
+``Counter`` -> native counter (see ``values``), ``str`` -> Text (``Str`` scalar when longer than
+``TEXT_MAX_CHARS``), ``bool`` ->
 ``Boolean`` (checked before ``int``), ``int`` -> ``Int``, ``float`` -> ``F64``, ``None`` ->
 ``Null``, ``bytes`` -> ``Bytes``, ``datetime`` -> ``Timestamp`` (milliseconds; naive means UTC).
 Assigning a proxy stores a copy of its current value, except re-assigning a proxy to the place it
@@ -22,8 +23,8 @@ from typing import Any, overload
 from automerge.core import ObjType, ScalarType, Transaction, Value
 
 from mindood.document import walk
+from mindood.document.counters import CounterIndex, obj_key
 from mindood.document.values import (
-    COUNTER_MARKER,
     TEXT_MAX_CHARS,
     Counter,
     LiveObject,
@@ -36,16 +37,19 @@ from mindood.errors import DocumentError, ProxyClosedError, UnsupportedValueErro
 
 
 class Session:
-    """The open transaction a family of proxies writes to, and the actor that writes.
+    """The open transaction a family of proxies writes to, and what it knows about counters.
 
-    ``actor_key`` (the actor id in hex) is the only key this actor ever writes in counter maps.
+    ``counters`` is where the document's counters are, kept current by every write here (the
+    binding cannot read them). ``fresh_ops`` are the op counters of the ``Int`` puts that stand
+    for counters created in this change, which the document re-encodes as counters on commit.
     """
 
-    __slots__ = ("_open", "_tx", "actor_key")
+    __slots__ = ("_open", "_tx", "counters", "fresh_ops")
 
-    def __init__(self, tx: Transaction, actor_key: str) -> None:
+    def __init__(self, tx: Transaction, counters: CounterIndex) -> None:
         self._tx = tx
-        self.actor_key = actor_key
+        self.counters = counters
+        self.fresh_ops: list[int] = []
         self._open = True
 
     def tx(self) -> Transaction:
@@ -79,14 +83,17 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
     tx = session.tx()
     if isinstance(value, Proxy):
         value = value.to_python()
+    if insert:
+        assert isinstance(prop, int)
+        session.counters.inserted(obj, prop)
+    else:
+        session.counters.drop(obj, prop)
     if isinstance(value, str) and len(value) <= TEXT_MAX_CHARS:  # a JavaScript string is
         # Text; a Str scalar reads as ImmutableString there, where `form === "..."` fails
         text = _new_object(tx, obj, prop, ObjType.Text, insert)
         _insert_text(tx, text, 0, str(value))
     elif isinstance(value, Counter):
-        counter = _new_object(tx, obj, prop, ObjType.Map, insert)
-        _call(tx.put, counter, COUNTER_MARKER, ScalarType.Int, 1)
-        _call(tx.put, counter, session.actor_key, ScalarType.Int, int(value))
+        _put_counter(session, obj, prop, int(value), insert)
     elif isinstance(value, Mapping):
         child = _new_object(tx, obj, prop, ObjType.Map, insert)
         for key, item in value.items():
@@ -104,6 +111,28 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
             _call(tx.put, obj, prop, kind, raw)
 
 
+def _put_counter(session: Session, obj: bytes, prop: str | int, value: int, insert: bool) -> None:
+    """Put a counter as the ``Int`` the binding can write, noting its op for the re-encoding."""
+    tx = session.tx()
+    if insert:
+        _call(tx.insert, obj, prop, ScalarType.Int, value)
+    else:
+        _call(tx.put, obj, prop, ScalarType.Int, value)
+    found = tx.get(obj, prop)  # an Int still, so the binding can read it
+    assert found is not None
+    session.fresh_ops.append(obj_key(found[1])[1])
+    session.counters.set(obj, prop, value, fresh=True)
+
+
+def _delete(session: Session, obj: bytes, prop: str | int) -> None:
+    """Delete a map key or a list element (later list elements move up one)."""
+    _call(session.tx().delete, obj, prop)
+    if isinstance(prop, int):
+        session.counters.deleted(obj, prop)
+    else:
+        session.counters.drop(obj, prop)
+
+
 def _insert_text(tx: Transaction, text: bytes, index: int, chars: str) -> None:
     """Insert one character per op: the binding stores a multi-character ``Str`` insert as a
     single list element, which a later one-character delete would remove whole."""
@@ -111,19 +140,20 @@ def _insert_text(tx: Transaction, text: bytes, index: int, chars: str) -> None:
         _call(tx.insert, text, index + offset, ScalarType.Str, char)
 
 
-def _live(session: Session, value: Value, obj_id: bytes) -> Any:
-    """What reading a field inside a change returns: a proxy for maps, lists and counters, a
-    Python value else. A text reads as ``Text`` (a ``str``), as a string reads in JavaScript:
+def _live(session: Session, found: tuple[Value, bytes], obj: bytes, prop: str | int) -> Any:
+    """What reading ``obj[prop]`` inside a change returns: a proxy for maps, lists and counters,
+    a Python value else. A text reads as ``Text`` (a ``str``), as a string reads in JavaScript:
     every string is a Text object now, and code reading fields must keep seeing ``str``. Its
     live, spliceable view is ``MapProxy.text`` / ``ListProxy.text``."""
+    value, obj_id = found
     if not isinstance(value, ObjType):
-        return walk.read_value(session.tx(), value, obj_id, None)
+        if value[0] == ScalarType.Counter:
+            return CounterProxy(session, obj, prop)
+        return walk.read_value(session.tx(), value, obj_id, None, None)
     if value == ObjType.Text:
-        return walk.read_object(session.tx(), ObjType.Text, obj_id, None)
+        return walk.read_object(session.tx(), ObjType.Text, obj_id, None, None)
     if value == ObjType.List:
         return ListProxy(session, obj_id)
-    if walk.counter_parts(session.tx(), obj_id, None) is not None:
-        return CounterProxy(session, obj_id)
     return MapProxy(session, obj_id)
 
 
@@ -152,10 +182,10 @@ class Proxy(LiveObject):
 
     def to_python(self) -> Any:
         """A plain copy of the current value (``dict``/``list``/``Text``/``Counter``/scalars)."""
-        return walk.read_object(self._tx(), self._kind(), self._obj, None)
+        return walk.read_object(self._tx(), self._kind(), self._obj, None, self._session.counters)
 
-    def _is_at(self, found: tuple[Value, bytes] | None) -> bool:
-        """Whether this proxy's object is the value ``found`` (same session, same object)."""
+    def _is_at(self, found: walk.Found, obj: bytes, prop: str | int) -> bool:
+        """Whether this proxy is the value ``found`` at ``obj[prop]`` (same object)."""
         return found is not None and isinstance(found[0], ObjType) and found[1] == self._obj
 
     def __eq__(self, other: object) -> bool:
@@ -169,18 +199,20 @@ class Proxy(LiveObject):
         return f"{type(self).__name__}({self.to_python()!r})"
 
 
-def _reassigns_itself(session: Session, value: Any, found: tuple[Value, bytes] | None) -> bool:
+def _reassigns_itself(
+    session: Session, value: Any, found: walk.Found, obj: bytes, prop: str | int
+) -> bool:
     """Whether writing ``value`` over ``found`` would change nothing (so nothing is written).
 
     A string is a new Text object on every write, so an equal string already there (Text or a
     ``Str`` scalar) counts as the same value, as an equal scalar always did.
     """
     if isinstance(value, Proxy):
-        return value._session is session and value._is_at(found)
+        return value._session is session and value._is_at(found, obj, prop)
     if isinstance(value, str) and found is not None:
         kind = found[0]
         if kind == ObjType.Text:
-            return bool(walk.read_object(session.tx(), ObjType.Text, found[1], None) == value)
+            return bool(walk.read_object(session.tx(), ObjType.Text, found[1], None, None) == value)
         if not isinstance(kind, ObjType) and kind[0] == ScalarType.Str:
             return bool(kind[1] == value)
     return False
@@ -194,25 +226,25 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
     def _get(self, key: object) -> tuple[Value, bytes] | None:
         if not isinstance(key, str) or not key:
             return None  # the binding would answer an int key with a list element
-        return walk.get(self._tx(), self._obj, key, None)
+        return walk.get(self._tx(), self._obj, key, None, self._session.counters)
 
     def __getitem__(self, key: str) -> Any:
         found = self._get(key)
         if found is None:
             raise KeyError(key)
-        return _live(self._session, found[0], found[1])
+        return _live(self._session, found, self._obj, key)
 
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
         validate(value)
-        if _reassigns_itself(self._session, value, self._get(key)):
+        if _reassigns_itself(self._session, value, self._get(key), self._obj, key):
             return
         _store(self._session, self._obj, key, value)
 
     def __delitem__(self, key: str) -> None:
         if self._get(key) is None:
             raise KeyError(key)
-        _call(self._tx().delete, self._obj, key)
+        _delete(self._session, self._obj, key)
 
     def text(self, key: str) -> TextProxy:
         """The live, spliceable view of the text at ``key`` (``TypeError`` if it is none)."""
@@ -236,8 +268,8 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
             if default is MapProxy._MISSING:
                 raise KeyError(key)
             return default
-        value = walk.read_value(self._tx(), found[0], found[1], None)
-        _call(self._tx().delete, self._obj, key)
+        value = walk.read_value(self._tx(), found[0], found[1], None, self._session.counters)
+        _delete(self._session, self._obj, key)
         return value
 
     def popitem(self) -> tuple[str, Any]:
@@ -274,15 +306,17 @@ class ListProxy(Proxy, MutableSequence[Any]):
         length = len(self)
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(length))]
-        found = walk.get(self._tx(), self._obj, self._index(index, length), None)
+        position = self._index(index, length)
+        found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
         if found is None:
             raise IndexError("list index out of range")
-        return _live(self._session, found[0], found[1])
+        return _live(self._session, found, self._obj, position)
 
     def text(self, index: int) -> TextProxy:
         """The live, spliceable view of the text at ``index`` (``TypeError`` if it is none)."""
         position = self._index(index, len(self))
-        return _text_proxy(self._session, walk.get(self._tx(), self._obj, position, None), index)
+        found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
+        return _text_proxy(self._session, found, index)
 
     @overload
     def __setitem__(self, index: int, value: Any) -> None: ...
@@ -295,7 +329,8 @@ class ListProxy(Proxy, MutableSequence[Any]):
             return
         position = self._index(index, length)
         validate(value)
-        if _reassigns_itself(self._session, value, walk.get(self._tx(), self._obj, position, None)):
+        found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
+        if _reassigns_itself(self._session, value, found, self._obj, position):
             return
         _store(self._session, self._obj, position, value)
 
@@ -305,7 +340,7 @@ class ListProxy(Proxy, MutableSequence[Any]):
         validate(values)
         if positions.step == 1:
             for position in reversed(positions):
-                _call(self._tx().delete, self._obj, position)
+                _delete(self._session, self._obj, position)
             for offset, value in enumerate(values):
                 _store(self._session, self._obj, positions.start + offset, value, insert=True)
             return
@@ -328,7 +363,7 @@ class ListProxy(Proxy, MutableSequence[Any]):
         else:
             positions = [self._index(index, length)]
         for position in positions:
-            _call(self._tx().delete, self._obj, position)
+            _delete(self._session, self._obj, position)
 
     def insert(self, index: int, value: Any) -> None:
         """Insert before ``index``, clamped like ``list.insert``."""
@@ -341,16 +376,16 @@ class ListProxy(Proxy, MutableSequence[Any]):
         _store(self._session, self._obj, min(index, length), value, insert=True)
 
     def __iter__(self) -> Iterator[Any]:
-        items = walk.guarded(lambda: self._tx().values(self._obj, None))
-        return iter([_live(self._session, value, item_id) for value, item_id in items])
+        items = walk.values(self._tx(), self._obj, None, self._session.counters)
+        return iter([_live(self._session, found, self._obj, i) for i, found in enumerate(items)])
 
     def pop(self, index: int = -1) -> Any:
         """Remove an item and return a plain copy of it (the removed object is gone)."""
         position = self._index(index, len(self))
-        found = walk.get(self._tx(), self._obj, position, None)
+        found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
         assert found is not None
-        value = walk.read_value(self._tx(), found[0], found[1], None)
-        _call(self._tx().delete, self._obj, position)
+        value = walk.read_value(self._tx(), found[0], found[1], None, self._session.counters)
+        _delete(self._session, self._obj, position)
         return value
 
     def reverse(self) -> None:
@@ -409,27 +444,51 @@ class TextProxy(Proxy):
 
 
 class CounterProxy(Proxy):
-    """A live emulated counter: ``value`` sums every actor's total, ``increment`` adds to ours."""
+    """A live native counter at ``obj[prop]``: ``value`` and ``increment``.
 
-    __slots__ = ()
+    It is a place, not an object (a counter is a scalar in its map or list): in a list, elements
+    inserted or deleted before it move the counter but not this proxy.
+    """
 
-    def _parts(self) -> dict[str, int]:
-        parts = walk.counter_parts(self._tx(), self._obj, None)
-        if parts is None:
-            raise DocumentError("this object is no longer a counter")
-        return parts
+    __slots__ = ("_prop",)
+
+    def __init__(self, session: Session, obj: bytes, prop: str | int) -> None:
+        super().__init__(session, obj)
+        self._prop = prop
+
+    def _entry(self) -> tuple[int, bool]:
+        self._tx()  # raises once the change has ended
+        entry = self._session.counters.get(self._obj, self._prop)
+        if entry is None:
+            raise DocumentError(f"{self._prop!r} is no longer a counter")
+        return entry
+
+    def _is_at(self, found: walk.Found, obj: bytes, prop: str | int) -> bool:
+        return (
+            found is not None
+            and found[0] == (ScalarType.Counter, self._entry()[0])
+            and (obj, prop) == (self._obj, self._prop)
+        )
 
     @property
     def value(self) -> int:
-        return sum(self._parts().values())
+        return self._entry()[0]
 
     def increment(self, amount: int = 1) -> None:
-        """Add ``amount`` (may be negative) by rewriting this actor's own running total."""
+        """Add ``amount`` (may be negative): an increment op, which merges with concurrent ones.
+
+        A counter created in this same change is still an ``Int`` to the binding (see
+        ``values``), so it is put again with the new total; the change then creates it with it.
+        """
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise UnsupportedValueError("counters increment by an int")
-        key = self._session.actor_key
-        total = check_int(self._parts().get(key, 0) + amount)
-        _call(self._tx().put, self._obj, key, ScalarType.Int, total)
+        value, fresh = self._entry()
+        total = check_int(value + amount)
+        if fresh:
+            _put_counter(self._session, self._obj, self._prop, total, insert=False)
+            return
+        _call(self._tx().increment, self._obj, self._prop, amount)
+        self._session.counters.set(self._obj, self._prop, total, fresh=False)
 
     def decrement(self, amount: int = 1) -> None:
         self.increment(-amount)

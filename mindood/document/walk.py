@@ -4,25 +4,34 @@
 booleans, so documents are walked here with ``get/keys/values/text(..., heads)``. The same code
 reads committed documents and open transactions (both expose these methods).
 
-Every read is guarded: the binding *panics* (``PanicException``, a ``BaseException``) when it meets
-a native Automerge counter, e.g. one written by JavaScript. That panic does not poison the
-document, so it is turned into ``UnsupportedValueError`` here.
+The binding *panics* (``PanicException``, a ``BaseException``) when ``get``/``values`` meet a
+native counter, so a reader of a document with counters passes a ``CounterIndex`` (see
+``counters``): places it lists are answered from it as ``(ScalarType.Counter, value)``, the shape
+the binding itself uses for counters, and never reach the binding. An index describes the
+current state, so it goes with ``heads=None`` only (past states are read from a fork, see
+``AutomergeDoc.to_python``). Every read is still guarded: a panic that slips through (it does
+not poison the document) becomes ``UnsupportedValueError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from automerge.core import Document, ObjType, ScalarType, Transaction, Value
 
-from mindood.document.values import COUNTER_MARKER, Counter, Text, decode_scalar
+from mindood.document.counters import CounterIndex
+from mindood.document.values import Counter, Text, decode_scalar
 from mindood.errors import UnsupportedValueError
 
 #: Something the walker can read: a document or an open transaction.
 Reader = Document | Transaction
 #: ``None`` reads the current state.
 Heads = list[bytes] | None
+#: Where a reader's counters are; None for a document without any.
+Counters = CounterIndex | None
+#: What ``get`` finds: the value and its object id (empty for a counter from the index).
+Found = tuple[Value, bytes] | None
 
 _T = TypeVar("_T")
 
@@ -39,14 +48,17 @@ def guarded(read: Callable[[], _T]) -> _T:
     except BaseException as exc:
         if is_panic(exc):
             raise UnsupportedValueError(
-                "the document holds a value this Automerge binding cannot read "
-                "(probably a native counter written by another implementation)"
+                "the document holds a value this Automerge binding cannot read"
             ) from exc
         raise
 
 
-def get(reader: Reader, obj: bytes, prop: str | int, heads: Heads) -> tuple[Value, bytes] | None:
+def get(reader: Reader, obj: bytes, prop: str | int, heads: Heads, counters: Counters) -> Found:
     """The winning value at ``obj[prop]`` and its object id, or None when absent."""
+    if counters is not None:
+        entry = counters.get(obj, prop)
+        if entry is not None:
+            return (ScalarType.Counter, entry[0]), b""
     return guarded(lambda: reader.get(obj, prop, heads))
 
 
@@ -54,56 +66,47 @@ def keys(reader: Reader, obj: bytes, heads: Heads) -> list[str]:
     return guarded(lambda: list(reader.keys(obj, heads)))
 
 
-def counter_parts(reader: Reader, obj: bytes, heads: Heads) -> dict[str, int] | None:
-    """The per-actor totals when the map at ``obj`` is an emulated counter, else None.
-
-    A map counts as a counter when its marker is ``Int 1`` and every other entry is an ``Int``
-    under an actor id (lowercase hex); anything else stays a plain map, so user data with a
-    ``$counter`` key is not mangled.
-    """
-    marker = get(reader, obj, COUNTER_MARKER, heads)
-    if marker is None or marker[0] != (ScalarType.Int, 1):
-        return None
-    parts: dict[str, int] = {}
-    for key in keys(reader, obj, heads):
-        if key == COUNTER_MARKER:
-            continue
-        if not _is_actor_hex(key):
-            return None
-        found = get(reader, obj, key, heads)
-        if found is None:
-            continue
-        value = found[0]
-        if isinstance(value, ObjType) or value[0] != ScalarType.Int:
-            return None
-        parts[key] = int(cast(int, value[1]))
-    return parts
-
-
-def read_value(reader: Reader, value: Value, obj_id: bytes, heads: Heads) -> Any:
-    """The plain Python form of one value as ``get`` returned it."""
-    if isinstance(value, ObjType):
-        return read_object(reader, value, obj_id, heads)
-    return decode_scalar(value[0], value[1])
-
-
-def read_object(reader: Reader, kind: ObjType, obj: bytes, heads: Heads) -> Any:
-    """A map as ``dict`` (or ``Counter``), a list as ``list``, a text as ``Text``."""
-    if kind == ObjType.Text:
-        return Text(guarded(lambda: reader.text(obj, heads)))
-    if kind == ObjType.List:
-        items = guarded(lambda: reader.values(obj, heads))
-        return [read_value(reader, value, item_id, heads) for value, item_id in items]
-    parts = counter_parts(reader, obj, heads)
-    if parts is not None:
-        return Counter(sum(parts.values()))
-    out: dict[str, Any] = {}
-    for key in keys(reader, obj, heads):
-        found = get(reader, obj, key, heads)
-        if found is not None:
-            out[key] = read_value(reader, found[0], found[1], heads)
+def values(
+    reader: Reader, obj: bytes, heads: Heads, counters: Counters
+) -> list[tuple[Value, bytes]]:
+    """Every item of the list at ``obj``; one ``get`` per item when it holds a counter (the
+    binding's ``values`` would panic on it)."""
+    if counters is None or not counters.holds(obj):
+        return guarded(lambda: list(reader.values(obj, heads)))
+    length = guarded(lambda: reader.length(obj, heads))
+    out = []
+    for index in range(length):
+        found = get(reader, obj, index, heads, counters)
+        assert found is not None
+        out.append(found)
     return out
 
 
-def _is_actor_hex(key: str) -> bool:
-    return len(key) % 2 == 0 and all(c in "0123456789abcdef" for c in key)
+def read_value(
+    reader: Reader, value: Value, obj_id: bytes, heads: Heads, counters: Counters
+) -> Any:
+    """The plain Python form of one value as ``get`` returned it."""
+    if isinstance(value, ObjType):
+        return read_object(reader, value, obj_id, heads, counters)
+    return decode_scalar(value[0], value[1])
+
+
+def read_object(reader: Reader, kind: ObjType, obj: bytes, heads: Heads, counters: Counters) -> Any:
+    """A map as ``dict``, a list as ``list``, a text as ``Text``."""
+    if kind == ObjType.Text:
+        return Text(guarded(lambda: reader.text(obj, heads)))
+    if kind == ObjType.List:
+        return [
+            read_value(reader, value, item_id, heads, counters)
+            for value, item_id in values(reader, obj, heads, counters)
+        ]
+    here = {} if counters is None else counters.of(obj)
+    out: dict[str, Any] = {}
+    for key in keys(reader, obj, heads):
+        if key in here:
+            out[key] = Counter(here[key][0])
+            continue
+        found = get(reader, obj, key, heads, None)
+        if found is not None:
+            out[key] = read_value(reader, found[0], found[1], heads, counters)
+    return out
