@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from automerge.core import Document, extract
 
+from mindood.crypto import decrypt_with_any
 from mindood.db import DBOptions, KeyBagKeys, MindooDB, MindooDoc, OpenTrust, signer_for
 from mindood.db.plan import plan_document
 from mindood.db.trust import TrustPolicy
@@ -83,6 +85,30 @@ async def test_every_change_is_one_signed_encrypted_entry(users: Any, key_bag: K
     entries = await store.get_entries([m.id for m in metas])
     assert all(b"Buy" not in e.encrypted_data for e in entries)
     assert all(m.created_by_public_key == users[0].private.signing_public_key for m in metas)
+
+
+async def test_every_change_stamps_last_modified_as_the_reference(
+    users: Any, key_bag: KeyBag
+) -> None:
+    """Reference apps show ``_lastModified`` from the document itself: each edit writes it."""
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store)
+    doc = await db.create_document({"n": 1})
+    await db.change_doc(doc, lambda d: d.get_data().update(n=2))
+    metas = await store.find_new_entries_for_doc([], doc.get_id())
+    entries = {e.metadata.entry_type: e for e in await store.get_entries([m.id for m in metas])}
+    keys = key_bag.get_all(TENANT, "default")
+
+    def values(*kinds: EntryType) -> dict[str, Any]:
+        chunks = [decrypt_with_any(keys, entries[k].encrypted_data) for k in kinds]
+        data: dict[str, Any] = extract(Document.load(b"".join(chunks)))
+        return data
+
+    assert "_lastModified" not in values(EntryType.DOC_CREATE)  # as the reference's create
+    stamped = values(EntryType.DOC_CREATE, EntryType.DOC_CHANGE)["_lastModified"]
+    change = entries[EntryType.DOC_CHANGE].metadata
+    assert entries[EntryType.DOC_CREATE].metadata.created_at <= stamped <= change.created_at
+    assert (await db.get_document(doc.get_id())).get_data() == {"n": 2}
 
 
 async def test_async_callbacks_nested_values_text_and_counters(users: Any, key_bag: KeyBag) -> None:

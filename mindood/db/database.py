@@ -23,7 +23,7 @@ from typing import Any
 from mindood.db import changes, history
 from mindood.db.attachments import AttachmentIO
 from mindood.db.changes import ChangeCursor
-from mindood.db.doc import MindooDoc
+from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock
 from mindood.db.errors import DocumentPurgedError
 from mindood.db.history import DocumentVersion, Timestamp, TimeTravelDB, to_ms
@@ -268,7 +268,7 @@ class MindooDB:
             key = self._newest_key(state.key_id)
 
             def touch(d: MindooDoc) -> None:
-                d.get_data()["_lastModified"] = self._clock.now_ms()
+                d.get_data()[LAST_MODIFIED_FIELD] = self._clock.now_ms()
 
             try:
                 await self._writer.change(state, touch, key, entry_type=EntryType.DOC_DELETE)

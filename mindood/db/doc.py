@@ -19,8 +19,10 @@ from mindood.errors import DatabaseError
 from store.ids import uuid7
 
 #: Fields MindooDB keeps in every document for itself; ``get_data()`` leaves them out.
-SYSTEM_FIELDS = frozenset({"_attachments", "_lastModified"})
 ATTACHMENTS_FIELD = "_attachments"
+#: When the document was last edited (ms), written with every change as the reference does.
+LAST_MODIFIED_FIELD = "_lastModified"
+SYSTEM_FIELDS = frozenset({ATTACHMENTS_FIELD, LAST_MODIFIED_FIELD})
 DEFAULT_MIME_TYPE = "application/octet-stream"
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from mindood.db.attachments import AttachmentIO, attachment_refs
-from mindood.db.doc import MindooDoc
+from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock, build_doc_entry, snapshot_hash
 from mindood.db.keys import Signer
 from mindood.db.reader import DocState
@@ -91,7 +91,12 @@ class DocWriter:
         except BaseException:
             pending.rollback()
             raise
-        change = pending.commit()
+        # Every edit carries ``_lastModified``, as the reference's do: its apps show that value
+        # (a document last edited here would otherwise show the time of its last JS edit).
+        stamp = None
+        if entry_type is EntryType.DOC_CHANGE:
+            stamp = (LAST_MODIFIED_FIELD, self._clock.now_ms())
+        change = pending.commit(stamp=stamp)
         if change is None:
             if entry_type is EntryType.DOC_CHANGE:
                 return  # nothing changed: no entry

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from automerge.core import ROOT, Document, ObjType, SyncState
+from automerge.core import ROOT, Document, ObjType, ScalarType, SyncState
 
 from mindood.document import walk
 from mindood.document.chunks import (
@@ -268,11 +268,21 @@ class AutomergeDoc:
         return PendingChange(self, tx, Session(tx, counters), before)
 
     def _finish_change(
-        self, tx: Any, session: Session, before: list[bytes], *, commit: bool
+        self,
+        tx: Any,
+        session: Session,
+        before: list[bytes],
+        *,
+        commit: bool,
+        stamp: tuple[str, int] | None = None,
     ) -> ChangeResult | None:
         session.close()
         try:
             if commit:
+                if stamp is not None:
+                    # Always exactly one op (no equal-value shortcut), so a change of one op
+                    # below is the stamp alone.
+                    tx.put(ROOT, stamp[0], ScalarType.Int, stamp[1])
                 tx.__exit__(None, None, None)
             else:
                 rollback = DocumentError("change rolled back")
@@ -288,6 +298,9 @@ class AutomergeDoc:
             return None
         if len(changes) != 1:
             raise DocumentError(f"one change expected, the transaction produced {len(changes)}")
+        if stamp is not None and int(changes[0].max_op) == int(changes[0].start_op):
+            self._rebuild_at(before)  # nothing but the stamp: the edit changed nothing
+            return None
         change = _result(changes[0])
         if session.fresh_ops:
             change = self._with_counters(change, session.fresh_ops, before)
@@ -415,16 +428,22 @@ class PendingChange:
         self._open = True
         self.root = MapProxy(session, ROOT)
 
-    def commit(self) -> ChangeResult | None:
-        """Commit and return the one change made, or None if nothing changed."""
-        return self._finish(commit=True)
+    def commit(self, *, stamp: tuple[str, int] | None = None) -> ChangeResult | None:
+        """Commit and return the one change made, or None if nothing changed.
+
+        ``stamp`` ``(key, int)`` is put at the root as part of the change if, and only if,
+        the change has anything else in it (the reference's ``_lastModified`` on every edit).
+        """
+        return self._finish(commit=True, stamp=stamp)
 
     def rollback(self) -> None:
         """Discard every edit made through ``root``; the document is as before."""
         self._finish(commit=False)
 
-    def _finish(self, *, commit: bool) -> ChangeResult | None:
+    def _finish(self, *, commit: bool, stamp: tuple[str, int] | None = None) -> ChangeResult | None:
         if not self._open:
             raise DocumentError("this change was already committed or rolled back")
         self._open = False
-        return self._doc._finish_change(self._tx, self._session, self._before, commit=commit)
+        return self._doc._finish_change(
+            self._tx, self._session, self._before, commit=commit, stamp=stamp
+        )
