@@ -396,3 +396,26 @@ def test_concurrent_edits_converge_after_exchanging_changes() -> None:
         "hits": 5,
         "meta": {"v": 2, "by": "one"},
     }
+
+
+def test_a_stamp_joins_a_change_and_never_makes_one() -> None:
+    doc = AutomergeDoc.new(A)
+    doc.change(lambda root: root.update(title="plan", _lastModified=5))
+    heads = doc.heads()
+
+    idle = doc.begin_change()
+    assert idle.commit(stamp=("_lastModified", 6)) is None  # the stamp alone is no change
+    assert doc.heads() == heads and doc.to_python()["_lastModified"] == 5
+
+    # Automerge drops a put of the value a key holds: a stamp equal to the current one (two
+    # writers in one millisecond) must not make the edit look empty.
+    edit = doc.begin_change()
+    edit.root["done"] = True
+    change = edit.commit(stamp=("_lastModified", 5))
+    assert change is not None
+    assert doc.to_python() == {"title": "plan", "_lastModified": 5, "done": True}
+
+    edit = doc.begin_change()
+    edit.root["done"] = False
+    assert edit.commit(stamp=("_lastModified", 7)) is not None
+    assert doc.to_python()["_lastModified"] == 7

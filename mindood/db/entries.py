@@ -33,9 +33,12 @@ class Clock:
         self._last = 0
 
     def now_ms(self) -> int:
-        now = time.time_ns() // 1_000_000
-        self._last = max(now, self._last + 1)
+        self._last = self.peek_ms()
         return self._last
+
+    def peek_ms(self) -> int:
+        """What ``now_ms`` would answer, without taking it (the next entry's time)."""
+        return max(time.time_ns() // 1_000_000, self._last + 1)
 
 
 #: What an entry of each type is to the person whose write it refuses.

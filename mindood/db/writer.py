@@ -95,7 +95,7 @@ class DocWriter:
         # (a document last edited here would otherwise show the time of its last JS edit).
         stamp = None
         if entry_type is EntryType.DOC_CHANGE:
-            stamp = (LAST_MODIFIED_FIELD, self._clock.now_ms())
+            stamp = (LAST_MODIFIED_FIELD, self._clock.peek_ms())  # the entry's createdAt
         change = pending.commit(stamp=stamp)
         if change is None:
             if entry_type is EntryType.DOC_CHANGE:

@@ -275,13 +275,14 @@ class AutomergeDoc:
         *,
         commit: bool,
         stamp: tuple[str, int] | None = None,
+        stamp_op: bool = False,
     ) -> ChangeResult | None:
+        """``stamp_op``: the stamp's put makes an op (Automerge drops a put of the value a key
+        already holds), so a change of one op is the stamp alone."""
         session.close()
         try:
             if commit:
                 if stamp is not None:
-                    # Always exactly one op (no equal-value shortcut), so a change of one op
-                    # below is the stamp alone.
                     tx.put(ROOT, stamp[0], ScalarType.Int, stamp[1])
                 tx.__exit__(None, None, None)
             else:
@@ -298,7 +299,7 @@ class AutomergeDoc:
             return None
         if len(changes) != 1:
             raise DocumentError(f"one change expected, the transaction produced {len(changes)}")
-        if stamp is not None and int(changes[0].max_op) == int(changes[0].start_op):
+        if stamp_op and int(changes[0].max_op) == int(changes[0].start_op):
             self._rebuild_at(before)  # nothing but the stamp: the edit changed nothing
             return None
         change = _result(changes[0])
@@ -434,16 +435,22 @@ class PendingChange:
         ``stamp`` ``(key, int)`` is put at the root as part of the change if, and only if,
         the change has anything else in it (the reference's ``_lastModified`` on every edit).
         """
-        return self._finish(commit=True, stamp=stamp)
+        stamp_op = False
+        if stamp is not None:
+            current = self.root.get(stamp[0])
+            stamp_op = not (type(current) is int and current == stamp[1])
+        return self._finish(commit=True, stamp=stamp, stamp_op=stamp_op)
 
     def rollback(self) -> None:
         """Discard every edit made through ``root``; the document is as before."""
         self._finish(commit=False)
 
-    def _finish(self, *, commit: bool, stamp: tuple[str, int] | None = None) -> ChangeResult | None:
+    def _finish(
+        self, *, commit: bool, stamp: tuple[str, int] | None = None, stamp_op: bool = False
+    ) -> ChangeResult | None:
         if not self._open:
             raise DocumentError("this change was already committed or rolled back")
         self._open = False
         return self._doc._finish_change(
-            self._tx, self._session, self._before, commit=commit, stamp=stamp
+            self._tx, self._session, self._before, commit=commit, stamp=stamp, stamp_op=stamp_op
         )
