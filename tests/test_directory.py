@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from mindood.crypto import decrypt_with_any, encrypt_payload
+from mindood.crypto._codec import b64decode, b64encode
 from mindood.crypto.signing import generate_signing_keypair, signing_public_pem
+from mindood.db import signer_for
 from mindood.errors import (
     GroupNotFoundError,
     InvalidNameError,
@@ -21,7 +24,7 @@ from mindood.keybag import KeyBag
 from mindood.storefactory import InMemoryStoreFactory
 from mindood.tenant import Tenant, grants, groups
 from mindood.tenant.directory_index import DirectoryIndex, parse_record
-from mindood.tenant.hashing import username_hash
+from mindood.tenant.hashing import username_hash, username_hash_v1
 from mindood.tenant.trust import DirectoryTrust, KeyStates, Verdict
 from store.entry import EntryMetadata, EntryType
 from tests.tenant_helpers import (
@@ -241,6 +244,23 @@ def test_nested_groups_and_cycles_terminate() -> None:
     assert index.group_member_hashes("b") == everyone
 
 
+def test_dn_wildcard_members_and_legacy_hashed_nesting() -> None:
+    # The reference's resolveGroupsForUser matches a name's DN variants (*/O=acme, *) and lists
+    # a nested group under any of its name's hash versions (v1 here).
+    index = DirectoryIndex("acme")
+    for doc_id, name, members in (
+        ("g1", "org", [username_hash("acme", "*/O=acme")]),
+        ("g2", "all", [username_hash("acme", "*")]),
+        ("g3", "outer", [username_hash_v1("ORG")]),
+    ):
+        data = groups.new_group_data(name, [(m, "") for m in members])
+        index.put(doc_id, parse_record(doc_id, data, 0))
+    assert index.user_groups("CN=Alice/OU=Sales/O=acme") == {"org", "all", "outer"}
+    assert index.user_groups("CN=Bob/O=other") == {"all"}
+    assert index.is_group_member("CN=Alice/O=acme", "Outer")
+    assert not index.is_group_member("CN=Bob/O=other", "org")
+
+
 def test_add_and_remove_members_keep_lists_aligned() -> None:
     data = groups.new_group_data("g", [("h1", "e1")])
     assert groups.add_members(data, [("h2", "e2"), ("h1", "x")])
@@ -342,6 +362,30 @@ async def test_groups_and_settings_through_the_tenant() -> None:
     assert tenant.get_tenant_settings() == {"maxAttachmentSize": 100_000_000}
     assert tenant.get_db_settings("todos") == {"snapshots": False}
     assert tenant.get_db_settings("other") == {}
+
+
+async def test_group_members_are_bare_text_under_default() -> None:
+    # The reference encrypts a member as its UTF-8 name (encryptGroupMemberForTenant) and shows
+    # whatever decrypts; a JSON wrapper would reach its users as '{"username": ...}'.
+    created = await new_tenant(InMemoryStoreFactory())
+    tenant = created.tenant
+    await tenant.create_group("team", [username("alice")], **admin_creds())
+    directory = tenant.get_directory()
+    group = directory.index.group("team")
+    assert group is not None
+    keys = tenant.key_bag.get_all(TENANT_ID, "default")
+    (blob,) = group.encrypted_members
+    assert decrypt_with_any(keys, b64decode(blob)) == username("alice").encode()
+    # members written as the reference writes them, and as mindood wrote them before, both read
+    reference_blob = b64encode(encrypt_payload(keys[0], "CN=Zoë/O=acme".encode()))
+    legacy_blob = b64encode(encrypt_payload(keys[0], b'{"username":"CN=old/O=acme"}'))
+    extra = [(username_hash(TENANT_ID, "CN=Zoë/O=acme"), reference_blob)]
+    extra.append((username_hash(TENANT_ID, "CN=old/O=acme"), legacy_blob))
+    writer = directory.db.with_signer(signer_for(unlock(identity("admin"), password("admin"))))
+    await writer.change_doc(group.doc_ids[0], lambda d: groups.add_members(d.get_data(), extra))
+    await directory.refresh()
+    want = sorted(["CN=Zoë/O=acme", "CN=old/O=acme", username("alice")])
+    assert directory.get_group_members("team") == want
 
 
 async def test_keyless_relay_reads_trust_but_not_names_or_settings() -> None:

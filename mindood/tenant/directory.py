@@ -247,6 +247,20 @@ class Directory:
         name = data.get("username") if isinstance(data, dict) else None
         return name if isinstance(name, str) else None
 
+    def _encrypt_member(self, name: str) -> str:
+        # A group member is the bare UTF-8 name under ``default`` (the reference's
+        # encryptGroupMemberForTenant), unlike a grant's JSON ``{"username": ...}``.
+        key = self._keys.keys_for(DEFAULT_KEY_ID)[0]
+        return b64encode(encrypt_payload(key, name.encode("utf-8")))
+
+    def _decrypt_member(self, blob: str) -> str | None:
+        try:
+            keys = self._keys.keys_for(DEFAULT_KEY_ID)
+            text = decrypt_with_any(keys, b64decode(blob)).decode("utf-8").strip()
+        except (KeyNotFoundError, DecryptionError, KeyFormatError, UnicodeDecodeError):
+            return None
+        return _legacy_member_name(text) or text or None
+
     # -- users -------------------------------------------------------------------------------
     async def register_user(
         self,
@@ -334,7 +348,7 @@ class Directory:
 
     # -- groups ------------------------------------------------------------------------------
     def _members(self, names: Sequence[str]) -> list[tuple[str, str]]:
-        return [(username_hash(self.tenant_id, n), self._encrypt_name(n)) for n in names]
+        return [(username_hash(self.tenant_id, n), self._encrypt_member(n)) for n in names]
 
     async def create_group(self, name: str, members: Sequence[str], admin: UnlockedUserId) -> None:
         """Create a group of usernames and/or other groups' names (extends an existing one)."""
@@ -386,7 +400,7 @@ class Directory:
     def get_group_members(self, name: str) -> list[str]:
         """Direct members' names (needs the ``default`` key; unreadable ones are skipped)."""
         group = self._require_group(name)
-        names = (self._decrypt_name(e) for e in group.encrypted_members)
+        names = (self._decrypt_member(e) for e in group.encrypted_members)
         return sorted({n for n in names if n is not None})
 
     def get_group_member_hashes(self, name: str) -> frozenset[str]:
@@ -561,6 +575,18 @@ class Directory:
                 except DatabaseError:
                     log.info("settings document appeared concurrently", extra={"doc": doc_id})
             await writer.change_doc(doc_id, fn)
+
+
+def _legacy_member_name(text: str) -> str | None:
+    """The name in a member blob mindood wrote before it used the reference's bare text."""
+    if not text.startswith('{"username":'):
+        return None
+    try:
+        data = loads_json(text.encode("utf-8"), "group member")
+    except KeyFormatError:
+        return None
+    name = data.get("username") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 async def _revoke_in(

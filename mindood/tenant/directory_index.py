@@ -27,6 +27,7 @@ from mindood.tenant.groups import (
     resolve_members,
 )
 from mindood.tenant.hashing import (
+    dn_variants,
     encode_id_component,
     normalize_name,
     username_hash,
@@ -161,11 +162,17 @@ class DirectoryIndex:
     def _group_hash(self, name: str) -> str:
         return username_hash(self.tenant_id, name)
 
+    def _name_hashes(self, name: str) -> frozenset[str]:
+        return username_hash_candidates(self.tenant_id, name)
+
     def user_groups(self, username: str) -> set[str]:
-        """Groups ``username`` belongs to, directly or through nested groups."""
-        return groups_of(
-            self.groups(), username_hash_candidates(self.tenant_id, username), self._group_hash
-        )
+        """Groups ``username`` belongs to, directly, through nested groups or a DN wildcard.
+
+        A member ``*/O=acme`` (or ``*``) takes in every name it matches, as the reference's
+        resolveGroupsForUser does with the name's DN variants.
+        """
+        candidates = {h for v in dn_variants(username) for h in self._name_hashes(v)}
+        return groups_of(self.groups(), candidates, self._name_hashes)
 
     def group_member_hashes(self, name: str) -> frozenset[str]:
         """Hashes of every user in a group, nested groups expanded (cycle-safe)."""

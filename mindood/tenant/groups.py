@@ -2,9 +2,10 @@
 
 A group document is ``{form: "group", type: "group", groupName, members_hashes,
 members_encrypted}``. ``groupName`` is NFKC + lower case (names are case-insensitive);
-``members_hashes[i]`` is the v3 hash of a member's name and ``members_encrypted[i]`` that name
-encrypted with the ``default`` key, so a relay can resolve memberships while only members read
-the names. A member whose hash is the hash of another group's name is that group (nesting).
+``members_hashes[i]`` is the v3 hash of a member's name and ``members_encrypted[i]`` that name's
+bare UTF-8 bytes encrypted with the ``default`` key, so a relay can resolve memberships while only
+members read the names. A member whose hash is the hash of another group's name is that group
+(nesting); a DN wildcard member (``*/O=acme``, ``*``) takes in every name it matches.
 
 Two admins creating the same group offline produce two documents; readers merge all documents of
 one name by union, and resolution walks nesting with a visited set, so cycles terminate.
@@ -85,14 +86,14 @@ def merge_groups(docs: Iterable[GroupDoc]) -> dict[str, Group]:
 def groups_of(
     groups: Mapping[str, Group],
     candidates: Iterable[str],
-    group_hash: Callable[[str], str],
+    group_hashes: Callable[[str], Iterable[str]],
 ) -> set[str]:
     """Names of every group a member (given by its possible hashes) is in, directly or nested.
 
+    ``group_hashes`` gives every hash a group's name may be listed under in a parent group.
     Breadth-first over "is a member of" edges; each group is visited once, so cycles end.
     """
-    own_hash = {name: group_hash(name) for name in groups}
-    frontier: deque[str] = deque(candidates)
+    frontier: deque[str] = deque(dict.fromkeys(candidates))
     seen_hashes = set(frontier)
     found: set[str] = set()
     while frontier:
@@ -101,10 +102,10 @@ def groups_of(
             if name in found or member not in group.member_hashes:
                 continue
             found.add(name)
-            own = own_hash[name]
-            if own not in seen_hashes:
-                seen_hashes.add(own)
-                frontier.append(own)
+            for own in group_hashes(name):
+                if own not in seen_hashes:
+                    seen_hashes.add(own)
+                    frontier.append(own)
     return found
 
 
