@@ -199,10 +199,10 @@ async def test_hand_written_requests_as_section_3_gives_them(
             token,
         )
         assert status == 200
-        key = tom.encryption_key.decrypt(base64.b64decode(body["wrappedSessionKey"]), OAEP)
-        assert len(key) == 32
+        session_key = tom.encryption_key.decrypt(base64.b64decode(body["wrappedSessionKey"]), OAEP)
+        assert len(session_key) == 32
         for sent, got in zip(contacts, body["entries"], strict=True):
-            data = AESGCM(key).decrypt(
+            data = AESGCM(session_key).decrypt(
                 base64.b64decode(got["iv"]), base64.b64decode(got["sessionEncryptedPayload"]), None
             )
             assert base64.b64encode(data).decode() == sent["encryptedData"]
