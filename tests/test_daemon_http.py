@@ -130,16 +130,20 @@ async def test_the_daemon_serves_http_when_configured(
     address, bob = await _setup(daemon)
     assert address.startswith("http://127.0.0.1:")
     await _exercise(address, bob, daemon, aiohttp.TCPConnector())
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{address}/.well-known/mindoodb-server-info") as r:
-            first = json.loads(await r.read())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{address}/.well-known/mindoodb-server-info") as r,
+    ):
+        first = json.loads(await r.read())
     assert first["name"] == "edge-1"
     daemon.restart()  # the server identity is kept
     async with await daemon.client() as client:
         [address] = (await client.sync_status())["http"]
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{address}/.well-known/mindoodb-server-info") as r:
-            again = json.loads(await r.read())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{address}/.well-known/mindoodb-server-info") as r,
+    ):
+        again = json.loads(await r.read())
     assert again["signingPublicKey"] == first["signingPublicKey"]
 
 
