@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -168,6 +168,9 @@ class HttpServer:
         self._clock = clock
         self._auth: dict[str, AuthService] = {}
         self.events = ChangeHub()
+        #: The last event published per (tenant, db, kind): the same head is not sent twice
+        #: (a push is announced by its handler and again by the node's change notice).
+        self._last: dict[tuple[str, str, str], wire.ChangeEvent] = {}
 
     def auth(self, tenant: HttpTenant) -> AuthService:
         service = self._auth.get(tenant.tenant_id)
@@ -283,6 +286,12 @@ class HttpServer:
         return await call.run(op)
 
     def publish_change(self, tenant_id: str, event: wire.ChangeEvent) -> None:
+        key = (tenant_id, event.db_id, event.store_kind)
+        if self._last.get(key) == event:
+            return
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = event
         self.events.publish(tenant_id, event)
 
 
@@ -323,9 +332,8 @@ class _Call:
         return store
 
     async def run(self, op: SyncOp) -> HttpResponse | EventStream:
-        handler = getattr(self, "op_" + op.name.lower())
-        result: HttpResponse | EventStream = await handler()
-        return result
+        handler = _HANDLERS[op]
+        return await handler(self)
 
     # -- GET ---------------------------------------------------------------------------------
     async def op_capabilities(self) -> HttpResponse:
@@ -494,6 +502,33 @@ class _Call:
             )
         response = wire.PutEntriesResponse(tuple(receipts), tuple(rejected))
         return json_response(200, response.to_json())
+
+
+_Handler = Callable[[_Call], Awaitable[HttpResponse | EventStream]]
+#: One handler per operation (every ``SyncOp`` has one: checked at import).
+_HANDLERS: dict[SyncOp, _Handler] = {
+    SyncOp.CAPABILITIES: _Call.op_capabilities,
+    SyncOp.EVENTS: _Call.op_events,
+    SyncOp.FIND_NEW_ENTRIES: _Call.op_find_new_entries,
+    SyncOp.FIND_NEW_ENTRIES_FOR_DOC: _Call.op_find_new_entries_for_doc,
+    SyncOp.FIND_ENTRIES: _Call.op_find_entries,
+    SyncOp.SCAN_ENTRIES_SINCE: _Call.op_scan_entries_since,
+    SyncOp.GET_STORE_HEAD: _Call.op_get_store_head,
+    SyncOp.GET_ID_BLOOM_SUMMARY: _Call.op_get_id_bloom_summary,
+    SyncOp.GET_COMPACTION_STATUS: _Call.op_get_compaction_status,
+    SyncOp.HAS_ENTRIES: _Call.op_has_entries,
+    SyncOp.GET_ALL_IDS: _Call.op_get_all_ids,
+    SyncOp.GET_ENTRIES: _Call.op_get_entries,
+    SyncOp.GET_ENTRIES_BINARY: _Call.op_get_entries_binary,
+    SyncOp.GET_ENTRY_METADATA: _Call.op_get_entry_metadata,
+    SyncOp.PUT_ENTRIES: _Call.op_put_entries,
+    SyncOp.PUT_ENTRIES_BINARY: _Call.op_put_entries_binary,
+    SyncOp.RESOLVE_DEPENDENCIES: _Call.op_resolve_dependencies,
+    SyncOp.PLAN_DOCUMENT_MATERIALIZATION: _Call.op_plan_document_materialization,
+    SyncOp.PLAN_DOCUMENT_MATERIALIZATION_BATCH: _Call.op_plan_document_materialization_batch,
+    SyncOp.PLAN_ATTACHMENT_READ: _Call.op_plan_attachment_read,
+}
+assert set(_HANDLERS) == set(SyncOp)
 
 
 def _obj_or_empty(body: Any) -> Mapping[str, Any]:
