@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +277,10 @@ class HttpGateway:
         return cached[1]
 
     # -- the listener's handler --------------------------------------------------------------
+    def gate(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        """For the listener: full body limit only for a request with a valid token."""
+        return self.server.authorized(method, path, headers)
+
     async def handle(self, request: Request) -> Response | Stream:
         answer = await self.server.handle(
             HttpRequest(request.method, request.path, request.query, request.headers, request.body)

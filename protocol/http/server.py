@@ -183,6 +183,19 @@ class HttpServer:
         """The tenant is no longer served (locked): its tokens and challenges go."""
         self._auth.pop(tenant_id, None)
 
+    def authorized(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether a request's token is good now (checked before its body is read, so only
+        logged-in clients may send large bodies; the handler checks again)."""
+        parts = [p for p in path.split("/") if p]
+        if len(parts) != 4 or parts[1] != "sync":
+            return False
+        try:
+            tenant = self._tenant(parts[0])
+            self.auth(tenant).validate(bearer_token(headers))
+        except HttpError:
+            return False
+        return True
+
     async def handle(self, request: HttpRequest) -> HttpResponse | EventStream:
         """Answer one request; never raises for anything a client sends."""
         try:
