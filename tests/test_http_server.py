@@ -454,6 +454,17 @@ async def test_body_limit_and_id_caps(
     assert status == 400 and "at most 10000" in body["error"]
     status, _ = await client.sync_call("scanEntriesSince", {"dbId": "todos", "limit": 10**9})
     assert status == 200
+    # an answer over the server's cap is refused before payloads are read
+    db = await alice.open_db("todos")
+    await db.create_document({"big": "x" * 2000})
+    all_ids = await db.get_store().get_all_ids()
+    served.gateway.server.max_answer_bytes = 1000
+    for op in ("getEntries", "getEntriesBinary"):
+        status, body = await client.sync_call(op, {"dbId": "todos", "ids": all_ids})
+        assert status == 413 and "ask for fewer ids" in body["error"], op
+    served.gateway.server.max_answer_bytes = 1 << 30
+    status, body = await client.sync_call("getEntries", {"dbId": "todos", "ids": all_ids})
+    assert status == 200 and len(body["entries"]) == len(all_ids)
     # the server still works after all that
     status, _ = await client.sync_call("getStoreHead", {"dbId": "todos"})
     assert status == 200

@@ -14,12 +14,13 @@ unknown tenant or route, 413 over the body limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from protocol.http import wire
 from protocol.http.auth import AuthDirectory, AuthService, Claims, bearer_token
@@ -162,9 +163,12 @@ class HttpServer:
         *,
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         clock: Callable[[], float] = time.time,
+        max_answer_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self._node = node
         self.body_limit = body_limit
+        #: The most payload bytes one getEntries answer carries (the reference has no cap).
+        self.max_answer_bytes = max_answer_bytes
         self._clock = clock
         self._auth: dict[str, AuthService] = {}
         self.events = ChangeHub()
@@ -445,7 +449,17 @@ class _Call:
         return reader
 
     async def _entries(self, db_id: str, ids: Sequence[str]) -> list[StoreEntry]:
-        entries = await (await self.store(db_id)).get_entries(ids)
+        """The entries asked for; an answer over ``max_answer_bytes`` is refused (413) before
+        its payloads are read, so one request cannot make the node hold unbounded memory."""
+        store = await self.store(db_id)
+        size = sum(m.encrypted_size for m in await store.get_metadata(ids))
+        if size > self.server.max_answer_bytes:
+            raise HttpError(
+                ErrorKind.PAYLOAD_TOO_LARGE,
+                f"the entries asked for hold {size} bytes, more than this server sends in one "
+                f"answer ({self.server.max_answer_bytes}); ask for fewer ids",
+            )
+        entries = await store.get_entries(ids)
         if entries:
             self.model.served(db_id, len(entries), sum(len(e.encrypted_data) for e in entries))
         return entries
@@ -455,16 +469,17 @@ class _Call:
         reader = self._reader()
         entries = await self._entries(ask.db_id, ask.ids)
         if ask.session_key_wrap:
-            body = wire.session_batch_to_json(wire.seal_session_batch(entries, reader))
-        else:
-            body = wire.legacy_entries_to_json(entries, reader)
+            batch = await _off_loop(wire.seal_session_batch, entries, reader)
+            body = wire.session_batch_to_json(batch)
+        else:  # one RSA encryption per entry: thousands would stall the event loop
+            body = await _off_loop(wire.legacy_entries_to_json, entries, reader)
         return json_response(200, body)
 
     async def op_get_entries_binary(self) -> HttpResponse:
         ask = wire.IdsRequest.from_json(self.body())
         reader = self._reader()
         entries = await self._entries(ask.db_id, ask.ids)
-        batch = wire.seal_session_batch(entries, reader)
+        batch = await _off_loop(wire.seal_session_batch, entries, reader)
         return HttpResponse(200, wire.encode_get_entries_binary(batch), wire.BINARY_CONTENT_TYPE)
 
     async def op_put_entries(self) -> HttpResponse:
@@ -542,6 +557,19 @@ _HANDLERS: dict[SyncOp, _Handler] = {
     SyncOp.PLAN_ATTACHMENT_READ: _Call.op_plan_attachment_read,
 }
 assert set(_HANDLERS) == set(SyncOp)
+
+
+_T = TypeVar("_T")
+#: Batches at least this large are sealed in a worker thread.
+_OFF_LOOP_ENTRIES = 32
+
+
+async def _off_loop(
+    fn: Callable[[Sequence[StoreEntry], str], _T], entries: Sequence[StoreEntry], reader: str
+) -> _T:
+    if len(entries) < _OFF_LOOP_ENTRIES:
+        return fn(entries, reader)
+    return await asyncio.to_thread(fn, entries, reader)
 
 
 def _obj_or_empty(body: Any) -> Mapping[str, Any]:
