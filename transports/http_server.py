@@ -115,9 +115,8 @@ class HttpListener:
             await runner.cleanup()
             raise
         self._runner, self._site = runner, site
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        name = sockets[0].getsockname() if sockets else (host, port)
+        addresses = runner.addresses
+        name = addresses[0] if addresses else (host, port)
         self.bound = (str(name[0]), int(name[1]))
         return self.bound
 
