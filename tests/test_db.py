@@ -111,6 +111,26 @@ async def test_every_change_stamps_last_modified_as_the_reference(
     assert (await db.get_document(doc.get_id())).get_data() == {"n": 2}
 
 
+async def test_read_only_documents_answer_get_system_field(users: Any, key_bag: KeyBag) -> None:
+    """``get_data()`` leaves system fields out; ``get_system_field`` must still read them."""
+    db = _db(users[0], key_bag)
+    doc = await db.create_document({"n": 1})
+    seen: dict[str, Any] = {}
+
+    def edit(d: MindooDoc) -> None:
+        d.get_data()["n"] = 2
+        seen["live"] = d.get_system_field("_attachments") == []  # the live list
+
+    await db.change_doc(doc, edit)
+    loaded = await db.get_document(doc.get_id())
+    stamp = loaded.get_system_field("_lastModified")
+    assert isinstance(stamp, int) and stamp == loaded.get_last_modified()
+    assert loaded.get_system_field("_attachments") == [] and seen["live"] is True
+    assert loaded.get_system_field("_nope") is None and "_lastModified" not in loaded.get_data()
+    loaded.get_system_field("_attachments").append("x")  # a copy: the document is unchanged
+    assert loaded.get_system_field("_attachments") == []
+
+
 async def test_async_callbacks_nested_values_text_and_counters(users: Any, key_bag: KeyBag) -> None:
     db = _db(users[0], key_bag)
     doc = await db.create_document()
