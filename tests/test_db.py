@@ -111,6 +111,61 @@ async def test_every_change_stamps_last_modified_as_the_reference(
     assert (await db.get_document(doc.get_id())).get_data() == {"n": 2}
 
 
+async def test_last_modified_stamp_is_the_entry_created_at_when_the_clock_moves(
+    users: Any, key_bag: KeyBag, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp is taken before the change is committed and the entry built; a millisecond
+    passing in between gave the entry a createdAt one after its ``_lastModified``."""
+    import time
+
+    ticks = iter(range(1_800_000_000_000, 1_900_000_000_000))
+    monkeypatch.setattr(time, "time_ns", lambda: next(ticks) * 1_000_000)  # 1 ms per read
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store)
+    doc = await db.create_document({"n": 1})
+    for n in (2, 3):
+
+        def put(d: MindooDoc, n: int = n) -> None:
+            d.get_data()["n"] = n
+
+        await db.change_doc(doc, put)
+    await db.change_doc(doc, lambda d: None)  # no entry: takes no time either
+    await db.change_doc(doc, lambda d: d.get_data().update(n=4))
+    metas = await store.find_new_entries_for_doc([], doc.get_id())
+    keys = key_bag.get_all(TENANT, "default")
+    chunks: list[bytes] = []
+    stored = await store.get_entries([m.id for m in metas])
+    for entry in sorted(stored, key=lambda e: e.metadata.created_at):
+        chunks.append(decrypt_with_any(keys, entry.encrypted_data))
+        if entry.metadata.entry_type is EntryType.DOC_CHANGE:
+            data = extract(Document.load(b"".join(chunks)))
+            assert isinstance(data, dict) and data["_lastModified"] == entry.metadata.created_at
+    times = sorted(m.created_at for m in metas)
+    assert len(set(times)) == len(times) == 4
+    loaded = await db.get_document(doc.get_id())
+    assert loaded.get_system_field("_lastModified") == loaded.get_last_modified() == times[-1]
+
+
+async def test_read_only_documents_answer_get_system_field(users: Any, key_bag: KeyBag) -> None:
+    """``get_data()`` leaves system fields out; ``get_system_field`` must still read them."""
+    db = _db(users[0], key_bag)
+    doc = await db.create_document({"n": 1})
+    seen: dict[str, Any] = {}
+
+    def edit(d: MindooDoc) -> None:
+        d.get_data()["n"] = 2
+        seen["live"] = d.get_system_field("_attachments") == []  # the live list
+
+    await db.change_doc(doc, edit)
+    loaded = await db.get_document(doc.get_id())
+    stamp = loaded.get_system_field("_lastModified")
+    assert isinstance(stamp, int) and stamp == loaded.get_last_modified()
+    assert loaded.get_system_field("_attachments") == [] and seen["live"] is True
+    assert loaded.get_system_field("_nope") is None and "_lastModified" not in loaded.get_data()
+    loaded.get_system_field("_attachments").append("x")  # a copy: the document is unchanged
+    assert loaded.get_system_field("_attachments") == []
+
+
 async def test_async_callbacks_nested_values_text_and_counters(users: Any, key_bag: KeyBag) -> None:
     db = _db(users[0], key_bag)
     doc = await db.create_document()

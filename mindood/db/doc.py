@@ -77,7 +77,12 @@ class MindooDoc:
         return self._data
 
     def get_system_field(self, name: str) -> Any:
-        return self._data.get(name)
+        """A MindooDB field such as ``_lastModified``: live inside ``change_doc``, else the copy
+        ``user_data`` set aside (``get_data()`` leaves system fields out)."""
+        if name in self._data:
+            return self._data[name]
+        system = getattr(self._data, "system", None)
+        return copy.deepcopy(system.get(name)) if system is not None else None
 
     def is_deleted(self) -> bool:
         return self._deleted
@@ -210,9 +215,21 @@ class MindooDoc:
 
 
 class _UserView(dict[str, Any]):
-    """A plain dict of user fields (system fields removed) that also compares as one."""
+    """A plain dict of user fields (system fields removed) that also compares as one.
+
+    ``system`` keeps the removed fields, so ``MindooDoc.get_system_field`` still answers on a
+    read-only document.
+    """
+
+    __slots__ = ("system",)
+
+    def __init__(self, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
+        super().__init__(user)
+        self.system: dict[str, Any] = system or {}
 
 
 def user_data(full: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of the user's fields, without MindooDB's own."""
-    return _UserView({k: copy.deepcopy(v) for k, v in full.items() if k not in SYSTEM_FIELDS})
+    """A deep copy of the user's fields; MindooDB's own are kept aside for ``get_system_field``."""
+    user = {k: copy.deepcopy(v) for k, v in full.items() if k not in SYSTEM_FIELDS}
+    system = {k: copy.deepcopy(v) for k, v in full.items() if k in SYSTEM_FIELDS}
+    return _UserView(user, system)

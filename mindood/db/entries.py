@@ -40,6 +40,14 @@ class Clock:
         """What ``now_ms`` would answer, without taking it (the next entry's time)."""
         return max(time.time_ns() // 1_000_000, self._last + 1)
 
+    def take(self, ms: int) -> int:
+        """Take a time ``peek_ms`` gave earlier, so an entry gets the time its change was stamped
+        with even when the wall clock moved on while the change was committed."""
+        if ms <= self._last:  # taken meanwhile: order wins over the stamp
+            return self.now_ms()
+        self._last = ms
+        return ms
+
 
 #: What an entry of each type is to the person whose write it refuses.
 _WHAT = {

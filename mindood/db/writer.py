@@ -93,15 +93,18 @@ class DocWriter:
             raise
         # Every edit carries ``_lastModified``, as the reference's do: its apps show that value
         # (a document last edited here would otherwise show the time of its last JS edit).
-        stamp = None
+        stamp = at = None
         if entry_type is EntryType.DOC_CHANGE:
-            stamp = (LAST_MODIFIED_FIELD, self._clock.peek_ms())  # the entry's createdAt
+            at = self._clock.peek_ms()  # taken by the entry only if one is written
+            stamp = (LAST_MODIFIED_FIELD, at)
         change = pending.commit(stamp=stamp)
         if change is None:
             if entry_type is EntryType.DOC_CHANGE:
                 return  # nothing changed: no entry
             raise InvalidChangeError("a lifecycle change must modify the document")
-        await self.write(state, entry_type, change.bytes, change.hash, change.deps, key, hold=hold)
+        await self.write(
+            state, entry_type, change.bytes, change.hash, change.deps, key, hold=hold, created_at=at
+        )
 
     async def write(
         self,
@@ -113,14 +116,16 @@ class DocWriter:
         key: bytes,
         *,
         hold: list[StoreEntry] | None = None,
+        created_at: int | None = None,
     ) -> None:
         """Encrypt, sign and store one Automerge change already applied to ``state.am``.
 
         With ``hold`` the entry is appended there instead of stored (and no snapshot is made),
         so a write of several entries can check them all before the caller puts them at once.
+        ``created_at``: the ``peek_ms`` time the change was stamped with (else now).
         """
         state.changed()
-        created_at = self._clock.now_ms()
+        created_at = self._clock.now_ms() if created_at is None else self._clock.take(created_at)
         # Every change carries the document's complete attachment list; a delete releases them.
         refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
         entry = build_doc_entry(
