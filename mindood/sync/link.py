@@ -19,7 +19,7 @@ from mindood.sync.context import TenantSyncContext
 from mindood.sync.cursors import CursorBook
 from mindood.sync.members import member_name, node_id_hex
 from mindood.sync.traffic import DbProgress, LinkTraffic, NodeEvent, Transferred
-from protocol.driver import DIRECTORY, PullDriver, RetryPolicy, SyncStats
+from protocol.driver import DIRECTORY, PullDriver, RetryPolicy, SessionPeer, SyncStats
 from protocol.errors import ErrorCode, RequestError
 from protocol.events import SyncEvent, SyncFailed, SyncProgress
 from protocol.interfaces import PeerInfo
@@ -120,7 +120,7 @@ class PeerLink:
         self._node_id = node_id_hex(conn.peer_identity or "")
         #: Databases the peer follows on our side.
         self.subscriptions: set[str] = set()
-        self.driver = PullDriver(conn, self, peer, address, retry=retry)
+        self.driver = PullDriver(SessionPeer(conn, address), self, peer, address, retry=retry)
         limits = conn.session.limits
         self.service = StoreService(
             self,
