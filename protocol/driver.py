@@ -430,6 +430,8 @@ class PullDriver:
         await model.put_cursor(slot, result.state)
         await model.flush_cursors()
         self.stats.pushed += result.transferred
+        if result.transferred:
+            model.served(name, result.transferred, result.transferred_bytes)
         self.stats.rejected += len(result.rejected)
         if result.rejected:
             log.warning(

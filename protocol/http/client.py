@@ -1,19 +1,17 @@
 """The client side of the reference's HTTP sync API, without I/O: what the remote store needs.
 
-The parts here are pure so they can be tested with real inputs and no socket: the error each
-HTTP status means (as the reference's ``HttpTransport`` maps them), the token cache (a token is
-used until 60 s before its ``exp``, the reference client's buffer), the SSE parser (as the
-reference client reads ``text/event-stream``: events split on a bare ``"\\n\\n"``, lines on
-``"\\n"``, comments and heartbeats ignored, only ``change`` events whose data has a string
-``dbId``), and body-limit batching (partition to the advertised limit, halve a batch the server
-answers 413 to). ``HttpFetcher`` is the small interface the transport implements.
+The parts here are pure so they can be tested with real inputs and no socket: errors as a
+sync driver sees them (``wire.error_from_response`` decides what a status means), the token
+cache (a token is used until 60 s before its ``exp``, the reference client's buffer), and
+body-limit batching (partition to the advertised limit, halve a batch the server answers 413
+to, as the reference's ``HttpTransport`` does). ``HttpFetcher`` is the small interface the
+transport implements. The SSE parser is ``protocol.http.sse``, shared with the server.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from protocol.errors import ErrorCode, RequestError
+from protocol.http.checks import ErrorKind, HttpError, error_from_response
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,11 +29,22 @@ R = TypeVar("R")
 TOKEN_RENEW_MARGIN = 60.0
 #: Lifetime assumed for a token whose payload cannot be read (the reference's fallback).
 TOKEN_DEFAULT_LIFETIME = 3600.0
-#: One SSE event may not grow past this before its blank line (a server cannot fill our memory).
-MAX_SSE_EVENT_BYTES = 64 * 1024
 
 
 # -- the transport's interface -------------------------------------------------------------------
+class HttpReply(Protocol):
+    """A whole (bounded) response, as the transport read it."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
@@ -73,7 +83,7 @@ class HttpFetcher(Protocol):
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
-    ) -> HttpResponse: ...
+    ) -> HttpReply: ...
 
     def stream(
         self,
@@ -85,48 +95,27 @@ class HttpFetcher(Protocol):
 
 
 # -- errors --------------------------------------------------------------------------------------
-class HttpSyncError(RequestError):
-    """The server answered an error status; ``status`` and its ``{error}`` text."""
+_CODES = {
+    ErrorKind.INVALID_TOKEN: ErrorCode.AUTH_FAILED,
+    ErrorKind.USER_REVOKED: ErrorCode.REFUSED,
+    ErrorKind.USER_NOT_FOUND: ErrorCode.UNKNOWN_DATABASE,
+    ErrorKind.PAYLOAD_TOO_LARGE: ErrorCode.TOO_LARGE,
+    ErrorKind.RATE_LIMITED: ErrorCode.TIMEOUT,
+}
 
-    CODE = ErrorCode.INTERNAL
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(self.CODE, message)
+class HttpCallError(RequestError):
+    """The server answered an error status; ``kind`` is what the reference client reads from
+    it (``wire.error_from_response``: 401 invalid token, 403 revoked/denied, 413 too large...).
+
+    A ``RequestError``, so the sync driver retries the database with backoff like any failed
+    request to a native peer.
+    """
+
+    def __init__(self, error: HttpError, status: int) -> None:
+        super().__init__(_CODES.get(error.kind, ErrorCode.INTERNAL), error.message)
+        self.kind = error.kind
         self.status = status
-
-
-class BadRequest(HttpSyncError):
-    CODE = ErrorCode.BAD_ARGUMENTS
-
-
-class InvalidToken(HttpSyncError):
-    """401: the token expired or the server restarted (its secret is per process): re-auth."""
-
-    CODE = ErrorCode.AUTH_FAILED
-
-
-class AccessDenied(HttpSyncError):
-    """403: revoked user, bad signature, or a database this user may not open."""
-
-    CODE = ErrorCode.REFUSED
-
-
-class NotFound(HttpSyncError):
-    CODE = ErrorCode.UNKNOWN_DATABASE
-
-
-class PayloadTooLarge(HttpSyncError):
-    """413: the request body is over the server's limit (or one entry alone would be)."""
-
-    CODE = ErrorCode.TOO_LARGE
-
-
-class RateLimited(HttpSyncError):
-    CODE = ErrorCode.TIMEOUT
-
-
-class ServerError(HttpSyncError):
-    CODE = ErrorCode.INTERNAL
 
 
 class BadResponse(RequestError):
@@ -137,45 +126,33 @@ class BadResponse(RequestError):
 
 
 class Unreachable(RequestError):
-    """The request did not get an answer (connection refused, reset, timed out)."""
+    """The request got no answer (connection refused, reset, timed out, body over the limit)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.TIMEOUT, message)
 
 
-_BY_STATUS: dict[int, type[HttpSyncError]] = {
-    400: BadRequest,
-    401: InvalidToken,
-    403: AccessDenied,
-    404: NotFound,
-    413: PayloadTooLarge,
-    429: RateLimited,
-}
-
-
-def error_for(response: HttpResponse) -> HttpSyncError:
+def error_for(response: HttpReply) -> HttpCallError:
     """The error an HTTP error status stands for, with the server's ``{error}`` message."""
-    message = f"HTTP {response.status}"
     try:
-        data = json.loads(response.body)
-        if isinstance(data, dict) and isinstance(data.get("error"), str):
-            message = data["error"][:500]
+        body = json.loads(response.body)
     except ValueError:
-        pass
-    return _BY_STATUS.get(response.status, ServerError)(response.status, message)
+        body = None
+    return HttpCallError(error_from_response(response.status, body), response.status)
 
 
-def json_body(response: HttpResponse) -> dict[str, Any]:
-    """The response's JSON object, or the error its status means."""
+def too_large(message: str) -> HttpCallError:
+    return HttpCallError(HttpError(ErrorKind.PAYLOAD_TOO_LARGE, message), 413)
+
+
+def json_body(response: HttpReply) -> Any:
+    """The response's JSON, or the error its status means."""
     if not 200 <= response.status < 300:
         raise error_for(response)
     try:
-        data = json.loads(response.body)
+        return json.loads(response.body)
     except ValueError as exc:
         raise BadResponse(f"the server sent a body that is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadResponse("the server sent JSON that is not an object")
-    return data
 
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -221,80 +198,11 @@ class TokenCache:
             self.expires_at = 0.0
 
 
-# -- SSE -----------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ChangeEvent:
-    """A ``change`` event: store ``kind`` of ``db`` grew (head fields when the server sent them)."""
-
-    db: str
-    kind: str | None = None
-    epoch: str | None = None
-    max_receipt_order: int | None = None
-
-
-class SseTooLarge(BadResponse):
-    def __init__(self) -> None:
-        super().__init__(f"an SSE event grew past {MAX_SSE_EVENT_BYTES} bytes")
-
-
-class SseParser:
-    """Feeds on the bytes of a ``text/event-stream`` body; yields ``change`` events."""
-
-    def __init__(self, max_event_bytes: int = MAX_SSE_EVENT_BYTES) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._max = max_event_bytes
-
-    def feed(self, data: bytes) -> list[ChangeEvent]:
-        self._buffer += self._decoder.decode(data)
-        events: list[ChangeEvent] = []
-        while (end := self._buffer.find("\n\n")) >= 0:
-            block, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-            event = parse_sse_block(block)
-            if event is not None:
-                events.append(event)
-        if len(self._buffer) > self._max:
-            raise SseTooLarge()
-        return events
-
-
-def parse_sse_block(block: str) -> ChangeEvent | None:
-    """One event block as the reference client reads it; ``None`` for anything but a change."""
-    name = "message"
-    data: list[str] = []
-    for line in block.split("\n"):
-        if line.startswith(":"):
-            continue  # a comment: the heartbeat
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-    if name != "change" or not data:
-        return None
-    try:
-        payload = json.loads("\n".join(data))
-    except ValueError:
-        return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("dbId"), str):
-        return None
-    kind, epoch, head = (
-        payload.get("storeKind"),
-        payload.get("epoch"),
-        payload.get("maxReceiptOrder"),
-    )
-    return ChangeEvent(
-        payload["dbId"],
-        kind if isinstance(kind, str) else None,
-        epoch if isinstance(epoch, str) else None,
-        head if isinstance(head, int) and not isinstance(head, bool) else None,
-    )
-
-
 # -- body-limit batching -------------------------------------------------------------------------
 def partition(sizes: Sequence[int], overhead: int, limit: int | None) -> list[range]:
     """Index ranges whose ``overhead + sum(sizes) (+1 separator each)`` fit ``limit``.
 
-    Raises ``PayloadTooLarge`` for an item that cannot fit alone (the reference client's rule).
+    Raises a 413 ``HttpCallError`` for an item that cannot fit alone (the reference client's rule).
     """
     if limit is None:
         return [range(len(sizes))] if sizes else []
@@ -302,7 +210,7 @@ def partition(sizes: Sequence[int], overhead: int, limit: int | None) -> list[ra
     start, used = 0, overhead
     for index, size in enumerate(sizes):
         if overhead + size > limit:
-            raise PayloadTooLarge(413, f"entry {index} alone exceeds the body limit of {limit}")
+            raise too_large(f"entry {index} alone exceeds the body limit of {limit}")
         extra = size + (1 if index > start else 0)
         if used + extra > limit and index > start:
             batches.append(range(start, index))
@@ -328,8 +236,8 @@ async def send_batched(
     async def one(lo: int, hi: int) -> None:
         try:
             results.append(await send(items[lo:hi]))
-        except PayloadTooLarge:
-            if hi - lo <= 1:
+        except HttpCallError as exc:
+            if exc.kind is not ErrorKind.PAYLOAD_TOO_LARGE or hi - lo <= 1:
                 raise
             middle = lo + (hi - lo + 1) // 2
             await one(lo, middle)
