@@ -39,6 +39,13 @@ typo never silently becomes a default. Layout::
     [discovery]                            # mDNS: only on these interfaces; none named = off
     interfaces = ["eth0"]
 
+    [http]                                 # MindooDB's HTTP sync API; off unless listen is set
+    listen = ["127.0.0.1:8443"]
+    tls_cert = "/etc/mindood/http.crt"     # both or neither: without them plain HTTP
+    tls_key = "/etc/mindood/http.key"
+    name = "edge-1"                        # shown in /.well-known/mindoodb-server-info
+    max_body_bytes = 5242880               # request bodies above this get 413
+
 ``[network] mdns`` is refused with a message pointing to ``[discovery]``: it was read by
 nothing, and mDNS must never start without the operator naming the interfaces.
 
@@ -121,6 +128,22 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The reference's HTTP sync API (``[http]``): served only when ``listen`` names addresses."""
+
+    listen: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: The server name in ``/.well-known/mindoodb-server-info`` (default: the host name).
+    name: str | None = None
+    max_body_bytes: int = 5 * 1024 * 1024
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+
+@dataclass(frozen=True, slots=True)
 class TenantConfig:
     id: str
     password_file: Path | None = None
@@ -153,6 +176,7 @@ class Config:
     socket: Path | None = None
     log_level: str = "INFO"
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     #: mDNS discovery and WebRTC (``[discovery]``, ``[webrtc]``); both off by default.
     peer_network: PeerNetworkConfig = field(default_factory=PeerNetworkConfig)
     limits: Limits = field(default_factory=Limits)
@@ -483,6 +507,21 @@ def _peer_network(discovery: _Table, webrtc: _Table) -> PeerNetworkConfig:
     return PeerNetworkConfig(discovery=disc, webrtc=rtc)
 
 
+def _http(table: _Table) -> HttpConfig:
+    http = HttpConfig(
+        listen=table.get("listen", _addresses, ()),
+        tls_cert=table.get("tls_cert", _path, None),
+        tls_key=table.get("tls_key", _path, None),
+        name=table.get("name", _string, None),
+        max_body_bytes=table.get("max_body_bytes", _int_range(64 * 1024, 1 << 30), 5 * 1024 * 1024),
+    )
+    if (http.tls_cert is None) != (http.tls_key is None):
+        missing = "tls_key" if http.tls_key is None else "tls_cert"
+        raise ConfigError("tls_cert and tls_key go together", table.key(missing))
+    table.finish()
+    return http
+
+
 def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     """Build a :class:`Config` from parsed TOML; :class:`ConfigError` names the first bad key."""
     root = _Table(dict(data), "")
@@ -502,6 +541,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
         handshake_timeout=network_table.get("handshake_timeout", _positive_seconds, 10.0),
     )
     network_table.finish()
+    http = _http(root.table("http"))
     limits = _limits(root.table("limits"))
     peer_network = _peer_network(root.table("discovery"), root.table("webrtc"))
     tenants = _tenants(root.raw("tenants"))
@@ -513,6 +553,7 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
         socket=socket,
         log_level=log_level,
         network=network,
+        http=http,
         peer_network=peer_network,
         limits=limits,
         tenants=tenants,
@@ -563,6 +604,8 @@ def restart_required(old: Config, new: Config) -> list[str]:
     for key in ("max_pending_handshakes", "handshake_timeout"):
         if getattr(old.network, key) != getattr(new.network, key):
             changed.append(f"network.{key}")
+    if old.http != new.http:
+        changed.append("http")
     return changed
 
 
@@ -570,6 +613,7 @@ __all__ = [
     "LOG_LEVELS",
     "Config",
     "ConfigError",
+    "HttpConfig",
     "Limits",
     "NetworkConfig",
     "PeerConfig",

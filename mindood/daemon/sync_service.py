@@ -24,6 +24,7 @@ from mindood.daemon.tenants import TenantRegistry
 from mindood.sync import SyncNode
 from mindood.sync.chaining import LateUpstream
 from mindood.sync.http_link import HttpLink
+from mindood.sync.http_serve import HttpGateway, ServerIdentity
 from mindood.sync.link import PeerLink, PeerStatus
 from mindood.sync.members import node_id_hex
 from mindood.sync.network import PeerNetwork
@@ -31,6 +32,7 @@ from mindood.sync.traffic import NodeEvent, Transferred
 from mindood.tenant import Tenant
 from mindood.tenant.directory import DEFAULT_KEY_ID
 from protocol import events
+from transports.http_server import HttpListener, listen_http, server_ssl_context
 from transports.tasks import cancel_and_wait
 from transports.tcp import NodeCertificate, PreAuthLimits
 
@@ -82,6 +84,8 @@ class SyncService:
         self._host = host
         self._sync: SyncNode | None = None
         self._listening: list[str] = []
+        self._http: list[HttpListener] = []
+        self._http_listening: list[str] = []
         self._tenants: dict[str, _TenantPeers] = {}
         self._network: PeerNetwork | None = None
         self._started = asyncio.Event()
@@ -101,15 +105,66 @@ class SyncService:
                 try:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(sync.wait(), name="sync-node-watch")
+                        if config.http.enabled:
+                            gateway = await self._start_http(sync, config)
+                            group.create_task(gateway.run(), name="http-change-events")
                         await self._start(sync, config)
                         await self._follow(sync, subscription)
                 finally:
+                    await self._stop_http()
                     await self._stop(sync)
         finally:
             subscription.close()
             host.set_sync(None)
             host.upstream.target = None
             self._sync = None
+
+    async def _start_http(self, sync: SyncNode, config: Config) -> HttpGateway:
+        """Serve every unlocked tenant over the reference's HTTP sync API (``[http]``)."""
+        wanted = config.http
+        identity = await asyncio.to_thread(
+            ServerIdentity.load_or_create, self._host.data_dir / TLS_DIR
+        )
+        gateway = HttpGateway(sync, identity, name=wanted.name, body_limit=wanted.max_body_bytes)
+        context = None
+        if wanted.tls_cert is not None and wanted.tls_key is not None:
+            try:
+                context = server_ssl_context(wanted.tls_cert, wanted.tls_key)
+            except (OSError, ValueError) as exc:
+                raise ServiceStartError(f"cannot load [http] tls_cert/tls_key: {exc}") from None
+        for address in wanted.listen:
+            host, port = split_address(address)
+            try:
+                listener = await listen_http(
+                    gateway.handle,
+                    host,
+                    port,
+                    body_limit=wanted.max_body_bytes,
+                    ssl_context=context,
+                )
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise ServiceStartError(
+                    f"cannot serve http on {host}:{port}: {reason.lower()}"
+                ) from None
+            self._http.append(listener)
+            assert listener.bound is not None
+            bound_host, bound_port = listener.bound
+            self._http_listening.append(f"{listener.scheme}://{bound_host}:{bound_port}")
+            log.info(
+                "serving the http sync api",
+                extra={"address": self._http_listening[-1], "tls": context is not None},
+            )
+        return gateway
+
+    async def _stop_http(self) -> None:
+        listeners, self._http = self._http, []
+        for listener in listeners:
+            try:
+                await listener.aclose()
+            except (OSError, TimeoutError) as exc:
+                log.warning("closing an http listener failed", extra={"error": str(exc)})
+        self._http_listening.clear()
 
     async def wait_started(self) -> None:
         await self._started.wait()
@@ -168,7 +223,11 @@ class SyncService:
             self._start_peers(tenant_id, config)
 
     def describe(self) -> dict[str, Any]:
-        return {"listening": list(self._listening), "tenants": sorted(self._tenants)}
+        return {
+            "listening": list(self._listening),
+            "http": list(self._http_listening),
+            "tenants": sorted(self._tenants),
+        }
 
     async def follow_database(self, tenant: str, db: str) -> None:
         if self._sync is not None and tenant in self._tenants:
@@ -283,6 +342,7 @@ class SyncService:
         roles = {tenant.tenant_id: self._role(tenant) for tenant in unlocked}
         return {
             "listening": list(self._listening),
+            "http": list(self._http_listening),
             "tenants": sorted(self._tenants),
             "node_ids": {
                 t.tenant_id: node_id_hex(t.user.private.signing_public_key) for t in unlocked

@@ -49,6 +49,8 @@ log = logging.getLogger("mindood.sync.node")
 
 EventListener = Callable[[NodeEvent], None]
 SignalListener = Callable[[str, str, bytes], None]
+#: ``(tenant_id, db)``: the database grew here (a local write or entries from any peer).
+ChangeListener = Callable[[str, str], None]
 
 
 class SessionRefused(ConnectionRefusedError):
@@ -117,6 +119,7 @@ class SyncNode:
         self._servers: list[TcpListener] = []
         self._listeners: list[EventListener] = []
         self._signal_listeners: list[SignalListener] = []
+        self._change_listeners: list[ChangeListener] = []
         self._refusals: dict[tuple[str, str], RefusalStatus] = {}
         #: Databases changed locally since the announcer last ran, per tenant, and adoptions.
         self._dirty: dict[str, set[str]] = {}
@@ -232,6 +235,21 @@ class SyncNode:
             await self._watch(state, name)
         await self._save_databases(state)
 
+    def tenant_sync(self, tenant_id: str) -> TenantSync | None:
+        """What the links of a served tenant share (the HTTP API serves through it too)."""
+        state = self._tenants.get(tenant_id)
+        return None if state is None else state.sync
+
+    def is_dropped(self, tenant_id: str, name: str) -> bool:
+        """Whether ``name`` was dropped here (not adopted again when a client names it)."""
+        state = self._tenants.get(tenant_id)
+        return state is not None and name in state.dropped
+
+    def on_change(self, listener: ChangeListener) -> Callable[[], None]:
+        """Hear of every database that grows here, whatever put the entries in."""
+        self._change_listeners.append(listener)
+        return lambda: self._change_listeners.remove(listener)
+
     def tenant_contexts(self) -> list[TenantSyncContext]:
         """The tenants this node serves (discovery advertises them, WebRTC checks offers)."""
         return [state.context for state in self._tenants.values()]
@@ -318,6 +336,11 @@ class SyncNode:
         """``db`` grew locally: mark it; the announcer tells peers once per dirty spell."""
         self._dirty.setdefault(tenant_id, set()).add(db)
         self._announce.set()
+        for listener in list(self._change_listeners):
+            try:
+                listener(tenant_id, db)
+            except Exception:
+                log.exception("change listener failed", extra={"tenant": tenant_id, "db": db})
 
     async def _announcer(self) -> None:
         """The one task that adopts databases and announces changes, coalescing bursts."""
