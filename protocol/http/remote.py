@@ -61,6 +61,10 @@ log = logging.getLogger("mindood.protocol.http")
 
 #: Ids per ``hasEntries``/``getEntries`` request (the server takes up to 100 000).
 ID_BATCH = 1000
+#: Ids per ``getEntries`` of attachment chunks (up to 256 KiB each, the reference's chunk
+#: size): keeps one answer near 8 MiB, as the reference's prefetch pages, far below the
+#: transport's response limit.
+CHUNK_BATCH = 32
 JSON = "application/json"
 T = TypeVar("T")
 
@@ -420,8 +424,9 @@ class HttpRemoteStore(ContentAddressedStore):
     async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
         wanted = list(dict.fromkeys(ids))
         found: dict[str, StoreEntry] = {}
-        for start in range(0, len(wanted), ID_BATCH):
-            chunk = wanted[start : start + ID_BATCH]
+        step = CHUNK_BATCH if self.kind is StoreKind.ATTACHMENTS else ID_BATCH
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start : start + step]
             asked = set(chunk)
             for entry in await self._fetch(chunk):
                 if entry.id in asked:  # a server sends what it was asked for, nothing else
