@@ -115,6 +115,9 @@ def describe_node(sync: dict[str, Any]) -> list[str]:
     lines.append(f"role:     {role or '(no tenant unlocked)'}")
     listening = sync.get("listening") or []
     lines.append(f"listen:   {', '.join(listening) or 'not listening ([network] listen)'}")
+    http = sync.get("http") or []
+    if http:
+        lines.append(f"http:     {', '.join(http)}")
     return lines
 
 

@@ -254,3 +254,42 @@ def test_bad_network_settings_name_their_key(raw: dict[str, object], key: str) -
     with pytest.raises(ConfigError) as info:
         parse_config(raw)
     assert key in str(info.value)
+
+
+def test_http_is_off_by_default_and_configurable(tmp_path: Path) -> None:
+    assert not Config().http.enabled
+    config = parse_config(
+        {
+            "http": {
+                "listen": ["127.0.0.1:8443", "[::1]:8443"],
+                "tls_cert": str(tmp_path / "c.pem"),
+                "tls_key": str(tmp_path / "k.pem"),
+                "name": "edge-1",
+                "max_body_bytes": 1024 * 1024,
+            }
+        }
+    )
+    assert config.http.enabled and config.http.listen == ("127.0.0.1:8443", "[::1]:8443")
+    assert config.http.tls_cert == tmp_path / "c.pem" and config.http.name == "edge-1"
+    assert config.http.max_body_bytes == 1024 * 1024
+    plain = parse_config({"http": {"listen": ["127.0.0.1:8443"]}}).http
+    assert plain.tls_cert is None and plain.tls_key is None
+    assert "http" in restart_required(Config(), config)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"listen": "127.0.0.1:1"}, "http.listen"),
+        ({"listen": ["nohost"]}, "http.listen[0]"),
+        ({"tls_cert": "/x.pem"}, "http.tls_key"),
+        ({"tls_key": "/x.pem"}, "http.tls_cert"),
+        ({"tls_cert": "relative.pem", "tls_key": "/k"}, "http.tls_cert"),
+        ({"max_body_bytes": 10}, "http.max_body_bytes"),
+        ({"bogus": 1}, "http.bogus"),
+    ],
+)
+def test_bad_http_settings_name_their_key(raw: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"http": raw})
+    assert key in str(info.value)

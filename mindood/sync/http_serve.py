@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,13 +237,14 @@ class HttpGateway:
         name: str | None = None,
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._node = node
         self._identity = identity
         self._name = name or socket.gethostname() or "mindood"
         self._max_entry_bytes = max_entry_bytes
         self._views: dict[str, tuple[TenantSync, HttpTenantView]] = {}
-        self.server = HttpServer(self, body_limit=body_limit)
+        self.server = HttpServer(self, body_limit=body_limit, clock=clock)
         self._dirty: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._unhook = node.on_change(self._changed)

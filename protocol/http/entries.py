@@ -63,7 +63,8 @@ def load_rsa_public(pem: str) -> RSAPublicKey:
     return key
 
 
-#: Raw RSA-OAEP decryption with the reader's private key (the node implements it).
+#: Raw RSA-OAEP decryption with the reader's private key (the node implements it); whatever it
+#: raises for a blob not meant for that key becomes an ``HttpError``.
 Unwrap = Callable[[bytes], bytes]
 
 
@@ -104,7 +105,7 @@ def open_session_batch(batch: SessionBatch, unwrap: Unwrap) -> list[StoreEntry]:
         return []
     try:
         session_key = unwrap(batch.wrapped_session_key)
-    except ValueError as exc:
+    except Exception as exc:  # the node's RSA code has its own error types: any is "not ours"
         raise HttpError(ErrorKind.SERVER_ERROR, "the session key is not for this reader") from exc
     if len(session_key) != SESSION_KEY_BYTES:
         raise HttpError(ErrorKind.SERVER_ERROR, "the session key has the wrong length")
@@ -143,7 +144,7 @@ def hybrid_decrypt(blob: bytes, unwrap: Unwrap) -> bytes:
     try:
         aes_key = unwrap(blob[_U16.size : body])
         return AESGCM(aes_key).decrypt(blob[body : body + IV_BYTES], blob[body + IV_BYTES :], None)
-    except (ValueError, InvalidTag) as exc:
+    except Exception as exc:  # a wrong key (any error type of the unwrap) or a bad tag
         raise HttpError(ErrorKind.SERVER_ERROR, "hybrid RSA payload does not decrypt") from exc
 
 
