@@ -347,6 +347,7 @@ class PullDriver:
                 if self._session.pushes:
                     await self._push(name, kind, target)
         self.stats.rounds += 1
+        log.debug("pulled", extra={"peer": self.address, "db": name, "changed": changed})
         if changed:
             await self._model.took_in(name)
 

@@ -96,6 +96,10 @@ class TenantSync:
     emit: Callable[[NodeEvent], None]
     #: Entries of a database were found damaged: every link asks its peer for good copies.
     heal: Callable[[str], None]
+    #: Entries from a peer were stored in a database: tell the other peers. The database's own
+    #: change listeners miss entries a reader already folded into its cache (a read between
+    #: the store and ``sync_store_changes``), so a relay would otherwise keep them to itself.
+    grew: Callable[[str], None] = lambda _db: None
 
 
 class LinkModel:
@@ -146,8 +150,9 @@ class LinkModel:
         return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
 
     async def took_in(self, db: str) -> None:
-        """Entries arrived in ``db``: apply them (its change listeners then announce them)."""
+        """Entries arrived in ``db``: apply them and tell the other peers."""
         await (await self.local_db(db)).sync_store_changes()
+        self._tenant.grew(db)
         if db == DIRECTORY:
             await self.context.tenant.refresh_directory()
 

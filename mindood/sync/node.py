@@ -227,6 +227,7 @@ class SyncNode:
             lambda name: self._want_adoption(tenant_id, name),
             self._emit,
             lambda name: self._heal(tenant_id, name),
+            lambda name: self._changed(tenant_id, name),
         )
         dropped = await load_known_databases(tenant.store_factory, tenant_id, DROPPED_META_NAME)
         state = _TenantState(sync, set(), dropped)

@@ -357,6 +357,8 @@ _AUTH_KINDS = frozenset({ErrorKind.INVALID_TOKEN, ErrorKind.USER_REVOKED})
 class HttpRemoteStore(ContentAddressedStore):
     """Database ``db``, store ``kind``, of an HTTP sync server."""
 
+    remote_checks_cost = True
+
     def __init__(self, client: HttpSyncClient, db: str, kind: StoreKind) -> None:
         self.client = client
         self.db = db
@@ -675,6 +677,10 @@ class HttpPeer:
         while not self._closed:
             try:
                 async for event in self.client.changes(kind, opened):
+                    log.debug(
+                        "change event",
+                        extra={"server": self.client.url, "kind": kind.value, "db": event.db_id},
+                    )
                     on_change(
                         StoreChanged(
                             event.db_id, kind, event.epoch or "", event.max_receipt_order or 0
