@@ -82,7 +82,12 @@ async def serve(
         clock=clock,
     )
     listener = await listen_http(
-        gateway.handle, "127.0.0.1", 0, body_limit=body_limit, heartbeat_seconds=heartbeat
+        gateway.handle,
+        "127.0.0.1",
+        0,
+        body_limit=body_limit,
+        heartbeat_seconds=heartbeat,
+        gate=gateway.gate,
     )
     publisher = asyncio.create_task(gateway.run(), name="test-http-publisher")
     assert listener.bound is not None

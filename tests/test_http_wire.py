@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from typing import Any
@@ -10,6 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.http import wire
 from protocol.http.wire import ErrorKind, HttpError
@@ -234,3 +237,72 @@ def test_sse_parser_caps_a_partial_event() -> None:
 
 def _j(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "dbId": st.one_of(st.just("main"), _JSON),
+        "ids": _JSON,
+        "haveIds": _JSON,
+        "docId": _JSON,
+        "cursor": st.one_of(st.fixed_dictionaries({"receiptOrder": _JSON, "id": _JSON}), _JSON),
+        "limit": _JSON,
+        "filters": _JSON,
+        "entries": st.lists(_JSON, max_size=3),
+        "startId": _JSON,
+        "options": _JSON,
+        "type": _JSON,
+        "username": _JSON,
+        "signingPublicKey": _JSON,
+        "challenge": _JSON,
+        "signature": _JSON,
+        "sessionKeyWrap": _JSON,
+        "id": _JSON,
+    },
+)
+_PARSERS = (
+    wire.ChallengeRequest.from_json,
+    wire.AuthenticateRequest.from_json,
+    wire.DbRequest.from_json,
+    wire.FindNewEntriesRequest.from_json,
+    wire.FindNewEntriesForDocRequest.from_json,
+    wire.FindEntriesRequest.from_json,
+    wire.ScanEntriesRequest.from_json,
+    wire.IdsRequest.from_json,
+    wire.GetEntriesRequest.from_json,
+    wire.GetEntryMetadataRequest.from_json,
+    wire.PutEntriesRequest.from_json,
+    wire.ResolveDependenciesRequest.from_json,
+    wire.PutEntriesResponse.from_json,
+    wire.Capabilities.from_json,
+    wire.scan_page_from_json,
+    wire.session_batch_from_json,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(_FIELDS, _JSON))
+def test_request_parsers_raise_only_http_errors(body: Any) -> None:
+    for parse in _PARSERS:
+        with contextlib.suppress(HttpError):
+            parse(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_binary_decoder_raises_only_http_errors(data: bytes) -> None:
+    for decode in (
+        wire.decode_binary,
+        wire.decode_get_entries_binary,
+        wire.PutEntriesRequest.from_binary,
+    ):
+        with contextlib.suppress(HttpError):
+            decode(data)

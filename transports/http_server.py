@@ -63,6 +63,10 @@ class Stream:
 
 
 Handler = Callable[[Request], Awaitable[Response | Stream]]
+#: ``(method, path, headers)`` -> whether the request carries credentials worth the full body
+#: limit; the others get ``small_body_limit`` (strangers cost little memory).
+Gate = Callable[[str, str, Mapping[str, str]], bool]
+SMALL_BODY_LIMIT = 64 * 1024
 
 
 def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -83,9 +87,13 @@ class HttpListener:
         body_limit: int,
         heartbeat_seconds: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        gate: Gate | None = None,
+        small_body_limit: int = SMALL_BODY_LIMIT,
     ) -> None:
         self._handler = handler
         self._body_limit = body_limit
+        self._gate = gate
+        self._small_limit = min(small_body_limit, body_limit)
         self._heartbeat = heartbeat_seconds
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
@@ -107,9 +115,8 @@ class HttpListener:
             await runner.cleanup()
             raise
         self._runner, self._site = runner, site
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        name = sockets[0].getsockname() if sockets else (host, port)
+        addresses = runner.addresses
+        name = addresses[0] if addresses else (host, port)
         self.bound = (str(name[0]), int(name[1]))
         return self.bound
 
@@ -125,21 +132,26 @@ class HttpListener:
             async with asyncio.timeout(10):
                 await runner.cleanup()
 
-    async def _read_body(self, request: web.Request) -> bytes | None:
-        """The body, or None when it exceeds the limit (announced or actual)."""
-        if request.content_length is not None and request.content_length > self._body_limit:
+    async def _read_body(self, request: web.Request, headers: Mapping[str, str]) -> bytes | None:
+        """The body, or None when it exceeds the limit (announced or actual); a request the
+        gate does not pass gets the small limit, checked before anything is buffered."""
+        limit = self._body_limit
+        if self._gate is not None and not self._gate(request.method, request.path, headers):
+            limit = self._small_limit
+        if request.content_length is not None and request.content_length > limit:
             return None
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.content.iter_chunked(64 * 1024):
             size += len(chunk)
-            if size > self._body_limit:
+            if size > limit:
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        body = await self._read_body(request)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        body = await self._read_body(request, headers)
         if body is None:
             response = web.Response(status=413, body=TOO_LARGE, content_type="application/json")
             response.force_close()  # the rest of the body is not read
@@ -148,7 +160,7 @@ class HttpListener:
             method=request.method,
             path=request.path,
             query={k: v for k, v in request.query.items()},
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=headers,
             body=body,
             remote=request.remote or "",
         )
@@ -217,10 +229,15 @@ async def listen_http(
     body_limit: int,
     ssl_context: ssl.SSLContext | None = None,
     heartbeat_seconds: float = 30.0,
+    gate: Gate | None = None,
 ) -> HttpListener:
     """Start a listener on ``host:port`` (port 0: any free port, see ``bound``)."""
     listener = HttpListener(
-        handler, body_limit=body_limit, heartbeat_seconds=heartbeat_seconds, ssl_context=ssl_context
+        handler,
+        body_limit=body_limit,
+        heartbeat_seconds=heartbeat_seconds,
+        ssl_context=ssl_context,
+        gate=gate,
     )
     await listener.start(host, port)
     return listener

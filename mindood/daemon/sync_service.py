@@ -141,6 +141,7 @@ class SyncService:
                     port,
                     body_limit=wanted.max_body_bytes,
                     ssl_context=context,
+                    gate=gateway.gate,
                 )
             except OSError as exc:
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)

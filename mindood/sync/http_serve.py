@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,6 +278,10 @@ class HttpGateway:
         return cached[1]
 
     # -- the listener's handler --------------------------------------------------------------
+    def gate(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        """For the listener: full body limit only for a request with a valid token."""
+        return self.server.authorized(method, path, headers)
+
     async def handle(self, request: Request) -> Response | Stream:
         answer = await self.server.handle(
             HttpRequest(request.method, request.path, request.query, request.headers, request.body)
@@ -296,7 +300,8 @@ class HttpGateway:
 
     # -- change events -----------------------------------------------------------------------
     def _changed(self, tenant_id: str, db: str) -> None:
-        if self.server.events.wants(tenant_id, StoreKind.DOCS.value):
+        events = self.server.events
+        if any(events.wants(tenant_id, kind.value) for kind in StoreKind):
             self._dirty.add((tenant_id, db))
             self._wake.set()
 
@@ -316,13 +321,24 @@ class HttpGateway:
         view = self.tenant(tenant_id)
         if view is None:
             return
-        try:
-            store = (await view.model.local_db(db)).get_store()
-            head = await store.get_store_head()
-        except (StoreError, MindoodError) as exc:
-            log.info(
-                "no change event: the store is unavailable", extra={"db": db, "error": str(exc)}
-            )
-            return
-        event = wire.ChangeEvent(db, StoreKind.DOCS.value, head.epoch, head.max_receipt_order)
-        self.server.publish_change(tenant_id, event)
+        for kind in StoreKind:
+            if not self.server.events.wants(tenant_id, kind.value):
+                continue
+            try:
+                local = await view.model.local_db(db)
+                store = (
+                    local.get_store() if kind is StoreKind.DOCS else local.get_attachment_store()
+                )
+                if store is None:
+                    continue
+                head = await store.get_store_head()
+            except (StoreError, MindoodError) as exc:
+                log.info(
+                    "no change event: the store is unavailable",
+                    extra={"db": db, "error": str(exc)},
+                )
+                continue
+            # The same head is not sent twice (``publish_change``): an attachments stream
+            # hears of the database only when its own store moved.
+            event = wire.ChangeEvent(db, kind.value, head.epoch, head.max_receipt_order)
+            self.server.publish_change(tenant_id, event)

@@ -14,12 +14,13 @@ unknown tenant or route, 413 over the body limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from protocol.http import wire
 from protocol.http.auth import AuthDirectory, AuthService, Claims, bearer_token
@@ -162,12 +163,18 @@ class HttpServer:
         *,
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         clock: Callable[[], float] = time.time,
+        max_answer_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self._node = node
         self.body_limit = body_limit
+        #: The most payload bytes one getEntries answer carries (the reference has no cap).
+        self.max_answer_bytes = max_answer_bytes
         self._clock = clock
         self._auth: dict[str, AuthService] = {}
         self.events = ChangeHub()
+        #: The last event published per (tenant, db, kind): the same head is not sent twice
+        #: (a push is announced by its handler and again by the node's change notice).
+        self._last: dict[tuple[str, str, str], wire.ChangeEvent] = {}
 
     def auth(self, tenant: HttpTenant) -> AuthService:
         service = self._auth.get(tenant.tenant_id)
@@ -179,6 +186,19 @@ class HttpServer:
     def forget_tenant(self, tenant_id: str) -> None:
         """The tenant is no longer served (locked): its tokens and challenges go."""
         self._auth.pop(tenant_id, None)
+
+    def authorized(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether a request's token is good now (checked before its body is read, so only
+        logged-in clients may send large bodies; the handler checks again)."""
+        parts = [p for p in path.split("/") if p]
+        if len(parts) != 4 or parts[1] != "sync":
+            return False
+        try:
+            tenant = self._tenant(parts[0])
+            self.auth(tenant).validate(bearer_token(headers))
+        except HttpError:
+            return False
+        return True
 
     async def handle(self, request: HttpRequest) -> HttpResponse | EventStream:
         """Answer one request; never raises for anything a client sends."""
@@ -283,6 +303,12 @@ class HttpServer:
         return await call.run(op)
 
     def publish_change(self, tenant_id: str, event: wire.ChangeEvent) -> None:
+        key = (tenant_id, event.db_id, event.store_kind)
+        if self._last.get(key) == event:
+            return
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = event
         self.events.publish(tenant_id, event)
 
 
@@ -323,9 +349,8 @@ class _Call:
         return store
 
     async def run(self, op: SyncOp) -> HttpResponse | EventStream:
-        handler = getattr(self, "op_" + op.name.lower())
-        result: HttpResponse | EventStream = await handler()
-        return result
+        handler = _HANDLERS[op]
+        return await handler(self)
 
     # -- GET ---------------------------------------------------------------------------------
     async def op_capabilities(self) -> HttpResponse:
@@ -424,7 +449,17 @@ class _Call:
         return reader
 
     async def _entries(self, db_id: str, ids: Sequence[str]) -> list[StoreEntry]:
-        entries = await (await self.store(db_id)).get_entries(ids)
+        """The entries asked for; an answer over ``max_answer_bytes`` is refused (413) before
+        its payloads are read, so one request cannot make the node hold unbounded memory."""
+        store = await self.store(db_id)
+        size = sum(m.encrypted_size for m in await store.get_metadata(ids))
+        if size > self.server.max_answer_bytes:
+            raise HttpError(
+                ErrorKind.PAYLOAD_TOO_LARGE,
+                f"the entries asked for hold {size} bytes, more than this server sends in one "
+                f"answer ({self.server.max_answer_bytes}); ask for fewer ids",
+            )
+        entries = await store.get_entries(ids)
         if entries:
             self.model.served(db_id, len(entries), sum(len(e.encrypted_data) for e in entries))
         return entries
@@ -434,16 +469,17 @@ class _Call:
         reader = self._reader()
         entries = await self._entries(ask.db_id, ask.ids)
         if ask.session_key_wrap:
-            body = wire.session_batch_to_json(wire.seal_session_batch(entries, reader))
-        else:
-            body = wire.legacy_entries_to_json(entries, reader)
+            batch = await _off_loop(wire.seal_session_batch, entries, reader)
+            body = wire.session_batch_to_json(batch)
+        else:  # one RSA encryption per entry: thousands would stall the event loop
+            body = await _off_loop(wire.legacy_entries_to_json, entries, reader)
         return json_response(200, body)
 
     async def op_get_entries_binary(self) -> HttpResponse:
         ask = wire.IdsRequest.from_json(self.body())
         reader = self._reader()
         entries = await self._entries(ask.db_id, ask.ids)
-        batch = wire.seal_session_batch(entries, reader)
+        batch = await _off_loop(wire.seal_session_batch, entries, reader)
         return HttpResponse(200, wire.encode_get_entries_binary(batch), wire.BINARY_CONTENT_TYPE)
 
     async def op_put_entries(self) -> HttpResponse:
@@ -494,6 +530,46 @@ class _Call:
             )
         response = wire.PutEntriesResponse(tuple(receipts), tuple(rejected))
         return json_response(200, response.to_json())
+
+
+_Handler = Callable[[_Call], Awaitable[HttpResponse | EventStream]]
+#: One handler per operation (every ``SyncOp`` has one: checked at import).
+_HANDLERS: dict[SyncOp, _Handler] = {
+    SyncOp.CAPABILITIES: _Call.op_capabilities,
+    SyncOp.EVENTS: _Call.op_events,
+    SyncOp.FIND_NEW_ENTRIES: _Call.op_find_new_entries,
+    SyncOp.FIND_NEW_ENTRIES_FOR_DOC: _Call.op_find_new_entries_for_doc,
+    SyncOp.FIND_ENTRIES: _Call.op_find_entries,
+    SyncOp.SCAN_ENTRIES_SINCE: _Call.op_scan_entries_since,
+    SyncOp.GET_STORE_HEAD: _Call.op_get_store_head,
+    SyncOp.GET_ID_BLOOM_SUMMARY: _Call.op_get_id_bloom_summary,
+    SyncOp.GET_COMPACTION_STATUS: _Call.op_get_compaction_status,
+    SyncOp.HAS_ENTRIES: _Call.op_has_entries,
+    SyncOp.GET_ALL_IDS: _Call.op_get_all_ids,
+    SyncOp.GET_ENTRIES: _Call.op_get_entries,
+    SyncOp.GET_ENTRIES_BINARY: _Call.op_get_entries_binary,
+    SyncOp.GET_ENTRY_METADATA: _Call.op_get_entry_metadata,
+    SyncOp.PUT_ENTRIES: _Call.op_put_entries,
+    SyncOp.PUT_ENTRIES_BINARY: _Call.op_put_entries_binary,
+    SyncOp.RESOLVE_DEPENDENCIES: _Call.op_resolve_dependencies,
+    SyncOp.PLAN_DOCUMENT_MATERIALIZATION: _Call.op_plan_document_materialization,
+    SyncOp.PLAN_DOCUMENT_MATERIALIZATION_BATCH: _Call.op_plan_document_materialization_batch,
+    SyncOp.PLAN_ATTACHMENT_READ: _Call.op_plan_attachment_read,
+}
+assert set(_HANDLERS) == set(SyncOp)
+
+
+_T = TypeVar("_T")
+#: Batches at least this large are sealed in a worker thread.
+_OFF_LOOP_ENTRIES = 32
+
+
+async def _off_loop(
+    fn: Callable[[Sequence[StoreEntry], str], _T], entries: Sequence[StoreEntry], reader: str
+) -> _T:
+    if len(entries) < _OFF_LOOP_ENTRIES:
+        return fn(entries, reader)
+    return await asyncio.to_thread(fn, entries, reader)
 
 
 def _obj_or_empty(body: Any) -> Mapping[str, Any]:
