@@ -41,7 +41,7 @@ from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.json_codec import metadata_to_json
 from tests.entries import tampered
 from tests.sync_helpers import eventually, join, sync_node
-from tests.tenant_helpers import fast_kdf, new_tenant
+from tests.tenant_helpers import admin_creds, fast_kdf, new_tenant, username
 from transports.http_client import HttpOrigin
 
 pytestmark = pytest.mark.usefixtures("_kdf")
@@ -516,3 +516,24 @@ async def test_a_peer_address_that_is_a_server_url_syncs_both_ways_live(
 
 async def _is(db: MindooDB, doc_id: str, expected: dict[str, object]) -> bool:
     return await _values(db, doc_id) == expected
+
+
+async def test_a_revoked_device_is_refused_at_its_next_call(
+    tmp_path: Path, cleanup: list[object]
+) -> None:
+    served = await _serve(tmp_path, body_limit=wire.DEFAULT_BODY_LIMIT)
+    cleanup.append(served)
+    await (await served.db()).create_document({"n": 1})
+    bob = await join(served.tenant, "bob")
+    cleanup.append(bob)
+    remote = await bob.connect_to_server(served.url, "todos")
+    assert len(await remote.find_new_entries([])) == 1  # logged in, token cached
+    await served.tenant.revoke_user(username("bob"), **admin_creds())
+    with pytest.raises(HttpCallError) as refused:
+        await remote.find_new_entries([])
+    assert refused.value.status == 403 and refused.value.kind is ErrorKind.USER_REVOKED
+    assert remote.client.authentications == 1  # a 403 is final: no re-authentication
+    with pytest.raises(HttpCallError) as again:  # and a new login is refused at the challenge
+        remote.client.tokens.clear()
+        await remote.find_new_entries([])
+    assert again.value.status == 403

@@ -430,7 +430,11 @@ class HttpRemoteStore(ContentAddressedStore):
         for start in range(0, len(wanted), step):
             chunk = wanted[start : start + step]
             asked = set(chunk)
-            for entry in await self._fetch(chunk):
+            # an answer the server finds too large (413) is asked for again as halves
+            batches = await send_batched(
+                chunk, self._fetch, sizes=[0] * len(chunk), overhead=0, limit=None
+            )
+            for entry in (e for batch in batches for e in batch):
                 if entry.id in asked:  # a server sends what it was asked for, nothing else
                     found[entry.id] = entry
         return [found[i] for i in wanted if i in found]
@@ -438,7 +442,7 @@ class HttpRemoteStore(ContentAddressedStore):
     def _unwrap(self, wrapped: bytes) -> bytes:
         return self.client.credentials.unwrap(wrapped)
 
-    async def _fetch(self, ids: list[str]) -> list[StoreEntry]:
+    async def _fetch(self, ids: Sequence[str]) -> list[StoreEntry]:
         caps = await self.capabilities()
         try:
             if caps.supports_binary_entries and caps.supports_session_key_wrap:
