@@ -510,6 +510,7 @@ async def test_a_peer_address_that_is_a_server_url_syncs_both_ways_live(
     [status] = node.peers()
     assert status.transport == "http" and status.address == served.url
     assert status.errors == () and status.transferred >= 2
+    assert status.bytes_sent > 0 and status.bytes_received > status.bytes_sent
     links = node.http_links()
     assert links[0].stats.pushed >= 1 and links[0].client.authentications == 1
 

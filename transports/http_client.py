@@ -56,9 +56,12 @@ class _Response:
 
 
 class _Stream:
-    def __init__(self, response: aiohttp.ClientResponse, limits: HttpClientLimits) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, limits: HttpClientLimits, origin: HttpOrigin
+    ) -> None:
         self._response = response
         self._limits = limits
+        self._origin = origin
 
     @property
     def status(self) -> int:
@@ -77,6 +80,7 @@ class _Stream:
                 raise HttpTransportError(f"event stream broke: {exc}") from exc
             if not data:
                 return
+            self._origin.bytes_received += len(data)
             yield data
 
 
@@ -108,6 +112,9 @@ class HttpOrigin:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._limits = limits or HttpClientLimits()
         self._session: aiohttp.ClientSession | None = None
+        #: Body bytes sent and received (after decompression), for status and benchmarks.
+        self.bytes_sent = 0
+        self.bytes_received = 0
 
     @property
     def origin(self) -> str:
@@ -143,6 +150,8 @@ class HttpOrigin:
                     allow_redirects=False,
                 ) as response:
                     data = await _read_bounded(response, self._limits.max_response_bytes)
+                    self.bytes_sent += len(body or b"")
+                    self.bytes_received += len(data)
                     return _Response(response.status, response.content_type, data)
         except aiohttp.ClientError as exc:
             raise HttpTransportError(f"{method} {path}: {exc}") from exc
@@ -167,7 +176,7 @@ class HttpOrigin:
         except aiohttp.ClientError as exc:
             raise HttpTransportError(f"GET {path}: {exc}") from exc
         try:
-            yield _Stream(response, self._limits)
+            yield _Stream(response, self._limits, self)
         finally:
             response.close()
 
