@@ -9,7 +9,10 @@ its store quarantined (a good copy heals them) and ids by authors it did not tru
 for again once trust changed).
 
 The node implements ``SyncModel`` (its stores, cursors, admission and trust); the driver holds
-no key and imports nothing of the node.
+no key and imports nothing of the node. The peer is reached through ``SyncPeer``: a native
+session (``SessionPeer``) or an HTTP sync server (``protocol.http.remote.HttpPeer``). A peer that
+never pulls from us (an HTTP server) says so with ``pushes``, and the driver then also pushes
+our entries to it after each pull, on a cursor of its own.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from protocol.requests import ListDatabases
 from protocol.serve import ServeModel
 from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore, StoreHead
+from store.entry import StoreEntry
 from store.errors import StoreError
 from store.replicate import ReplicationCursor, ReplicationProgress, replicate
+from store.verify import VerifiedBatch
 
 log = logging.getLogger("mindood.protocol.driver")
 
@@ -49,6 +54,75 @@ class PeerSession(Requester, Protocol):
 
     @property
     def is_closed(self) -> bool: ...
+
+
+class SyncPeer(Protocol):
+    """The peer as the driver reaches it: what it shares, its stores, its change feed."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    @property
+    def pushes(self) -> bool:
+        """True when the peer never pulls from us: the driver pushes our entries to it."""
+        ...
+
+    async def list_databases(self) -> set[str] | None:
+        """The databases the peer shares (``None``: it cannot say; assume ours)."""
+        ...
+
+    def store(self, db: str, kind: StoreKind) -> ContentAddressedStore: ...
+
+    async def follow(self, db: str) -> None:
+        """Ask the peer to tell us when ``db`` grows (once per database)."""
+        ...
+
+    async def announce(self, db: str, head: StoreHead | None) -> None:
+        """Tell the peer ``db`` grew here."""
+        ...
+
+    async def close(self, code: ErrorCode, message: str) -> None: ...
+
+
+class SessionPeer:
+    """A native protocol session as a ``SyncPeer``: it pulls from us itself."""
+
+    pushes = False
+
+    def __init__(self, session: PeerSession, address: str) -> None:
+        self._session = session
+        self._address = address
+
+    @property
+    def is_closed(self) -> bool:
+        return self._session.is_closed
+
+    async def list_databases(self) -> set[str] | None:
+        remote = await ask(self._session, ListDatabases())
+        return {str(n) for n in remote if isinstance(n, str)} if isinstance(remote, list) else set()
+
+    def store(self, db: str, kind: StoreKind) -> RemoteStore:
+        return RemoteStore(self._session, db, kind, self._address)
+
+    async def follow(self, db: str) -> None:
+        for kind in KINDS:
+            await self.store(db, kind).subscribe()
+
+    async def announce(self, db: str, head: StoreHead | None) -> None:
+        note = (
+            StoreChanged(db)
+            if head is None
+            else StoreChanged(db, StoreKind.DOCS, head.epoch, head.max_receipt_order)
+        )
+        await self._session.notify(StoreChanged.TOPIC, note.to_args())
+
+    async def close(self, code: ErrorCode, message: str) -> None:
+        await self._session.close(code, message)
+
+
+async def _as_own(entries: Sequence[StoreEntry]) -> VerifiedBatch:
+    """Admission for a push: our own stored entries, checked when they came in."""
+    return VerifiedBatch(tuple(entries), ())
 
 
 class SyncModel(ServeModel, Protocol):
@@ -100,6 +174,8 @@ class RetryPolicy:
 class SyncStats:
     rounds: int = 0
     transferred: int = 0
+    #: Entries the peer took from our pushes (only to peers that never pull from us).
+    pushed: int = 0
     rejected: int = 0
     #: Entries put off per store (author not granted yet), as the cursors hold them now.
     deferred_by_store: dict[str, int] = field(default_factory=dict)
@@ -124,7 +200,7 @@ class PullDriver:
 
     def __init__(
         self,
-        session: PeerSession,
+        session: SyncPeer,
         model: SyncModel,
         peer: PeerInfo,
         address: str,
@@ -202,10 +278,8 @@ class PullDriver:
             self._wake.clear()
 
     async def _round(self, *, initial: bool) -> None:
-        remote = await ask(self._session, ListDatabases())
-        names = (
-            {str(n) for n in remote if isinstance(n, str)} if isinstance(remote, list) else set()
-        )
+        listed = await self._session.list_databases()
+        names = set(self._model.databases()) if listed is None else listed
         self._shared |= names
         for name in names:
             self._model.adopt(name)
@@ -260,8 +334,7 @@ class PullDriver:
         """Subscribe to the peer's stores of ``name`` (once) so it tells us when they grow."""
         if name in self._following:
             return
-        for kind in KINDS:
-            await RemoteStore(self._session, name, kind, self.address).subscribe()
+        await self._session.follow(name)
         self._following.add(name)
 
     async def _pull_once(self, name: str) -> None:
@@ -271,14 +344,17 @@ class PullDriver:
             target = await self._model.pull_target(name, kind)
             if target is not None:
                 changed = await self._replicate(name, kind, target) or changed
+                if self._session.pushes:
+                    await self._push(name, kind, target)
         self.stats.rounds += 1
+        log.debug("pulled", extra={"peer": self.address, "db": name, "changed": changed})
         if changed:
             await self._model.took_in(name)
 
     async def _replicate(self, name: str, kind: StoreKind, target: ContentAddressedStore) -> bool:
         model = self._model
         slot = f"{name}/{kind.value}"
-        remote = RemoteStore(self._session, name, kind, self.address)
+        remote = self._session.store(name, kind)
         state = await model.load_cursor(slot)
         retry: list[str] = list(await target.quarantined_ids())
         if state is not None and state.deferred and slot not in self._trust_fresh_slots:
@@ -331,6 +407,44 @@ class PullDriver:
             )
         return result.transferred > 0
 
+    async def _push(self, name: str, kind: StoreKind, local: ContentAddressedStore) -> None:
+        """Copy what the peer lacks from ``local`` to it (a peer that never pulls from us);
+        the peer checks what it receives, and refusals are counted and logged."""
+        model = self._model
+        slot = f"{name}/{kind.value}/push"
+        state = await model.load_cursor(slot)
+
+        async def checkpoint(cursor: ReplicationCursor) -> None:
+            await model.put_cursor(slot, cursor)
+
+        try:
+            result = await replicate(
+                local,
+                self._session.store(name, kind),
+                state,
+                admit=_as_own,
+                use_target_bloom=True,
+                on_checkpoint=checkpoint,
+            )
+        finally:
+            await model.flush_cursors()
+        await model.put_cursor(slot, result.state)
+        await model.flush_cursors()
+        self.stats.pushed += result.transferred
+        if result.transferred:
+            model.served(name, result.transferred, result.transferred_bytes)
+        self.stats.rejected += len(result.rejected)
+        if result.rejected:
+            log.warning(
+                "the peer refused entries we pushed",
+                extra={
+                    "peer": self.address,
+                    "store": slot,
+                    "count": len(result.rejected),
+                    "reason": result.rejected[0][1][:200],
+                },
+            )
+
     # -- trust -------------------------------------------------------------------------------
     async def _bootstrap(self) -> bool:
         """Take the directory from a peer we could not verify yet, then verify it for real.
@@ -343,7 +457,7 @@ class PullDriver:
             return False
         # While unverified we served the peer nothing; tell it what it can pull now.
         for name in self._model.databases():
-            await self._session.notify(StoreChanged.TOPIC, StoreChanged(name).to_args())
+            await self._session.announce(name, None)
         return not self._session.is_closed
 
     async def recheck(self) -> bool:
@@ -365,5 +479,8 @@ class PullDriver:
         """Tell the peer ``db`` grew (a peer not following it yet adopts it and pulls)."""
         if self.peer.provisional or self._session.is_closed:
             return
-        note = StoreChanged(db, StoreKind.DOCS, head.epoch, head.max_receipt_order)
-        await self._session.notify(StoreChanged.TOPIC, note.to_args())
+        if self._session.pushes:
+            self._shared.add(db)
+            self.pull_soon(db)  # the peer never pulls: push to it now (and pull, cheaply)
+            return
+        await self._session.announce(db, head)

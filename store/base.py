@@ -14,6 +14,7 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 from store.bloom import BloomSummary
 from store.entry import EntryMetadata, EntryType, StoreEntry
@@ -142,6 +143,10 @@ class PutResult:
 
 class ContentAddressedStore(abc.ABC):
     """An append-only, content-addressed store of signed, encrypted entries."""
+
+    #: Every call is a network round trip (a server's store): a sync into it pre-filters ids
+    #: with its Bloom summary before asking which ones it has.
+    remote_checks_cost: ClassVar[bool] = False
 
     @abc.abstractmethod
     def get_id(self) -> str:

@@ -27,6 +27,10 @@ typo never silently becomes a default. Layout::
     address = "tcp://10.0.0.5:7890"
     tenants = ["acme"]
 
+    [[peers]]                              # a MindooDB HTTP sync server: synced both ways,
+    address = "https://sync.example.com"   # followed live by its change feed (http:// only
+    tenants = ["acme"]                     # to a loopback address)
+
     [[upstreams]]                          # store-chaining upstream nodes
     address = "tcp://central.example:7890"
     tenant = "acme"
@@ -50,11 +54,13 @@ On SIGHUP the file is read again; :func:`restart_required` lists what cannot cha
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from mindood.errors import MindoodError
 from mindood.storefactory import check_component
@@ -248,6 +254,43 @@ def _address(value: object, key: str) -> str:
     return text
 
 
+def is_http_address(address: str) -> bool:
+    """Whether a peer address names an HTTP sync server rather than a native peer."""
+    return address.startswith(("http://", "https://"))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _peer_address(value: object, key: str) -> str:
+    """A native peer (``host:port``, ``tcp://...``) or an HTTP sync server URL.
+
+    Plain ``http://`` is only for a server on this machine: elsewhere the bearer token and the
+    metadata would cross the network in clear.
+    """
+    text = _string(value, key)
+    if not is_http_address(text):
+        return _address(text, key)
+    if len(text) > MAX_ADDRESS_CHARS:
+        raise ConfigError(f"longer than {MAX_ADDRESS_CHARS} characters", key)
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError("the URL's port is not a number from 0 to 65535", key) from None
+    if not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError("expected https://host[:port][/path] with no query or credentials", key)
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ConfigError("plain http:// only to a loopback address; use https://", key)
+    return text.rstrip("/")
+
+
 def _path(value: object, key: str) -> Path:
     path = Path(_string(value, key))
     if not path.is_absolute():
@@ -387,7 +430,7 @@ def _peers(raw: object) -> tuple[PeerConfig, ...]:
     for table in _array_of_tables(raw, "peers"):
         out.append(
             PeerConfig(
-                address=_required(table, "address", _address),
+                address=_required(table, "address", _peer_address),
                 tenants=table.get("tenants", _names("tenant id"), ()),
             )
         )

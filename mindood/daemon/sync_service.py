@@ -1,9 +1,11 @@
 """The daemon's node-to-node sync: a ``SyncNode`` run as a daemon service.
 
 It listens on ``[network] listen``, keeps a session with every configured ``[[peers]]`` and
-``[[upstreams]]`` entry for each unlocked tenant, adds a tenant when it is unlocked and drops its
-sessions when it is locked, and reports peers, progress, failures and refusals to status and to
-RPC subscribers. It takes the few parts of the daemon it needs (``SyncHost``), not the daemon.
+``[[upstreams]]`` entry for each unlocked tenant (a ``[[peers]]`` address that is an http(s) URL
+is a MindooDB HTTP sync server, synced both ways and followed by its change feed), adds a
+tenant when it is unlocked and drops its sessions when it is locked, and reports peers,
+progress, failures and refusals to status and to RPC subscribers. It takes the few parts of
+the daemon it needs (``SyncHost``), not the daemon.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mindood.daemon.config import Config, parse_address
+from mindood.daemon.config import Config, is_http_address, parse_address
 from mindood.daemon.events import DocChanged, EventBus, SyncProgress, TenantStateChanged
 from mindood.daemon.services import PeerInfo, PeerRegistry, ServiceStartError, SyncControl
 from mindood.daemon.tenants import TenantRegistry
 from mindood.sync import SyncNode
 from mindood.sync.chaining import LateUpstream
+from mindood.sync.http_link import HttpLink
 from mindood.sync.http_serve import HttpGateway, ServerIdentity
 from mindood.sync.link import PeerLink, PeerStatus
 from mindood.sync.members import node_id_hex
@@ -255,6 +258,9 @@ class SyncService:
         for peer in config.peers:
             if peer.tenants and tenant_id not in peer.tenants:
                 continue
+            if is_http_address(peer.address):
+                peers.tasks.append(self._sync.add_http_peer(peer.address, tenant_id))
+                continue
             host, port = split_address(peer.address)
             peers.tasks.append(self._sync.add_peer(host, port, tenant_id))
         for upstream in config.upstreams:
@@ -374,7 +380,9 @@ class SyncService:
     async def sync_now(
         self, tenant: str | None, db: str | None, peer: str | None
     ) -> dict[str, Any]:
-        links: list[PeerLink] = self._sync.links() if self._sync is not None else []
+        links: list[PeerLink | HttpLink] = (
+            [*self._sync.links(), *self._sync.http_links()] if self._sync is not None else []
+        )
         chosen = [
             link
             for link in links

@@ -466,25 +466,49 @@ class MindooDB:
             self._listeners.emit(touched)
         return touched
 
-    async def pull_changes_from(self, source: ContentAddressedStore | MindooDB) -> SyncResult:
-        """Copy what ``source`` has and this database lacks, then take it in."""
-        pairs: list[StorePair] = [(_store_of(source), self._store)]
-        if isinstance(source, MindooDB) and source._attachment_store and self._attachment_store:
-            pairs.append((source._attachment_store, self._attachment_store))
+    async def pull_changes_from(
+        self, source: ContentAddressedStore | MindooDB, *, store_kind: str = "docs"
+    ) -> SyncResult:
+        """Copy what ``source`` has and this database lacks, then take it in.
+
+        A database source gives both its stores. A store source (``tenant.connect_to_server``,
+        a peer's store) fills this database's ``store_kind`` store: ``"docs"`` or
+        ``"attachments"``, as the reference's ``storeKind`` option.
+        """
+        pairs = self._pairs(source, store_kind, pulling=True)
         result = await self._replicate(pairs, self.admit_entries)
         await self.sync_store_changes()
         return result
 
-    async def push_changes_to(self, target: ContentAddressedStore | MindooDB) -> SyncResult:
-        """Copy what this database has and ``target`` lacks (a database target admits)."""
-        pairs: list[StorePair] = [(self._store, _store_of(target))]
-        if isinstance(target, MindooDB) and target._attachment_store and self._attachment_store:
-            pairs.append((self._attachment_store, target._attachment_store))
+    async def push_changes_to(
+        self, target: ContentAddressedStore | MindooDB, *, store_kind: str = "docs"
+    ) -> SyncResult:
+        """Copy what this database has and ``target`` lacks (a database target admits).
+
+        ``store_kind`` picks which of this database's stores a store target receives.
+        """
+        pairs = self._pairs(target, store_kind, pulling=False)
         admit = target.admit_entries if isinstance(target, MindooDB) else self.admit_entries
         result = await self._replicate(pairs, admit)
         if isinstance(target, MindooDB):
             await target.sync_store_changes()
         return result
+
+    def _pairs(
+        self, other: ContentAddressedStore | MindooDB, store_kind: str, *, pulling: bool
+    ) -> list[StorePair]:
+        if store_kind not in ("docs", "attachments"):
+            raise ValueError(f"store_kind must be 'docs' or 'attachments', not {store_kind!r}")
+        if isinstance(other, MindooDB):
+            pairs: list[StorePair] = [(other._store, self._store)]
+            if other._attachment_store and self._attachment_store:
+                pairs.append((other._attachment_store, self._attachment_store))
+        else:
+            mine = self._store if store_kind == "docs" else self._attachment_store
+            if mine is None:
+                raise ValueError("this database keeps no attachment store")
+            pairs = [(other, mine)]
+        return pairs if pulling else [(target, source) for source, target in pairs]
 
     async def _replicate(
         self,

@@ -48,6 +48,7 @@ async def replicate_pairs(
             admit=admit,
             page_size=page_size,
             batch_size=batch_size,
+            use_target_bloom=target.remote_checks_cost,
         )
         cursors[key] = result.state
         transferred += result.transferred

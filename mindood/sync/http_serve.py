@@ -158,6 +158,7 @@ class HttpServeModel:
 
     async def took_in(self, db: str) -> None:
         await (await self.local_db(db)).sync_store_changes()
+        self._sync.grew(db)  # announce even if a reader already folded the entries in
         if db == DIRECTORY:
             await self._sync.context.tenant.refresh_directory()
 

@@ -19,7 +19,7 @@ from mindood.sync.context import TenantSyncContext
 from mindood.sync.cursors import CursorBook
 from mindood.sync.members import member_name, node_id_hex
 from mindood.sync.traffic import DbProgress, LinkTraffic, NodeEvent, Transferred
-from protocol.driver import DIRECTORY, PullDriver, RetryPolicy, SyncStats
+from protocol.driver import DIRECTORY, PullDriver, RetryPolicy, SessionPeer, SyncStats
 from protocol.errors import ErrorCode, RequestError
 from protocol.events import SyncEvent, SyncFailed, SyncProgress
 from protocol.interfaces import PeerInfo
@@ -35,7 +35,15 @@ from store.limits import MAX_ENTRY_BYTES
 from store.replicate import ReplicationCursor
 from store.verify import VerifiedBatch
 
-__all__ = ["DIRECTORY", "PeerLink", "PeerStatus", "SignalRouter", "SyncStats", "TenantSync"]
+__all__ = [
+    "DIRECTORY",
+    "LinkModel",
+    "PeerLink",
+    "PeerStatus",
+    "SignalRouter",
+    "SyncStats",
+    "TenantSync",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +96,109 @@ class TenantSync:
     emit: Callable[[NodeEvent], None]
     #: Entries of a database were found damaged: every link asks its peer for good copies.
     heal: Callable[[str], None]
+    #: Entries from a peer were stored in a database: tell the other peers. The database's own
+    #: change listeners miss entries a reader already folded into its cache (a read between
+    #: the store and ``sync_store_changes``), so a relay would otherwise keep them to itself.
+    grew: Callable[[str], None] = lambda _db: None
 
 
-class PeerLink:
+class LinkModel:
+    """The part of ``SyncModel`` every link of a tenant shares, whatever the wire protocol:
+    local stores, cursors, admission (size limit, then the database's own checks) and
+    progress. A subclass sets the attributes named below and adds what its protocol needs.
+    """
+
+    context: TenantSyncContext
+    address: str
+    traffic: LinkTraffic
+    is_upstream: bool
+    max_entry_bytes: int
+    _tenant: TenantSync
+    #: The key this link's cursors are kept under (the peer's node id).
+    _cursor_key: str
+
+    @property
+    def peer_identity(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def stats(self) -> SyncStats:
+        raise NotImplementedError
+
+    def _report(self, db: str) -> None:
+        progress = self.traffic.progress(db, self.stats.errors)
+        self._tenant.emit(Transferred(self.tenant_id, self.address, self.peer_identity, progress))
+
+    async def local_db(self, name: str) -> MindooDB:
+        db: MindooDB = await self.context.tenant.open_db(name)
+        return db
+
+    async def admit(self, db: str, entries: Sequence[StoreEntry]) -> VerifiedBatch:
+        """The size limit first, then the database's own checks (signature, trust)."""
+        limit = self.max_entry_bytes
+        fitting = [e for e in entries if len(e.encrypted_data) <= limit]
+        oversized = tuple(
+            (e.id, f"entry of {len(e.encrypted_data)} bytes exceeds the limit of {limit}")
+            for e in entries
+            if len(e.encrypted_data) > limit
+        )
+        # Logged with every other refusal by whoever asked (replicate, or the put handler).
+        verdict = await (await self.local_db(db)).admit_entries(fitting)
+        size = sum(len(e.encrypted_data) for e in verdict.accepted)
+        if self.traffic.received(db, len(verdict.accepted), size):
+            self._report(db)
+        return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
+
+    async def took_in(self, db: str) -> None:
+        """Entries arrived in ``db``: apply them and tell the other peers."""
+        await (await self.local_db(db)).sync_store_changes()
+        self._tenant.grew(db)
+        if db == DIRECTORY:
+            await self.context.tenant.refresh_directory()
+
+    # -- SyncModel ---------------------------------------------------------------------------
+    @property
+    def tenant_id(self) -> str:
+        return self.context.tenant_id
+
+    def databases(self) -> list[str]:
+        return sorted(self._tenant.databases)
+
+    def adopt(self, db: str) -> None:
+        self._tenant.adopt(db)
+
+    async def pull_target(self, db: str, kind: StoreKind) -> ContentAddressedStore | None:
+        if db not in self._tenant.databases:
+            return None  # dropped here meanwhile: opening it would create it again
+        local = await self.local_db(db)
+        store = local.get_store() if kind is StoreKind.DOCS else local.get_attachment_store()
+        if self.is_upstream and isinstance(store, ChainedStore):
+            return store.local  # from the upstream: keep, do not forward back to it
+        return store
+
+    async def load_cursor(self, slot: str) -> ReplicationCursor | None:
+        return await self._tenant.cursors.get(self._cursor_key, slot)
+
+    async def put_cursor(self, slot: str, state: ReplicationCursor) -> None:
+        await self._tenant.cursors.put(self._cursor_key, slot, state)
+
+    async def flush_cursors(self) -> None:
+        await self._tenant.cursors.save()
+
+    def emit(self, event: SyncEvent) -> None:
+        self._tenant.emit(event)
+        match event:
+            case SyncProgress():
+                if self.traffic.pull_moved(event.db, event.kind, done=event.done):
+                    self._report(event.db)
+            case SyncFailed():
+                self.traffic.pull_ended(event.db)
+                self._report(event.db)
+            case _:
+                pass
+
+
+class PeerLink(LinkModel):
     """The sync relationship with one connected peer for one tenant."""
 
     def __init__(
@@ -118,9 +226,10 @@ class PeerLink:
         self._tenant = tenant
         self._signals = signals
         self._node_id = node_id_hex(conn.peer_identity or "")
+        self._cursor_key = self._node_id
         #: Databases the peer follows on our side.
         self.subscriptions: set[str] = set()
-        self.driver = PullDriver(conn, self, peer, address, retry=retry)
+        self.driver = PullDriver(SessionPeer(conn, address), self, peer, address, retry=retry)
         limits = conn.session.limits
         self.service = StoreService(
             self,
@@ -191,14 +300,6 @@ class PeerLink:
             databases=self.traffic.snapshot(self.databases(), stats.errors),
         )
 
-    def _report(self, db: str) -> None:
-        progress = self.traffic.progress(db, self.stats.errors)
-        self._tenant.emit(Transferred(self.tenant_id, self.address, self.peer_identity, progress))
-
-    async def local_db(self, name: str) -> MindooDB:
-        db: MindooDB = await self.context.tenant.open_db(name)
-        return db
-
     # -- requests and notifications from the peer --------------------------------------------
     async def _handle(self, operation: str, args: Sequence[Any]) -> Any:
         request = parse_request(operation, args, self.conn.session.limits)
@@ -233,28 +334,6 @@ class PeerLink:
         local = await self.local_db(db)
         return local.get_store() if kind is StoreKind.DOCS else local.get_attachment_store()
 
-    async def admit(self, db: str, entries: Sequence[StoreEntry]) -> VerifiedBatch:
-        """The size limit first, then the database's own checks (signature, trust)."""
-        limit = self.max_entry_bytes
-        fitting = [e for e in entries if len(e.encrypted_data) <= limit]
-        oversized = tuple(
-            (e.id, f"entry of {len(e.encrypted_data)} bytes exceeds the limit of {limit}")
-            for e in entries
-            if len(e.encrypted_data) > limit
-        )
-        # Logged with every other refusal by whoever asked (replicate, or the put handler).
-        verdict = await (await self.local_db(db)).admit_entries(fitting)
-        size = sum(len(e.encrypted_data) for e in verdict.accepted)
-        if self.traffic.received(db, len(verdict.accepted), size):
-            self._report(db)
-        return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
-
-    async def took_in(self, db: str) -> None:
-        """Entries arrived in ``db``: apply them (its change listeners then announce them)."""
-        await (await self.local_db(db)).sync_store_changes()
-        if db == DIRECTORY:
-            await self.context.tenant.refresh_directory()
-
     def subscribed(self, db: str, kind: StoreKind) -> None:
         self.subscriptions.add(db)
 
@@ -265,49 +344,8 @@ class PeerLink:
         if self.traffic.sent(db, entries, size):
             self._report(db)
 
-    # -- SyncModel ---------------------------------------------------------------------------
-    @property
-    def tenant_id(self) -> str:
-        return self.context.tenant_id
-
-    def databases(self) -> list[str]:
-        return sorted(self._tenant.databases)
-
-    def adopt(self, db: str) -> None:
-        self._tenant.adopt(db)
-
-    async def pull_target(self, db: str, kind: StoreKind) -> ContentAddressedStore | None:
-        if db not in self._tenant.databases:
-            return None  # dropped here meanwhile: opening it would create it again
-        local = await self.local_db(db)
-        store = local.get_store() if kind is StoreKind.DOCS else local.get_attachment_store()
-        if self.is_upstream and isinstance(store, ChainedStore):
-            return store.local  # from the upstream: keep, do not forward back to it
-        return store
-
-    async def load_cursor(self, slot: str) -> ReplicationCursor | None:
-        return await self._tenant.cursors.get(self._node_id, slot)
-
-    async def put_cursor(self, slot: str, state: ReplicationCursor) -> None:
-        await self._tenant.cursors.put(self._node_id, slot, state)
-
-    async def flush_cursors(self) -> None:
-        await self._tenant.cursors.save()
-
     def recheck(self, peer: PeerInfo) -> PeerInfo:
         return self.context.check_peer(self.peer_identity, peer.encryption_public_key, dialed=False)
-
-    def emit(self, event: SyncEvent) -> None:
-        self._tenant.emit(event)
-        match event:
-            case SyncProgress():
-                if self.traffic.pull_moved(event.db, event.kind, done=event.done):
-                    self._report(event.db)
-            case SyncFailed():
-                self.traffic.pull_ended(event.db)
-                self._report(event.db)
-            case _:
-                pass
 
     # -- driven by the node ------------------------------------------------------------------
     async def run(self) -> None:

@@ -24,6 +24,7 @@ from mindood.crypto.pem import normalize_pem
 from mindood.sync.connection import PeerConnection
 from mindood.sync.context import TenantRegistry, TenantSyncContext
 from mindood.sync.cursors import CursorBook
+from mindood.sync.http_link import HttpLink, http_client, run_http_link
 from mindood.sync.known_databases import (
     DROPPED_META_NAME,
     load_known_databases,
@@ -110,6 +111,8 @@ class SyncNode:
         self._registry = TenantRegistry()
         self._tenants: dict[str, _TenantState] = {}
         self._links: dict[PeerConnection, PeerLink] = {}
+        #: Links to HTTP sync servers, per (tenant, server URL).
+        self._http_links: dict[tuple[str, str], HttpLink] = {}
         self._directions: dict[PeerConnection, str] = {}
         #: Connections to the configured upstream node, per tenant (edge-cache mode).
         self._upstream: dict[str, PeerConnection] = {}
@@ -224,6 +227,7 @@ class SyncNode:
             lambda name: self._want_adoption(tenant_id, name),
             self._emit,
             lambda name: self._heal(tenant_id, name),
+            lambda name: self._changed(tenant_id, name),
         )
         dropped = await load_known_databases(tenant.store_factory, tenant_id, DROPPED_META_NAME)
         state = _TenantState(sync, set(), dropped)
@@ -275,9 +279,8 @@ class SyncNode:
             await self._watch(state, name)
             await self._save_databases(state)
             self._changed(tenant_id, name)
-            for link in self._links.values():
-                if link.context.tenant_id == tenant_id:
-                    link.driver.pull_soon(name)  # a round may have skipped it while adopting
+            for link in self._tenant_links(tenant_id):
+                link.driver.pull_soon(name)  # a round may have skipped it while adopting
 
     async def remove_database(self, tenant_id: str, name: str) -> None:
         """Stop syncing ``name`` (it is being dropped here) and do not adopt it again."""
@@ -327,9 +330,8 @@ class SyncNode:
             "damaged entries found; asking every peer for good copies",
             extra={"tenant": tenant_id, "db": db},
         )
-        for link in self._links.values():
-            if link.context.tenant_id == tenant_id:
-                link.driver.heal(db)
+        for link in self._tenant_links(tenant_id):
+            link.driver.heal(db)
 
     def _changed(self, tenant_id: str, db: str) -> None:
         """``db`` grew locally: mark it; the announcer tells peers once per dirty spell."""
@@ -379,14 +381,20 @@ class SyncNode:
             return False
         return True
 
+    def _tenant_links(self, tenant_id: str) -> list[PeerLink | HttpLink]:
+        """Every link of the tenant: native sessions and HTTP servers."""
+        native = [lk for lk in self._links.values() if lk.context.tenant_id == tenant_id]
+        http = [lk for (t, _), lk in self._http_links.items() if t == tenant_id]
+        return [*native, *http]
+
     async def _announce_change(self, tenant_id: str, db: str) -> None:
-        links = [lk for lk in self._links.values() if lk.context.tenant_id == tenant_id]
+        links = self._tenant_links(tenant_id)
         if db == DIRECTORY and await self._refresh_directory(tenant_id):
             for link in links:
                 if await link.recheck_peer():
                     link.driver.trust_changed()
         for link in links:
-            if link.conn.is_closed:
+            if isinstance(link, PeerLink) and link.conn.is_closed:
                 continue
             try:
                 await link.announce(db)
@@ -561,6 +569,45 @@ class SyncNode:
                 return
             await asyncio.sleep(delays.next())
 
+    def add_http_peer(self, url: str, tenant_id: str) -> asyncio.Task[None]:
+        """Sync ``tenant_id`` with the HTTP sync server at ``url``, both ways, following its
+        change feed (node must run; ``ValueError`` for a URL that is not http(s))."""
+        tenant = self._tenants[tenant_id].context.tenant
+        fetcher, client = http_client(tenant, url)
+        link = HttpLink(
+            self._tenants[tenant_id].sync,
+            client,
+            retry=self._retry,
+            max_entry_bytes=self._max_entry_bytes,
+        )
+        delays = self._backoff.delays()
+        task: asyncio.Task[None] = self.spawn(
+            run_http_link(
+                link,
+                fetcher,
+                on_start=self._http_started,
+                on_end=self._http_ended,
+                restart_delay=lambda _failures: delays.next(),
+            ),
+            name=f"sync-http:{link.address}",
+        )
+        return task
+
+    def _http_started(self, link: HttpLink) -> None:
+        tenant_id = link.context.tenant_id
+        self._http_links[(tenant_id, link.address)] = link
+        log.info("syncing with an HTTP server", extra={"server": link.address, "tenant": tenant_id})
+        self._emit(PeerConnected(tenant_id, link.address, link.peer_identity, "http"))
+
+    def _http_ended(self, link: HttpLink, reason: str) -> None:
+        tenant_id = link.context.tenant_id
+        if self._http_links.get((tenant_id, link.address)) is link:
+            del self._http_links[(tenant_id, link.address)]
+        self._emit(PeerDisconnected(tenant_id, link.address, link.peer_identity, reason))
+
+    def http_links(self) -> list[HttpLink]:
+        return list(self._http_links.values())
+
     def _refused(self, tenant_id: str, address: str, exc: SessionRefused) -> None:
         key = (tenant_id, address)
         first = key not in self._refusals or self._refusals[key].revoked != exc.revoked
@@ -662,20 +709,18 @@ class SyncNode:
 
     # -- status ------------------------------------------------------------------------------
     def peers(self) -> list[PeerStatus]:
-        return [link.status() for link in self._links.values()]
+        links: list[PeerLink | HttpLink] = [*self._links.values(), *self._http_links.values()]
+        return [link.status() for link in links]
 
     def peer_status(
         self, tenant_id: str, address: str, identity: str | None = None
     ) -> PeerStatus | None:
         """The session at ``address`` for ``tenant_id`` (of ``identity``, if given), if it is up."""
-        for link in self._links.values():
-            if (
-                link.context.tenant_id == tenant_id
-                and link.address == address
-                and identity in (None, link.peer_identity)
-            ):
+        for link in self._tenant_links(tenant_id):
+            if link.address == address and identity in (None, link.peer_identity):
                 return link.status()
         return None
 
     def links(self) -> list[PeerLink]:
+        """The native sessions (HTTP servers: ``http_links``)."""
         return list(self._links.values())

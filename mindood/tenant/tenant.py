@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, overload
@@ -53,10 +54,13 @@ from mindood.tenant.joinresponse import (
     versions_by_key,
 )
 from mindood.tenant.purge import PurgeRecord, PurgeRegistry, PurgeRequest
+from mindood.tenant.remote import ServerConnections
 from mindood.tenant.session import SessionData, seal_session
 from mindood.tenant.user_key_service import UserKeyService
 from mindood.tenant.userdirectory_trust import UserDirectoryTrust
 from mindood.tenant.userkeys import USER_DIRECTORY_DB_ID
+from protocol.http.remote import HttpRemoteStore
+from protocol.store_ops import StoreKind
 
 log = logging.getLogger("mindood.tenant")
 
@@ -121,6 +125,7 @@ class Tenant:
         self._key_lock = asyncio.Lock()
         self._key_task: asyncio.Task[None] | None = None
         self._keys_dirty = False
+        self._servers = ServerConnections(tenant_id, user)
 
     @classmethod
     async def open(
@@ -303,8 +308,26 @@ class Tenant:
             self._keys_dirty = False
             await self.reconcile_keys()
 
+    async def connect_to_server(
+        self,
+        url: str,
+        db: str,
+        kind: StoreKind | str = StoreKind.DOCS,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> HttpRemoteStore:
+        """Database ``db`` (store ``kind``) of the MindooDB HTTP sync server at ``url``, as a
+        store: ``db.pull_changes_from(remote)`` and ``db.push_changes_to(remote)`` take it, as
+        the reference's ``connectToServer``. Authenticates on first use with this device's
+        signing key; stores of one server share one token. What a pull receives is admitted
+        by the database like anything from a peer. Closed with the tenant.
+        """
+        return self._servers.store(url, db, kind, ssl_context=ssl_context)
+
     async def close(self) -> None:
-        """Stop background directory work. Stores belong to the factory and stay open."""
+        """Stop background directory work and close server connections. Stores belong to the
+        factory and stay open."""
+        await self._servers.aclose()
         task, self._key_task = self._key_task, None
         if task is not None and not task.done():
             task.cancel()
