@@ -57,6 +57,11 @@ async def _sync(args: argparse.Namespace, workdir: Path, progress: Progress) -> 
 
         result = await webrtc.run_webrtc_sync_bench(workdir, args.entries, progress=progress)
         return result, webrtc.summary(result)
+    if args.transport == "http":
+        from mindood import bench_sync_http as http
+
+        result = await http.run_http_sync_bench(workdir, args.entries, progress=progress)
+        return result, http.summary(result)
     from mindood import bench_sync
 
     result = await bench_sync.run_sync_bench(workdir, entries=args.entries, progress=progress)
@@ -92,7 +97,7 @@ def add_bench(sub: Subparsers) -> None:
     docs.add_argument("--documents", type=int, default=2000, help="documents to create")
     sync = kind("sync", "full sync between two node processes on loopback", _sync)
     sync.add_argument("--entries", type=int, default=100_000, help="signed 1 KiB entries")
-    sync.add_argument("--transport", choices=["tcp", "webrtc"], default="tcp")
+    sync.add_argument("--transport", choices=["tcp", "webrtc", "http"], default="tcp")
     views = kind(
         "views", "view build and update times against the change feed", _views, on_disk=False
     )
