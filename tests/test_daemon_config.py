@@ -111,6 +111,7 @@ def test_full_configuration(tmp_path: Path) -> None:
         ("[tenants.'bad/id']\n", "tenants.bad/id"),
         ("[[peers]]\ntenants = ['acme']", "peers[0].address"),
         ("[[upstreams]]\naddress = 'tcp://x'", "upstreams[0].tenant"),
+        ("[[upstreams]]\naddress = 'http://example.com'\ntenant = 'acme'", "upstreams[0].address"),
         ("peers = 3", "peers"),
         ("surprise = 1", "surprise"),
     ],
@@ -122,6 +123,19 @@ def test_bad_keys_are_named(tmp_path: Path, body: str, key: str) -> None:
         load_config(path, required=True)
     assert info.value.key == key
     assert key in str(info.value) and str(path) in str(info.value)
+
+
+def test_an_upstream_may_be_an_http_sync_server(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        "[[upstreams]]\naddress = 'https://sync.example.com/base'\ntenant = 'acme'\n"
+        "[[upstreams]]\naddress = 'http://127.0.0.1:8080'\ntenant = 'beta'\n"
+    )
+    config = load_config(path, required=True)
+    assert [u.address for u in config.upstreams] == [
+        "https://sync.example.com/base",
+        "http://127.0.0.1:8080",
+    ]
 
 
 @pytest.mark.parametrize("value", ["true", "false"])

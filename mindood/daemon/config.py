@@ -36,6 +36,10 @@ typo never silently becomes a default. Layout::
     tenant = "acme"
     databases = ["contacts"]
 
+    [[upstreams]]                          # or an HTTP sync server: an edge cache in front
+    address = "https://sync.example.com"   # of it (http:// only to a loopback address)
+    tenant = "beta"
+
     [discovery]                            # mDNS: only on these interfaces; none named = off
     interfaces = ["eth0"]
 
@@ -448,7 +452,7 @@ def _upstreams(raw: object) -> tuple[UpstreamConfig, ...]:
             raise ConfigError(str(exc), table.key("tenant")) from None
         out.append(
             UpstreamConfig(
-                address=_required(table, "address", _address),
+                address=_required(table, "address", _peer_address),
                 tenant=tenant,
                 databases=table.get("databases", _names("database name"), ()),
             )

@@ -246,6 +246,10 @@ class SyncService:
         config = self._host.config
         wanted = config.tenant(tenant_id)
         databases = list(wanted.databases) if wanted else []
+        # an HTTP server cannot list its databases: an upstream's named ones are synced too
+        for upstream in config.upstreams:
+            if upstream.tenant == tenant_id:
+                databases += [d for d in upstream.databases if d not in databases]
         await self._sync.add_tenant(tenant, databases)
         self._tenants[tenant_id] = _TenantPeers()
         self._start_peers(tenant_id, config)
@@ -264,7 +268,11 @@ class SyncService:
             host, port = split_address(peer.address)
             peers.tasks.append(self._sync.add_peer(host, port, tenant_id))
         for upstream in config.upstreams:
-            if upstream.tenant == tenant_id:
+            if upstream.tenant == tenant_id and is_http_address(upstream.address):
+                peers.tasks.append(
+                    self._sync.add_http_peer(upstream.address, tenant_id, upstream=True)
+                )
+            elif upstream.tenant == tenant_id:
                 host, port = split_address(upstream.address)
                 peers.tasks.append(self._sync.add_peer(host, port, tenant_id, upstream=True))
 

@@ -47,6 +47,7 @@ class HttpLink(LinkModel):
         *,
         retry: RetryPolicy | None = None,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
+        is_upstream: bool = False,
     ) -> None:
         self.context = tenant.context
         self._tenant = tenant
@@ -55,7 +56,8 @@ class HttpLink(LinkModel):
         self.direction = "out"
         self.connected_at = time.time()
         self.traffic = LinkTraffic()
-        self.is_upstream = False
+        #: The node's upstream (edge cache): what it pulls goes to the local stores only.
+        self.is_upstream = is_upstream
         self.max_entry_bytes = max_entry_bytes
         self._cursor_key = f"http:{self.address}"
         self._node_id = node_id_hex(self.address)

@@ -40,6 +40,7 @@ from protocol.messages import DEFAULT_LIMITS, Limits
 from protocol.remote_store import RemoteStore
 from protocol.session import Opened, Role, Session
 from protocol.store_ops import SIGNAL, StoreKind
+from store.base import ContentAddressedStore
 from store.errors import StoreError
 from store.limits import MAX_ENTRY_BYTES
 from transports.channel import Channel, ChannelClosed
@@ -116,6 +117,8 @@ class SyncNode:
         self._directions: dict[PeerConnection, str] = {}
         #: Connections to the configured upstream node, per tenant (edge-cache mode).
         self._upstream: dict[str, PeerConnection] = {}
+        #: Or the configured upstream HTTP sync server's link, per tenant, while it runs.
+        self._http_upstream: dict[str, HttpLink] = {}
         self._servers: list[TcpListener] = []
         self._listeners: list[EventListener] = []
         self._signal_listeners: list[SignalListener] = []
@@ -569,9 +572,15 @@ class SyncNode:
                 return
             await asyncio.sleep(delays.next())
 
-    def add_http_peer(self, url: str, tenant_id: str) -> asyncio.Task[None]:
+    def add_http_peer(
+        self, url: str, tenant_id: str, *, upstream: bool = False
+    ) -> asyncio.Task[None]:
         """Sync ``tenant_id`` with the HTTP sync server at ``url``, both ways, following its
-        change feed (node must run; ``ValueError`` for a URL that is not http(s))."""
+        change feed (node must run; ``ValueError`` for a URL that is not http(s)).
+
+        ``upstream`` makes the server this node's upstream (edge-cache mode): chained stores
+        fetch their misses from it and forward writes to it while the link runs.
+        """
         tenant = self._tenants[tenant_id].context.tenant
         fetcher, client = http_client(tenant, url)
         link = HttpLink(
@@ -579,6 +588,7 @@ class SyncNode:
             client,
             retry=self._retry,
             max_entry_bytes=self._max_entry_bytes,
+            is_upstream=upstream,
         )
         delays = self._backoff.delays()
         task: asyncio.Task[None] = self.spawn(
@@ -596,6 +606,8 @@ class SyncNode:
     def _http_started(self, link: HttpLink) -> None:
         tenant_id = link.context.tenant_id
         self._http_links[(tenant_id, link.address)] = link
+        if link.is_upstream:
+            self._http_upstream[tenant_id] = link
         log.info("syncing with an HTTP server", extra={"server": link.address, "tenant": tenant_id})
         self._emit(PeerConnected(tenant_id, link.address, link.peer_identity, "http"))
 
@@ -603,6 +615,8 @@ class SyncNode:
         tenant_id = link.context.tenant_id
         if self._http_links.get((tenant_id, link.address)) is link:
             del self._http_links[(tenant_id, link.address)]
+        if self._http_upstream.get(tenant_id) is link:
+            del self._http_upstream[tenant_id]
         self._emit(PeerDisconnected(tenant_id, link.address, link.peer_identity, reason))
 
     def http_links(self) -> list[HttpLink]:
@@ -697,14 +711,24 @@ class SyncNode:
         return link.run()
 
     def upstream_connected(self, tenant_id: str) -> bool:
-        """Whether the session with the tenant's configured upstream node is up."""
+        """Whether the session with the tenant's configured upstream node is up (an HTTP
+        upstream: its link runs; each request then stands alone)."""
+        http = self._http_upstream.get(tenant_id)
+        if http is not None:
+            return not http.peer_session.is_closed
         conn = self._upstream.get(tenant_id)
         return conn is not None and not conn.closed.is_set() and conn.session.is_open
 
-    def upstream_store(self, tenant_id: str, db: str, kind: StoreKind) -> RemoteStore | None:
-        """The upstream node's store ``db``/``kind`` over the live session, if connected."""
+    def upstream_store(
+        self, tenant_id: str, db: str, kind: StoreKind
+    ) -> ContentAddressedStore | None:
+        """The upstream's store ``db``/``kind``, if connected: over the live native session,
+        or the HTTP server's store (sharing the link's client and token)."""
         if not self.upstream_connected(tenant_id):
             return None
+        http = self._http_upstream.get(tenant_id)
+        if http is not None:
+            return http.client.store(db, kind)
         return RemoteStore(self._upstream[tenant_id], db, kind, "upstream")
 
     # -- status ------------------------------------------------------------------------------
