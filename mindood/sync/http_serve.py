@@ -42,6 +42,13 @@ from mindood.tenant.trust import Verdict
 from protocol.http import wire
 from protocol.http.auth import KeyStatus, UserKeys
 from protocol.http.server import EventStream, HttpRequest, HttpResponse, HttpServer
+from protocol.http.system import (
+    SystemAdmin,
+    SystemApi,
+    SystemAuth,
+    TenantRegistrar,
+    parse_allowlist,
+)
 from protocol.interfaces import PeerRefused
 from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore
@@ -105,6 +112,14 @@ class ServerIdentity:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         return identity
+
+
+def _unwrap_hybrid(blob: bytes, key: RSAPrivateKey) -> bytes:
+    """The reference's hybrid RSA blob (``RSAEncryption.encrypt``), opened with the server key."""
+    try:
+        return rsa.decrypt(blob, key)
+    except MindoodError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class HttpServeModel:
@@ -175,9 +190,18 @@ class HttpServeModel:
 class HttpTenantView:
     """``protocol.http.server.HttpTenant`` and its ``AuthDirectory`` for one served tenant."""
 
-    def __init__(self, node: SyncNode, sync: TenantSync, *, max_entry_bytes: int) -> None:
+    def __init__(
+        self,
+        node: SyncNode,
+        sync: TenantSync,
+        *,
+        max_entry_bytes: int,
+        admin_username: str | None = None,
+    ) -> None:
         self._sync = sync
         self._model = HttpServeModel(node, sync, max_entry_bytes=max_entry_bytes)
+        #: The admin username a registration named: that admin logs in before any grant.
+        self._admin_username = admin_username.lower() if admin_username else None
 
     @property
     def tenant_id(self) -> str:
@@ -199,6 +223,8 @@ class HttpTenantView:
             for p in index.active_key_pairs(username)
             if self.key_status(p.signing_public_key) is KeyStatus.ACTIVE
         )
+        if not active and self._admin_username == username.lower():
+            return UserKeys((self._sync.context.tenant.admin_signing_public_key,), False)
         return UserKeys(active, bool(index.revoked_key_pairs(username)))
 
     def key_status(self, signing_public_key: str) -> KeyStatus:
@@ -213,7 +239,11 @@ class HttpTenantView:
         return KeyStatus.UNKNOWN
 
     def reader_key(self, signing_public_key: str) -> str | None:
-        """The encryption key the directory lists beside this very device key."""
+        """The encryption key the directory lists beside this very device key (the tenant
+        admin's own key pair is known without a grant)."""
+        tenant = self._sync.context.tenant
+        if normalize_pem(signing_public_key) == normalize_pem(tenant.admin_signing_public_key):
+            return tenant.admin_encryption_public_key
         try:
             peer = self._sync.context.check_peer(signing_public_key, "", dialed=False)
         except PeerRefused:
@@ -239,13 +269,26 @@ class HttpGateway:
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
         clock: Callable[[], float] = time.time,
+        registrar: TenantRegistrar | None = None,
+        system_admins: Sequence[SystemAdmin] = (),
+        system_allowed_ips: Sequence[str] = (),
     ) -> None:
         self._node = node
         self._identity = identity
         self._name = name or socket.gethostname() or "mindood"
         self._max_entry_bytes = max_entry_bytes
         self._views: dict[str, tuple[TenantSync, HttpTenantView]] = {}
-        self.server = HttpServer(self, body_limit=body_limit, clock=clock)
+        self._registrar = registrar
+        system = None
+        if registrar is not None and identity is not None:
+            key = identity.encryption_key
+            system = SystemApi(
+                SystemAuth(system_admins, clock=clock),
+                registrar,
+                lambda blob: _unwrap_hybrid(blob, key),
+                allowed_ips=parse_allowlist(system_allowed_ips),
+            )
+        self.server = HttpServer(self, body_limit=body_limit, clock=clock, system=system)
         self._dirty: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._unhook = node.on_change(self._changed)
@@ -273,7 +316,11 @@ class HttpGateway:
         if cached is None or cached[0] is not sync:
             if cached is not None:
                 self.server.forget_tenant(tenant_id)  # locked and unlocked again: new logins
-            cached = (sync, HttpTenantView(self._node, sync, max_entry_bytes=self._max_entry_bytes))
+            admin = self._registrar.admin_username(tenant_id) if self._registrar else None
+            view = HttpTenantView(
+                self._node, sync, max_entry_bytes=self._max_entry_bytes, admin_username=admin
+            )
+            cached = (sync, view)
             self._views[tenant_id] = cached
         return cached[1]
 
@@ -284,7 +331,14 @@ class HttpGateway:
 
     async def handle(self, request: Request) -> Response | Stream:
         answer = await self.server.handle(
-            HttpRequest(request.method, request.path, request.query, request.headers, request.body)
+            HttpRequest(
+                request.method,
+                request.path,
+                request.query,
+                request.headers,
+                request.body,
+                request.remote,
+            )
         )
         if isinstance(answer, HttpResponse):
             return Response(answer.status, answer.body, answer.content_type)

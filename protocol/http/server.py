@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from protocol.http import wire
 from protocol.http.auth import AuthDirectory, AuthService, Claims, bearer_token
+from protocol.http.system import SystemApi
 from protocol.http.wire import ErrorKind, HttpError, SyncOp
 from protocol.serve import ServeModel
 from protocol.store_ops import StoreKind
@@ -46,6 +47,8 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: The client's IP address (for the ``/system/*`` allowlist).
+    remote: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +167,11 @@ class HttpServer:
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         clock: Callable[[], float] = time.time,
         max_answer_bytes: int = 256 * 1024 * 1024,
+        system: SystemApi | None = None,
     ) -> None:
         self._node = node
+        #: ``/system/*`` (tenant registration); None: not offered (404).
+        self.system = system
         self.body_limit = body_limit
         #: The most payload bytes one getEntries answer carries (the reference has no cap).
         self.max_answer_bytes = max_answer_bytes
@@ -230,6 +236,13 @@ class HttpServer:
             return json_response(200, wire.health_json(int(self._clock() * 1000)))
         if parts[:1] == [".well-known"]:
             return self._well_known(method, parts[1:])
+        if parts[:1] == ["system"]:
+            if self.system is None:
+                raise HttpError(ErrorKind.NOT_FOUND, "Not found")
+            answer = await self.system.handle(
+                method, parts[1:], _json_body(request.body), request.headers, request.remote
+            )
+            return json_response(answer.status, answer.body)
         if len(parts) >= 3 and method == "POST" and parts[1] == "auth":
             return self._auth_route(parts[0], parts[2:], request)
         if len(parts) == 4 and parts[1] == "sync":
