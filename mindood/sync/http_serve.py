@@ -114,7 +114,7 @@ class ServerIdentity:
         return identity
 
 
-def _unwrap_hybrid(blob: bytes, key: RSAPrivateKey) -> bytes:
+def unwrap_hybrid(blob: bytes, key: RSAPrivateKey) -> bytes:
     """The reference's hybrid RSA blob (``RSAEncryption.encrypt``), opened with the server key."""
     try:
         return rsa.decrypt(blob, key)
@@ -285,7 +285,7 @@ class HttpGateway:
             system = SystemApi(
                 SystemAuth(system_admins, clock=clock),
                 registrar,
-                lambda blob: _unwrap_hybrid(blob, key),
+                lambda blob: unwrap_hybrid(blob, key),
                 allowed_ips=parse_allowlist(system_allowed_ips),
             )
         self.server = HttpServer(self, body_limit=body_limit, clock=clock, system=system)
