@@ -218,6 +218,29 @@ async def test_a_published_tenant_is_served_as_a_relay_and_survives_restart(
 
     await second_device_reads()
 
+    async with aiohttp.ClientSession() as session:  # a device asks which tenants grant it
+        device = Client(session, address, alice)
+
+        async def discover(signer: Client) -> tuple[int, Any]:
+            ask = {"signingPublicKey": device.signing_key}
+            _, body, _ = await device.raw("POST", "/device/challenge", ask)
+            signed = base64.b64encode(signer.sign(body["challenge"].encode())).decode()
+            answer = {"challenge": body["challenge"], "signature": signed}
+            status, body, _ = await device.raw("POST", "/device/discover", answer)
+            return status, body
+
+        status, body = await discover(device)
+        assert status == 200 and [t["tenantId"] for t in body["tenants"]] == [TENANT], body
+        [delivery] = body["tenants"]
+        unwrapped = device.unwrap()(base64.b64decode(delivery["wrappedPublicInfosKey"]))
+        assert unwrapped == public_infos
+        assert delivery["adminSigningPublicKey"] == alice.admin_signing_public_key
+        assert delivery["username_hash"] and delivery["identity_hashes"]
+        stranger = Client(session, address, unlock(mallory, password("mallory")))
+        assert (await discover(stranger))[0] == 401  # signed by another key
+        device.who = stranger.user  # a key no grant names: nothing to deliver
+        assert await discover(device) == (200, {"tenants": []})
+
     async def node_is_a_blind_relay() -> None:
         async with await daemon.client() as rpc:
 

@@ -64,6 +64,9 @@ class NoTenants:
     def tenant(self, tenant_id: str) -> None:
         return None
 
+    def device_deliveries(self, signing_public_key: str) -> list[dict[str, Any]]:
+        return []
+
 
 def _server(admin: UnlockedUserId, clock: Clock, allowed: list[str]) -> HttpServer:
     server_key = rsa.generate_rsa_keypair()

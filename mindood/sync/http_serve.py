@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,6 +39,7 @@ from mindood.storefactory import check_component
 from mindood.sync.link import DIRECTORY, TenantSync
 from mindood.sync.node import SyncNode
 from mindood.tenant.directory import PUBLIC_INFOS_KEY_ID
+from mindood.tenant.grants import JOIN_BOOTSTRAP_FIELD
 from mindood.tenant.trust import Verdict
 from protocol.http import wire
 from protocol.http.auth import KeyStatus, UserKeys
@@ -323,6 +325,44 @@ class HttpGateway:
             cached = (sync, view)
             self._views[tenant_id] = cached
         return cached[1]
+
+    def device_deliveries(self, signing_public_key: str) -> list[dict[str, Any]]:
+        """Per served tenant whose directory grants this device key (active): what the device
+        needs to open it (reference ``DeviceTenantDelivery``). A tenant whose ``$publicinfos``
+        key this node lacks is skipped."""
+        wanted = normalize_pem(signing_public_key)
+        out: list[dict[str, Any]] = []
+        for context in sorted(self._node.tenant_contexts(), key=lambda c: c.tenant_id):
+            tenant = context.tenant
+            keys = tenant.key_bag.get_all(tenant.tenant_id, PUBLIC_INFOS_KEY_ID)
+            if not keys:
+                continue
+            directory = tenant.get_directory()
+            if directory.trust.verdict(signing_public_key, 2**62) is not Verdict.ACTIVE:
+                continue
+            for grant in directory.index.grants():
+                pair = next((p for p in grant.active if p.signing_key_id == wanted), None)
+                if pair is None or not pair.encryption_public_key:
+                    continue
+                wrapped = [rsa.wrap_key_to_base64(k, pair.encryption_public_key) for k in keys]
+                delivery: dict[str, Any] = {
+                    "tenantId": tenant.tenant_id,
+                    "adminSigningPublicKey": tenant.admin_signing_public_key,
+                    "adminEncryptionPublicKey": tenant.admin_encryption_public_key,
+                    "wrappedPublicInfosKey": wrapped[0],
+                }
+                if len(wrapped) > 1:
+                    delivery["wrappedPublicInfosKeys"] = wrapped
+                join = pair.raw.get(JOIN_BOOTSTRAP_FIELD)
+                if isinstance(join, str) and join.strip():
+                    delivery["wrappedJoinResponse"] = join.strip()
+                if grant.username_hash:
+                    delivery["username_hash"] = grant.username_hash
+                if grant.identity_hashes:
+                    delivery["identity_hashes"] = sorted(grant.identity_hashes)
+                out.append(delivery)
+                break
+        return out
 
     # -- the listener's handler --------------------------------------------------------------
     def gate(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
