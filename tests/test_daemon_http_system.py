@@ -268,6 +268,10 @@ async def test_a_published_tenant_is_served_as_a_relay_and_survives_restart(
         assert (await admin.login())[0] == 200
         plain = base64.b64encode(public_infos).decode()
         assert (await admin.register(created, {"publicInfosKey": plain}))[0] == 200
+        async with await daemon.client() as rpc:  # locked by hand, the key is still the node's
+            await rpc.tenant_lock(TENANT)
+        assert (await admin.register(created, {"publicInfosKey": plain}))[0] == 200
+        assert (await client.challenge(signingPublicKey=client.signing_key))[0] == 200
         admin_auth = {"Authorization": f"Bearer {admin.token}"}
         # removal: the tenant is no longer served, and may be registered afresh
         status, body, _ = await admin.http.raw(

@@ -507,6 +507,8 @@ class TenantRegistry:
         registered = await self.registrations()
         async with self._creation_lock(tenant_id):
             if tenant_id in self.known_ids() or (self.base / tenant_id).exists():
+                if tenant_id in registered:  # locked over RPC, say: its key is still ours
+                    await self.unlock(tenant_id, registered[tenant_id].session_password)
                 slot = self._slots.get(tenant_id)
                 tenant = slot.tenant if slot is not None else None
                 held = tenant.key_bag.get_all(tenant_id, PUBLIC_INFOS_KEY_ID) if tenant else []
