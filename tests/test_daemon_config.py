@@ -291,6 +291,26 @@ def test_http_is_off_by_default_and_configurable(tmp_path: Path) -> None:
     assert "http" in restart_required(Config(), config)
 
 
+_PEM = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
+
+
+def test_http_system_admins_are_read_from_a_toml_file(tmp_path: Path) -> None:
+    """The PEM of a multi-line TOML string may be indented: each line is trimmed."""
+    path = tmp_path / "d.toml"
+    path.write_text(
+        "[http]\n"
+        'system_allowed_ips = ["127.0.0.1", "10.0.0.0/8"]\n'
+        "[[http.system_admins]]\n"
+        'username = "CN=sysadmin/O=acme"\n'
+        "publicsignkey = '''\n    -----BEGIN PUBLIC KEY-----\n    MCowBQYDK2VwAyEA\n"
+        "    -----END PUBLIC KEY-----\n    '''\n"
+    )
+    http = load_config(path, required=True).http
+    assert http.system_admins == (("CN=sysadmin/O=acme", _PEM),)
+    assert http.system_allowed_ips == ("127.0.0.1", "10.0.0.0/8")
+    assert Config().http.system_admins == ()
+
+
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
@@ -301,6 +321,11 @@ def test_http_is_off_by_default_and_configurable(tmp_path: Path) -> None:
         ({"tls_cert": "relative.pem", "tls_key": "/k"}, "http.tls_cert"),
         ({"max_body_bytes": 10}, "http.max_body_bytes"),
         ({"bogus": 1}, "http.bogus"),
+        ({"system_admins": [{"username": "a"}]}, "http.system_admins[0].publicsignkey"),
+        ({"system_admins": [{"username": "a", "publicsignkey": "x"}]}, "publicsignkey"),
+        ({"system_admins": [{"publicsignkey": _PEM}]}, "http.system_admins[0].username"),
+        ({"system_admins": [{"username": "a", "publicsignkey": _PEM, "x": 1}]}, "[0].x"),
+        ({"system_allowed_ips": ["10.0.0.0/33"]}, "http.system_allowed_ips[0]"),
     ],
 )
 def test_bad_http_settings_name_their_key(raw: dict[str, object], key: str) -> None:

@@ -49,6 +49,13 @@ typo never silently becomes a default. Layout::
     tls_key = "/etc/mindood/http.key"
     name = "edge-1"                        # shown in /.well-known/mindoodb-server-info
     max_body_bytes = 5242880               # request bodies above this get 413
+    system_allowed_ips = ["127.0.0.1"]     # /system/* only from these (default: anyone)
+
+    [[http.system_admins]]                 # who may register tenants (POST /system/tenants/<id>)
+    username = "cn=sysadmin/o=acme"        # as the reference's config.json "ALL:/system/*"
+    publicsignkey = '''-----BEGIN PUBLIC KEY-----
+    ...
+    -----END PUBLIC KEY-----'''
 
 ``[network] mdns`` is refused with a message pointing to ``[discovery]``: it was read by
 nothing, and mDNS must never start without the operator naming the interfaces.
@@ -141,6 +148,10 @@ class HttpConfig:
     #: The server name in ``/.well-known/mindoodb-server-info`` (default: the host name).
     name: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
+    #: ``(username, publicsignkey)`` of the system admins; none: no ``/system/*`` API.
+    system_admins: tuple[tuple[str, str], ...] = ()
+    #: Addresses or networks ``/system/*`` answers (empty: any).
+    system_allowed_ips: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -511,6 +522,28 @@ def _peer_network(discovery: _Table, webrtc: _Table) -> PeerNetworkConfig:
     return PeerNetworkConfig(discovery=disc, webrtc=rtc)
 
 
+def _system_admins(raw: object) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for table in _array_of_tables(raw, "http.system_admins"):
+        username = _required(table, "username", _string)
+        key = _required(table, "publicsignkey", _string)
+        if "BEGIN PUBLIC KEY" not in key or len(key) > 8192:
+            raise ConfigError("expected an Ed25519 public key PEM", table.key("publicsignkey"))
+        out.append((username, "\n".join(line.strip() for line in key.strip().splitlines())))
+        table.finish()
+    return tuple(out)
+
+
+def _networks(value: object, key: str) -> tuple[str, ...]:
+    entries = _strings(value, key)
+    for i, entry in enumerate(entries):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError("expected an IP address or network", f"{key}[{i}]") from None
+    return entries
+
+
 def _http(table: _Table) -> HttpConfig:
     http = HttpConfig(
         listen=table.get("listen", _addresses, ()),
@@ -518,6 +551,8 @@ def _http(table: _Table) -> HttpConfig:
         tls_key=table.get("tls_key", _path, None),
         name=table.get("name", _string, None),
         max_body_bytes=table.get("max_body_bytes", _int_range(64 * 1024, 1 << 30), 5 * 1024 * 1024),
+        system_admins=_system_admins(table.raw("system_admins")),
+        system_allowed_ips=table.get("system_allowed_ips", _networks, ()),
     )
     if (http.tls_cert is None) != (http.tls_key is None):
         missing = "tls_key" if http.tls_key is None else "tls_cert"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from mindood.daemon.config import Config, is_http_address, parse_address
 from mindood.daemon.events import DocChanged, EventBus, SyncProgress, TenantStateChanged
 from mindood.daemon.services import PeerInfo, PeerRegistry, ServiceStartError, SyncControl
-from mindood.daemon.tenants import TenantRegistry
+from mindood.daemon.tenants import RegistrationConflictError, TenantRegistry
 from mindood.sync import SyncNode
 from mindood.sync.chaining import LateUpstream
 from mindood.sync.http_link import HttpLink
@@ -32,6 +32,7 @@ from mindood.sync.traffic import NodeEvent, Transferred
 from mindood.tenant import Tenant
 from mindood.tenant.directory import DEFAULT_KEY_ID
 from protocol import events
+from protocol.http.system import RegisterTenantRequest, RegistrationConflict, SystemAdmin
 from transports.http_server import HttpListener, listen_http, server_ssl_context
 from transports.tasks import cancel_and_wait
 from transports.tcp import NodeCertificate, PreAuthLimits
@@ -125,7 +126,16 @@ class SyncService:
         identity = await asyncio.to_thread(
             ServerIdentity.load_or_create, self._host.data_dir / TLS_DIR
         )
-        gateway = HttpGateway(sync, identity, name=wanted.name, body_limit=wanted.max_body_bytes)
+        await self._host.tenants.registrations()  # read before the first request needs them
+        gateway = HttpGateway(
+            sync,
+            identity,
+            name=wanted.name,
+            body_limit=wanted.max_body_bytes,
+            registrar=_Registrar(self),
+            system_admins=[SystemAdmin(u, k) for u, k in wanted.system_admins],
+            system_allowed_ips=wanted.system_allowed_ips,
+        )
         context = None
         if wanted.tls_cert is not None and wanted.tls_key is not None:
             try:
@@ -400,6 +410,46 @@ class SyncService:
         for link in chosen:
             await (link.pull_database(db) if db else link.pull_all())
         return {"peers": len(chosen), "transferred": sum(lk.stats.transferred for lk in chosen)}
+
+
+class _Registrar:
+    """``protocol.http.system.TenantRegistrar``: a registered tenant is a relay tenant of the
+    registry, served at once (before the 201 goes out, so the admin's next push finds it)."""
+
+    def __init__(self, service: SyncService) -> None:
+        self._service = service
+
+    @property
+    def _tenants(self) -> TenantRegistry:
+        return self._service._host.tenants
+
+    async def register(self, request: RegisterTenantRequest, public_infos_key: bytes) -> bool:
+        try:
+            created = await self._tenants.register_relay(
+                request.tenant_id,
+                admin_username=request.admin_username,
+                admin_signing_public_key=request.admin_signing_public_key,
+                admin_encryption_public_key=request.admin_encryption_public_key,
+                public_infos_key=public_infos_key,
+            )
+        except RegistrationConflictError as exc:
+            raise RegistrationConflict(str(exc)) from None
+        await self._service._activate(request.tenant_id)
+        return created
+
+    def registered_tenants(self) -> list[str]:
+        tenants = self._tenants
+        return [t for t in tenants.known_ids() if tenants.registration(t) is not None]
+
+    def admin_username(self, tenant_id: str) -> str | None:
+        registration = self._tenants.registration(tenant_id)
+        return registration.admin_username if registration is not None else None
+
+    async def remove(self, tenant_id: str) -> bool:
+        if self._tenants.registration(tenant_id) is None:
+            return False
+        await self._service._deactivate(tenant_id)
+        return await self._tenants.remove_registered(tenant_id)
 
 
 def peer_info(status: PeerStatus) -> PeerInfo:

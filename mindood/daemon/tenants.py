@@ -7,10 +7,17 @@ On disk, under the data directory::
                                                 user's password (Tenant.save_session)
     tenants/<tenant>/.tenant/admin-identity     the admin identity, its private keys sealed with
                                                 the admin's password (only where it was created)
+    tenants/<tenant>/.tenant/registration       a tenant a system admin registered over HTTP
+                                                (``POST /system/tenants/<id>``): its admin's keys
+                                                and the random password of its session (0600)
     identities/<sha256(username)>.json          this node's user identities (sealed), reused
                                                 across tenants and kept for pending joins
 
-After a restart every tenant is locked until ``unlock`` (a password over RPC, a configured
+A registered tenant is a relay: its session holds only the ``$publicinfos`` key (enough to
+read the directory and check who may push) under an identity of this node that no grant names.
+It unlocks itself at startup from its registration file, as the server identity next to the
+node's TLS key is read without a password. After a restart every other tenant is locked until
+``unlock`` (a password over RPC, a configured
 ``password_file`` or a systemd credential). ``lock`` closes the tenant and drops every reference
 to its keys. Stores hold only ciphertext and stay open in the store factory either way.
 """
@@ -19,8 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import os
+import secrets
+import shutil
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +45,7 @@ from mindood.daemon.secrets import credential_path, read_password_file
 from mindood.db import MindooDB
 from mindood.errors import InvalidNameError, MindoodError, NotAdminError
 from mindood.identity import PrivateUserId, ensure_user_key_pair, unlock
+from mindood.keybag import KeyBag
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
 from mindood.storefactory import (
     META_DIR,
@@ -42,14 +55,52 @@ from mindood.storefactory import (
     write_private_file,
 )
 from mindood.tenant import JoinResponse, Tenant, TenantFactory
-from mindood.tenant.directory import DIRECTORY_DB_ID
+from mindood.tenant.directory import DIRECTORY_DB_ID, PUBLIC_INFOS_KEY_ID
 from mindood.tenant.tenant import SESSION_META_NAME, check_tenant_id
 from store.base import ContentAddressedStore
 
 log = logging.getLogger("mindood.tenants")
 
 ADMIN_META_NAME = "admin-identity"
+REGISTRATION_META_NAME = "registration"
 IDENTITIES_DIR = "identities"
+
+
+class RegistrationConflictError(AlreadyExistsError):
+    """The tenant is on this node with another ``$publicinfos`` key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What ``POST /system/tenants/<id>`` left on disk for a relay tenant."""
+
+    admin_username: str | None
+    admin_signing_public_key: str
+    admin_encryption_public_key: str
+    session_password: str
+    registered_at: float
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "adminUsername": self.admin_username,
+                "adminSigningPublicKey": self.admin_signing_public_key,
+                "adminEncryptionPublicKey": self.admin_encryption_public_key,
+                "sessionPassword": self.session_password,
+                "registeredAt": self.registered_at,
+            }
+        ).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Registration:
+        raw = json.loads(data.decode("utf-8"))
+        return cls(
+            raw.get("adminUsername"),
+            raw["adminSigningPublicKey"],
+            raw["adminEncryptionPublicKey"],
+            raw["sessionPassword"],
+            float(raw.get("registeredAt", 0)),
+        )
 
 
 @dataclass(slots=True)
@@ -112,6 +163,8 @@ class TenantRegistry:
         self._slots: dict[str, TenantSlot] = {}
         self._creating: dict[str, asyncio.Lock] = {}
         self._sync_notes: dict[str, tuple[str, str]] = {}
+        #: Registered (relay) tenants, read from disk on first need.
+        self._registrations: dict[str, Registration] | None = None
 
     # -- what exists -------------------------------------------------------------------------
     def _on_disk(self) -> list[str]:
@@ -416,6 +469,114 @@ class TenantRegistry:
         await asyncio.to_thread(unlock, tenant.user.private, password)
         return tenant
 
+    # -- tenants registered over HTTP (relays) -----------------------------------------------
+    async def registrations(self) -> dict[str, Registration]:
+        """Every registered tenant on disk (read once, then kept current)."""
+        if self._registrations is None:
+            found: dict[str, Registration] = {}
+            for tenant_id in self._on_disk():
+                blob = await self.store_factory.read_meta(tenant_id, REGISTRATION_META_NAME)
+                if blob is None:
+                    continue
+                try:
+                    found[tenant_id] = Registration.from_bytes(blob)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("unreadable registration of tenant %s: %s", tenant_id, exc)
+            self._registrations = found
+        return self._registrations
+
+    def registration(self, tenant_id: str) -> Registration | None:
+        """The registration of ``tenant_id`` if it was registered (None before the first read)."""
+        return (self._registrations or {}).get(tenant_id)
+
+    async def register_relay(
+        self,
+        tenant_id: str,
+        *,
+        admin_username: str | None,
+        admin_signing_public_key: str,
+        admin_encryption_public_key: str,
+        public_infos_key: bytes,
+    ) -> bool:
+        """Hold ``tenant_id`` as a relay with only its ``$publicinfos`` key; True if new.
+
+        A tenant already here answers by its key: the same ``$publicinfos`` key is an
+        idempotent repeat (False), another one is ``RegistrationConflictError``.
+        """
+        check_tenant_id(tenant_id)
+        registered = await self.registrations()
+        async with self._creation_lock(tenant_id):
+            if tenant_id in self.known_ids() or (self.base / tenant_id).exists():
+                if tenant_id in registered:  # locked over RPC, say: its key is still ours
+                    await self.unlock(tenant_id, registered[tenant_id].session_password)
+                slot = self._slots.get(tenant_id)
+                tenant = slot.tenant if slot is not None else None
+                held = tenant.key_bag.get_all(tenant_id, PUBLIC_INFOS_KEY_ID) if tenant else []
+                if public_infos_key in held:
+                    return False
+                raise RegistrationConflictError(
+                    f"Tenant {tenant_id} already exists with different $publicinfos key"
+                    if tenant is not None
+                    else f"Tenant {tenant_id} already exists on this node"
+                )
+            password = secrets.token_urlsafe(32)
+            user = await self.factory.create_user_id(f"CN=relay/O={tenant_id}", password)
+            bag = await asyncio.to_thread(KeyBag.for_user, user, password)
+            bag.set(tenant_id, PUBLIC_INFOS_KEY_ID, public_infos_key)
+            registration = Registration(
+                admin_username,
+                admin_signing_public_key,
+                admin_encryption_public_key,
+                password,
+                time.time(),
+            )
+            tenant = await self.factory.open_tenant(
+                tenant_id,
+                admin_signing_public_key,
+                admin_encryption_public_key,
+                user,
+                password,
+                bag,
+            )
+            try:
+                await self.store_factory.write_meta(
+                    tenant_id, REGISTRATION_META_NAME, registration.to_bytes()
+                )
+                await tenant.save_session(password)
+            except BaseException:
+                await tenant.close()
+                raise
+            registered[tenant_id] = registration
+            slot = self._slots[tenant_id] = TenantSlot(tenant_id)
+            await self._activate(slot, tenant, ())
+        log.info("tenant %s registered as a relay", tenant_id)
+        return True
+
+    async def remove_registered(self, tenant_id: str) -> bool:
+        """Lock and delete a registered tenant; False if ``tenant_id`` is not one."""
+        registered = await self.registrations()
+        if tenant_id not in registered:
+            return False
+        async with self._creation_lock(tenant_id):
+            await self.lock(tenant_id)
+            for db in await self.store_factory.list_databases(tenant_id):
+                await self.store_factory.drop_database(tenant_id, db)
+            del registered[tenant_id]
+            self._slots.pop(tenant_id, None)
+            path = self.base / tenant_id
+            trash = self.base / f".removed-{tenant_id}-{uuid.uuid4().hex[:8]}"
+
+            def remove() -> None:
+                try:
+                    os.rename(path, trash)
+                except FileNotFoundError:
+                    return
+                shutil.rmtree(trash, ignore_errors=True)
+
+            await asyncio.to_thread(remove)
+        log.info("registered tenant %s removed", tenant_id)
+        return True
+
     # -- unattended unlock -------------------------------------------------------------------
     def password_source(self, tenant_id: str, config: Config) -> Path | None:
         configured = config.tenant(tenant_id)
@@ -430,6 +591,7 @@ class TenantRegistry:
     async def auto_unlock(self, config: Config) -> dict[str, str]:
         """Unlock locked tenants that have a password file or credential; outcome per tenant."""
         outcome: dict[str, str] = {}
+        registered = await self.registrations()
         for wanted in config.tenants:
             if wanted.id not in self.known_ids():
                 log.warning("configured tenant %s does not exist on this node yet", wanted.id)
@@ -441,11 +603,16 @@ class TenantRegistry:
                 for name in databases:  # a reload may have added databases to open
                     await self.open_db(tenant_id, name, create=True)
                 continue
+            registration = registered.get(tenant_id)
             source = self.password_source(tenant_id, config)
-            if source is None:
+            if source is None and registration is None:
                 continue
             try:
-                password = await asyncio.to_thread(read_password_file, source)
+                if registration is not None:
+                    password = registration.session_password
+                else:
+                    assert source is not None
+                    password = await asyncio.to_thread(read_password_file, source)
                 await self.unlock(tenant_id, password, databases)
                 outcome[tenant_id] = "unlocked"
             except MindoodError as exc:
@@ -463,4 +630,11 @@ class TenantRegistry:
         await self.store_factory.close()
 
 
-__all__ = ["ADMIN_META_NAME", "IdentityStore", "TenantRegistry", "TenantSlot"]
+__all__ = [
+    "ADMIN_META_NAME",
+    "IdentityStore",
+    "Registration",
+    "RegistrationConflictError",
+    "TenantRegistry",
+    "TenantSlot",
+]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,10 +39,18 @@ from mindood.storefactory import check_component
 from mindood.sync.link import DIRECTORY, TenantSync
 from mindood.sync.node import SyncNode
 from mindood.tenant.directory import PUBLIC_INFOS_KEY_ID
+from mindood.tenant.grants import JOIN_BOOTSTRAP_FIELD
 from mindood.tenant.trust import Verdict
 from protocol.http import wire
 from protocol.http.auth import KeyStatus, UserKeys
 from protocol.http.server import EventStream, HttpRequest, HttpResponse, HttpServer
+from protocol.http.system import (
+    SystemAdmin,
+    SystemApi,
+    SystemAuth,
+    TenantRegistrar,
+    parse_allowlist,
+)
 from protocol.interfaces import PeerRefused
 from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore
@@ -105,6 +114,14 @@ class ServerIdentity:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         return identity
+
+
+def unwrap_hybrid(blob: bytes, key: RSAPrivateKey) -> bytes:
+    """The reference's hybrid RSA blob (``RSAEncryption.encrypt``), opened with the server key."""
+    try:
+        return rsa.decrypt(blob, key)
+    except MindoodError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class HttpServeModel:
@@ -175,9 +192,18 @@ class HttpServeModel:
 class HttpTenantView:
     """``protocol.http.server.HttpTenant`` and its ``AuthDirectory`` for one served tenant."""
 
-    def __init__(self, node: SyncNode, sync: TenantSync, *, max_entry_bytes: int) -> None:
+    def __init__(
+        self,
+        node: SyncNode,
+        sync: TenantSync,
+        *,
+        max_entry_bytes: int,
+        admin_username: str | None = None,
+    ) -> None:
         self._sync = sync
         self._model = HttpServeModel(node, sync, max_entry_bytes=max_entry_bytes)
+        #: The admin username a registration named: that admin logs in before any grant.
+        self._admin_username = admin_username.lower() if admin_username else None
 
     @property
     def tenant_id(self) -> str:
@@ -199,6 +225,8 @@ class HttpTenantView:
             for p in index.active_key_pairs(username)
             if self.key_status(p.signing_public_key) is KeyStatus.ACTIVE
         )
+        if not active and self._admin_username == username.lower():
+            return UserKeys((self._sync.context.tenant.admin_signing_public_key,), False)
         return UserKeys(active, bool(index.revoked_key_pairs(username)))
 
     def key_status(self, signing_public_key: str) -> KeyStatus:
@@ -213,7 +241,11 @@ class HttpTenantView:
         return KeyStatus.UNKNOWN
 
     def reader_key(self, signing_public_key: str) -> str | None:
-        """The encryption key the directory lists beside this very device key."""
+        """The encryption key the directory lists beside this very device key (the tenant
+        admin's own key pair is known without a grant)."""
+        tenant = self._sync.context.tenant
+        if normalize_pem(signing_public_key) == normalize_pem(tenant.admin_signing_public_key):
+            return tenant.admin_encryption_public_key
         try:
             peer = self._sync.context.check_peer(signing_public_key, "", dialed=False)
         except PeerRefused:
@@ -239,13 +271,26 @@ class HttpGateway:
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
         clock: Callable[[], float] = time.time,
+        registrar: TenantRegistrar | None = None,
+        system_admins: Sequence[SystemAdmin] = (),
+        system_allowed_ips: Sequence[str] = (),
     ) -> None:
         self._node = node
         self._identity = identity
         self._name = name or socket.gethostname() or "mindood"
         self._max_entry_bytes = max_entry_bytes
         self._views: dict[str, tuple[TenantSync, HttpTenantView]] = {}
-        self.server = HttpServer(self, body_limit=body_limit, clock=clock)
+        self._registrar = registrar
+        system = None
+        if registrar is not None and identity is not None:
+            key = identity.encryption_key
+            system = SystemApi(
+                SystemAuth(system_admins, clock=clock),
+                registrar,
+                lambda blob: unwrap_hybrid(blob, key),
+                allowed_ips=parse_allowlist(system_allowed_ips),
+            )
+        self.server = HttpServer(self, body_limit=body_limit, clock=clock, system=system)
         self._dirty: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._unhook = node.on_change(self._changed)
@@ -273,9 +318,51 @@ class HttpGateway:
         if cached is None or cached[0] is not sync:
             if cached is not None:
                 self.server.forget_tenant(tenant_id)  # locked and unlocked again: new logins
-            cached = (sync, HttpTenantView(self._node, sync, max_entry_bytes=self._max_entry_bytes))
+            admin = self._registrar.admin_username(tenant_id) if self._registrar else None
+            view = HttpTenantView(
+                self._node, sync, max_entry_bytes=self._max_entry_bytes, admin_username=admin
+            )
+            cached = (sync, view)
             self._views[tenant_id] = cached
         return cached[1]
+
+    def device_deliveries(self, signing_public_key: str) -> list[dict[str, Any]]:
+        """Per served tenant whose directory grants this device key (active): what the device
+        needs to open it (reference ``DeviceTenantDelivery``). A tenant whose ``$publicinfos``
+        key this node lacks is skipped."""
+        wanted = normalize_pem(signing_public_key)
+        out: list[dict[str, Any]] = []
+        for context in sorted(self._node.tenant_contexts(), key=lambda c: c.tenant_id):
+            tenant = context.tenant
+            keys = tenant.key_bag.get_all(tenant.tenant_id, PUBLIC_INFOS_KEY_ID)
+            if not keys:
+                continue
+            directory = tenant.get_directory()
+            if directory.trust.verdict(signing_public_key, 2**62) is not Verdict.ACTIVE:
+                continue
+            for grant in directory.index.grants():
+                pair = next((p for p in grant.active if p.signing_key_id == wanted), None)
+                if pair is None or not pair.encryption_public_key:
+                    continue
+                wrapped = [rsa.wrap_key_to_base64(k, pair.encryption_public_key) for k in keys]
+                delivery: dict[str, Any] = {
+                    "tenantId": tenant.tenant_id,
+                    "adminSigningPublicKey": tenant.admin_signing_public_key,
+                    "adminEncryptionPublicKey": tenant.admin_encryption_public_key,
+                    "wrappedPublicInfosKey": wrapped[0],
+                }
+                if len(wrapped) > 1:
+                    delivery["wrappedPublicInfosKeys"] = wrapped
+                join = pair.raw.get(JOIN_BOOTSTRAP_FIELD)
+                if isinstance(join, str) and join.strip():
+                    delivery["wrappedJoinResponse"] = join.strip()
+                if grant.username_hash:
+                    delivery["username_hash"] = grant.username_hash
+                if grant.identity_hashes:
+                    delivery["identity_hashes"] = sorted(grant.identity_hashes)
+                out.append(delivery)
+                break
+        return out
 
     # -- the listener's handler --------------------------------------------------------------
     def gate(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
@@ -284,7 +371,14 @@ class HttpGateway:
 
     async def handle(self, request: Request) -> Response | Stream:
         answer = await self.server.handle(
-            HttpRequest(request.method, request.path, request.query, request.headers, request.body)
+            HttpRequest(
+                request.method,
+                request.path,
+                request.query,
+                request.headers,
+                request.body,
+                request.remote,
+            )
         )
         if isinstance(answer, HttpResponse):
             return Response(answer.status, answer.body, answer.content_type)

@@ -24,6 +24,9 @@ from typing import Any, Protocol, TypeVar
 
 from protocol.http import wire
 from protocol.http.auth import AuthDirectory, AuthService, Claims, bearer_token
+from protocol.http.checks import MAX_CHALLENGE_LENGTH, MAX_PEM_LENGTH, MAX_SIGNATURE_LENGTH
+from protocol.http.device import DeviceDiscovery
+from protocol.http.system import SystemApi
 from protocol.http.wire import ErrorKind, HttpError, SyncOp
 from protocol.serve import ServeModel
 from protocol.store_ops import StoreKind
@@ -46,6 +49,8 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: The client's IP address (for the ``/system/*`` allowlist).
+    remote: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,10 @@ class HttpNode(Protocol):
     def server_info(self) -> wire.ServerInfo | None: ...
 
     def tenant(self, tenant_id: str) -> HttpTenant | None: ...
+
+    def device_deliveries(self, signing_public_key: str) -> list[dict[str, Any]]:
+        """``/device/discover``: a ``DeviceTenantDelivery`` per served tenant granting the key."""
+        ...
 
 
 ChangeListener = Callable[[wire.ChangeEvent], None]
@@ -164,14 +173,18 @@ class HttpServer:
         body_limit: int = wire.DEFAULT_BODY_LIMIT,
         clock: Callable[[], float] = time.time,
         max_answer_bytes: int = 256 * 1024 * 1024,
+        system: SystemApi | None = None,
     ) -> None:
         self._node = node
+        #: ``/system/*`` (tenant registration); None: not offered (404).
+        self.system = system
         self.body_limit = body_limit
         #: The most payload bytes one getEntries answer carries (the reference has no cap).
         self.max_answer_bytes = max_answer_bytes
         self._clock = clock
         self._auth: dict[str, AuthService] = {}
         self.events = ChangeHub()
+        self.devices = DeviceDiscovery(clock=clock)
         #: The last event published per (tenant, db, kind): the same head is not sent twice
         #: (a push is announced by its handler and again by the node's change notice).
         self._last: dict[tuple[str, str, str], wire.ChangeEvent] = {}
@@ -230,11 +243,42 @@ class HttpServer:
             return json_response(200, wire.health_json(int(self._clock() * 1000)))
         if parts[:1] == [".well-known"]:
             return self._well_known(method, parts[1:])
+        if method == "POST" and parts == ["device", "challenge"]:
+            body = _json_body(request.body)
+            key = body.get("signingPublicKey") if isinstance(body, dict) else None
+            if not isinstance(key, str) or not key.strip():
+                raise HttpError(ErrorKind.VALIDATION, "signingPublicKey is required")
+            if len(key) > MAX_PEM_LENGTH:
+                raise HttpError(ErrorKind.VALIDATION, "signingPublicKey is too long")
+            return json_response(200, {"challenge": self.devices.challenge(key)})
+        if method == "POST" and parts == ["device", "discover"]:
+            return await self._discover(_json_body(request.body))
+        if parts[:1] == ["system"]:
+            if self.system is None:
+                raise HttpError(ErrorKind.NOT_FOUND, "Not found")
+            answer = await self.system.handle(
+                method, parts[1:], _json_body(request.body), request.headers, request.remote
+            )
+            return json_response(answer.status, answer.body)
         if len(parts) >= 3 and method == "POST" and parts[1] == "auth":
             return self._auth_route(parts[0], parts[2:], request)
         if len(parts) == 4 and parts[1] == "sync":
             return await self._sync(parts[0], parts[2], parts[3], method, request)
         raise HttpError(ErrorKind.NOT_FOUND, "Not found")
+
+    async def _discover(self, body: Any) -> HttpResponse:
+        obj = body if isinstance(body, dict) else {}
+        challenge, signature = obj.get("challenge"), obj.get("signature")
+        if not isinstance(challenge, str) or not challenge.strip():
+            raise HttpError(ErrorKind.VALIDATION, "challenge is required")
+        if not isinstance(signature, str) or not signature.strip():
+            raise HttpError(ErrorKind.VALIDATION, "signature is required")
+        if len(challenge) > MAX_CHALLENGE_LENGTH or len(signature) > MAX_SIGNATURE_LENGTH:
+            raise HttpError(ErrorKind.VALIDATION, "challenge or signature is too long")
+        login = wire.AuthenticateRequest.from_json(obj)
+        key = self.devices.verify(login.challenge, login.signature)
+        deliveries = self._node.device_deliveries(key)  # RSA public-key wraps: cheap
+        return json_response(200, {"tenants": deliveries})
 
     def _tenant(self, raw: str) -> HttpTenant:
         tenant_id = wire.check_tenant_id(raw)
