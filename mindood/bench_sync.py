@@ -144,61 +144,88 @@ def _read_json(process: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
-async def run_sync_bench(
-    workdir: Path, entries: int = 100_000, *, progress: Progress = quiet
-) -> dict[str, Any]:
+#: Starts a bench worker process (``serve BASE`` or ``pull BASE ADDRESS``), JSON on its stdout.
+Spawn = Callable[..., subprocess.Popen[str]]
+
+
+async def measure_rounds(
+    workdir: Path,
+    entries: int,
+    progress: Progress,
+    spawn: Spawn,
+    address_key: str,
+    full_sync_what: str,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The bench's common course, one process per node: baselines, then a full sync, an idle
+    reconnect and a reconnect after 10 new entries on A, each a new B process.
+
+    ``address_key`` names the field of the server's first JSON line that the pulling worker is
+    given. Returns the baseline rates and the three rounds' reports.
+    """
     progress("baseline: Ed25519 verify for a second")
     result: dict[str, Any] = _verify_rates()
     built, author = await _prepare(workdir, entries, progress)
     progress("baseline: verifying with the thread pool")
     result["ed25519_verify_per_s_pool"] = await _pool_verify_rate(built[: min(len(built), 20_000)])
-    server = _spawn("serve", str(workdir / "a"))
+    server = spawn("serve", str(workdir / "a"))
+
+    def client_round() -> dict[str, Any]:
+        client = spawn("pull", str(workdir / "b"), str(address))
+        try:
+            return _read_json(client)
+        finally:
+            client.wait(timeout=600)
+
     try:
-        port = _read_json(server)["port"]
-        progress(f"node B: full sync of {entries:,} entries from node A (a process each)")
-        first = await asyncio.to_thread(_client_round, workdir, port)
+        address = _read_json(server)[address_key]
+        progress(f"node B: full sync of {entries:,} entries {full_sync_what.format(address)}")
+        first = await asyncio.to_thread(client_round)
         progress(f"full sync took {first['seconds']:.1f}s; node B: idle reconnect")
-        idle = await asyncio.to_thread(_client_round, workdir, port)
+        idle = await asyncio.to_thread(client_round)
         progress("node B: reconnect after 10 new entries on node A")
         delta_entries = build_signed_entries(author, 10, int(time.time() * 1000))
-        factory = OnDiskStoreFactory(
-            workdir / "a"
-        )  # a second writer on A's store: multi-process safe
+        # a second writer on A's store: multi-process safe
+        factory = OnDiskStoreFactory(workdir / "a")
         store = await factory.open_store(TENANT, DB, "docs")
         await store.put_entries(delta_entries)
         await factory.close()
-        delta = await asyncio.to_thread(_client_round, workdir, port)
+        delta = await asyncio.to_thread(client_round)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    return result, first, idle, delta
+
+
+def round_figures(
+    result: dict[str, Any], first: dict[str, Any], idle: dict[str, Any], delta: dict[str, Any]
+) -> dict[str, Any]:
+    """The full-sync rate (against the verify baselines) and the reconnect bytes."""
     rate = first["transferred"] / first["seconds"] if first["seconds"] else 0.0
-    result.update(
-        entries=entries,
-        payload_bytes=1024,
-        transport="tcp+tls1.3",
-        full_sync_seconds=round(first["seconds"], 3),
-        full_sync_entries=first["transferred"],
-        full_sync_entries_per_s=round(rate, 1),
-        vs_verify_one_core=round(rate / result["ed25519_verify_per_s_one_core"], 3),
-        vs_verify_pool=round(rate / result["ed25519_verify_per_s_pool"], 3),
-        idle_reconnect_bytes=idle["bytes"],
-        idle_reconnect_transferred=idle["transferred"],
-        idle_in_session_resync_bytes=idle["in_session_resync_bytes"],
-        delta_10_bytes=delta["bytes"],
-        delta_10_transferred=delta["transferred"],
+    return {
+        "full_sync_seconds": round(first["seconds"], 3),
+        "full_sync_entries": first["transferred"],
+        "full_sync_entries_per_s": round(rate, 1),
+        "vs_verify_one_core": round(rate / result["ed25519_verify_per_s_one_core"], 3),
+        "vs_verify_pool": round(rate / result["ed25519_verify_per_s_pool"], 3),
+        "idle_reconnect_bytes": idle["bytes"],
+        "idle_reconnect_transferred": idle["transferred"],
+        "idle_in_session_resync_bytes": idle["in_session_resync_bytes"],
+        "delta_10_bytes": delta["bytes"],
+        "delta_10_transferred": delta["transferred"],
+    }
+
+
+async def run_sync_bench(
+    workdir: Path, entries: int = 100_000, *, progress: Progress = quiet
+) -> dict[str, Any]:
+    result, first, idle, delta = await measure_rounds(
+        workdir, entries, progress, _spawn, "port", "from node A (a process each)"
     )
+    result.update(entries=entries, payload_bytes=1024, transport="tcp+tls1.3")
+    result.update(round_figures(result, first, idle, delta))
     return result
 
 
-def _client_round(workdir: Path, port: int) -> dict[str, Any]:
-    client = _spawn("pull", str(workdir / "b"), str(port))
-    try:
-        return _read_json(client)
-    finally:
-        client.wait(timeout=600)
-
-
-# -- worker processes ------------------------------------------------------------------------
 async def _open(base: Path, name: str) -> tuple[Any, SyncNode]:
     factory = TenantFactory(OnDiskStoreFactory(base))
     tenant = await factory.load_session(TENANT, PASSWORD)

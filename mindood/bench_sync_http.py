@@ -26,19 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mindood.bench_progress import Progress, quiet
-from mindood.bench_sync import (
-    DB,
-    TENANT,
-    _open,
-    _pool_verify_rate,
-    _prepare,
-    _read_json,
-    _verify_rates,
-    build_signed_entries,
-    wait_reporting,
-)
+from mindood.bench_sync import TENANT, _open, measure_rounds, round_figures, wait_reporting
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
-from mindood.storefactory import OnDiskStoreFactory
 from mindood.sync.http_link import HttpLink
 from mindood.sync.http_serve import HttpGateway, ServerIdentity
 from protocol.events import PeerConnected
@@ -57,56 +46,20 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _client_round(workdir: Path, url: str) -> dict[str, Any]:
-    client = _spawn("pull", str(workdir / "b"), url)
-    try:
-        return _read_json(client)
-    finally:
-        client.wait(timeout=600)
-
-
 async def run_http_sync_bench(
     workdir: Path, entries: int = 100_000, *, progress: Progress = quiet
 ) -> dict[str, Any]:
-    progress("baseline: Ed25519 verify for a second")
-    result: dict[str, Any] = _verify_rates()
-    built, author = await _prepare(workdir, entries, progress)
-    progress("baseline: verifying with the thread pool")
-    result["ed25519_verify_per_s_pool"] = await _pool_verify_rate(built[: min(len(built), 20_000)])
-    server = _spawn("serve", str(workdir / "a"))
-    try:
-        url = _read_json(server)["url"]
-        progress(f"node B: full sync of {entries:,} entries from node A's HTTP API ({url})")
-        first = await asyncio.to_thread(_client_round, workdir, url)
-        progress(f"full sync took {first['seconds']:.1f}s; node B: idle reconnect")
-        idle = await asyncio.to_thread(_client_round, workdir, url)
-        progress("node B: reconnect after 10 new entries on node A")
-        factory = OnDiskStoreFactory(workdir / "a")  # a second writer on A's store
-        store = await factory.open_store(TENANT, DB, "docs")
-        await store.put_entries(build_signed_entries(author, 10, int(time.time() * 1000)))
-        await factory.close()
-        delta = await asyncio.to_thread(_client_round, workdir, url)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    rate = first["transferred"] / first["seconds"] if first["seconds"] else 0.0
+    result, first, idle, delta = await measure_rounds(
+        workdir, entries, progress, _spawn, "url", "from node A's HTTP API ({})"
+    )
     result.update(
         entries=entries,
         payload_bytes=1024,
         transport="http (HTTP/1.1, plain, loopback; mdb-entries-v2 when offered)",
         bytes_counted="HTTP body bytes both ways after decompression, headers not counted",
-        full_sync_seconds=round(first["seconds"], 3),
-        full_sync_entries=first["transferred"],
-        full_sync_entries_per_s=round(rate, 1),
-        vs_verify_one_core=round(rate / result["ed25519_verify_per_s_one_core"], 3),
-        vs_verify_pool=round(rate / result["ed25519_verify_per_s_pool"], 3),
-        full_sync_session_bytes=first["bytes"],
-        idle_reconnect_bytes=idle["bytes"],
-        idle_reconnect_transferred=idle["transferred"],
-        idle_in_session_resync_bytes=idle["in_session_resync_bytes"],
-        delta_10_bytes=delta["bytes"],
-        delta_10_transferred=delta["transferred"],
     )
+    result.update(round_figures(result, first, idle, delta))
+    result["full_sync_session_bytes"] = first["bytes"]
     return result
 
 

@@ -6,6 +6,7 @@ line of output); nothing sleeps to synchronise.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,10 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mindood.client import MindoodClient
+from mindood.errors import MindoodError
 
 TEST_ITERATIONS = "1000"
 READY_TIMEOUT = 30.0
@@ -232,4 +237,138 @@ class DaemonProcess:
         return result
 
 
-__all__ = ["DaemonProcess", "NotifyListener", "base_env"]
+#: The tenant and admin password the daemon tests create through the admin RPC.
+TENANT = "acme"
+ADMIN_PW = "admin-pw"
+#: The ``[http]`` lines of a daemon serving the HTTP sync API on an ephemeral port.
+HTTP_LISTEN = ("[http]", 'listen = ["127.0.0.1:0"]')
+
+
+@pytest.fixture
+async def daemons() -> AsyncIterator[list[DaemonProcess]]:
+    """Daemons a test started with :func:`start_daemon`; all closed at the end."""
+    held: list[DaemonProcess] = []
+    try:
+        yield held
+    finally:
+        for daemon in held:
+            daemon.close()
+
+
+def write_config(root: Path, name: str, lines: Sequence[str]) -> Path:
+    """``root/NAME.toml`` holding ``lines``: the file ``--config`` names."""
+    config = root / f"{name}.toml"
+    config.write_text("\n".join([*lines, ""]))
+    return config
+
+
+def start_daemon(
+    root: Path, held: list[DaemonProcess], name: str, lines: Sequence[str]
+) -> DaemonProcess:
+    """A daemon NAME on the configuration ``lines``, started and added to ``held``."""
+    config = write_config(root, name, lines)
+    daemon = DaemonProcess(root, name=name, args=["--config", str(config)])
+    held.append(daemon)
+    daemon.start()
+    return daemon
+
+
+async def http_address(daemon: DaemonProcess) -> str:
+    """The one ``[http]`` address the daemon reports it listens on."""
+    async with await daemon.client() as client:
+        [address] = (await client.sync_status())["http"]
+    return str(address)
+
+
+async def create_tenant(daemon: DaemonProcess) -> None:
+    """Create :data:`TENANT` (admin and alice) on the daemon."""
+    async with await daemon.client() as client:
+        await client.tenant_create(
+            TENANT,
+            admin_name="cn=admin/o=acme",
+            admin_password=ADMIN_PW,
+            user_name="cn=alice/o=acme",
+            user_password="alice-pw",
+        )
+
+
+async def join(
+    admin_node: DaemonProcess, node: DaemonProcess, user: str, *, relay: bool = False
+) -> None:
+    """``node`` joins :data:`TENANT` as ``user``, approved by the admin on ``admin_node``."""
+    async with await node.client() as client:
+        request = await client.tenant_join_request(f"cn={user}/o=acme", f"{user}-password")
+    async with await admin_node.client() as admin:
+        response = await admin.tenant_approve(TENANT, request, admin_password=ADMIN_PW, relay=relay)
+    async with await node.client() as client:
+        await client.tenant_join(response, f"{user}-password")
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[bool]], seconds: float = 30.0, every: float = 0.1
+) -> None:
+    """Look at the daemons (bounded in time) until ``check`` holds; TimeoutError else."""
+    async with asyncio.timeout(seconds):
+        for _ in range(100_000):
+            if await check():
+                return
+            await asyncio.sleep(every)
+
+
+async def read_doc(daemon: DaemonProcess, doc_id: str) -> dict[str, Any] | None:
+    """The document's data in ``todos`` on the daemon, or None while it has not got it."""
+    async with await daemon.client() as client:
+        try:
+            found: dict[str, Any] = (await client.doc_get(TENANT, "todos", doc_id))["data"]
+            return found
+        except MindoodError:
+            return None
+
+
+def has_doc(
+    daemon: DaemonProcess, doc_id: str, expected: dict[str, Any]
+) -> Callable[[], Awaitable[bool]]:
+    """A check for :func:`poll_until`: the daemon's document reads ``expected``."""
+
+    async def check() -> bool:
+        return await read_doc(daemon, doc_id) == expected
+
+    return check
+
+
+async def create_doc(daemon: DaemonProcess, data: dict[str, Any], *, ensure_db: bool = True) -> str:
+    """A new document in ``todos`` (created first unless ``ensure_db`` is False); its id."""
+    async with await daemon.client() as client:
+        if ensure_db:
+            await client.db_create(TENANT, "todos")  # idempotent; documents need an existing db
+        doc_id: str = (await client.doc_create(TENANT, "todos", data))["id"]
+    return doc_id
+
+
+async def set_field(daemon: DaemonProcess, doc_id: str, field: str, value: Any) -> None:
+    """Set one top-level field of a ``todos`` document on the daemon."""
+    async with await daemon.client() as client:
+        await client.doc_change(
+            TENANT, "todos", doc_id, [{"op": "set", "path": [field], "value": value}]
+        )
+
+
+__all__ = [
+    "ADMIN_PW",
+    "HTTP_LISTEN",
+    "TENANT",
+    "DaemonProcess",
+    "NotifyListener",
+    "base_env",
+    "create_doc",
+    "create_tenant",
+    "daemons",
+    "has_doc",
+    "http_address",
+    "join",
+    "poll_until",
+    "read_doc",
+    "set_field",
+    "start_daemon",
+    "write_config",
+]

@@ -8,12 +8,14 @@ must keep the test switch on (``fast_kdf`` fixture) so that unlocking takes the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypedDict
+
+import pytest
 
 from mindood.crypto import kdf
 from mindood.identity import PrivateUserId, create_user_id
-from mindood.storefactory import StoreFactory
+from mindood.storefactory import InMemoryStoreFactory, StoreFactory
 from mindood.tenant import CreatedTenant, TenantFactory
 
 FAST_ITERATIONS = 1_000
@@ -52,6 +54,19 @@ async def new_tenant(store_factory: StoreFactory, tenant_id: str = TENANT_ID) ->
         admin_user=identity("admin"),
         app_user=identity("alice"),
     )
+
+
+def in_memory_tenant_fixture() -> Callable[[], AsyncIterator[CreatedTenant]]:
+    """A ``created`` fixture for a test module (``created = in_memory_tenant_fixture()``): a new
+    tenant (:func:`new_tenant`) on in-memory stores, closed after each test."""
+
+    @pytest.fixture
+    async def created() -> AsyncIterator[CreatedTenant]:
+        result = await new_tenant(InMemoryStoreFactory())
+        yield result
+        await result.tenant.close()
+
+    return created
 
 
 class AdminCreds(TypedDict):

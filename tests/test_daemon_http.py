@@ -12,7 +12,6 @@ import datetime
 import ipaddress
 import json
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,12 +24,17 @@ from cryptography.x509.oid import NameOID
 from mindood import InMemoryStoreFactory, TenantFactory
 from mindood.tenant import Tenant
 from protocol.http import wire
-from tests.daemon_helpers import DaemonProcess
+from tests.daemon_helpers import (
+    ADMIN_PW,
+    HTTP_LISTEN,
+    TENANT,
+    DaemonProcess,
+    create_tenant,
+    http_address,
+    start_daemon,
+)
 from tests.http_helpers import Client
 from tests.tenant_helpers import fast_kdf, identity, password
-
-TENANT = "acme"
-ADMIN_PW = "admin-pw"
 
 pytestmark = pytest.mark.usefixtures("_kdf")
 
@@ -40,37 +44,16 @@ def _kdf() -> object:
     yield from fast_kdf()
 
 
-@pytest.fixture
-async def daemons(tmp_path: Path) -> AsyncIterator[list[DaemonProcess]]:
-    held: list[DaemonProcess] = []
-    try:
-        yield held
-    finally:
-        for daemon in held:
-            daemon.close()
-
-
 def _start(tmp_path: Path, daemons: list[DaemonProcess], http_lines: list[str]) -> DaemonProcess:
-    config = tmp_path / "d.toml"
-    config.write_text("\n".join(["[http]", 'listen = ["127.0.0.1:0"]', *http_lines, ""]))
-    daemon = DaemonProcess(tmp_path, args=["--config", str(config)])
-    daemons.append(daemon)
-    daemon.start()
-    return daemon
+    return start_daemon(tmp_path, daemons, "d", [*HTTP_LISTEN, *http_lines])
 
 
 async def _setup(daemon: DaemonProcess) -> tuple[str, Tenant]:
     """The daemon's http address, and bob's device (its own store) joined through the daemon."""
+    await create_tenant(daemon)
+    address = await http_address(daemon)
     async with await daemon.client() as client:
-        await client.tenant_create(
-            TENANT,
-            admin_name="cn=admin/o=acme",
-            admin_password=ADMIN_PW,
-            user_name="cn=alice/o=acme",
-            user_password="alice-pw",
-        )
         await client.db_create(TENANT, "todos")
-        [address] = (await client.sync_status())["http"]
         factory = TenantFactory(InMemoryStoreFactory())
         request = factory.create_join_request(identity("bob"), format="uri", label="bob's laptop")
         response = await client.tenant_approve(TENANT, request, admin_password=ADMIN_PW)

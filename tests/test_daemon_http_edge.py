@@ -9,24 +9,30 @@ process, speaking the HTTP API to ``edge`` alone (``tenant.connect_to_server``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from mindood import InMemoryStoreFactory, TenantFactory
-from mindood.errors import MindoodError
 from mindood.tenant import Tenant
 from protocol.errors import RequestError
 from protocol.http import wire
-from tests.daemon_helpers import DaemonProcess
+from tests.daemon_helpers import (
+    ADMIN_PW,
+    HTTP_LISTEN,
+    TENANT,
+    DaemonProcess,
+    create_doc,
+    create_tenant,
+    http_address,
+    join,
+    poll_until,
+    read_doc,
+    start_daemon,
+)
 from tests.http_helpers import Client
 from tests.tenant_helpers import fast_kdf, identity, password
-
-TENANT = "acme"
-ADMIN_PW = "admin-pw"
 
 pytestmark = pytest.mark.usefixtures("_kdf")
 
@@ -34,55 +40,6 @@ pytestmark = pytest.mark.usefixtures("_kdf")
 @pytest.fixture(autouse=True, scope="module")
 def _kdf() -> object:
     yield from fast_kdf()
-
-
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[DaemonProcess]]:
-    held: list[DaemonProcess] = []
-    try:
-        yield held
-    finally:
-        for daemon in held:
-            daemon.close()
-
-
-def _start(root: Path, held: list[DaemonProcess], name: str, lines: list[str]) -> DaemonProcess:
-    config = root / f"{name}.toml"
-    config.write_text("\n".join(["[http]", 'listen = ["127.0.0.1:0"]', *lines, ""]))
-    daemon = DaemonProcess(root, name=name, args=["--config", str(config)])
-    held.append(daemon)
-    daemon.start()
-    return daemon
-
-
-async def _http_address(daemon: DaemonProcess) -> str:
-    async with await daemon.client() as client:
-        [address] = (await client.sync_status())["http"]
-    assert isinstance(address, str) and address.startswith("http://127.0.0.1:")
-    return address
-
-
-async def _create_doc(daemon: DaemonProcess, data: dict[str, Any]) -> str:
-    async with await daemon.client() as client:
-        doc_id: str = (await client.doc_create(TENANT, "todos", data))["id"]
-    return doc_id
-
-
-async def _doc(daemon: DaemonProcess, doc_id: str) -> dict[str, Any] | None:
-    async with await daemon.client() as client:
-        try:
-            found: dict[str, Any] = (await client.doc_get(TENANT, "todos", doc_id))["data"]
-            return found
-        except MindoodError:
-            return None
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
-    async with asyncio.timeout(seconds):
-        for _ in range(100_000):
-            if await check():
-                return
-            await asyncio.sleep(0.1)
 
 
 async def _bob(up: DaemonProcess) -> Tenant:
@@ -99,40 +56,33 @@ async def _bob(up: DaemonProcess) -> Tenant:
 async def test_an_edge_cache_in_front_of_an_http_server(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    up = _start(tmp_path, daemons, "up", [])
+    up = start_daemon(tmp_path, daemons, "up", HTTP_LISTEN)
+    await create_tenant(up)
     async with await up.client() as client:
-        await client.tenant_create(
-            TENANT,
-            admin_name="cn=admin/o=acme",
-            admin_password=ADMIN_PW,
-            user_name="cn=alice/o=acme",
-            user_password="alice-pw",
-        )
         await client.db_create(TENANT, "todos")
-    up_http = await _http_address(up)
-    only_up = await _create_doc(up, {"title": "only upstream had it"})
+    up_http = await http_address(up)
+    assert up_http.startswith("http://127.0.0.1:")
+    only_up = await create_doc(up, {"title": "only upstream had it"}, ensure_db=False)
     bob = await _bob(up)
 
-    edge = _start(
+    edge = start_daemon(
         tmp_path,
         daemons,
         "edge",
         [
+            *HTTP_LISTEN,
             "[[upstreams]]",
             f'address = "{up_http}"',
             f'tenant = "{TENANT}"',
             'databases = ["todos"]',
         ],
     )
+    await join(up, edge, "edge", relay=True)
     async with await edge.client() as client:
-        request = await client.tenant_join_request("cn=edge/o=acme", "edge-password")
-    async with await up.client() as admin:
-        response = await admin.tenant_approve(TENANT, request, admin_password=ADMIN_PW, relay=True)
-    async with await edge.client() as client:
-        await client.tenant_join(response, "edge-password")
         status = await client.sync_status()
     assert status["roles"] == {TENANT: "edge cache"}
-    edge_http = await _http_address(edge)
+    edge_http = await http_address(edge)
+    assert edge_http.startswith("http://127.0.0.1:")
 
     # a read at the edge of a document only the upstream had: answered, entries checked
     up_store = await bob.connect_to_server(up_http, "todos")
@@ -146,7 +96,7 @@ async def test_an_edge_cache_in_front_of_an_http_server(
         except RequestError:
             return False
 
-    await _eventually(edge_answers)
+    await poll_until(edge_answers)
     # bob learns who wrote it from the directory, through the edge too
     directory = await bob.open_db("directory")
     await directory.pull_changes_from(await bob.connect_to_server(edge_http, "directory"))
@@ -166,9 +116,9 @@ async def test_an_edge_cache_in_front_of_an_http_server(
     await db.push_changes_to(edge_store)
 
     async def upstream_has_it() -> bool:
-        return await _doc(up, mine) == {"title": "written at the edge"}
+        return await read_doc(up, mine) == {"title": "written at the edge"}
 
-    await _eventually(upstream_has_it, seconds=15)
+    await poll_until(upstream_has_it, seconds=15)
 
     # the edge's own change feed announces a change made upstream
     async with aiohttp.ClientSession() as session:
@@ -187,7 +137,7 @@ async def test_an_edge_cache_in_front_of_an_http_server(
 
             async with asyncio.timeout(15):
                 assert (await next_event()).event == "hello"
-            upstream_doc = await _create_doc(up, {"title": "changed upstream"})
+            upstream_doc = await create_doc(up, {"title": "changed upstream"}, ensure_db=False)
             new_ids = [m.id for m in await up_store.find_new_entries_for_doc([], upstream_doc)]
             assert new_ids
             async with asyncio.timeout(20):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from mindood.keybag import KeyBag
 from mindood.tenant import Tenant
 from mindood.tenant.directory import PUBLIC_INFOS_KEY_ID
 from mindood.tenant.factory import CreatedTenant
-from tests.daemon_helpers import DaemonProcess
+from tests.daemon_helpers import HTTP_LISTEN, DaemonProcess, http_address, start_daemon
 from tests.http_helpers import Client
 from tests.sync_helpers import eventually
 from tests.tenant_helpers import fast_kdf, identity, new_tenant, password, username
@@ -42,42 +41,16 @@ def _kdf() -> object:
     yield from fast_kdf()
 
 
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[DaemonProcess]]:
-    held: list[DaemonProcess] = []
-    try:
-        yield held
-    finally:
-        for daemon in held:
-            daemon.close()
-
-
 def _start(tmp_path: Path, daemons: list[DaemonProcess], sysadmin: PrivateUserId) -> DaemonProcess:
-    config = tmp_path / "d.toml"
     key = sysadmin.signing_public_key.strip()
-    config.write_text(
-        "\n".join(
-            [
-                "[http]",
-                'listen = ["127.0.0.1:0"]',
-                'system_allowed_ips = ["127.0.0.0/8", "::1"]',
-                "[[http.system_admins]]",
-                f'username = "{sysadmin.username.upper()}"',  # matched case-insensitively
-                f"publicsignkey = '''{key}'''",
-                "",
-            ]
-        )
-    )
-    daemon = DaemonProcess(tmp_path, args=["--config", str(config)])
-    daemons.append(daemon)
-    daemon.start()
-    return daemon
-
-
-async def _address(daemon: DaemonProcess) -> str:
-    async with await daemon.client() as client:
-        [address] = (await client.sync_status())["http"]
-    return str(address)
+    lines = [
+        *HTTP_LISTEN,
+        'system_allowed_ips = ["127.0.0.0/8", "::1"]',
+        "[[http.system_admins]]",
+        f'username = "{sysadmin.username.upper()}"',  # matched case-insensitively
+        f"publicsignkey = '''{key}'''",
+    ]
+    return start_daemon(tmp_path, daemons, "d", lines)
 
 
 class SystemClient:
@@ -142,7 +115,7 @@ async def test_a_published_tenant_is_served_as_a_relay_and_survives_restart(
 ) -> None:
     sysadmin, mallory = identity("sysadmin"), identity("mallory")
     daemon = _start(tmp_path, daemons, sysadmin)
-    address = await _address(daemon)
+    address = await http_address(daemon)
     stores = InMemoryStoreFactory()
     created = await new_tenant(stores, TENANT)
     alice = created.tenant
@@ -255,7 +228,7 @@ async def test_a_published_tenant_is_served_as_a_relay_and_survives_restart(
     await node_is_a_blind_relay()
 
     daemon.restart()
-    address = await _address(daemon)
+    address = await http_address(daemon)
     await node_is_a_blind_relay()
     await second_device_reads()
     async with aiohttp.ClientSession() as session:

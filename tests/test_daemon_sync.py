@@ -11,10 +11,9 @@ import signal
 import ssl
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -29,11 +28,20 @@ from protocol.errors import ErrorCode
 from protocol.interfaces import PeerInfo, PeerRefused, Sealer
 from protocol.messages import Error, Hello, decode, encode
 from protocol.session import Closed, Role, Session, State
-from tests.daemon_helpers import DaemonProcess
+from tests.daemon_helpers import (
+    ADMIN_PW,
+    TENANT,
+    DaemonProcess,
+    create_doc,
+    create_tenant,
+    has_doc,
+    join,
+    poll_until,
+    read_doc,
+    set_field,
+    write_config,
+)
 from transports.tcp import client_context, dial
-
-TENANT = "acme"
-ADMIN_PW = "admin-pw"
 
 
 class Cluster:
@@ -51,8 +59,7 @@ class Cluster:
             lines += ["[[peers]]", f'address = "{address}"', ""]
         if upstream:
             lines += ["[[upstreams]]", f'address = "{upstream}"', f'tenant = "{TENANT}"', ""]
-        config = self.root / f"{name}.toml"
-        config.write_text("\n".join(lines))
+        config = write_config(self.root, name, lines)
         daemon = DaemonProcess(self.root, name=name, args=["--config", str(config)])
         daemon.start()
         self.daemons[name] = daemon
@@ -78,86 +85,22 @@ async def _address(daemon: DaemonProcess) -> str:
     return listening[0]
 
 
-async def _create_tenant(daemon: DaemonProcess) -> None:
-    async with await daemon.client() as client:
-        await client.tenant_create(
-            TENANT,
-            admin_name="cn=admin/o=acme",
-            admin_password=ADMIN_PW,
-            user_name="cn=alice/o=acme",
-            user_password="alice-pw",
-        )
-
-
-async def _join(
-    admin_node: DaemonProcess, node: DaemonProcess, user: str, *, relay: bool = False
-) -> None:
-    async with await node.client() as client:
-        request = await client.tenant_join_request(f"cn={user}/o=acme", f"{user}-password")
-    async with await admin_node.client() as admin:
-        response = await admin.tenant_approve(TENANT, request, admin_password=ADMIN_PW, relay=relay)
-    async with await node.client() as client:
-        await client.tenant_join(response, f"{user}-password")
-
-
-async def _eventually(
-    check: Callable[[], Awaitable[bool]], seconds: float = 30.0, every: float = 0.1
-) -> None:
-    async with asyncio.timeout(seconds):
-        for _ in range(100_000):
-            if await check():
-                return
-            await asyncio.sleep(every)
-
-
-async def _doc(daemon: DaemonProcess, doc_id: str) -> dict[str, Any] | None:
-    async with await daemon.client() as client:
-        try:
-            found: dict[str, Any] = (await client.doc_get(TENANT, "todos", doc_id))["data"]
-            return found
-        except MindoodError:
-            return None
-
-
-def _has(
-    daemon: DaemonProcess, doc_id: str, expected: dict[str, Any]
-) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return await _doc(daemon, doc_id) == expected
-
-    return check
-
-
-async def _create_doc(daemon: DaemonProcess, data: dict[str, Any]) -> str:
-    async with await daemon.client() as client:
-        await client.db_create(TENANT, "todos")  # idempotent; documents need an existing db
-        doc_id: str = (await client.doc_create(TENANT, "todos", data))["id"]
-    return doc_id
-
-
-async def _set(daemon: DaemonProcess, doc_id: str, field: str, value: Any) -> None:
-    async with await daemon.client() as client:
-        await client.doc_change(
-            TENANT, "todos", doc_id, [{"op": "set", "path": [field], "value": value}]
-        )
-
-
 async def test_live_sync_concurrent_edits_and_a_mesh(cluster: Cluster) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     a_addr = await _address(a)
     b = cluster.start("b", peers=(a_addr,))
-    await _join(a, b, "bob")
+    await join(a, b, "bob")
     b_addr = await _address(b)
     c = cluster.start("c", peers=(b_addr,))  # c only knows b
-    await _join(a, c, "carol")
+    await join(a, c, "carol")
 
-    doc_id = await _create_doc(a, {"title": "Buy milk"})
-    await _eventually(_has(b, doc_id, {"title": "Buy milk"}))
-    await asyncio.gather(_set(a, doc_id, "done", True), _set(b, doc_id, "owner", "bob"))
+    doc_id = await create_doc(a, {"title": "Buy milk"})
+    await poll_until(has_doc(b, doc_id, {"title": "Buy milk"}))
+    await asyncio.gather(set_field(a, doc_id, "done", True), set_field(b, doc_id, "owner", "bob"))
     expected = {"title": "Buy milk", "done": True, "owner": "bob"}
     for node in (a, b, c):
-        await _eventually(_has(node, doc_id, expected))
+        await poll_until(has_doc(node, doc_id, expected))
     async with await b.client() as client:
         peers = (await client.peers())["peers"]
     assert {p["transport"] for p in peers} == {"tcp"} and len(peers) == 2
@@ -165,14 +108,14 @@ async def test_live_sync_concurrent_edits_and_a_mesh(cluster: Cluster) -> None:
 
 async def test_a_keyless_relay_carries_data_and_stores_no_plaintext(cluster: Cluster) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     relay = cluster.start("relay", peers=(await _address(a),))
-    await _join(a, relay, "relay", relay=True)
+    await join(a, relay, "relay", relay=True)
     b = cluster.start("b", peers=(await _address(relay),))  # b talks to the relay only
-    await _join(a, b, "bob")
+    await join(a, b, "bob")
     secret = "Launch codes 0451-XYZZY"
-    doc_id = await _create_doc(a, {"secret": secret})
-    await _eventually(_has(b, doc_id, {"secret": secret}))
+    doc_id = await create_doc(a, {"secret": secret})
+    await poll_until(has_doc(b, doc_id, {"secret": secret}))
     async with await relay.client() as client:
         with pytest.raises(MindoodError):
             await client.doc_get(TENANT, "todos", doc_id)
@@ -184,25 +127,25 @@ async def test_a_keyless_relay_carries_data_and_stores_no_plaintext(cluster: Clu
 
 async def test_an_edge_cache_serves_a_client_and_forwards_its_writes(cluster: Cluster) -> None:
     upstream = cluster.start("upstream")
-    await _create_tenant(upstream)
+    await create_tenant(upstream)
     edge = cluster.start("edge", upstream=await _address(upstream))
-    await _join(upstream, edge, "edge", relay=True)
+    await join(upstream, edge, "edge", relay=True)
     client_node = cluster.start("client", peers=(await _address(edge),))
-    await _join(upstream, client_node, "bob")
-    doc_id = await _create_doc(upstream, {"from": "upstream"})
-    await _eventually(_has(client_node, doc_id, {"from": "upstream"}))
-    await _set(client_node, doc_id, "reply", "from the client")
-    await _eventually(_has(upstream, doc_id, {"from": "upstream", "reply": "from the client"}))
+    await join(upstream, client_node, "bob")
+    doc_id = await create_doc(upstream, {"from": "upstream"})
+    await poll_until(has_doc(client_node, doc_id, {"from": "upstream"}))
+    await set_field(client_node, doc_id, "reply", "from the client")
+    await poll_until(has_doc(upstream, doc_id, {"from": "upstream", "reply": "from the client"}))
 
 
 async def _synced_member(cluster: Cluster) -> tuple[DaemonProcess, DaemonProcess, str]:
     """Daemon ``a`` holds the tenant; ``b``, bob's node, has joined and synced document ``n=1``."""
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     b = cluster.start("b", peers=(await _address(a),))
-    await _join(a, b, "bob")
-    doc_id = await _create_doc(a, {"n": 1})
-    await _eventually(_has(b, doc_id, {"n": 1}))
+    await join(a, b, "bob")
+    doc_id = await create_doc(a, {"n": 1})
+    await poll_until(has_doc(b, doc_id, {"n": 1}))
     return a, b, doc_id
 
 
@@ -215,10 +158,10 @@ async def test_a_revoked_users_node_is_disconnected_and_refused(cluster: Cluster
         async with await a.client() as client:
             return not (await client.peers())["peers"]
 
-    await _eventually(no_peers)
-    await _set(a, doc_id, "n", 2)
-    await _eventually(lambda: _log_mentions(b, "revoked"))
-    assert await _doc(b, doc_id) == {"n": 1}  # nothing new reaches the revoked node
+    await poll_until(no_peers)
+    await set_field(a, doc_id, "n", 2)
+    await poll_until(lambda: _log_mentions(b, "revoked"))
+    assert await read_doc(b, doc_id) == {"n": 1}  # nothing new reaches the revoked node
 
 
 async def _log_mentions(daemon: DaemonProcess, text: str) -> bool:
@@ -227,7 +170,7 @@ async def _log_mentions(daemon: DaemonProcess, text: str) -> bool:
 
 async def test_a_peer_killed_mid_sync_resumes_without_loss_or_duplicates(cluster: Cluster) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     a.stop()
     # Preload A's store with many signed entries (offline, through the library), so that B's
     # first sync takes long enough to be killed in the middle.
@@ -246,7 +189,7 @@ async def test_a_peer_killed_mid_sync_resumes_without_loss_or_duplicates(cluster
     b = cluster.start("b", peers=(await _address(a),))
     async with await b.client() as client:
         progress = await client.subscribe(["sync.progress"])
-        await _join(a, b, "bob")
+        await join(a, b, "bob")
         async with asyncio.timeout(60):
             async for event in progress:
                 if event.params.get("db") == "todos" and event.params.get("received", 0) > 0:
@@ -260,7 +203,7 @@ async def test_a_peer_killed_mid_sync_resumes_without_loss_or_duplicates(cluster
     async def complete() -> bool:
         return len(await _changed_docs(b)) >= len(entries)
 
-    await _eventually(complete, seconds=120, every=1.0)  # each look reads 20,000 ids
+    await poll_until(complete, seconds=120, every=1.0)  # each look reads 20,000 ids
     b.stop()
     b_ids = await _store_ids(b)
     assert len(b_ids) == len(set(b_ids))
@@ -292,14 +235,14 @@ async def _store_ids(daemon: DaemonProcess) -> list[str]:
 
 async def test_a_node_of_another_tenant_is_refused(cluster: Cluster) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
-    doc_id = await _create_doc(a, {"private": True})
+    await create_tenant(a)
+    doc_id = await create_doc(a, {"private": True})
     stranger = cluster.start("stranger", peers=(await _address(a),))
-    await _create_tenant(stranger)  # same tenant id, its own admin: another organisation
-    await _eventually(lambda: _log_mentions(stranger, "not admitted"))
+    await create_tenant(stranger)  # same tenant id, its own admin: another organisation
+    await poll_until(lambda: _log_mentions(stranger, "not admitted"))
     async with await a.client() as client:
         assert (await client.peers())["peers"] == []
-    assert await _doc(stranger, doc_id) is None
+    assert await read_doc(stranger, doc_id) is None
 
 
 # -- strangers: what an unauthenticated peer may cost and learn -------------------------------
@@ -393,7 +336,7 @@ async def test_strangers_cost_a_listening_node_little_memory_and_learn_nothing(
     cluster: Cluster,
 ) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     address = await _address(a)
     host, port = parse_address(address)
 
@@ -424,9 +367,9 @@ async def test_strangers_cost_a_listening_node_little_memory_and_learn_nothing(
 
     # ... and it still serves a legitimate peer.
     b = cluster.start("b", peers=(address,))
-    await _join(a, b, "bob")
-    doc_id = await _create_doc(a, {"after": "the flood"})
-    await _eventually(_has(b, doc_id, {"after": "the flood"}))
+    await join(a, b, "bob")
+    doc_id = await create_doc(a, {"after": "the flood"})
+    await poll_until(has_doc(b, doc_id, {"after": "the flood"}))
 
 
 async def test_a_revoked_device_shows_revoked_and_stops_retrying(cluster: Cluster) -> None:
@@ -439,7 +382,7 @@ async def test_a_revoked_device_shows_revoked_and_stops_retrying(cluster: Cluste
             tenants = (await client.status())["tenants"]
         return any(t.get("sync", {}).get("state") == "revoked" for t in tenants)
 
-    await _eventually(revoked)
+    await poll_until(revoked)
     listing = b.cli("tenant", "list")
     assert "unlocked, revoked" in listing.stdout
     status = b.cli("status")
@@ -458,9 +401,9 @@ async def test_a_dropped_database_is_deleted_here_and_not_taken_from_peers_again
     cluster: Cluster,
 ) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     b = cluster.start("b", peers=(await _address(a),))
-    await _join(a, b, "bob")
+    await join(a, b, "bob")
     async with await a.client() as client:
         await client.db_create(TENANT, "scratch")
         await client.doc_create(TENANT, "scratch", {"n": 1})
@@ -469,7 +412,7 @@ async def test_a_dropped_database_is_deleted_here_and_not_taken_from_peers_again
         async with await b.client() as client:
             return "scratch" in await client.db_list(TENANT)
 
-    await _eventually(b_lists_scratch)
+    await poll_until(b_lists_scratch)
     dropped = b.cli("db", "drop", TENANT, "scratch", "--yes", "--json")
     assert '"dropped": true' in dropped.stdout
     assert not (b.data_dir / "tenants" / TENANT / "scratch").exists()
@@ -484,8 +427,8 @@ async def test_a_dropped_database_is_deleted_here_and_not_taken_from_peers_again
     # a writes to scratch, then to todos: once b has the todos document, it has heard of both.
     async with await a.client() as client:
         await client.doc_create(TENANT, "scratch", {"n": 2})
-    marker = await _create_doc(a, {"after": "the drop"})
-    await _eventually(_has(b, marker, {"after": "the drop"}))
+    marker = await create_doc(a, {"after": "the drop"})
+    await poll_until(has_doc(b, marker, {"after": "the drop"}))
     assert not await b_lists_scratch()
 
     # Created again here, it syncs again: both of a's documents arrive.
@@ -497,18 +440,18 @@ async def test_a_dropped_database_is_deleted_here_and_not_taken_from_peers_again
         async with await b.client() as client:
             return len(await client.doc_list(TENANT, "scratch")) == 3
 
-    await _eventually(b_has_all)
+    await poll_until(b_has_all)
 
 
 async def test_a_database_created_while_a_member_was_down_arrives_after_its_restart(
     cluster: Cluster,
 ) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     b = cluster.start("b", peers=(await _address(a),))
-    await _join(a, b, "bob")
-    marker = await _create_doc(a, {"before": "the stop"})
-    await _eventually(_has(b, marker, {"before": "the stop"}))
+    await join(a, b, "bob")
+    marker = await create_doc(a, {"before": "the stop"})
+    await poll_until(has_doc(b, marker, {"before": "the stop"}))
     assert b.stop() == 0, b.log()
     async with await a.client() as client:
         await client.db_create(TENANT, "staff")
@@ -520,10 +463,11 @@ async def test_a_database_created_while_a_member_was_down_arrives_after_its_rest
     async def b_has_it() -> bool:
         async with await b.client() as client:
             try:
-                return (await client.doc_get(TENANT, "staff", doc_id))["data"] == {"name": "Ada"}
+                data = (await client.doc_get(TENANT, "staff", doc_id))["data"]
+                return bool(data == {"name": "Ada"})
             except MindoodError:
                 return False
 
     # The first round after the restart learns of "staff" from a's list and adopts it; the
     # pull must follow the adoption even though a never announces "staff" again.
-    await _eventually(b_has_it)
+    await poll_until(b_has_it)

@@ -17,6 +17,7 @@ from mindood.crypto import kdf
 from mindood.db import MindooDB
 from mindood.errors import MindoodError
 from mindood.identity import create_user_id, unlock
+from mindood.tenant import Tenant
 from protocol.http import wire
 from store.entry import StoreEntry
 from tests.entries import Author, tampered
@@ -52,6 +53,22 @@ async def servers() -> AsyncIterator[list[Served]]:
     yield held
     for served in held:
         await served.aclose()
+
+
+async def _logged_in(
+    tmp_path: Path,
+    session: aiohttp.ClientSession,
+    servers: list[Served],
+    tenant: Tenant,
+    who: Tenant | None = None,
+    **options: Any,
+) -> tuple[Served, Client]:
+    """``tenant`` served (``options`` as for ``serve``), and a client logged in as ``who``."""
+    served = await serve(tmp_path, tenant, **options)
+    servers.append(served)
+    client = Client(session, served.url, who or tenant)
+    await client.login()
+    return served, client
 
 
 async def _entries(db: MindooDB) -> list[StoreEntry]:
@@ -222,10 +239,7 @@ async def test_every_route_success_and_error_shapes(
 ) -> None:
     alice = (await new_tenant(InMemoryStoreFactory())).tenant
     bob, doc_ids = await _bob_with_docs(alice)
-    served = await serve(tmp_path, alice)
-    servers.append(served)
-    client = Client(session, served.url, bob)
-    await client.login()
+    served, client = await _logged_in(tmp_path, session, servers, alice, bob)
     bob_entries = await _entries(await bob.open_db("todos"))
 
     # capabilities
@@ -384,10 +398,7 @@ async def test_untrusted_authors_are_rejected_per_entry(
     tmp_path: Path, session: aiohttp.ClientSession, servers: list[Served]
 ) -> None:
     alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    served = await serve(tmp_path, alice)
-    servers.append(served)
-    client = Client(session, served.url, alice)
-    await client.login()
+    _, client = await _logged_in(tmp_path, session, servers, alice)
     stranger = Author().entry()
     status, body = await client.sync_call(
         "putEntries", wire.PutEntriesRequest("todos", (stranger,)).to_json()
@@ -403,10 +414,7 @@ async def test_a_new_database_named_by_a_client_is_adopted(
     tmp_path: Path, session: aiohttp.ClientSession, servers: list[Served]
 ) -> None:
     alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    served = await serve(tmp_path, alice)
-    servers.append(served)
-    client = Client(session, served.url, alice)
-    await client.login()
+    served, client = await _logged_in(tmp_path, session, servers, alice)
     status, _ = await client.sync_call("getStoreHead", {"dbId": "fresh"})
     assert status == 200
     sync = served.sync.tenant_sync(TENANT_ID)
@@ -418,10 +426,7 @@ async def test_body_limit_and_id_caps(
     tmp_path: Path, session: aiohttp.ClientSession, servers: list[Served]
 ) -> None:
     alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    served = await serve(tmp_path, alice)
-    servers.append(served)
-    client = Client(session, served.url, alice)
-    await client.login()
+    served, client = await _logged_in(tmp_path, session, servers, alice)
     huge = {"dbId": "todos", "entries": [], "pad": "x" * (5 * 1024 * 1024)}
     status, body = await client.sync_call("putEntries", huge)
     assert (status, body) == (413, {"error": "Request body too large"})
@@ -500,10 +505,7 @@ async def test_sse_hello_change_and_heartbeat(
 ) -> None:
     alice = (await new_tenant(InMemoryStoreFactory())).tenant
     bob, _ = await _bob_with_docs(alice, 1)
-    served = await serve(tmp_path, alice, heartbeat=0.3)
-    servers.append(served)
-    client = Client(session, served.url, bob)
-    await client.login()
+    served, client = await _logged_in(tmp_path, session, servers, alice, bob, heartbeat=0.3)
     url = f"{served.url}/{TENANT_ID}/sync/docs/events?dbId=todos"
     async with session.get(url, headers=client.auth_headers()) as response:
         assert response.status == 200
@@ -702,10 +704,7 @@ async def test_malformed_requests_get_4xx_never_a_crash(
     tmp_path: Path, session: aiohttp.ClientSession, servers: list[Served]
 ) -> None:
     alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    served = await serve(tmp_path, alice)
-    servers.append(served)
-    client = Client(session, served.url, alice)
-    await client.login()
+    _, client = await _logged_in(tmp_path, session, servers, alice)
     bodies: list[Any] = [
         b"",
         b"\xff\xfe",

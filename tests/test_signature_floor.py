@@ -6,15 +6,14 @@ versioned one without ``metadataSignature`` and any when no policy is known are 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from mindood.db import MindooDB
-from mindood.storefactory import InMemoryStoreFactory
 from mindood.tenant import CreatedTenant
 from store.entry import StoreEntry
-from tests.tenant_helpers import fast_kdf, new_tenant
+from tests.tenant_helpers import fast_kdf, in_memory_tenant_fixture
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -22,11 +21,7 @@ def _fast_kdf() -> Iterator[None]:
     yield from fast_kdf()
 
 
-@pytest.fixture
-async def created() -> AsyncIterator[CreatedTenant]:
-    result = await new_tenant(InMemoryStoreFactory())
-    yield result
-    await result.tenant.close()
+created = in_memory_tenant_fixture()
 
 
 async def _entries(db: MindooDB) -> list[StoreEntry]:

@@ -8,7 +8,7 @@ reference wrote in the vector tenant, and ``default`` must reach a joined device
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ from tests.tenant_helpers import (
     admin_creds,
     fast_kdf,
     identity,
-    new_tenant,
+    in_memory_tenant_fixture,
     password,
     username,
 )
@@ -43,11 +43,7 @@ def _fast_kdf() -> Iterator[None]:
     yield from fast_kdf()
 
 
-@pytest.fixture
-async def created() -> AsyncIterator[CreatedTenant]:
-    result = await new_tenant(InMemoryStoreFactory())
-    yield result
-    await result.tenant.close()
+created = in_memory_tenant_fixture()
 
 
 def _fields(doc: dict[str, Any]) -> set[str]:

@@ -36,7 +36,7 @@ from mindood.crypto.signing import generate_signing_keypair, signing_public_pem
 from mindood.db import MindooDB
 from mindood.errors import MindoodError
 from mindood.storefactory import check_component
-from mindood.sync.link import DIRECTORY, TenantSync
+from mindood.sync.link import DIRECTORY, TenantSync, split_oversized
 from mindood.sync.node import SyncNode
 from mindood.tenant.directory import PUBLIC_INFOS_KEY_ID
 from mindood.tenant.grants import JOIN_BOOTSTRAP_FIELD
@@ -164,12 +164,7 @@ class HttpServeModel:
     async def admit(self, db: str, entries: Sequence[StoreEntry]) -> VerifiedBatch:
         """The size limit, then the database's own checks (signature, hash, trust, purges)."""
         limit = self._max_entry_bytes
-        fitting = [e for e in entries if len(e.encrypted_data) <= limit]
-        oversized = tuple(
-            (e.id, f"entry of {len(e.encrypted_data)} bytes exceeds the limit of {limit}")
-            for e in entries
-            if len(e.encrypted_data) > limit
-        )
+        fitting, oversized = split_oversized(entries, limit)
         verdict = await (await self.local_db(db)).admit_entries(fitting)
         return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
 

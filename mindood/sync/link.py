@@ -46,6 +46,22 @@ __all__ = [
 ]
 
 
+def split_oversized(
+    entries: Sequence[StoreEntry], limit: int
+) -> tuple[list[StoreEntry], tuple[tuple[str, str], ...]]:
+    """The entries within ``limit`` bytes, and a rejection (id, reason) for each larger one.
+
+    The size check every admission makes before the database's own (costlier) checks.
+    """
+    fitting = [e for e in entries if len(e.encrypted_data) <= limit]
+    oversized = tuple(
+        (e.id, f"entry of {len(e.encrypted_data)} bytes exceeds the limit of {limit}")
+        for e in entries
+        if len(e.encrypted_data) > limit
+    )
+    return fitting, oversized
+
+
 @dataclass(frozen=True, slots=True)
 class PeerStatus:
     """One session as ``sync.status`` and ``peers.list`` show it."""
@@ -136,12 +152,7 @@ class LinkModel:
     async def admit(self, db: str, entries: Sequence[StoreEntry]) -> VerifiedBatch:
         """The size limit first, then the database's own checks (signature, trust)."""
         limit = self.max_entry_bytes
-        fitting = [e for e in entries if len(e.encrypted_data) <= limit]
-        oversized = tuple(
-            (e.id, f"entry of {len(e.encrypted_data)} bytes exceeds the limit of {limit}")
-            for e in entries
-            if len(e.encrypted_data) > limit
-        )
+        fitting, oversized = split_oversized(entries, limit)
         # Logged with every other refusal by whoever asked (replicate, or the put handler).
         verdict = await (await self.local_db(db)).admit_entries(fitting)
         size = sum(len(e.encrypted_data) for e in verdict.accepted)

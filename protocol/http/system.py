@@ -35,9 +35,7 @@ from protocol.http.auth import (
     verify_ed25519,
 )
 from protocol.http.checks import (
-    MAX_CHALLENGE_LENGTH,
     MAX_PEM_LENGTH,
-    MAX_SIGNATURE_LENGTH,
     MAX_USERNAME_LENGTH,
     ErrorKind,
     HttpError,
@@ -47,6 +45,7 @@ from protocol.http.checks import (
     check_tenant_id,
     invalid,
 )
+from protocol.http.wire import AuthenticateRequest
 
 #: The largest ``$publicinfos`` key accepted (the reference's are 32 bytes).
 MAX_PUBLIC_INFOS_KEY_BYTES = 1024
@@ -279,17 +278,9 @@ class SystemApi:
             key = _str(obj.get("publicsignkey"), "publicsignkey", MAX_PEM_LENGTH)
             return SystemAnswer(200, {"challenge": self.auth.challenge(username, key)})
         if method == "POST" and list(parts) == ["auth", "authenticate"]:
-            obj = _obj(body)
-            if not obj.get("challenge") or not obj.get("signature"):
-                raise invalid("challenge and signature are required")
-            challenge = _str(obj["challenge"], "challenge", MAX_CHALLENGE_LENGTH)
-            signature = _str(obj["signature"], "signature", MAX_SIGNATURE_LENGTH)
+            request = AuthenticateRequest.from_json(body)  # the same body as the tenant login
             try:
-                raw = base64.b64decode(signature, validate=True)
-            except (binascii.Error, ValueError):
-                raw = b""
-            try:
-                token = self.auth.authenticate(challenge, raw)
+                token = self.auth.authenticate(request.challenge, request.signature)
             except HttpError as exc:
                 return SystemAnswer(401, {"success": False, "error": exc.message})
             return SystemAnswer(200, {"success": True, "token": token})
