@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_helpers import DaemonProcess
+from tests.daemon_helpers import (
+    DaemonProcess,
+    create_doc,
+    create_tenant,
+    has_doc,
+    join,
+    poll_until,
+)
 from tests.test_daemon_sync import (
     _address,
-    _create_doc,
-    _create_tenant,
-    _eventually,
-    _has,
-    _join,
 )
 
 DISCOVERY = '[discovery]\ninterfaces = ["127.0.0.1"]\ngrace = 0.5\ndial_timeout = 2.0\n'
@@ -64,26 +66,26 @@ async def _transports(daemon: DaemonProcess) -> set[str]:
 
 async def test_daemons_find_each_other_by_mdns_with_no_configured_peers(nodes: Nodes) -> None:
     a = nodes.start("a", DISCOVERY)
-    await _create_tenant(a)
+    await create_tenant(a)
     b = nodes.start("b", DISCOVERY)
-    await _join(a, b, "bob")
-    doc_id = await _create_doc(a, {"found": "by mdns"})
-    await _eventually(_has(b, doc_id, {"found": "by mdns"}), seconds=60)
+    await join(a, b, "bob")
+    doc_id = await create_doc(a, {"found": "by mdns"})
+    await poll_until(has_doc(b, doc_id, {"found": "by mdns"}), seconds=60)
 
 
 async def test_members_reach_each_other_over_webrtc_through_a_rendezvous(nodes: Nodes) -> None:
     hub = nodes.start("hub", "")
-    await _create_tenant(hub)
+    await create_tenant(hub)
     hub_address = await _address(hub)
     a = nodes.start("a", WEBRTC, peers=(hub_address,))
-    await _join(hub, a, "alice2")
+    await join(hub, a, "alice2")
     b = nodes.start("b", WEBRTC, peers=(hub_address,))
-    await _join(hub, b, "bob")
+    await join(hub, b, "bob")
 
     async def webrtc_up() -> bool:
         return "webrtc" in await _transports(a)
 
-    await _eventually(webrtc_up, seconds=60)
+    await poll_until(webrtc_up, seconds=60)
     assert await _transports(b) >= {"webrtc", "tcp"}
-    doc_id = await _create_doc(a, {"path": "peer to peer"})
-    await _eventually(_has(b, doc_id, {"path": "peer to peer"}))
+    doc_id = await create_doc(a, {"path": "peer to peer"})
+    await poll_until(has_doc(b, doc_id, {"path": "peer to peer"}))

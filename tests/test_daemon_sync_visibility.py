@@ -15,18 +15,21 @@ from typing import Any
 import pytest
 
 from mindood.client import Note
-from tests.daemon_helpers import DaemonProcess, base_env
-from tests.test_daemon_sync import (
+from tests.daemon_helpers import (
     ADMIN_PW,
     TENANT,
+    DaemonProcess,
+    base_env,
+    create_doc,
+    create_tenant,
+    has_doc,
+    join,
+    poll_until,
+    set_field,
+)
+from tests.test_daemon_sync import (
     Cluster,
     _address,
-    _create_doc,
-    _create_tenant,
-    _eventually,
-    _has,
-    _join,
-    _set,
     _synced_member,
 )
 
@@ -65,12 +68,12 @@ async def test_remote_changes_fire_doc_changed_after_a_restart(cluster: Cluster)
     async with await b.client() as client:
         await client.tenant_unlock(TENANT, "bob-password")
         sub = await client.subscribe(["doc.changed"], tenant=TENANT)
-        await _eventually(lambda: _connected(b))
+        await poll_until(lambda: _connected(b))
         # Nothing on B opens "todos": only sync takes the change in.
-        await _set(a, doc_id, "n", 2)
+        await set_field(a, doc_id, "n", 2)
         note = await _next(sub, "doc.changed", {"db": "todos"})
         assert doc_id in note.params["doc_ids"]
-        new_id = await _create_doc(a, {"fresh": True})
+        new_id = await create_doc(a, {"fresh": True})
         note = await _next(sub, "doc.changed", {"db": "todos", "doc_ids": [new_id]})
         assert note.params["tenant"] == TENANT
 
@@ -100,7 +103,7 @@ def _todos(peer: dict[str, Any]) -> dict[str, Any]:
 
 async def test_peers_show_who_how_and_how_much_in_both_directions(cluster: Cluster) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
+    await create_tenant(a)
     a_addr = await _address(a)
     async with await a.client() as client:
         events = await client.subscribe(["peer.connected", "sync.progress"], tenant=TENANT)
@@ -111,20 +114,20 @@ async def test_peers_show_who_how_and_how_much_in_both_directions(cluster: Clust
         connected = await _next(events, "peer.connected", {"peer_id": b_id})
         assert connected.params["user"] == "cn=bob/o=acme"
         assert connected.params["device"] == "bob's laptop"
-        doc_id = await _create_doc(a, {"title": "served"})
+        doc_id = await create_doc(a, {"title": "served"})
         # A serves the entry to B: its progress counts what it sent, naming B by node id.
         served = await _next(events, "sync.progress", {"peer_id": b_id, "db": "todos"})
         while served.params["sent"] == 0:
             served = await _next(events, "sync.progress", {"peer_id": b_id, "db": "todos"})
         assert served.params["sent_bytes"] > 0
-    await _eventually(_has(b, doc_id, {"title": "served"}))
+    await poll_until(has_doc(b, doc_id, {"title": "served"}))
 
     async def up_to_date(daemon: DaemonProcess) -> bool:
         peers = await _peers(daemon)
         return len(peers) == 1 and peers[0]["state"] == "up-to-date"
 
-    await _eventually(lambda: up_to_date(a))
-    await _eventually(lambda: up_to_date(b))
+    await poll_until(lambda: up_to_date(a))
+    await poll_until(lambda: up_to_date(b))
     [seen_by_a] = await _peers(a)
     assert seen_by_a["peer_id"] == b_id
     assert served.params["address"] == seen_by_a["address"]  # the address is its own field
@@ -139,8 +142,8 @@ async def test_peers_show_who_how_and_how_much_in_both_directions(cluster: Clust
     assert received["sent"] == 0  # B wrote nothing: it served A no todos entry
 
     # B writes: now B serves and A receives; both sides count it.
-    await _set(b, doc_id, "done", True)
-    await _eventually(_has(a, doc_id, {"title": "served", "done": True}))
+    await set_field(b, doc_id, "done", True)
+    await poll_until(has_doc(a, doc_id, {"title": "served", "done": True}))
 
     async def counted_back() -> bool:
         [by_a], [by_b] = await _peers(a), await _peers(b)
@@ -148,7 +151,7 @@ async def test_peers_show_who_how_and_how_much_in_both_directions(cluster: Clust
         sent: int = _todos(by_b)["sent"]
         return received >= 1 and sent >= 1
 
-    await _eventually(counted_back)
+    await poll_until(counted_back)
     table = b.cli("peers").stdout
     assert a_id in table and "cn=alice/o=acme" in table and "up-to-date" in table
     assert "acme/todos" in table and a_addr in table and "connected" in table
@@ -170,24 +173,24 @@ async def test_peers_show_who_how_and_how_much_in_both_directions(cluster: Clust
     async def disconnect_logged() -> bool:
         return bool(disconnect_lines())
 
-    await _eventually(disconnect_logged)
+    await poll_until(disconnect_logged)
     [line] = disconnect_lines()
     assert "INFO" in line and "reason=" in line and f"address={seen_by_a['address']}" in line
 
 
 async def test_an_edge_cache_shows_its_role_and_upstream(cluster: Cluster) -> None:
     upstream = cluster.start("upstream")
-    await _create_tenant(upstream)
+    await create_tenant(upstream)
     up_addr = await _address(upstream)
     edge = cluster.start("edge", upstream=up_addr)
-    await _join(upstream, edge, "edge", relay=True)
+    await join(upstream, edge, "edge", relay=True)
 
     async def upstream_connected() -> bool:
         async with await edge.client() as client:
             sync = (await client.status())["sync"]
         return bool(sync["upstreams"]) and all(u["connected"] for u in sync["upstreams"])
 
-    await _eventually(upstream_connected)
+    await poll_until(upstream_connected)
     async with await edge.client() as client:
         status = await client.status()
     assert status["sync"]["role"] == "edge cache"
@@ -241,14 +244,14 @@ async def _line(stream: asyncio.StreamReader | None, text: str, seconds: float =
 
 async def test_watch_follow_survives_a_daemon_restart(cluster: Cluster) -> None:
     a = cluster.start("a")
-    await _create_tenant(a)
-    doc_id = await _create_doc(a, {"n": 1})
+    await create_tenant(a)
+    doc_id = await create_doc(a, {"n": 1})
     follow = await _watch_cli(a, "--follow", "--count", "2", "--timeout", "120")
     once = await _watch_cli(a)
     try:
         await _line(follow.stdout, "watching")
         await _line(once.stdout, "watching")
-        await _set(a, doc_id, "n", 2)
+        await set_field(a, doc_id, "n", 2)
         assert doc_id in await _line(follow.stdout, "doc.changed")
         a.restart()
         # Without --follow: exit 1, saying what happened and what would have helped.
@@ -261,7 +264,7 @@ async def test_watch_follow_survives_a_daemon_restart(cluster: Cluster) -> None:
         await _line(follow.stderr, "reconnected to the daemon")
         async with await a.client() as client:
             await client.tenant_unlock(TENANT, "alice-pw")
-        await _set(a, doc_id, "n", 3)
+        await set_field(a, doc_id, "n", 3)
         assert doc_id in await _line(follow.stdout, "doc.changed")
         async with asyncio.timeout(30):
             assert await follow.wait() == 0  # --count 2 reached
