@@ -292,14 +292,15 @@ async def _pull(base: Path, port: int) -> None:
     print(json.dumps(report), flush=True)
 
 
-def summary(result: dict[str, Any]) -> list[str]:
-    """A few lines a person reads next to the JSON."""
+def summary(result: dict[str, Any], *, over: str = "", unit: str = "bytes") -> list[str]:
+    """A few lines a person reads next to the JSON (``over``: the transport, when not TCP)."""
     return [
-        f"full sync of {result['full_sync_entries']:,} entries in {result['full_sync_seconds']}s: "
-        f"{result['full_sync_entries_per_s']:,.0f}/s = {result['vs_verify_pool']}x pooled "
-        f"Ed25519 verify ({result['ed25519_verify_per_s_pool']:,.0f}/s in this run)",
-        f"idle reconnect {result['idle_reconnect_bytes']:,} bytes, "
-        f"10-entry delta {result['delta_10_bytes']:,} bytes",
+        f"full sync {over}of {result['full_sync_entries']:,} entries in "
+        f"{result['full_sync_seconds']}s: {result['full_sync_entries_per_s']:,.0f}/s = "
+        f"{result['vs_verify_pool']}x pooled Ed25519 verify "
+        f"({result['ed25519_verify_per_s_pool']:,.0f}/s in this run)",
+        f"idle reconnect {result['idle_reconnect_bytes']:,} {unit}, "
+        f"10-entry delta {result['delta_10_bytes']:,} {unit}",
     ]
 
 

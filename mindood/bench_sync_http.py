@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mindood import bench_sync
 from mindood.bench_progress import Progress, quiet
 from mindood.bench_sync import TENANT, _open, measure_rounds, round_figures, wait_reporting
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
@@ -75,15 +76,16 @@ async def _serve(base: Path) -> None:
         body_limit=gateway.server.body_limit,
         gate=gateway.gate,
     )
-    events = asyncio.ensure_future(gateway.run())
     assert listener.bound is not None
     host, port = listener.bound
-    print(json.dumps({"url": f"http://{host}:{port}"}), flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await listener.aclose()
-    events.cancel()
+    async with asyncio.TaskGroup() as group:
+        events = group.create_task(gateway.run(), name="bench-http-change-events")
+        print(json.dumps({"url": f"http://{host}:{port}"}), flush=True)
+        await stop.wait()
+        await listener.aclose()
+        events.cancel()
     await node.aclose()
     await tenant.close()
     await tenant.store_factory.close()
@@ -132,15 +134,8 @@ async def _pull(base: Path, url: str) -> None:
 
 
 def summary(result: dict[str, Any]) -> list[str]:
-    """A few lines a person reads next to the JSON."""
-    return [
-        f"full sync over HTTP of {result['full_sync_entries']:,} entries in "
-        f"{result['full_sync_seconds']}s: {result['full_sync_entries_per_s']:,.0f}/s = "
-        f"{result['vs_verify_pool']}x pooled Ed25519 verify "
-        f"({result['ed25519_verify_per_s_pool']:,.0f}/s in this run)",
-        f"idle reconnect {result['idle_reconnect_bytes']:,} body bytes, "
-        f"10-entry delta {result['delta_10_bytes']:,} body bytes",
-    ]
+    """A few lines a person reads next to the JSON (bytes are HTTP body bytes)."""
+    return bench_sync.summary(result, over="over HTTP ", unit="body bytes")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,8 +99,9 @@ class HttpListener:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._closing = asyncio.Event()
+        #: The open event streams' queues; closing puts ``_END`` in each to end them.
+        self._stream_queues: set[asyncio.Queue[bytes]] = set()
         self.bound: tuple[str, int] | None = None
-        self.streams = 0
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         # Bodies are read and capped here, so aiohttp's own cap only has to stay out of the way.
@@ -121,12 +122,19 @@ class HttpListener:
         return self.bound
 
     @property
+    def streams(self) -> int:
+        """How many event streams are open."""
+        return len(self._stream_queues)
+
+    @property
     def scheme(self) -> str:
         return "https" if self._ssl is not None else "http"
 
     async def aclose(self) -> None:
         """Stop accepting, end every stream, wait for handlers (idempotent)."""
         self._closing.set()
+        for queue in self._stream_queues:
+            _offer(queue, _END)
         runner, self._runner = self._runner, None
         if runner is not None:
             async with asyncio.timeout(10):
@@ -189,36 +197,37 @@ class HttpListener:
         )
         await response.prepare(request)
         queue: asyncio.Queue[bytes] = asyncio.Queue(STREAM_QUEUE)
-
-        def push(data: bytes) -> None:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(data)
-
-        unsubscribe = stream.subscribe(push)
-        self.streams += 1
-        closing = asyncio.ensure_future(self._closing.wait())
+        unsubscribe = stream.subscribe(lambda data: _offer(queue, data))
+        self._stream_queues.add(queue)
         try:
             await response.write(stream.opening)
             while not self._closing.is_set():
-                getter = asyncio.ensure_future(queue.get())
                 try:
-                    done, _ = await asyncio.wait(
-                        {getter, closing}, timeout=self._heartbeat, return_when="FIRST_COMPLETED"
-                    )
-                finally:
-                    if not getter.done():
-                        getter.cancel()
-                if getter.done() and not getter.cancelled():
-                    await response.write(getter.result())
-                elif not done:
+                    async with asyncio.timeout(self._heartbeat):
+                        data = await queue.get()
+                except TimeoutError:
                     await response.write(stream.heartbeat())
+                    continue
+                if data is _END:
+                    break
+                await response.write(data)
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away
         finally:
-            closing.cancel()
-            self.streams -= 1
+            self._stream_queues.discard(queue)
             unsubscribe()
         return response
+
+
+#: Put in a stream's queue to end it (events are never empty).
+_END = b""
+
+
+def _offer(queue: asyncio.Queue[bytes], data: bytes) -> None:
+    """Queue ``data`` unless the stream is that far behind (a slow reader loses events, and
+    a full queue still ends: the loop sees ``_closing`` after its next item)."""
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(data)
 
 
 async def listen_http(
