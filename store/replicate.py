@@ -15,8 +15,9 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from store.base import ContentAddressedStore, ScanCursor
+from store.base import ContentAddressedStore, ScanCursor, ScanPage
 from store.bloom import BloomSummary
 from store.entry import StoreEntry
 from store.verify import VerifiedBatch, verify_entries
@@ -114,7 +115,7 @@ async def replicate(
         bloom = await target.get_id_bloom_summary()
     scanned = 0
     while True:
-        page = await source.scan_entries_since(cursor, page_size)
+        page = await run.scan(cursor, page_size, bound)
         metas = [m for m in page.entries if m.receipt_order <= bound]
         scanned += len(metas)
         await run.fetch(await _missing_ids(target, [m.id for m in metas], bloom))
@@ -165,17 +166,61 @@ class _Run:
         self.rejected: list[tuple[str, str]] = []
         self.deferred: list[str] = []
         self.unavailable: list[str] = []
+        #: Where ``scan`` wants the next page read from, and the page ``fetch`` read there.
+        self._ahead_from: tuple[ScanCursor, int] | None = None
+        self._ahead: tuple[tuple[ScanCursor, int], ScanPage] | None = None
+
+    async def scan(self, cursor: ScanCursor | None, limit: int, bound: int) -> ScanPage:
+        """The source's page after ``cursor``; the page after it is read ahead by ``fetch``.
+
+        So the next page's metadata crosses the network while this page's entries are
+        fetched, checked and stored. ``bound``: no read-ahead past this receipt order.
+        """
+        ahead, self._ahead = self._ahead, None
+        self._ahead_from = None
+        if ahead is not None and ahead[0] == (cursor, limit):
+            page = ahead[1]
+        else:
+            page = await self._source.scan_entries_since(cursor, limit)
+        last = page.entries[-1] if page.entries else None
+        if page.has_more and last is not None and last.receipt_order < bound:
+            self._ahead_from = (ScanCursor(last.receipt_order, last.id), limit)
+        return page
 
     async def fetch(self, missing: list[str]) -> None:
+        """Fetch, check and store ``missing``; returns once all of it is stored.
+
+        Three stages overlap: while batch k is checked (the verify pool, both cores), batch
+        k+1 is on the network and batch k-1 is being written. Batches are stored in order,
+        at most one write in flight. The next scan page (``scan``) is read meanwhile.
+        """
         size = self._batch_size
         batches = [missing[i : i + size] for i in range(0, len(missing), size)]
-        async with contextlib.aclosing(_prefetched(self._source, batches)) as fetched:
-            async for wanted, entries in fetched:
-                got = {e.id for e in entries}
-                self.unavailable.extend(i for i in wanted if i not in got)
-                await self._take(entries)
+        ahead: asyncio.Task[ScanPage] | None = None
+        if self._ahead_from is not None:
+            cursor, limit = self._ahead_from
+            ahead = asyncio.ensure_future(self._source.scan_entries_since(cursor, limit))
+        storing: asyncio.Task[None] | None = None
+        try:
+            async with contextlib.aclosing(_prefetched(self._source, batches)) as fetched:
+                async for wanted, entries in fetched:
+                    if len(entries) < len(wanted):
+                        got = {e.id for e in entries}
+                        self.unavailable.extend(i for i in wanted if i not in got)
+                    accepted = await self._check(entries)
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.ensure_future(self._store(accepted)) if accepted else None
+            if storing is not None:
+                await storing
+            if ahead is not None and self._ahead_from is not None:
+                self._ahead = (self._ahead_from, await ahead)
+        finally:
+            for task in (storing, ahead):
+                if task is not None:
+                    await _dropped(task)
 
-    async def _take(self, entries: list[StoreEntry]) -> None:
+    async def _check(self, entries: list[StoreEntry]) -> tuple[StoreEntry, ...]:
         verdict = await self._admit(entries)
         self.rejected.extend(verdict.rejected)
         self.deferred.extend(verdict.deferred)
@@ -184,14 +229,17 @@ class _Run:
                 "entry refused",
                 extra={"entry_id": entry_id, "reason": reason, "source": self._source.get_id()},
             )
-        if verdict.accepted:
-            result = await self._target.put_entries(verdict.accepted)
-            self.rejected.extend(result.rejected)
-            self.transferred += len(result.stored)
+        return verdict.accepted
+
+    async def _store(self, accepted: tuple[StoreEntry, ...]) -> None:
+        result = await self._target.put_entries(accepted)
+        self.rejected.extend(result.rejected)
+        self.transferred += len(result.stored)
+        if len(result.stored) == len(accepted):
+            self.transferred_bytes += sum(len(e.encrypted_data) for e in accepted)
+        else:
             stored = set(result.stored)
-            self.transferred_bytes += sum(
-                len(e.encrypted_data) for e in verdict.accepted if e.id in stored
-            )
+            self.transferred_bytes += sum(len(e.encrypted_data) for e in accepted if e.id in stored)
 
     def result(self, scanned: int, state: ReplicationCursor, *, idle: bool) -> ReplicationResult:
         return ReplicationResult(
@@ -224,9 +272,17 @@ async def _prefetched(
             yield batch, entries
     finally:
         if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pending
+            await _dropped(pending)
+
+
+async def _dropped(task: asyncio.Future[Any]) -> None:
+    """Cancel a task this run no longer needs (done or not) and wait for it to end. Its own
+    failure does not matter here (the run is failing already, or asks again); a cancel of
+    the caller still propagates."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved, so it is not reported as lost
 
 
 async def _missing_ids(
