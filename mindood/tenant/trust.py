@@ -37,6 +37,11 @@ from mindood.tenant.grants import Grant
 from store.entry import EntryMetadata
 from store.signing import REQUIRED_SINCE_ALWAYS
 
+#: Author keys whose standing is remembered by their raw text (an entry's
+#: ``createdByPublicKey``); past it the memory starts over, so a stranger's many keys cost
+#: lookups, never memory.
+MAX_REMEMBERED_KEYS = 1024
+
 
 class Verdict(Enum):
     """What a trust decision says about one entry."""
@@ -109,6 +114,9 @@ class DirectoryTrust:
         self._generation = 0
         self._fingerprint = self._states.fingerprint(self._admin)
         self._signature_floor: int | None = REQUIRED_SINCE_ALWAYS
+        #: Raw key text -> (ADMIN, ACTIVE, REVOKED or UNKNOWN, revokedAt): every entry of a
+        #: sync asks, and normalising the PEM costs more than the rest of the decision.
+        self._standing: dict[str, tuple[Verdict, int | None]] = {}
 
     @property
     def signature_floor(self) -> int | None:
@@ -144,20 +152,31 @@ class DirectoryTrust:
         self._revoked = dict(states.revoked)
         self._generation += 1
         self._fingerprint = states.fingerprint(self._admin)
+        self._standing = {}
         return True
 
+    def _standing_of(self, author_pem: str) -> tuple[Verdict, int | None]:
+        standing = self._standing.get(author_pem)
+        if standing is None:
+            key = normalize_pem(author_pem)
+            if key == self._admin:
+                standing = (Verdict.ADMIN, None)
+            elif key in self._states.active:
+                standing = (Verdict.ACTIVE, None)
+            elif key in self._revoked:
+                standing = (Verdict.REVOKED, self._revoked[key])
+            else:
+                standing = (Verdict.UNKNOWN, None)
+            if len(self._standing) >= MAX_REMEMBERED_KEYS:
+                self._standing = {}
+            self._standing[author_pem] = standing
+        return standing
+
     def verdict(self, author_pem: str, created_at: int) -> Verdict:
-        key = normalize_pem(author_pem)
-        if key == self._admin:
-            return Verdict.ADMIN
-        if key in self._states.active:
-            return Verdict.ACTIVE
-        if key in self._revoked:
-            revoked_at = self._revoked[key]
-            if revoked_at is not None and created_at < revoked_at:
-                return Verdict.BEFORE_REVOCATION
-            return Verdict.REVOKED
-        return Verdict.UNKNOWN
+        standing, revoked_at = self._standing_of(author_pem)
+        if standing is Verdict.REVOKED and revoked_at is not None and created_at < revoked_at:
+            return Verdict.BEFORE_REVOCATION
+        return standing
 
     def applies(self, meta: EntryMetadata) -> bool:
         return self.verdict(meta.created_by_public_key, meta.created_at).applies
