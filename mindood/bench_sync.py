@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -41,6 +42,36 @@ PASSWORD = "bench-password"
 _PREPARE_STEP = 20_000
 #: Seconds between a pulling worker's progress lines on stderr.
 _WORKER_PROGRESS_EVERY = 5.0
+#: Signed entries the parent keeps for the pool baseline (not all of them: at 1,000,000
+#: entries the list alone would take gigabytes).
+_POOL_SAMPLE = 20_000
+
+
+def peak_rss_kib(pid: int | None = None) -> int | None:
+    """A process's peak resident set (``VmHWM``, KiB): ours by default; None off Linux."""
+    try:
+        status = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU time (user + system, all threads) a process used so far: ours by default; for
+    another process None off Linux. Sharing the cores with other work changes a rate but
+    hardly the CPU an entry costs, so the bench reports both."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _verify_rates(seconds: float = 1.0) -> dict[str, float]:
@@ -55,11 +86,16 @@ def _verify_rates(seconds: float = 1.0) -> dict[str, float]:
     return {"ed25519_verify_per_s_one_core": round(count / (time.perf_counter() - start), 1)}
 
 
-async def _pool_verify_rate(entries: list[StoreEntry]) -> float:
-    start = time.perf_counter()
+async def _pool_verify_rates(entries: list[StoreEntry]) -> dict[str, float]:
+    """The pool's rate and the CPU each entry's checks cost in it (the sync's floor)."""
+    start, cpu = time.perf_counter(), cpu_seconds() or 0.0
     verdict = await verify_entries(entries)
     assert not verdict.rejected
-    return round(len(entries) / (time.perf_counter() - start), 1)
+    used = (cpu_seconds() or 0.0) - cpu
+    return {
+        "ed25519_verify_per_s_pool": round(len(entries) / (time.perf_counter() - start), 1),
+        "verify_pool_cpu_us_per_entry": round(used / len(entries) * 1e6, 1),
+    }
 
 
 def build_signed_entries(author: Any, count: int, created_at: int) -> list[StoreEntry]:
@@ -88,6 +124,8 @@ def build_signed_entries(author: Any, count: int, created_at: int) -> list[Store
 async def _prepare(
     workdir: Path, count: int, progress: Progress = quiet
 ) -> tuple[list[StoreEntry], Any]:
+    """Node A with ``count`` signed entries and a joined node B; returns the first
+    ``_POOL_SAMPLE`` entries (for the pool baseline) and their author."""
     progress("creating the tenant on node A and joining node B")
     factory_a = TenantFactory(OnDiskStoreFactory(workdir / "a"))
     admin = create_user_id("cn=admin/o=bench", PASSWORD)
@@ -113,12 +151,14 @@ async def _prepare(
     now = int(time.time() * 1000)
     store = (await tenant_a.open_db(DB)).get_store()
     entries: list[StoreEntry] = []
-    while len(entries) < count:
-        step = build_signed_entries(author, min(_PREPARE_STEP, count - len(entries)), now)
+    made = 0
+    while made < count:
+        step = build_signed_entries(author, min(_PREPARE_STEP, count - made), now)
         for start in range(0, len(step), 1000):
             await store.put_entries(step[start : start + 1000])
-        entries.extend(step)
-        progress(f"node A holds {len(entries):,}/{count:,} signed entries")
+        made += len(step)
+        entries.extend(step[: _POOL_SAMPLE - len(entries)])
+        progress(f"node A holds {made:,}/{count:,} signed entries")
     for tenant in (tenant_a, joined.tenant):
         await tenant.save_session(PASSWORD)
         await tenant.close()
@@ -166,7 +206,7 @@ async def measure_rounds(
     result: dict[str, Any] = _verify_rates()
     built, author = await _prepare(workdir, entries, progress)
     progress("baseline: verifying with the thread pool")
-    result["ed25519_verify_per_s_pool"] = await _pool_verify_rate(built[: min(len(built), 20_000)])
+    result.update(await _pool_verify_rates(built))
     server = spawn("serve", str(workdir / "a"))
 
     def client_round() -> dict[str, Any]:
@@ -179,7 +219,12 @@ async def measure_rounds(
     try:
         address = _read_json(server)[address_key]
         progress(f"node B: full sync of {entries:,} entries {full_sync_what.format(address)}")
+        serve_cpu = cpu_seconds(server.pid)
         first = await asyncio.to_thread(client_round)
+        first["serve_peak_rss_kib"] = peak_rss_kib(server.pid)
+        serve_cpu_after = cpu_seconds(server.pid)
+        if serve_cpu is not None and serve_cpu_after is not None:
+            first["serve_cpu_seconds"] = serve_cpu_after - serve_cpu
         progress(f"full sync took {first['seconds']:.1f}s; node B: idle reconnect")
         idle = await asyncio.to_thread(client_round)
         progress("node B: reconnect after 10 new entries on node A")
@@ -196,15 +241,36 @@ async def measure_rounds(
     return result, first, idle, delta
 
 
+def _cpu_figures(result: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    """CPU per entry synced, both processes, against the pool's verify CPU per entry: the
+    share of all the work that is the verify floor, which other load on the cores hardly
+    moves (a rate does)."""
+    pull, serve = first.get("cpu_seconds"), first.get("serve_cpu_seconds")
+    count = first["transferred"]
+    if pull is None or serve is None or not count:
+        return {}
+    per_entry = (pull + serve) / count * 1e6
+    floor = result.get("verify_pool_cpu_us_per_entry")
+    return {
+        "full_sync_cpu_us_per_entry": round(per_entry, 1),
+        "full_sync_pull_cpu_us_per_entry": round(pull / count * 1e6, 1),
+        "full_sync_serve_cpu_us_per_entry": round(serve / count * 1e6, 1),
+        "verify_share_of_sync_cpu": round(floor / per_entry, 3) if floor else None,
+    }
+
+
 def round_figures(
     result: dict[str, Any], first: dict[str, Any], idle: dict[str, Any], delta: dict[str, Any]
 ) -> dict[str, Any]:
     """The full-sync rate (against the verify baselines) and the reconnect bytes."""
     rate = first["transferred"] / first["seconds"] if first["seconds"] else 0.0
     return {
+        **_cpu_figures(result, first),
         "full_sync_seconds": round(first["seconds"], 3),
         "full_sync_entries": first["transferred"],
         "full_sync_entries_per_s": round(rate, 1),
+        "full_sync_pull_peak_rss_kib": first.get("peak_rss_kib"),
+        "full_sync_serve_peak_rss_kib": first.get("serve_peak_rss_kib"),
         "vs_verify_one_core": round(rate / result["ed25519_verify_per_s_one_core"], 3),
         "vs_verify_pool": round(rate / result["ed25519_verify_per_s_pool"], 3),
         "idle_reconnect_bytes": idle["bytes"],
@@ -262,12 +328,13 @@ async def wait_reporting(done: asyncio.Event, count: Callable[[], int]) -> None:
 
 async def _pull(base: Path, port: int) -> None:
     tenant, node = await _open(base, "bench-b")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds() or 0.0
     conn = await node.connect("127.0.0.1", port, TENANT)
     [link] = node.links()
     async with asyncio.timeout(3600):
         await wait_reporting(link.stats.synced_once, lambda: link.stats.transferred)
     seconds = time.perf_counter() - start
+    sync_cpu = (cpu_seconds() or 0.0) - cpu
     # Let the peer finish its own pull from us (it scans what we just received) before leaving,
     # so the next round measures a quiet pair of stores.
     async with asyncio.timeout(600):
@@ -285,6 +352,8 @@ async def _pull(base: Path, port: int) -> None:
         "bytes": session_bytes,
         "in_session_resync_bytes": conn.bytes_sent + conn.bytes_received - session_bytes,
         "in_session_resync_transferred": link.stats.transferred - transferred,
+        "peak_rss_kib": peak_rss_kib(),
+        "cpu_seconds": sync_cpu,
     }
     await node.aclose()
     await tenant.close()
@@ -299,9 +368,17 @@ def summary(result: dict[str, Any], *, over: str = "", unit: str = "bytes") -> l
         f"{result['full_sync_seconds']}s: {result['full_sync_entries_per_s']:,.0f}/s = "
         f"{result['vs_verify_pool']}x pooled Ed25519 verify "
         f"({result['ed25519_verify_per_s_pool']:,.0f}/s in this run)",
+        f"CPU per entry synced {result.get('full_sync_cpu_us_per_entry')} us (both nodes), "
+        f"of which the verify floor is {result.get('verify_share_of_sync_cpu')}",
+        f"peak RSS: pulling node {_mib(result.get('full_sync_pull_peak_rss_kib'))}, "
+        f"serving node {_mib(result.get('full_sync_serve_peak_rss_kib'))}",
         f"idle reconnect {result['idle_reconnect_bytes']:,} {unit}, "
         f"10-entry delta {result['delta_10_bytes']:,} {unit}",
     ]
+
+
+def _mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:,.0f} MiB"
 
 
 def main(argv: list[str] | None = None) -> int:
