@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from store.base import ContentAddressedStore, ScanCursor, ScanFilters, ScanPage
+from store.base import ContentAddressedStore, PutResult, ScanCursor, ScanFilters, ScanPage
 from store.entry import StoreEntry
+from store.errors import StoreError
 from store.memory import InMemoryStore
 from store.replicate import ReplicationCursor, ReplicationProgress, replicate
 from store.verify import verify_entries
@@ -174,3 +175,48 @@ async def test_a_run_cut_short_resumes_from_its_last_checkpoint() -> None:
     resumed = await replicate(source, target, checkpoints[-1], page_size=20)
     assert resumed.scanned == 40 and resumed.transferred == 40
     assert await _ids(target) == await _ids(source)
+
+
+class FailingTarget(InMemoryStore):
+    """A target whose disk fails on a given write (the writes before it are kept)."""
+
+    def __init__(self, fail_on_write: int) -> None:
+        super().__init__("failing")
+        self.writes = 0
+        self.fail_on_write = fail_on_write
+
+    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
+        self.writes += 1
+        if self.writes == self.fail_on_write:
+            raise StoreError("disk full")
+        return await super().put_entries(entries)
+
+
+async def test_a_failing_write_ends_the_run_and_only_stored_pages_are_checkpointed() -> None:
+    # pages of 40 in batches of 10: the 6th write (page 2, batch 2) fails while batch 3 of
+    # that page is being checked and the next scan page is read ahead
+    source, target = CountingStore(), FailingTarget(fail_on_write=6)
+    await source.put_entries(_entries(120))
+    checkpoints: list[ReplicationCursor] = []
+
+    async def keep(state: ReplicationCursor) -> None:
+        checkpoints.append(state)
+
+    with pytest.raises(StoreError, match="disk full"):
+        await replicate(source, target, page_size=40, batch_size=10, on_checkpoint=keep)
+    assert len(checkpoints) == 1  # page 1 only: page 2 was never wholly stored
+    assert len(await target.get_all_ids()) == 50  # 5 writes of 10 made it
+    target.fail_on_write = 0
+    resumed = await replicate(source, target, checkpoints[-1], page_size=40, batch_size=10)
+    assert resumed.scanned == 80 and resumed.transferred == 70  # 10 of page 2 were there
+    assert await _ids(target) == await _ids(source)
+
+
+async def test_overlapped_batches_are_stored_in_the_source_order() -> None:
+    source, target = CountingStore(), InMemoryStore()
+    await source.put_entries(_entries(90))
+    await replicate(source, target, page_size=30, batch_size=7)
+    order_in = [m.id for m in (await source.scan_entries_since(None, 1000)).entries]
+    order_out = [m.id for m in (await target.scan_entries_since(None, 1000)).entries]
+    assert order_out == order_in
+    assert source.scans == 4  # 3 full pages read (two of them ahead) and one empty end page
