@@ -435,15 +435,19 @@ class MindooDB:
             raise DocumentPurgedError(f"document {doc_id!r} was purged: {reason}")
 
     # -- sync --------------------------------------------------------------------------------
-    async def sync_store_changes(self) -> set[str]:
-        """Take in entries that reached the store from elsewhere; returns the changed doc ids."""
+    async def sync_store_changes(self) -> None:
+        """Take in entries that reached the store from elsewhere, a page at a time.
+
+        Listeners hear of each page's changed documents as it is read, so taking in a sync of
+        a million entries holds no set of every document it touched.
+        """
         head = await self._store.get_store_head()
         if head.epoch != self._epoch:
             self._epoch, self._cursor = head.epoch, None
             self._cache.clear()
-        touched: set[str] = set()
         while True:
             page = await self._store.scan_entries_since(self._cursor, self._options.sync_page_size)
+            touched: set[str] = set()
             for meta in page.entries:
                 state = self._cache.get(meta.doc_id)
                 if state is not None and meta.id in state.included:
@@ -452,8 +456,13 @@ class MindooDB:
                     continue
                 touched.add(meta.doc_id)
             self._cursor = page.next_cursor
+            if touched:
+                await self._changed_elsewhere(touched)
             if not page.has_more:
                 break
+
+    async def _changed_elsewhere(self, touched: set[str]) -> None:
+        """Documents whose entries arrived from elsewhere: re-plan them and tell listeners."""
         smuggled = sorted(d for d in touched if d in self._purged)
         if smuggled:
             # Put by a path that skipped our admission (another handle, a raw store copy).
@@ -464,7 +473,6 @@ class MindooDB:
             self._cache.pop(doc_id, None)
         if touched:
             self._listeners.emit(touched)
-        return touched
 
     async def pull_changes_from(
         self, source: ContentAddressedStore | MindooDB, *, store_kind: str = "docs"
