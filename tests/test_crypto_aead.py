@@ -159,3 +159,22 @@ def test_random_bytes_only_raise_typed_errors(blob: bytes) -> None:
             decrypt(KEY, blob)
     with pytest.raises(MindoodError):
         aead.decrypt_with_any([KEY, OTHER_KEY], blob)
+
+
+def test_a_payload_cipher_speaks_the_payload_format_both_ways() -> None:
+    key = aead.new_symmetric_key()
+    cipher = aead.PayloadCipher(key)
+    blob = cipher.encrypt(b"entry bytes")
+    assert aead.decrypt_payload(key, blob) == b"entry bytes"
+    assert cipher.decrypt(aead.encrypt_payload(key, b"other")) == b"other"
+    assert cipher.encrypt(b"x")[: aead.IV_LENGTH] != blob[: aead.IV_LENGTH]  # a fresh IV each
+    with pytest.raises(DecryptionError):
+        aead.PayloadCipher(aead.new_symmetric_key()).decrypt(blob)
+    with pytest.raises(DecryptionError):
+        cipher.decrypt(blob[: aead.MIN_PAYLOAD_LENGTH - 1])
+    flipped = bytearray(blob)
+    flipped[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        cipher.decrypt(bytes(flipped))
+    with pytest.raises(InvalidKeyError):
+        aead.PayloadCipher(b"short")

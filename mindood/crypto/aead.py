@@ -71,6 +71,32 @@ def decrypt_payload(key: bytes, blob: bytes) -> bytes:
     return gcm_decrypt(key, blob[:IV_LENGTH], blob[IV_LENGTH:])
 
 
+class PayloadCipher:
+    """:func:`encrypt_payload` / :func:`decrypt_payload` under one key, set up once.
+
+    For a sync session's key, which seals every entry a session moves: building the AES
+    context costs several times more than sealing a 1 KiB payload with it.
+    """
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = _cipher(key)
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        iv = os.urandom(IV_LENGTH)
+        return iv + self._aead.encrypt(iv, plaintext, None)
+
+    def decrypt(self, blob: bytes) -> bytes:
+        if len(blob) < MIN_PAYLOAD_LENGTH:
+            raise DecryptionError(f"payload of {len(blob)} bytes is shorter than IV + tag")
+        view = memoryview(blob)
+        try:
+            return self._aead.decrypt(view[:IV_LENGTH], view[IV_LENGTH:], None)
+        except InvalidTag:
+            raise DecryptionError("wrong key or tampered ciphertext") from None
+
+
 def attachment_iv(plaintext: bytes) -> bytes:
     """The deterministic IV of mode 0x01: ``SHA-256(plaintext)[:12]``."""
     return hashlib.sha256(plaintext).digest()[:IV_LENGTH]

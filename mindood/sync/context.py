@@ -8,10 +8,8 @@ peer's signing key (spec layer 2, on top of TLS/DTLS).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mindood.crypto import rsa
-from mindood.crypto.aead import decrypt_payload, encrypt_payload, new_symmetric_key
+from mindood.crypto.aead import PayloadCipher, new_symmetric_key
 from mindood.crypto.pem import normalize_pem
 from mindood.errors import CryptoError
 from mindood.tenant import Tenant
@@ -19,18 +17,21 @@ from mindood.tenant.trust import Verdict
 from protocol.interfaces import PeerInfo, PeerRefused, Sealer
 
 
-@dataclass(frozen=True, slots=True)
 class AesSealer:
     """Seals with one session key; ``open`` raises ``ValueError`` for anything else."""
 
-    key: bytes
+    __slots__ = ("_cipher", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._cipher = PayloadCipher(key)
 
     def seal(self, data: bytes) -> bytes:
-        return encrypt_payload(self.key, data)
+        return self._cipher.encrypt(data)
 
     def open(self, blob: bytes) -> bytes:
         try:
-            return decrypt_payload(self.key, blob)
+            return self._cipher.decrypt(blob)
         except CryptoError as exc:
             raise ValueError(str(exc)) from exc
 
