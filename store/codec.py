@@ -167,6 +167,11 @@ def metadata_from_wire(obj: Any, limits: CodecLimits = DEFAULT_LIMITS) -> EntryM
         raise EntryFormatError(f"unknown metadata format tag {obj[0]!r}")
     if len(obj) != _METADATA_FIELDS:
         raise EntryFormatError(f"metadata must have {_METADATA_FIELDS} fields, got {len(obj)}")
+    return _plain_metadata(obj, limits) or _checked_metadata(obj, limits)
+
+
+def _checked_metadata(obj: list[Any], limits: CodecLimits) -> EntryMetadata:
+    """Every field checked by its helper, which names what is wrong (any record)."""
     (
         _tag,
         entry_type,
@@ -217,6 +222,99 @@ def metadata_from_wire(obj: Any, limits: CodecLimits = DEFAULT_LIMITS) -> EntryM
         attachment_refs=_refs(refs, limits),
         entry_version=_size(entry_version, "entryVersion"),
         receipt_order=_size(receipt_order, "receiptOrder"),
+    )
+
+
+#: Entry types by their text, for the fast path (an enum call costs more than a lookup).
+_ENTRY_TYPES = {entry_type.value: entry_type for entry_type in EntryType}
+
+
+def _plain_metadata(obj: list[Any], limits: CodecLimits) -> EntryMetadata | None:
+    """The common record (exact ``str``/``int``/``bytes`` fields, no snapshot heads, no
+    attachment refs), checked with the same bounds as the field helpers but without a call
+    per field; None for anything else, which the helpers then check one by one (and explain).
+    Every entry a sync moves is decoded here, twice (scan page, then the entry itself)."""
+    (
+        _tag,
+        entry_type,
+        entry_id,
+        chash,
+        doc_id,
+        deps,
+        created_at,
+        author,
+        key_id,
+        original_size,
+        encrypted_size,
+        signature,
+        metadata_signature,
+        snap_hashes,
+        snap_ids,
+        attachment_id,
+        refs,
+        entry_version,
+        receipt_order,
+    ) = obj
+    etype = _ENTRY_TYPES.get(entry_type) if type(entry_type) is str else None
+    if (
+        etype is None
+        or type(entry_id) is not str
+        or len(entry_id) > MAX_ID_LENGTH
+        or type(chash) is not str
+        or len(chash) > limits.max_hash_text
+        or type(doc_id) is not str
+        or len(doc_id) > MAX_ID_LENGTH
+        or type(deps) is not list
+        or len(deps) > limits.max_dependencies
+        or type(created_at) is not int
+        or not _INT64_MIN <= created_at <= _INT64_MAX
+        or type(author) is not str
+        or len(author) > limits.max_key_text
+        or type(key_id) is not str
+        or len(key_id) > limits.max_short_text
+        or type(original_size) is not int
+        or not 0 <= original_size <= _INT64_MAX
+        or type(encrypted_size) is not int
+        or not 0 <= encrypted_size <= _INT64_MAX
+        or type(signature) is not bytes
+        or len(signature) > 1024
+        or type(metadata_signature) is not bytes
+        or len(metadata_signature) > 1024
+        or snap_hashes != []
+        or snap_ids != []
+        or refs != []
+        or not (
+            attachment_id is None
+            or (type(attachment_id) is str and len(attachment_id) <= limits.max_short_text)
+        )
+        or type(entry_version) is not int
+        or not 0 <= entry_version <= _INT64_MAX
+        or type(receipt_order) is not int
+        or not 0 <= receipt_order <= _INT64_MAX
+    ):
+        return None
+    for dep in deps:
+        if type(dep) is not str or len(dep) > MAX_ID_LENGTH:
+            return None
+    return EntryMetadata(
+        entry_type=etype,
+        id=entry_id,
+        content_hash=chash,
+        doc_id=doc_id,
+        dependency_ids=tuple(deps),
+        created_at=created_at,
+        created_by_public_key=author,
+        decryption_key_id=key_id,
+        original_size=original_size,
+        encrypted_size=encrypted_size,
+        signature=signature,
+        metadata_signature=metadata_signature,
+        snapshot_head_hashes=(),
+        snapshot_head_entry_ids=(),
+        attachment_id=attachment_id,
+        attachment_refs=(),
+        entry_version=entry_version,
+        receipt_order=receipt_order,
     )
 
 

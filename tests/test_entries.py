@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from store import codec
 from store.codec import (
     CodecLimits,
     decode_entry,
@@ -364,3 +365,35 @@ def test_the_doc_id_fast_path_agrees_with_the_id_parser(doc: str, rest: str) -> 
     except EntryFormatError:
         answer = None
     assert answer == expected
+
+
+_PLAIN_WIRE = entry_to_wire(AUTHOR.entry())
+
+
+def test_a_plain_record_takes_the_fast_path_and_a_record_with_refs_does_not() -> None:
+    plain, with_refs = (
+        msgpack.unpackb(msgpack.packb(wire[0], use_bin_type=True), raw=False)
+        for wire in (_PLAIN_WIRE, _GOOD_WIRE)
+    )
+    fast = codec._plain_metadata(plain, codec.DEFAULT_LIMITS)
+    assert fast is not None and fast == codec._checked_metadata(plain, codec.DEFAULT_LIMITS)
+    assert codec._plain_metadata(with_refs, codec.DEFAULT_LIMITS) is None
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(min_value=1, max_value=18), value=_replacement_values())
+def test_the_plain_metadata_fast_path_agrees_with_the_field_checks(index: int, value: Any) -> None:
+    for good in (_PLAIN_WIRE[0], _GOOD_WIRE[0]):
+        meta = list(good)
+        meta[index] = value
+        try:
+            meta = msgpack.unpackb(msgpack.packb(meta, use_bin_type=True), raw=False)
+        except (OverflowError, TypeError, ValueError):
+            continue  # not representable in msgpack at all
+        fast = codec._plain_metadata(meta, codec.DEFAULT_LIMITS)
+        try:
+            checked = codec._checked_metadata(meta, codec.DEFAULT_LIMITS)
+        except EntryFormatError:
+            assert fast is None  # whatever the field checks refuse, the fast path refuses
+            continue
+        assert fast is None or fast == checked
