@@ -1,4 +1,4 @@
-"""CLI: ``mindood bench store|docs|sync|views``: measure this machine, print JSON.
+"""CLI: ``mindood bench store|docs|sync|views|tenant``: measure this machine, print JSON.
 
 A bench runs for tens of seconds to minutes, so it says what it is doing on stderr as it goes
 (each line stamped with the seconds since the start) and ends with a short summary there too;
@@ -75,6 +75,13 @@ async def _views(args: argparse.Namespace, workdir: Path, progress: Progress) ->
     return result, bench_views.summary(result)
 
 
+async def _tenant(args: argparse.Namespace, workdir: Path, progress: Progress) -> Outcome:
+    from mindood import bench_tenant
+
+    result = await bench_tenant.run_tenant_bench(args.rounds, progress=progress)
+    return result, bench_tenant.summary(result)
+
+
 def add_bench(sub: Subparsers) -> None:
     bench = sub.add_parser(
         "bench",
@@ -102,6 +109,13 @@ def add_bench(sub: Subparsers) -> None:
         "views", "view build and update times against the change feed", _views, on_disk=False
     )
     views.add_argument("--documents", type=int, default=100_000, help="documents in the view")
+    tenant = kind(
+        "tenant",
+        "createTenant, approve and join against one PBKDF2 + one RSA load",
+        _tenant,
+        on_disk=False,
+    )
+    tenant.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
 
 
 __all__ = ["add_bench"]

@@ -36,6 +36,10 @@ class KeyMismatchError(CryptoError):
     """A decrypted private key does not belong to the public key it is stored with."""
 
 
+class SigningOnlyIdentityError(CryptoError):
+    """An identity unlocked for signing only was asked for its encryption key."""
+
+
 class KeyNotFoundError(MindoodError):
     """No key is stored under the requested key id."""
 
