@@ -17,7 +17,12 @@ times, as the library API runs them:
 - ``approve_join_request`` (v3, the admin identity given sealed with its password);
 - ``join_tenant`` of the approved device (sealed identity and password, new KeyBag).
 
-Per-operation PBKDF2 and RSA-load counts are asserted by tests/test_tenant_crypto_costs.py.
+The format forces more than one of each: every sealed key has its own salt (one PBKDF2 per key
+opened) and each RSA key needs its own load. So each operation is also reported against its
+*format floor*, its forced count of PBKDF2 runs and RSA loads (``FORCED``, asserted by
+tests/test_tenant_crypto_costs.py) times the unit costs of this run, run one after another. On
+an idle machine the derivations overlap (they release the GIL; each key opens in its own
+thread), so an operation can beat its serial format floor; on a busy one it cannot.
 """
 
 from __future__ import annotations
@@ -47,6 +52,11 @@ GOAL_CREATE_S = 0.8
 GOAL_JOIN_S = 0.6
 GOAL_MACHINE_FLOOR_S = 0.3
 PASSWORD = "bench-password"
+#: (PBKDF2 runs, RSA loads) each operation cannot avoid. createTenant: the admin's signing key,
+#: the user's signing, encryption and User-Key, the KeyBag's key; loads of the user's two RSA
+#: keys. approve: the admin's signing key. join: the joiner's three keys and KeyBag; loads of
+#: the encryption key (opens the response) and the User-Key (wrapped to the new device).
+FORCED = {"create_tenant": (5, 2), "approve": (1, 0), "join": (4, 2)}
 
 
 def _median_s(samples: list[float]) -> float:
@@ -128,10 +138,14 @@ async def run_tenant_bench(rounds: int = 3, progress: Progress = quiet) -> dict[
         "pbkdf2_iterations": pbkdf2_iterations(),
         **floor,
     }
-    for name in ("create_tenant_s", "approve_s", "join_s"):
-        median = _median_s([s[name] for s in samples])
-        result[name] = median
-        result[name.removesuffix("_s") + "_vs_floor"] = round(median / floor["floor_s"], 2)
+    for op, (derivations, loads) in FORCED.items():
+        median = _median_s([s[f"{op}_s"] for s in samples])
+        format_floor = derivations * floor["pbkdf2_s"] + loads * floor["rsa_load_s"]
+        result[f"{op}_s"] = median
+        result[f"{op}_vs_floor"] = round(median / floor["floor_s"], 2)
+        result[f"{op}_forced"] = {"pbkdf2": derivations, "rsa_loads": loads}
+        result[f"{op}_format_floor_s"] = round(format_floor, 4)
+        result[f"{op}_vs_format_floor"] = round(median / format_floor, 2)
     result["goals"] = {
         "create_tenant_s": GOAL_CREATE_S,
         "join_s": GOAL_JOIN_S,
@@ -148,12 +162,17 @@ def summary(result: dict[str, Any]) -> list[str]:
         f"floor {result['floor_s']}s = PBKDF2 {result['pbkdf2_s']}s "
         f"({result['pbkdf2_iterations']:,} it.) + RSA load {result['rsa_load_s']}s"
     )
-    return [
-        floor,
-        f"createTenant {result['create_tenant_s']}s = {result['create_tenant_vs_floor']}x floor "
-        f"(goal {goals['create_tenant_s']}s = {goals['create_tenant_vs_floor']}x)",
-        f"approve {result['approve_s']}s = {result['approve_vs_floor']}x floor",
-        f"join {result['join_s']}s = {result['join_vs_floor']}x floor "
-        f"(goal {goals['join_s']}s = {goals['join_vs_floor']}x)",
-        f"medians of {result['rounds']} rounds",
-    ]
+    lines = [floor]
+    for op, label in (("create_tenant", "createTenant"), ("approve", "approve"), ("join", "join")):
+        forced = result[f"{op}_forced"]
+        line = (
+            f"{label} {result[f'{op}_s']}s = {result[f'{op}_vs_floor']}x floor; "
+            f"{result[f'{op}_vs_format_floor']}x its format floor "
+            f"({forced['pbkdf2']} PBKDF2 + {forced['rsa_loads']} RSA loads, "
+            f"{result[f'{op}_format_floor_s']}s serial)"
+        )
+        if f"{op}_s" in goals:
+            line += f"; goal {goals[f'{op}_s']}s = {goals[f'{op}_vs_floor']}x floor"
+        lines.append(line)
+    lines.append(f"medians of {result['rounds']} rounds")
+    return lines
