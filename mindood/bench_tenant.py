@@ -142,6 +142,7 @@ async def run_tenant_bench(rounds: int = 3, progress: Progress = quiet) -> dict[
         median = _median_s([s[f"{op}_s"] for s in samples])
         format_floor = derivations * floor["pbkdf2_s"] + loads * floor["rsa_load_s"]
         result[f"{op}_s"] = median
+        result[f"{op}_rounds_s"] = [round(s[f"{op}_s"], 4) for s in samples]
         result[f"{op}_vs_floor"] = round(median / floor["floor_s"], 2)
         result[f"{op}_forced"] = {"pbkdf2": derivations, "rsa_loads": loads}
         result[f"{op}_format_floor_s"] = round(format_floor, 4)
