@@ -53,7 +53,7 @@ def named(exc: BaseException, index: int, doc_id: str) -> BaseException:
         if not exc.args[0].startswith(prefix):
             exc.args = (prefix + exc.args[0], *exc.args[1:])
             if isinstance(getattr(exc, "message", None), str):  # RPC errors answer with it
-                exc.message = exc.args[0]  # type: ignore[attr-defined]
+                setattr(exc, "message", exc.args[0])  # noqa: B010
     return exc
 
 
