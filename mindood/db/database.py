@@ -39,6 +39,7 @@ from mindood.errors import (
     CorruptDocumentError,
     DatabaseError,
     DocumentDeletedError,
+    DocumentExistsError,
     DocumentNotFoundError,
     KeyNotFoundError,
 )
@@ -206,6 +207,7 @@ class MindooDB:
             dup = next(d for d in ids if ids.count(d) > 1)
             raise DatabaseError(f"document {dup!r} appears twice in one create_documents call")
         custom = [doc_id for doc_id, spec in zip(ids, specs, strict=True) if spec.doc_id]
+        newest = self._key_lookup()
         async with holding(self._lock, custom):
             existing = await self._store.find_entries_for_docs(custom) if custom else {}
             held: list[StoreEntry] = []
@@ -213,17 +215,17 @@ class MindooDB:
             for index, (doc_id, spec) in enumerate(zip(ids, specs, strict=True)):
                 try:
                     if existing.get(doc_id):
-                        raise DatabaseError(f"document {doc_id!r} already exists")
-                    states.append(await self._build_create(doc_id, spec, held))
+                        raise DocumentExistsError(f"document {doc_id!r} already exists")
+                    states.append(await self._build_create(doc_id, spec, newest(spec.key_id), held))
                 except NAMED_ERRORS as exc:
                     raise (named(exc, index, doc_id) if name_errors else exc) from None
-            keyed = [(st, self._newest_key(st.key_id)) for st in states]
+            keyed = [(st, newest(st.key_id)) for st in states]
             held.extend(self._writer.due_snapshots(keyed))
             await self._writer.put(held)
             for state in states:
                 self._remember(state)
         self._listeners.emit(set(ids))
-        return [self._reader.view(state) for state in states]
+        return [self._reader.view(state, handover=True) for state in states]
 
     def _new_id(self, spec: NewDocument) -> str:
         """The id a create will use: the checked custom one, or a fresh generated one."""
@@ -241,7 +243,7 @@ class MindooDB:
         return generate_doc_id()
 
     async def _build_create(
-        self, doc_id: str, spec: NewDocument, held: list[StoreEntry]
+        self, doc_id: str, spec: NewDocument, key: bytes, held: list[StoreEntry]
     ) -> DocState:
         """The entries creating one document, appended to ``held`` (stored by the caller).
 
@@ -251,7 +253,6 @@ class MindooDB:
         create carries the fields itself, as a generated id's does (the reference's
         ``assumeUniqueId``; its write rules judge a create by the values in it).
         """
-        key = self._newest_key(spec.key_id)
         am = AutomergeDoc.new(self._actor)
         state = DocState(doc_id, am, spec.key_id, 0, 0, False, set(), {}, 0, self._trust.generation)
         values = dict(spec.data)
@@ -319,6 +320,7 @@ class MindooDB:
         if not items:
             return []
         ids = [doc_id for doc_id, _ in items]
+        newest = self._key_lookup()
         async with holding(self._lock, ids):
             try:
                 states = await self._states(ids, name_errors=name_errors)
@@ -328,7 +330,7 @@ class MindooDB:
                     try:
                         if state.deleted:
                             raise DocumentDeletedError(f"document {doc_id!r} is deleted")
-                        key = self._newest_key(state.key_id)
+                        key = newest(state.key_id)
                         await self._writer.change(state, fn, key, hold=held)
                     except NAMED_ERRORS as exc:
                         raise (named(exc, index, doc_id) if name_errors else exc) from None
@@ -342,7 +344,7 @@ class MindooDB:
                     self._cache.pop(doc_id, None)
                 raise
         self._listeners.emit(set(ids))
-        return [self._reader.view(state) for state in states]
+        return [self._reader.view(state, handover=True) for state in states]
 
     async def delete_document(self, doc: MindooDoc | str) -> None:
         """Mark the document deleted; its history stays (time travel, undelete)."""
@@ -381,7 +383,7 @@ class MindooDB:
         ids = list(doc_ids)
         async with holding(self._lock, ids):
             states = await self._states(ids, name_errors=True)
-        return [self._reader.view(state) for state in states]
+        return [self._reader.view(state, handover=True) for state in states]
 
     async def _states(self, doc_ids: list[str], *, name_errors: bool) -> list[DocState]:
         """The states of ``doc_ids`` (repeats allowed): cached ones, the rest read in batches.
@@ -448,6 +450,18 @@ class MindooDB:
         if lock is None:
             lock = self._locks[doc_id] = asyncio.Lock()
         return lock
+
+    def _key_lookup(self) -> Callable[[str], bytes]:
+        """``_newest_key`` remembering its answers for one batch (the key bag is asked once)."""
+        found: dict[str, bytes] = {}
+
+        def newest(key_id: str) -> bytes:
+            key = found.get(key_id)
+            if key is None:
+                key = found[key_id] = self._newest_key(key_id)
+            return key
+
+        return newest
 
     def _newest_key(self, key_id: str) -> bytes:
         return self._keys.keys_for(key_id)[0]

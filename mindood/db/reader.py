@@ -224,16 +224,25 @@ class DocReader:
             raise CorruptDocumentError(f"document {plan.doc_id!r}: {exc}") from exc
         return am
 
-    def view(self, state: DocState) -> MindooDoc:
-        """A private, read-only copy of the state for the application."""
+    def view(self, state: DocState, *, handover: bool = False) -> MindooDoc:
+        """A private, read-only copy of the state for the application.
+
+        With ``handover`` the state's plain data goes to the view uncopied and the state
+        forgets it (it is computed afresh when needed): for the results of writes and batch
+        reads, where it was just computed, a deep copy per document is pure overhead.
+        """
+        full = state.python()
+        attachments = state.attachments()
+        if handover:
+            state.data = None
         return MindooDoc(
             state.doc_id,
-            user_data(state.python()),
+            user_data(full, owned=handover),
             key_id=state.key_id,
             created_at=state.created_at,
             last_modified=state.last_modified,
             deleted=state.deleted,
-            attachments=state.attachments(),
+            attachments=attachments,
             files=self.files,
         )
 
