@@ -134,13 +134,17 @@ async def run_docs_bench(
     batch: int = 1000,
     *,
     progress: Progress = quiet,
+    floor_seconds: float = 0.5,
 ) -> dict[str, Any]:
-    """Write ``documents`` one at a time and ``batch`` in one batch, then read them all cold."""
+    """Write ``documents`` one at a time and ``batch`` in one batch, then read them all cold.
+
+    Each floor is measured for ``floor_seconds`` before and again after the workload.
+    """
     from store.ondisk import OnDiskStore
 
     progress("floors: Ed25519 sign, AES-GCM, fsync'd writes and Automerge loads")
-    before = _floors(workdir, 0.5)
-    load_before = automerge_load_rate(0.5)
+    before = _floors(workdir, floor_seconds)
+    load_before = automerge_load_rate(floor_seconds)
     user = unlock(create_user_id("cn=bench/o=mindood", "bench"), "bench")
     bag = KeyBag.for_user(user.private, "bench")
     bag.create_and_store_symmetric_key("bench", "default")
@@ -175,8 +179,8 @@ async def run_docs_bench(
         await store.close()
     ids = single + [d.get_id() for d in docs]
     reads = await _cold_reads(path, ids, database, progress)
-    floors = _mean_floors(before, _floors(workdir, 0.5))
-    loads = round((load_before + automerge_load_rate(0.5)) / 2, 1)
+    floors = _mean_floors(before, _floors(workdir, floor_seconds))
+    loads = round((load_before + automerge_load_rate(floor_seconds)) / 2, 1)
     sign_rate, aes, fsyncs = (
         floors["ed25519_sign_per_s"],
         floors["aes_gcm_1kib_per_s"],
