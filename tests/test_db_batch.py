@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mindood.db import DBOptions, MindooDB, MindooDoc
-from mindood.db.database import NewDocument
+from mindood.db import DBOptions, MindooDB, MindooDoc, NewDocument
 from mindood.errors import (
     DatabaseError,
     DocumentDeletedError,
