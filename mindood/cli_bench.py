@@ -47,7 +47,9 @@ async def _store(args: argparse.Namespace, workdir: Path, progress: Progress) ->
 async def _docs(args: argparse.Namespace, workdir: Path, progress: Progress) -> Outcome:
     from mindood import bench_docs
 
-    result = await bench_docs.run_docs_bench(workdir, documents=args.documents, progress=progress)
+    result = await bench_docs.run_docs_bench(
+        workdir, documents=args.documents, batch=args.batch, progress=progress
+    )
     return result, bench_docs.summary(result)
 
 
@@ -100,8 +102,11 @@ def add_bench(sub: Subparsers) -> None:
 
     store = kind("store", "durable put throughput and cold-open time", _store)
     store.add_argument("--entries", type=int, default=100_000, help="entries for cold open")
-    docs = kind("docs", "durable document creates and changes per second", _docs)
-    docs.add_argument("--documents", type=int, default=2000, help="documents to create")
+    docs = kind("docs", "durable document writes and cold reads against their floors", _docs)
+    docs.add_argument(
+        "--documents", type=int, default=500, help="documents created and changed one at a time"
+    )
+    docs.add_argument("--batch", type=int, default=1000, help="documents per batch create/change")
     sync = kind("sync", "full sync between two node processes on loopback", _sync)
     sync.add_argument("--entries", type=int, default=100_000, help="signed 1 KiB entries")
     sync.add_argument("--transport", choices=["tcp", "webrtc", "http"], default="tcp")

@@ -64,6 +64,10 @@ class DocumentDeletedError(DatabaseError):
     """The document is deleted; it can be read but not changed."""
 
 
+class DocumentExistsError(DatabaseError):
+    """A create named a custom document id that the database already holds."""
+
+
 class InvalidChangeError(DatabaseError):
     """A ``change_doc`` callback did something a change may not do (e.g. several changes)."""
 

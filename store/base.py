@@ -188,6 +188,14 @@ class ContentAddressedStore(abc.ABC):
     ) -> list[EntryMetadata]:
         """``find_new_entries`` restricted to one document."""
 
+    async def find_entries_for_docs(self, doc_ids: Sequence[str]) -> dict[str, list[EntryMetadata]]:
+        """Every entry's metadata of each of ``doc_ids``, in receipt order, by document.
+
+        A batch read plans many documents from one call; this default asks per document,
+        stores with an index answer in one query.
+        """
+        return {d: await self.find_new_entries_for_doc((), d) for d in dict.fromkeys(doc_ids)}
+
     @abc.abstractmethod
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
