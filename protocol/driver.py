@@ -390,6 +390,7 @@ class PullDriver:
                 on_progress=progress,
                 on_checkpoint=checkpoint,
                 retry=retry,
+                track_origin=True,
             )
         finally:
             await model.flush_cursors()

@@ -22,6 +22,7 @@ from protocol.requests import (
     PutEntries,
     ResolveDependencies,
     ScanEntries,
+    ScanIds,
     SessionRequest,
     Subscribe,
 )
@@ -32,6 +33,7 @@ from protocol.store_ops import (
     entries_answer_from_wire,
     entry_from_parts,
     head_from_wire,
+    id_page_from_wire,
     ids_from_wire,
     metadata_list_from_wire,
     metadata_to_wire_sealed,
@@ -40,6 +42,7 @@ from protocol.store_ops import (
 )
 from store.base import (
     ContentAddressedStore,
+    IdPage,
     PutResult,
     ResolveOptions,
     ScanCursor,
@@ -91,6 +94,8 @@ class RemoteStore(ContentAddressedStore):
         self._kind = kind
         self._name = f"{peer_name}/{db}/{kind}"
         self.refusals: list[Refusal] = []
+        #: False once the peer answered that it does not know ``scan_ids`` (an older node).
+        self._scans_ids = True
 
     def get_id(self) -> str:
         return self._name
@@ -203,6 +208,20 @@ class RemoteStore(ContentAddressedStore):
         limit = max(1, min(limit, MAX_SCAN_PAGE))
         request = ScanEntries(self._db, self._kind, cursor, limit, filters)
         return page_from_wire(await ask(self._requester, request))
+
+    async def scan_ids_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, *, scanner_epoch: str | None = None
+    ) -> IdPage:
+        limit = max(1, min(limit, MAX_SCAN_PAGE))
+        if self._scans_ids:
+            request = ScanIds(self._db, self._kind, cursor, limit, scanner_epoch)
+            try:
+                return id_page_from_wire(await ask(self._requester, request), limit)
+            except RequestError as exc:
+                if exc.code is not ErrorCode.UNKNOWN_OPERATION:
+                    raise
+                self._scans_ids = False  # an older peer: full metadata pages from now on
+        return await super().scan_ids_since(cursor, limit, scanner_epoch=scanner_epoch)
 
     async def get_store_head(self) -> StoreHead:
         return head_from_wire(await ask(self._requester, GetHead(self._db, self._kind)))

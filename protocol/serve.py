@@ -9,7 +9,7 @@ entry limit, or damaged here) is refused by id in the answer; the rest of the ba
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from protocol.requests import (
     PutEntries,
     ResolveDependencies,
     ScanEntries,
+    ScanIds,
     SessionRequest,
     StoreRequest,
     Subscribe,
@@ -37,15 +38,17 @@ from protocol.store_ops import (
     entries_answer_to_wire,
     entry_from_parts,
     head_to_wire,
+    id_page_to_wire,
     metadata_list_to_wire,
     page_to_wire,
     put_answer_to_wire,
     sealed_entry_to_wire,
 )
-from store.base import ContentAddressedStore
+from store.base import ContentAddressedStore, IdPage
 from store.entry import StoreEntry
 from store.errors import StoreError
 from store.limits import MAX_ENTRY_BYTES
+from store.origin import OrderRange, scan_ids_skipping
 from store.verify import VerifiedBatch
 
 log = logging.getLogger("mindood.protocol.serve")
@@ -85,6 +88,12 @@ class Payloads(Protocol):
     def open_payload(self, blob: bytes) -> bytes: ...
 
 
+#: ``(db, kind, scanner_epoch, own_epoch)`` -> the served store's receipt-order ranges that
+#: hold entries this node took from the requesting peer while the peer's store had
+#: ``scanner_epoch`` and ours ``own_epoch`` (empty when it kept none or either epoch changed).
+OriginLookup = Callable[[str, StoreKind, str, str], Awaitable[Sequence[OrderRange]]]
+
+
 @dataclass(frozen=True, slots=True)
 class ServeLimits:
     """Answer sizes: a get stops before ``batch_bytes``; no entry above ``entry_bytes`` goes."""
@@ -103,8 +112,10 @@ class StoreService:
         *,
         limits: Limits = DEFAULT_LIMITS,
         serve_limits: ServeLimits | None = None,
+        origins: OriginLookup | None = None,
     ) -> None:
         self._model = model
+        self._origins = origins
         self._payloads = payloads
         self._limits = limits
         self._serve = serve_limits or ServeLimits(batch_bytes=limits.max_batch_bytes)
@@ -143,6 +154,8 @@ class StoreService:
                     request.cursor, request.limit, request.filters
                 )
                 return page_to_wire(page)
+            case ScanIds():
+                return id_page_to_wire(await self._scan_ids(request, store))
             case HasEntries():
                 return await store.has_entries(list(request.ids))
             case GetMetadata():
@@ -164,6 +177,16 @@ class StoreService:
             case ResolveDependencies():
                 return await store.resolve_dependencies(request.start_id, request.options)
         raise RequestError(ErrorCode.UNKNOWN_OPERATION, f"{type(request).__name__} not served")
+
+    async def _scan_ids(self, request: ScanIds, store: ContentAddressedStore) -> IdPage:
+        """An id scan that leaves out what came from the requesting peer (at its epoch)."""
+        skip: Sequence[OrderRange] = ()
+        if self._origins is not None and request.scanner_epoch is not None:
+            own = (await store.get_store_head()).epoch
+            skip = await self._origins(request.db, request.kind, request.scanner_epoch, own)
+        if skip:
+            return await scan_ids_skipping(store, request.cursor, request.limit, skip)
+        return await store.scan_ids_since(request.cursor, request.limit)
 
     async def _get(self, db: str, store: ContentAddressedStore, ids: Sequence[str]) -> list[Any]:
         """Entries asked for, in order, stopping before the batch byte limit (the caller asks

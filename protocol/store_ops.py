@@ -14,7 +14,16 @@ from typing import Any
 
 from protocol.errors import ErrorCode, RemoteProtocolError
 from protocol.messages import DEFAULT_LIMITS, Limits, array, integer, text, texts
-from store.base import PutResult, ResolveOptions, ScanCursor, ScanFilters, ScanPage, StoreHead
+from store.base import (
+    IdPage,
+    OrderKey,
+    PutResult,
+    ResolveOptions,
+    ScanCursor,
+    ScanFilters,
+    ScanPage,
+    StoreHead,
+)
 from store.codec import CodecLimits, entry_from_wire, metadata_from_wire, metadata_to_wire
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.errors import EntryFormatError
@@ -24,6 +33,8 @@ class Op(StrEnum):
     DATABASES = "dbs"
     HEAD = "head"
     SCAN = "scan"
+    #: A scan of ``(receipt_order, id)`` only, leaving out what came from the scanner.
+    SCAN_IDS = "scan_ids"
     HAS = "has"
     METADATA = "meta"
     GET = "get"
@@ -138,6 +149,29 @@ def page_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> ScanPage:
         raise RemoteProtocolError(ErrorCode.MALFORMED, "a page is [entries, cursor, has_more]")
     entries = tuple(metadata_list_from_wire(parts[0], limits))
     return ScanPage(entries, cursor_from_wire(parts[1], limits), parts[2])
+
+
+def id_page_to_wire(page: IdPage) -> list[Any]:
+    """A ``scan_ids`` answer: ``[[[receipt_order, id]...], cursor, has_more]``."""
+    return [[list(key) for key in page.keys], cursor_to_wire(page.next_cursor), page.has_more]
+
+
+def id_page_from_wire(value: Any, limit: int, limits: Limits = DEFAULT_LIMITS) -> IdPage:
+    parts = array(value, "id page", limits)
+    if len(parts) != 3 or not isinstance(parts[2], bool):
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "an id page is [keys, cursor, has_more]")
+    items = array(parts[0], "id page keys", limits)
+    if len(items) > limit:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "the peer sent more keys than asked for")
+    keys: list[OrderKey] = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 2:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "a key is [receipt_order, id]")
+        key = (integer(item[0], "receipt_order"), text(item[1], "id", limits))
+        if keys and key <= keys[-1]:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "id page keys out of order")
+        keys.append(key)
+    return IdPage(tuple(keys), cursor_from_wire(parts[1], limits), parts[2])
 
 
 def head_to_wire(head: StoreHead) -> list[Any]:
