@@ -18,6 +18,7 @@ from protocol.requests import (
     GetEntries,
     GetHead,
     GetMetadata,
+    GetPacked,
     HasEntries,
     PutEntries,
     ResolveDependencies,
@@ -31,12 +32,14 @@ from protocol.store_ops import (
     Refusal,
     StoreKind,
     entries_answer_from_wire,
+    entry_from_packed,
     entry_from_parts,
     head_from_wire,
     id_page_from_wire,
     ids_from_wire,
     metadata_list_from_wire,
     metadata_to_wire_sealed,
+    packed_answer_from_wire,
     page_from_wire,
     put_answer_from_wire,
 )
@@ -96,6 +99,8 @@ class RemoteStore(ContentAddressedStore):
         self.refusals: list[Refusal] = []
         #: False once the peer answered that it does not know ``scan_ids`` (an older node).
         self._scans_ids = True
+        #: False once the peer answered that it does not know packed gets (an older node).
+        self._packs = True
 
     def get_id(self) -> str:
         return self._name
@@ -127,11 +132,7 @@ class RemoteStore(ContentAddressedStore):
         position = 0
         while position < len(wanted):
             chunk = wanted[position : position + ID_BATCH]
-            answer = await ask(self._requester, GetEntries(self._db, self._kind, tuple(chunk)))
-            pairs, refused = entries_answer_from_wire(answer)
-            for meta_wire, sealed in pairs:
-                entry = entry_from_parts(meta_wire, self._requester.open_payload(sealed))
-                found[entry.id] = entry
+            pairs, refused = await self._get_chunk(chunk, found)
             for refusal in refused:
                 log.warning(
                     "peer would not send an entry",
@@ -151,6 +152,32 @@ class RemoteStore(ContentAddressedStore):
             else:
                 position += len(chunk)
         return [found[i] for i in wanted if i in found]
+
+    async def _get_chunk(
+        self, chunk: list[str], found: dict[str, StoreEntry]
+    ) -> tuple[list[tuple[Any, bytes]], list[Refusal]]:
+        """One ``get`` (packed when the peer knows it); the entries go into ``found``."""
+        if self._packs:
+            try:
+                answer = await ask(self._requester, GetPacked(self._db, self._kind, tuple(chunk)))
+            except RequestError as exc:
+                if exc.code is not ErrorCode.UNKNOWN_OPERATION:
+                    raise
+                self._packs = False  # an older peer: full metadata from now on
+            else:
+                authors, pairs, refused = packed_answer_from_wire(answer)
+                for meta_wire, sealed in pairs:
+                    entry = entry_from_packed(
+                        meta_wire, self._requester.open_payload(sealed), authors
+                    )
+                    found[entry.id] = entry
+                return pairs, refused
+        answer = await ask(self._requester, GetEntries(self._db, self._kind, tuple(chunk)))
+        pairs, refused = entries_answer_from_wire(answer)
+        for meta_wire, sealed in pairs:
+            entry = entry_from_parts(meta_wire, self._requester.open_payload(sealed))
+            found[entry.id] = entry
+        return pairs, refused
 
     async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
         out: list[EntryMetadata] = []

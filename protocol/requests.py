@@ -191,6 +191,13 @@ class GetEntries(_IdsRequest):
 
 
 @dataclass(frozen=True, slots=True)
+class GetPacked(_IdsRequest):
+    """``GetEntries`` whose answer packs metadata (``store_ops.EntryPacker``)."""
+
+    OP: ClassVar[str] = Op.GET_PACKED.value
+
+
+@dataclass(frozen=True, slots=True)
 class PutEntries(StoreRequest):
     """Entries pushed to the peer: ``(metadata wire, sealed payload)`` pairs."""
 
@@ -292,6 +299,7 @@ SessionRequest = (
     | HasEntries
     | GetMetadata
     | GetEntries
+    | GetPacked
     | PutEntries
     | FindForDoc
     | FindEntries
@@ -311,6 +319,7 @@ _BY_OP: dict[str, Any] = {
         HasEntries,
         GetMetadata,
         GetEntries,
+        GetPacked,
         PutEntries,
         FindForDoc,
         FindEntries,

@@ -22,6 +22,7 @@ from protocol.requests import (
     GetEntries,
     GetHead,
     GetMetadata,
+    GetPacked,
     HasEntries,
     ListDatabases,
     PutEntries,
@@ -33,6 +34,7 @@ from protocol.requests import (
     Subscribe,
 )
 from protocol.store_ops import (
+    EntryPacker,
     Refusal,
     StoreKind,
     entries_answer_to_wire,
@@ -162,6 +164,8 @@ class StoreService:
                 return metadata_list_to_wire(await store.get_metadata(list(request.ids)))
             case GetEntries():
                 return await self._get(request.db, store, request.ids)
+            case GetPacked():
+                return await self._get(request.db, store, request.ids, EntryPacker())
             case PutEntries():
                 return await self._put(request, store)
             case GetBloom():
@@ -188,7 +192,13 @@ class StoreService:
             return await scan_ids_skipping(store, request.cursor, request.limit, skip)
         return await store.scan_ids_since(request.cursor, request.limit)
 
-    async def _get(self, db: str, store: ContentAddressedStore, ids: Sequence[str]) -> list[Any]:
+    async def _get(
+        self,
+        db: str,
+        store: ContentAddressedStore,
+        ids: Sequence[str],
+        packer: EntryPacker | None = None,
+    ) -> list[Any]:
         """Entries asked for, in order, stopping before the batch byte limit (the caller asks
         again for the rest); always at least one entry so progress is guaranteed. Entries that
         cannot go are refused by id, so the peer skips them and takes the rest."""
@@ -213,7 +223,12 @@ class StoreService:
                 break
             budget -= size + 1024
             sent_bytes += size
-            out.append(sealed_entry_to_wire(entry, self._payloads.seal(entry.encrypted_data)))
+            sealed = self._payloads.seal(entry.encrypted_data)
+            out.append(
+                sealed_entry_to_wire(entry, sealed)
+                if packer is None
+                else packer.pack(entry, sealed)
+            )
         if len(entries) < len(ids) and store.health().quarantined:
             found = {e.id for e in entries}
             damaged = set(await store.quarantined_ids())
@@ -230,6 +245,8 @@ class StoreService:
             )
         if out:
             self._model.served(db, len(out), sent_bytes)
+        if packer is not None:
+            return packer.answer(out, refused)
         return entries_answer_to_wire(out, refused)
 
     async def _put(self, request: PutEntries, store: ContentAddressedStore) -> Any:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from store.base import ContentAddressedStore, ScanCursor, StoreHead
 from store.bloom import BloomSummary
 from store.entry import StoreEntry
-from store.origin import OrderRange, add_orders
+from store.origin import OrderRange, add_orders, scan_ids_skipping
 from store.verify import VerifiedBatch, verify_entries
 
 log = logging.getLogger("mindood.store.replicate")
@@ -92,6 +92,7 @@ async def replicate(
     on_checkpoint: Callable[[ReplicationCursor], Awaitable[None]] | None = None,
     retry: Sequence[str] = (),
     track_origin: bool = False,
+    reverse: ReplicationCursor | None = None,
 ) -> ReplicationResult:
     """Copy what ``target`` lacks from ``source``; return counts and the cursor to keep.
 
@@ -103,6 +104,9 @@ async def replicate(
     stored, in the cursor's ``origin``, so the source's scans of the target can skip them.
     The source's metadata is scanned ids only (``scan_ids_since``), telling it the target's
     epoch: a source that tracked what it took from the target leaves those entries out.
+    ``reverse`` is the cursor of the opposite pull (target into source, origin tracked): what
+    the source took from the target is not scanned here either (a push to a peer that never
+    pulls from us, so never asks with its epoch).
     """
     source_head = await source.get_store_head()
     target_head = await target.get_store_head()
@@ -134,9 +138,13 @@ async def replicate(
 
     bound = source_head.max_receipt_order
     bloom: _Bloom = _Bloom(target, target_head, use_target_bloom)
+    skip = () if reverse is None else reverse.origin_towards(target_head.epoch, source_head.epoch)
     scanned = 0
     while True:
-        page = await source.scan_ids_since(cursor, page_size, scanner_epoch=target_head.epoch)
+        if skip:
+            page = await scan_ids_skipping(source, cursor, page_size, skip)
+        else:
+            page = await source.scan_ids_since(cursor, page_size, scanner_epoch=target_head.epoch)
         keys = [k for k in page.keys if k[0] <= bound]
         scanned += len(keys)
         await run.fetch(await _missing_ids(target, [i for _, i in keys], await bloom.get(keys)))

@@ -12,15 +12,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgpack
+import pytest
 
-from protocol.errors import ErrorCode, RequestError
+from protocol.errors import ErrorCode, RemoteProtocolError, RequestError
 from protocol.remote_store import RemoteStore
 from protocol.requests import parse_request
 from protocol.serve import StoreService
-from protocol.store_ops import StoreKind
+from protocol.store_ops import (
+    EntryPacker,
+    StoreKind,
+    entry_from_packed,
+    packed_answer_from_wire,
+)
 from store.base import ContentAddressedStore, ScanCursor
 from store.bloom import BloomSummary
-from store.entry import StoreEntry
+from store.entry import EntryType, StoreEntry
 from store.memory import InMemoryStore
 from store.origin import MAX_ORIGIN_RANGES, add_orders, scan_ids_skipping
 from store.replicate import ReplicationCursor, ReplicationResult, replicate
@@ -293,3 +299,57 @@ async def test_an_id_scan_skips_ranges_and_resumes_anywhere() -> None:
     # A cursor inside a range, and a range that holds nothing, are both passed over.
     page = await scan_ids_skipping(store, ScanCursor(25, ""), 100, [(20, 29), (31, 31)])
     assert [o for o, _ in page.keys] == [30, *range(32, 51)] and not page.has_more
+
+
+async def test_a_push_to_a_peer_that_never_pulls_skips_what_came_from_it() -> None:
+    """The HTTP case: we pull from the server, then push to it; what we pulled is not listed."""
+    server, client = Node("server"), Node("client")
+    await server.store.put_entries(_entries(80))
+    await pull(client, server)
+    mine = _entries(3)
+    await client.store.put_entries(mine)
+    pushed = await replicate(
+        client.store, server.store, None, admit=verify_entries, reverse=client.cursor
+    )
+    assert pushed.scanned == 3 and pushed.transferred == 3
+    assert await _ids(server.store) == await _ids(client.store)
+    server_wiped = InMemoryStore("wiped")  # a server with another epoch gets everything
+    pushed = await replicate(client.store, server_wiped, None, reverse=client.cursor)
+    assert pushed.transferred == 83
+
+
+async def test_a_packed_get_delivers_the_very_entries_stored() -> None:
+    a = Node("a")
+    other = Author()
+    entries = [
+        *_entries(5),
+        other.entry(doc_id="custom_doc_with_d_in_it"),
+        other.entry(payload=b""),
+        AUTHOR.entry(entry_type=EntryType.DOC_SNAPSHOT),
+    ]
+    await a.store.put_entries(entries)
+    wire = Wire(a)
+    got = await RemoteStore(wire, DB, StoreKind.DOCS, "a").get_entries([e.id for e in entries])
+    assert wire.ops == ["getp"]
+    stored = await a.store.get_entries([e.id for e in entries])
+    assert [(e.metadata.with_receipt_order(0), e.encrypted_data) for e in got] == [
+        (e.metadata.with_receipt_order(0), e.encrypted_data) for e in stored
+    ]
+    assert not (await verify_entries(got)).rejected
+    older = Node("older")
+    older.refuse_ops.add("getp")
+    await older.store.put_entries(entries)
+    wire = Wire(older)
+    got = await RemoteStore(wire, DB, StoreKind.DOCS, "older").get_entries([entries[0].id])
+    assert wire.ops == ["get"] and got[0].id == entries[0].id
+
+
+def test_a_packed_answer_naming_an_unknown_author_is_the_peers_error() -> None:
+    entry = AUTHOR.entry()
+    packer = EntryPacker()
+    answer = packer.answer([packer.pack(entry, entry.encrypted_data)], [])
+    received = msgpack.unpackb(msgpack.packb(answer, use_bin_type=True), raw=False)
+    authors, pairs, _ = packed_answer_from_wire(received)
+    assert entry_from_packed(pairs[0][0], pairs[0][1], authors).metadata == entry.metadata
+    with pytest.raises(RemoteProtocolError):
+        entry_from_packed(pairs[0][0], pairs[0][1], ())
