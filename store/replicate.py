@@ -130,6 +130,9 @@ async def replicate(
             source_head.epoch, target_head.epoch, at, kept, run.origin or origin
         )
 
+    if track_origin and on_checkpoint is not None:
+        # Published as soon as a batch is stored: the source, told we grew, may scan us at once.
+        run.on_origin = lambda: on_checkpoint(current(cursor))
     if retry:
         await run.fetch(await _missing_ids(target, list(dict.fromkeys(retry)), None))
     start_order = cursor.receipt_order if cursor else 0
@@ -217,6 +220,8 @@ class _Run:
         self._track = origin is not None
         #: The target's receipt-order ranges holding entries from the source (when tracked).
         self.origin: tuple[OrderRange, ...] = origin or ()
+        #: Called whenever ``origin`` grew (the run's cursor itself has not moved yet).
+        self.on_origin: Callable[[], Awaitable[None]] | None = None
         self.transferred = 0
         self.transferred_bytes = 0
         self.rejected: list[tuple[str, str]] = []
@@ -249,6 +254,8 @@ class _Run:
             if self._track and result.stored:
                 placed = await self._target.get_metadata(list(result.stored))
                 self.origin = add_orders(self.origin, (m.receipt_order for m in placed))
+                if self.on_origin is not None:
+                    await self.on_origin()
             self.transferred_bytes += sum(
                 len(e.encrypted_data) for e in verdict.accepted if e.id in stored
             )
