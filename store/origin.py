@@ -76,7 +76,8 @@ async def scan_ids_skipping(
     """Up to ``limit`` keys after ``cursor`` whose receipt order is in none of ``skip``.
 
     The cursor jumps over each range, so a skipped range costs one short local read, not a
-    walk through its entries. Every loop turn either passes a range or ends the page.
+    walk through its entries. Every loop turn passes a range, reaches the next one, or ends
+    the page.
     """
     ranges = sorted(skip)
     keys: list[OrderKey] = []
@@ -84,7 +85,12 @@ async def scan_ids_skipping(
     while True:
         position = _skip_from(position, ranges)
         ahead = _next_range(position, ranges)
-        page = await store.scan_ids_since(position, limit - len(keys))
+        want = limit - len(keys)
+        if ahead is not None:
+            # Receipt orders are unique: read at most one entry of the range ahead.
+            start = 0 if position is None else position.receipt_order
+            want = max(1, min(want, ahead[0] - start))
+        page = await store.scan_ids_since(position, want)
         jumped = False
         for order, entry_id in page.keys:
             if ahead is not None and order >= ahead[0]:
@@ -95,5 +101,5 @@ async def scan_ids_skipping(
             position = ScanCursor(order, entry_id)
         if len(keys) >= limit:
             return IdPage(tuple(keys), position, True)
-        if not jumped:
+        if not jumped and not (page.has_more and len(page.keys) == want):
             return IdPage(tuple(keys), position, page.has_more)

@@ -22,6 +22,7 @@ from protocol.store_ops import (
     EntryPacker,
     StoreKind,
     entry_from_packed,
+    id_page_from_wire,
     packed_answer_from_wire,
 )
 from store.base import ContentAddressedStore, ScanCursor
@@ -353,3 +354,16 @@ def test_a_packed_answer_naming_an_unknown_author_is_the_peers_error() -> None:
     assert entry_from_packed(pairs[0][0], pairs[0][1], authors).metadata == entry.metadata
     with pytest.raises(RemoteProtocolError):
         entry_from_packed(pairs[0][0], pairs[0][1], ())
+
+
+def test_an_id_page_out_of_order_or_larger_than_asked_is_the_peers_error() -> None:
+    page = id_page_from_wire([[[1, "a"], [2, "b"]], [2, "b"], True], 2)
+    assert page.keys == ((1, "a"), (2, "b")) and page.next_cursor == ScanCursor(2, "b")
+    for bad, limit in (
+        ([[[2, "b"], [1, "a"]], None, False], 5),
+        ([[[1, "a"], [2, "b"]], None, False], 1),
+        ([[["1", "a"]], None, False], 5),
+        ([[[1, "a"]], None], 5),
+    ):
+        with pytest.raises(RemoteProtocolError):
+            id_page_from_wire(bad, limit)
