@@ -14,7 +14,10 @@ across runs):
   two ratios);
 - then the store is filled to ``entries`` (batches of 5,000) and probed from a fresh process
   (``bench_store_probe``) at 100,000 entries and at ``entries``: cold open until the first
-  query answers, resident memory after the open, ``get_all_ids``, has/get/scan rates.
+  query answers, resident memory after the open, ``get_all_ids``, has/get/scan rates; and,
+  before each probe, the store's first Bloom summary there (every id hashed, then the bits);
+- the Bloom summary over 100,000 ids in memory, vectorised against the pure-Python loop it
+  replaced (``bench_bloom``).
 
 Entries are built unsigned (a zero signature): the store checks ids, sizes and content hashes
 but never signatures (the sync layer does). The output says so in ``entries_signed``.
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mindood.bench_bloom import bloom_figures, summary_line
 from mindood.bench_progress import Progress, quiet
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.ids import doc_entry_id, generate_doc_id
@@ -44,6 +48,7 @@ from store.ondisk.schema import DB_NAME, connect, create_or_check
 _PAYLOAD = 1024
 _FILL_BATCH = 5_000
 _PROBE_AT = 100_000
+_BLOOM_IDS = 100_000
 _FAKE_AUTHOR = (
     "-----BEGIN PUBLIC KEY-----\n"
     "MCowBQYDK2VwAyEAbenchbenchbenchbenchbenchbenchbenchbench=\n"
@@ -284,9 +289,13 @@ async def run_store_bench(
                 if target > stored:
                     fill_rates.append(await _fill(store, target - stored, progress))
                     stored = target
+                progress(f"first Bloom summary at {target:,} entries (hashing every new id)")
+                started = time.perf_counter()
+                await store.get_id_bloom_summary()
+                bloom_s = round(time.perf_counter() - started, 4)
                 await store.close()
                 progress(f"cold open and queries at {target:,} entries (a fresh process)")
-                probe = await _probe(path)
+                probe = await _probe(path) | {"bloom_first_summary_s": bloom_s}
                 result[f"at_{probe['entries']}"] = probe
                 store = await OnDiskStore.open(path)
             if fill_rates:
@@ -294,6 +303,8 @@ async def run_store_bench(
         finally:
             await store.close()
         result["store_bytes_on_disk"] = await asyncio.to_thread(_disk_bytes, path)
+        progress(f"Bloom summaries over {_BLOOM_IDS:,} ids in memory (vectorised vs pure Python)")
+        result["bloom"] = await asyncio.to_thread(bloom_figures, _BLOOM_IDS)
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
     return result
@@ -315,6 +326,10 @@ def summary(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"at {probe['entries']:,} entries: cold open "
                 f"{probe['cold_open_to_first_query_s'] * 1000:.1f} ms, "
-                f"{probe['rss_after_open_mib']} MiB resident, get {probe['get_entries_per_s']:,}/s"
+                f"{probe['rss_after_open_mib']} MiB resident, "
+                f"get {probe['get_entries_per_s']:,}/s, "
+                f"first Bloom summary {probe['bloom_first_summary_s'] * 1000:.0f} ms"
             )
+    if isinstance(result.get("bloom"), dict):
+        lines.append(summary_line(result["bloom"]))
     return lines

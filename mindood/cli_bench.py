@@ -1,4 +1,4 @@
-"""CLI: ``mindood bench store|docs|sync|views``: measure this machine, print JSON.
+"""CLI: ``mindood bench store|docs|sync|views|tenant``: measure this machine, print JSON.
 
 A bench runs for tens of seconds to minutes, so it says what it is doing on stderr as it goes
 (each line stamped with the seconds since the start) and ends with a short summary there too;
@@ -47,7 +47,9 @@ async def _store(args: argparse.Namespace, workdir: Path, progress: Progress) ->
 async def _docs(args: argparse.Namespace, workdir: Path, progress: Progress) -> Outcome:
     from mindood import bench_docs
 
-    result = await bench_docs.run_docs_bench(workdir, documents=args.documents, progress=progress)
+    result = await bench_docs.run_docs_bench(
+        workdir, documents=args.documents, batch=args.batch, progress=progress
+    )
     return result, bench_docs.summary(result)
 
 
@@ -75,6 +77,13 @@ async def _views(args: argparse.Namespace, workdir: Path, progress: Progress) ->
     return result, bench_views.summary(result)
 
 
+async def _tenant(args: argparse.Namespace, workdir: Path, progress: Progress) -> Outcome:
+    from mindood import bench_tenant
+
+    result = await bench_tenant.run_tenant_bench(args.rounds, progress=progress)
+    return result, bench_tenant.summary(result)
+
+
 def add_bench(sub: Subparsers) -> None:
     bench = sub.add_parser(
         "bench",
@@ -93,8 +102,11 @@ def add_bench(sub: Subparsers) -> None:
 
     store = kind("store", "durable put throughput and cold-open time", _store)
     store.add_argument("--entries", type=int, default=100_000, help="entries for cold open")
-    docs = kind("docs", "durable document creates and changes per second", _docs)
-    docs.add_argument("--documents", type=int, default=2000, help="documents to create")
+    docs = kind("docs", "durable document writes and cold reads against their floors", _docs)
+    docs.add_argument(
+        "--documents", type=int, default=500, help="documents created and changed one at a time"
+    )
+    docs.add_argument("--batch", type=int, default=1000, help="documents per batch create/change")
     sync = kind("sync", "full sync between two node processes on loopback", _sync)
     sync.add_argument("--entries", type=int, default=100_000, help="signed 1 KiB entries")
     sync.add_argument("--transport", choices=["tcp", "webrtc", "http"], default="tcp")
@@ -102,6 +114,13 @@ def add_bench(sub: Subparsers) -> None:
         "views", "view build and update times against the change feed", _views, on_disk=False
     )
     views.add_argument("--documents", type=int, default=100_000, help="documents in the view")
+    tenant = kind(
+        "tenant",
+        "createTenant, approve and join against one PBKDF2 + one RSA load",
+        _tenant,
+        on_disk=False,
+    )
+    tenant.add_argument("--rounds", type=int, default=3, help="rounds (medians are reported)")
 
 
 __all__ = ["add_bench"]

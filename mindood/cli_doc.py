@@ -105,13 +105,32 @@ def _show(doc: dict[str, Any], as_json: bool) -> None:
 
 async def _create(client: MindoodClient, args: argparse.Namespace) -> int:
     data = parse_json_arg(args.data, "--data") if args.data is not None else {}
+    if isinstance(data, list):
+        return await _create_many(client, args, data)
     if not isinstance(data, dict):
-        raise UsageError("--data must be a JSON object")
+        raise UsageError("--data must be a JSON object (or an array of objects)")
     doc = await client.doc_create(args.tenant, args.db, data, doc_id=args.id, key_id=args.key)
     if args.json:
         print_json(doc)
     else:
         print(doc["id"])
+    return EXIT_OK
+
+
+async def _create_many(client: MindoodClient, args: argparse.Namespace, items: list[Any]) -> int:
+    """``--data`` holding an array: one document per object, all in one durable write."""
+    if args.id is not None:
+        raise UsageError("--id names one document; give an object to --data, not an array")
+    if not all(isinstance(item, dict) for item in items):
+        raise UsageError("--data as an array must hold JSON objects only")
+    docs = await client.doc_create_many(
+        args.tenant, args.db, [{"data": item, "key_id": args.key} for item in items]
+    )
+    if args.json:
+        print_json(docs)
+    else:
+        for doc in docs:
+            print(doc["id"])
     return EXIT_OK
 
 
@@ -130,13 +149,44 @@ def collect_ops(args: argparse.Namespace) -> list[Any]:
 
 
 async def _change(client: MindoodClient, args: argparse.Namespace) -> int:
+    if args.changes is not None:
+        return await _change_many(client, args)
+    if args.doc_id is None:
+        raise UsageError("name the document to change (or give --changes)")
     doc = await client.doc_change(args.tenant, args.db, args.doc_id, collect_ops(args))
     _show(doc, args.json)
     return EXIT_OK
 
 
+async def _change_many(client: MindoodClient, args: argparse.Namespace) -> int:
+    """``--changes``: ``[{"doc_id": ..., "ops": [...]}, ...]``, all in one durable write."""
+    if args.doc_id is not None or args.ops is not None or shorthand_ops(args):
+        raise UsageError("--changes carries every document and its ops: give nothing else")
+    given = parse_json_arg(args.changes, "--changes")
+    if not isinstance(given, list) or not all(isinstance(c, dict) for c in given):
+        raise UsageError('--changes must be a JSON array of {"doc_id": ..., "ops": [...]}')
+    changes = [(c.get("doc_id"), c.get("ops")) for c in given]
+    docs = await client.doc_change_many(args.tenant, args.db, changes)  # checked by the daemon
+    if args.json:
+        print_json(docs)
+    else:
+        for doc in docs:
+            print(doc["id"])
+    return EXIT_OK
+
+
 async def _get(client: MindoodClient, args: argparse.Namespace) -> int:
-    _show(await client.doc_get(args.tenant, args.db, args.doc_id), args.json)
+    if len(args.doc_id) == 1:
+        _show(await client.doc_get(args.tenant, args.db, args.doc_id[0]), args.json)
+        return EXIT_OK
+    docs = await client.doc_get_many(args.tenant, args.db, args.doc_id)
+    if args.json:
+        print_json(docs)
+        return EXIT_OK
+    for i, doc in enumerate(docs):
+        if i:
+            print()
+        _show(doc, False)
     return EXIT_OK
 
 
@@ -185,7 +235,11 @@ def add_doc_commands(sub: Subparsers) -> None:
 
     create = cmds.add_parser("create", parents=[common], help="create a document, print its id")
     target(create, False)
-    create.add_argument("--data", help="initial fields as a JSON object (- or @FILE)")
+    create.add_argument(
+        "--data",
+        help="initial fields as a JSON object (- or @FILE); an array of objects creates one "
+        "document per object in one write and prints their ids",
+    )
     create.add_argument("--id", help="a custom document id (^[a-z][a-z0-9_]*$)")
     create.add_argument("--key", help="id of the key to encrypt with (default: default)")
     create.set_defaults(handler=client_command(_create))
@@ -197,8 +251,13 @@ def add_doc_commands(sub: Subparsers) -> None:
         epilog=SET_VALUE_RULES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    target(change, True)
+    target(change, False)
+    change.add_argument("doc_id", nargs="?", help="the document (not with --changes)")
     change.add_argument("--ops", help="JSON array of operations (- or @FILE)")
+    change.add_argument(
+        "--changes",
+        help='JSON array of {"doc_id": ..., "ops": [...]}: several documents, one write',
+    )
     change.add_argument(
         "--set", action="append", metavar="PATH=VALUE", help="set a value (typing rules below)"
     )
@@ -206,8 +265,9 @@ def add_doc_commands(sub: Subparsers) -> None:
     change.add_argument("--increment", action="append", metavar="PATH[=N]", help="add to counter")
     change.set_defaults(handler=client_command(_change))
 
-    get = cmds.add_parser("get", parents=[common], help="show a document")
-    target(get, True)
+    get = cmds.add_parser("get", parents=[common], help="show documents (several: one read)")
+    target(get, False)
+    get.add_argument("doc_id", nargs="+")
     get.set_defaults(handler=client_command(_get))
 
     listing = cmds.add_parser("list", parents=[common], help="list document ids")

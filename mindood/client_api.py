@@ -243,6 +243,39 @@ class ApiMethods:
         )
         return result
 
+    @rpc("doc.create_many")
+    async def doc_create_many(
+        self, tenant: str, db: str, docs: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Create documents (maps of ``data``, ``doc_id``, ``key_id``) in one durable write."""
+        result: list[dict[str, Any]] = (
+            await self.call(
+                "doc.create_many", {"tenant": tenant, "db": db, "docs": [dict(d) for d in docs]}
+            )
+        )["docs"]
+        return result
+
+    @rpc("doc.change_many")
+    async def doc_change_many(
+        self, tenant: str, db: str, changes: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+    ) -> list[dict[str, Any]]:
+        """Apply ``(doc_id, ops)`` pairs, each as its own change, in one durable write."""
+        wire = [{"doc_id": doc_id, "ops": [dict(op) for op in ops]} for doc_id, ops in changes]
+        result: list[dict[str, Any]] = (
+            await self.call("doc.change_many", {"tenant": tenant, "db": db, "changes": wire})
+        )["docs"]
+        return result
+
+    @rpc("doc.get_many")
+    async def doc_get_many(
+        self, tenant: str, db: str, doc_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The current state of several documents, in the order asked."""
+        result: list[dict[str, Any]] = (
+            await self.call("doc.get_many", {"tenant": tenant, "db": db, "doc_ids": list(doc_ids)})
+        )["docs"]
+        return result
+
     @rpc("doc.list")
     async def doc_list(self, tenant: str, db: str) -> list[str]:
         result: list[str] = (await self.call("doc.list", {"tenant": tenant, "db": db}))["doc_ids"]

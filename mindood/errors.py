@@ -36,6 +36,10 @@ class KeyMismatchError(CryptoError):
     """A decrypted private key does not belong to the public key it is stored with."""
 
 
+class SigningOnlyIdentityError(CryptoError):
+    """An identity unlocked for signing only was asked for its encryption key."""
+
+
 class KeyNotFoundError(MindoodError):
     """No key is stored under the requested key id."""
 
@@ -58,6 +62,10 @@ class DocumentNotFoundError(DatabaseError):
 
 class DocumentDeletedError(DatabaseError):
     """The document is deleted; it can be read but not changed."""
+
+
+class DocumentExistsError(DatabaseError):
+    """A create named a custom document id that the database already holds."""
 
 
 class InvalidChangeError(DatabaseError):

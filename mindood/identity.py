@@ -18,10 +18,11 @@ JSON field names follow the TypeScript reference (``userSigningKeyPair``,
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,12 @@ from mindood.crypto.private_keys import (
     encrypt_private_key,
 )
 from mindood.crypto.signing import generate_signing_keypair, sign, signing_public_pem
-from mindood.errors import CryptoError, KeyFormatError, KeyMismatchError
+from mindood.errors import (
+    CryptoError,
+    KeyFormatError,
+    KeyMismatchError,
+    SigningOnlyIdentityError,
+)
 
 SIGNING_SALT = "signing"
 ENCRYPTION_SALT = "encryption"
@@ -208,15 +214,35 @@ class PrivateUserId:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class UnlockedUserId:
-    """An identity with its private keys decrypted; keep it in memory only."""
+    """An identity with its private keys decrypted; keep it in memory only.
+
+    An admin identity opened with :func:`unlock_async` ``signing_only=True`` holds no
+    encryption key (admin writes only sign): asking for it raises
+    :class:`SigningOnlyIdentityError` rather than paying a PBKDF2 and an RSA load for nothing.
+    """
 
     private: PrivateUserId
     signing_key: Ed25519PrivateKey = field(repr=False)
-    encryption_key: RSAPrivateKey = field(repr=False)
+    #: The device encryption key; None for an identity unlocked for signing only.
+    opened_encryption_key: RSAPrivateKey | None = field(repr=False)
     #: The User-Key's private half, when the identity has one and it opened and matched.
     user_key: RSAPrivateKey | None = field(default=None, repr=False)
     #: Why an identity's User-Key is not available (None when it is, or when there is none).
     user_key_error: str | None = None
+
+    @property
+    def encryption_key(self) -> RSAPrivateKey:
+        """The device's RSA encryption key (:class:`SigningOnlyIdentityError` if not opened)."""
+        if self.opened_encryption_key is None:
+            raise SigningOnlyIdentityError(
+                f"the identity of {self.username!r} was unlocked for signing only"
+            )
+        return self.opened_encryption_key
+
+    @property
+    def signing_only(self) -> bool:
+        """True when only the signing key was unlocked."""
+        return self.opened_encryption_key is None
 
     @property
     def username(self) -> str:
@@ -279,16 +305,28 @@ def ensure_user_key_pair(private: PrivateUserId, password: str) -> PrivateUserId
     The private half is PKCS#8 sealed under ``password`` with salt ``"userkey"``, so a saved
     identity (a paper backup included) restores it. The caller saves the returned identity.
     """
+    return ensure_user_key_pair_with_key(private, password)[0]
+
+
+def ensure_user_key_pair_with_key(
+    private: PrivateUserId, password: str
+) -> tuple[PrivateUserId, RSAPrivateKey | None]:
+    """:func:`ensure_user_key_pair`, also returning the new private half (None if not new).
+
+    A caller that unlocks the identity next passes the key on (``unlock_async(...,
+    user_key=...)``) instead of decrypting and loading what it has just made.
+    """
     if private.has_user_key:
-        return private
+        return private, None
     user_key = rsa.generate_rsa_keypair()
-    return dataclasses.replace(
+    made = dataclasses.replace(
         private,
         user_key_public_key=rsa.rsa_public_pem(user_key),
         user_key_private_key=encrypt_private_key(
             _pkcs8(user_key), password, USER_KEY_SALT, created_at=int(time.time() * 1000)
         ),
     )
+    return made, user_key
 
 
 def to_public_user_id(private: PrivateUserId) -> PublicUserId:
@@ -315,7 +353,57 @@ def unlock(private: PrivateUserId, password: str) -> UnlockedUserId:
 
     Raises :class:`WrongPasswordError` for a wrong password, :class:`KeyFormatError` when a
     decrypted key is not the expected type, :class:`KeyMismatchError` when it does not match.
+    One PBKDF2 per sealed key (each has its own salt); :func:`unlock_async` runs them at once.
     """
+    signing = _open_signing_key(private, password)
+    encryption = _open_encryption_key(private, password)
+    user_key, user_key_error = _unlock_user_key(private, password)
+    return UnlockedUserId(private, signing, encryption, user_key, user_key_error)
+
+
+async def unlock_async(
+    private: PrivateUserId,
+    password: str,
+    *,
+    signing_only: bool = False,
+    user_key: RSAPrivateKey | None = None,
+) -> UnlockedUserId:
+    """:func:`unlock` with each sealed key opened in its own worker thread, concurrently.
+
+    Every sealed key has its own salt, so the format forces one PBKDF2 per key; those release
+    the GIL and overlap on several cores, and each RSA load follows its own derivation.
+    ``signing_only`` opens the signing key alone (an admin's writes only sign). A ``user_key``
+    the caller already holds (just made by :func:`ensure_user_key_pair_with_key`) is checked
+    against the stored public half instead of being decrypted again. Errors are those of
+    :func:`unlock`, raised in the same order (signing key first) whichever thread ends first.
+    """
+    jobs: list[Awaitable[object]] = [asyncio.to_thread(_open_signing_key, private, password)]
+    if not signing_only:
+        jobs.append(asyncio.to_thread(_open_encryption_key, private, password))
+        if user_key is None:
+            jobs.append(asyncio.to_thread(_unlock_user_key, private, password))
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    signing = results[0]
+    assert isinstance(signing, Ed25519PrivateKey)
+    if signing_only:
+        return UnlockedUserId(private, signing, None)
+    encryption = results[1]
+    assert isinstance(encryption, RSAPrivateKey)
+    if user_key is not None:
+        if private.user_key_public_key is None or normalize_pem(
+            rsa.rsa_public_pem(user_key)
+        ) != normalize_pem(private.user_key_public_key):
+            raise KeyMismatchError("the given User-Key does not match the identity's")
+        return UnlockedUserId(private, signing, encryption, user_key)
+    opened = results[2]
+    assert isinstance(opened, tuple)
+    return UnlockedUserId(private, signing, encryption, opened[0], opened[1])
+
+
+def _open_signing_key(private: PrivateUserId, password: str) -> Ed25519PrivateKey:
     signing = _load_private(
         decrypt_private_key(private.signing_private_key, password, SIGNING_SALT), "signing"
     )
@@ -323,6 +411,10 @@ def unlock(private: PrivateUserId, password: str) -> UnlockedUserId:
         raise KeyFormatError("decrypted signing key is not an Ed25519 key")
     if normalize_pem(signing_public_pem(signing)) != normalize_pem(private.signing_public_key):
         raise KeyMismatchError("signing private key does not match the stored public key")
+    return signing
+
+
+def _open_encryption_key(private: PrivateUserId, password: str) -> RSAPrivateKey:
     encryption = _load_private(
         decrypt_private_key(private.encryption_private_key, password, ENCRYPTION_SALT),
         "encryption",
@@ -333,14 +425,7 @@ def unlock(private: PrivateUserId, password: str) -> UnlockedUserId:
         private.encryption_public_key
     ):
         raise KeyMismatchError("encryption private key does not match the stored public key")
-    user_key, user_key_error = _unlock_user_key(private, password)
-    return UnlockedUserId(
-        private=private,
-        signing_key=signing,
-        encryption_key=encryption,
-        user_key=user_key,
-        user_key_error=user_key_error,
-    )
+    return encryption
 
 
 def load_user_key(pkcs8: bytes, public_key: str) -> RSAPrivateKey:

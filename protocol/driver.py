@@ -390,6 +390,7 @@ class PullDriver:
                 on_progress=progress,
                 on_checkpoint=checkpoint,
                 retry=retry,
+                track_origin=True,
             )
         finally:
             await model.flush_cursors()
@@ -413,6 +414,8 @@ class PullDriver:
         model = self._model
         slot = f"{name}/{kind.value}/push"
         state = await model.load_cursor(slot)
+        # What we pulled from the peer is not pushed back, nor even listed.
+        pulled = await model.load_cursor(f"{name}/{kind.value}")
 
         async def checkpoint(cursor: ReplicationCursor) -> None:
             await model.put_cursor(slot, cursor)
@@ -425,6 +428,7 @@ class PullDriver:
                 admit=_as_own,
                 use_target_bloom=True,
                 on_checkpoint=checkpoint,
+                reverse=pulled,
             )
         finally:
             await model.flush_cursors()

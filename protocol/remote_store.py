@@ -18,10 +18,12 @@ from protocol.requests import (
     GetEntries,
     GetHead,
     GetMetadata,
+    GetPacked,
     HasEntries,
     PutEntries,
     ResolveDependencies,
     ScanEntries,
+    ScanIds,
     SessionRequest,
     Subscribe,
 )
@@ -30,16 +32,20 @@ from protocol.store_ops import (
     Refusal,
     StoreKind,
     entries_answer_from_wire,
+    entry_from_packed,
     entry_from_parts,
     head_from_wire,
+    id_page_from_wire,
     ids_from_wire,
     metadata_list_from_wire,
     metadata_to_wire_sealed,
+    packed_answer_from_wire,
     page_from_wire,
     put_answer_from_wire,
 )
 from store.base import (
     ContentAddressedStore,
+    IdPage,
     PutResult,
     ResolveOptions,
     ScanCursor,
@@ -91,6 +97,10 @@ class RemoteStore(ContentAddressedStore):
         self._kind = kind
         self._name = f"{peer_name}/{db}/{kind}"
         self.refusals: list[Refusal] = []
+        #: False once the peer answered that it does not know ``scan_ids`` (an older node).
+        self._scans_ids = True
+        #: False once the peer answered that it does not know packed gets (an older node).
+        self._packs = True
 
     def get_id(self) -> str:
         return self._name
@@ -122,11 +132,7 @@ class RemoteStore(ContentAddressedStore):
         position = 0
         while position < len(wanted):
             chunk = wanted[position : position + ID_BATCH]
-            answer = await ask(self._requester, GetEntries(self._db, self._kind, tuple(chunk)))
-            pairs, refused = entries_answer_from_wire(answer)
-            for meta_wire, sealed in pairs:
-                entry = entry_from_parts(meta_wire, self._requester.open_payload(sealed))
-                found[entry.id] = entry
+            pairs, refused = await self._get_chunk(chunk, found)
             for refusal in refused:
                 log.warning(
                     "peer would not send an entry",
@@ -146,6 +152,32 @@ class RemoteStore(ContentAddressedStore):
             else:
                 position += len(chunk)
         return [found[i] for i in wanted if i in found]
+
+    async def _get_chunk(
+        self, chunk: list[str], found: dict[str, StoreEntry]
+    ) -> tuple[list[tuple[Any, bytes]], list[Refusal]]:
+        """One ``get`` (packed when the peer knows it); the entries go into ``found``."""
+        if self._packs:
+            try:
+                answer = await ask(self._requester, GetPacked(self._db, self._kind, tuple(chunk)))
+            except RequestError as exc:
+                if exc.code is not ErrorCode.UNKNOWN_OPERATION:
+                    raise
+                self._packs = False  # an older peer: full metadata from now on
+            else:
+                authors, pairs, refused = packed_answer_from_wire(answer)
+                for meta_wire, sealed in pairs:
+                    entry = entry_from_packed(
+                        meta_wire, self._requester.open_payload(sealed), authors
+                    )
+                    found[entry.id] = entry
+                return pairs, refused
+        answer = await ask(self._requester, GetEntries(self._db, self._kind, tuple(chunk)))
+        pairs, refused = entries_answer_from_wire(answer)
+        for meta_wire, sealed in pairs:
+            entry = entry_from_parts(meta_wire, self._requester.open_payload(sealed))
+            found[entry.id] = entry
+        return pairs, refused
 
     async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
         out: list[EntryMetadata] = []
@@ -203,6 +235,20 @@ class RemoteStore(ContentAddressedStore):
         limit = max(1, min(limit, MAX_SCAN_PAGE))
         request = ScanEntries(self._db, self._kind, cursor, limit, filters)
         return page_from_wire(await ask(self._requester, request))
+
+    async def scan_ids_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, *, scanner_epoch: str | None = None
+    ) -> IdPage:
+        limit = max(1, min(limit, MAX_SCAN_PAGE))
+        if self._scans_ids:
+            request = ScanIds(self._db, self._kind, cursor, limit, scanner_epoch)
+            try:
+                return id_page_from_wire(await ask(self._requester, request), limit)
+            except RequestError as exc:
+                if exc.code is not ErrorCode.UNKNOWN_OPERATION:
+                    raise
+                self._scans_ids = False  # an older peer: full metadata pages from now on
+        return await super().scan_ids_since(cursor, limit, scanner_epoch=scanner_epoch)
 
     async def get_store_head(self) -> StoreHead:
         return head_from_wire(await ask(self._requester, GetHead(self._db, self._kind)))

@@ -129,6 +129,34 @@ class ScanEntries(StoreRequest):
 
 
 @dataclass(frozen=True, slots=True)
+class ScanIds(StoreRequest):
+    """A page of ``(receipt_order, id)`` after ``cursor``, for a puller that only asks which
+    ids it lacks. ``scanner_epoch`` is the puller's own store epoch: entries this node stored
+    from the puller under that epoch are left out (the answer's cursor moves past them)."""
+
+    OP: ClassVar[str] = Op.SCAN_IDS.value
+    cursor: ScanCursor | None = None
+    limit: int = MAX_SCAN_PAGE
+    scanner_epoch: str | None = None
+
+    def to_args(self) -> list[Any]:
+        return [*self._prefix(), cursor_to_wire(self.cursor), self.limit, self.scanner_epoch]
+
+    @classmethod
+    def from_args(cls, args: Sequence[Any], limits: Limits) -> ScanIds:
+        db, kind = db_and_kind(args, limits)
+        rest = args[2:]
+        _count(rest, 3, "scan_ids takes cursor, limit, scanner epoch")
+        return cls(
+            db,
+            kind,
+            cursor_from_wire(rest[0], limits),
+            min(integer(rest[1], "limit", 1, 1 << 31), MAX_SCAN_PAGE),
+            None if rest[2] is None else text(rest[2], "scanner epoch", limits),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _IdsRequest(StoreRequest):
     """A request that names a store and a list of entry ids."""
 
@@ -160,6 +188,13 @@ class GetEntries(_IdsRequest):
     """Entries by id; the answer is a prefix within the batch budget plus typed refusals."""
 
     OP: ClassVar[str] = Op.GET.value
+
+
+@dataclass(frozen=True, slots=True)
+class GetPacked(_IdsRequest):
+    """``GetEntries`` whose answer packs metadata (``store_ops.EntryPacker``)."""
+
+    OP: ClassVar[str] = Op.GET_PACKED.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +295,11 @@ SessionRequest = (
     | Subscribe
     | GetBloom
     | ScanEntries
+    | ScanIds
     | HasEntries
     | GetMetadata
     | GetEntries
+    | GetPacked
     | PutEntries
     | FindForDoc
     | FindEntries
@@ -278,9 +315,11 @@ _BY_OP: dict[str, Any] = {
         Subscribe,
         GetBloom,
         ScanEntries,
+        ScanIds,
         HasEntries,
         GetMetadata,
         GetEntries,
+        GetPacked,
         PutEntries,
         FindForDoc,
         FindEntries,

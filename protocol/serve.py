@@ -9,7 +9,7 @@ entry limit, or damaged here) is refused by id in the answer; the rest of the ba
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,30 +22,35 @@ from protocol.requests import (
     GetEntries,
     GetHead,
     GetMetadata,
+    GetPacked,
     HasEntries,
     ListDatabases,
     PutEntries,
     ResolveDependencies,
     ScanEntries,
+    ScanIds,
     SessionRequest,
     StoreRequest,
     Subscribe,
 )
 from protocol.store_ops import (
+    EntryPacker,
     Refusal,
     StoreKind,
     entries_answer_to_wire,
     entry_from_parts,
     head_to_wire,
+    id_page_to_wire,
     metadata_list_to_wire,
     page_to_wire,
     put_answer_to_wire,
     sealed_entry_to_wire,
 )
-from store.base import ContentAddressedStore
+from store.base import ContentAddressedStore, IdPage
 from store.entry import StoreEntry
 from store.errors import StoreError
 from store.limits import MAX_ENTRY_BYTES
+from store.origin import OrderRange, scan_ids_skipping
 from store.verify import VerifiedBatch
 
 log = logging.getLogger("mindood.protocol.serve")
@@ -85,6 +90,12 @@ class Payloads(Protocol):
     def open_payload(self, blob: bytes) -> bytes: ...
 
 
+#: ``(db, kind, scanner_epoch, own_epoch)`` -> the served store's receipt-order ranges that
+#: hold entries this node took from the requesting peer while the peer's store had
+#: ``scanner_epoch`` and ours ``own_epoch`` (empty when it kept none or either epoch changed).
+OriginLookup = Callable[[str, StoreKind, str, str], Awaitable[Sequence[OrderRange]]]
+
+
 @dataclass(frozen=True, slots=True)
 class ServeLimits:
     """Answer sizes: a get stops before ``batch_bytes``; no entry above ``entry_bytes`` goes."""
@@ -103,8 +114,10 @@ class StoreService:
         *,
         limits: Limits = DEFAULT_LIMITS,
         serve_limits: ServeLimits | None = None,
+        origins: OriginLookup | None = None,
     ) -> None:
         self._model = model
+        self._origins = origins
         self._payloads = payloads
         self._limits = limits
         self._serve = serve_limits or ServeLimits(batch_bytes=limits.max_batch_bytes)
@@ -143,12 +156,16 @@ class StoreService:
                     request.cursor, request.limit, request.filters
                 )
                 return page_to_wire(page)
+            case ScanIds():
+                return id_page_to_wire(await self._scan_ids(request, store))
             case HasEntries():
                 return await store.has_entries(list(request.ids))
             case GetMetadata():
                 return metadata_list_to_wire(await store.get_metadata(list(request.ids)))
             case GetEntries():
                 return await self._get(request.db, store, request.ids)
+            case GetPacked():
+                return await self._get(request.db, store, request.ids, EntryPacker())
             case PutEntries():
                 return await self._put(request, store)
             case GetBloom():
@@ -165,7 +182,23 @@ class StoreService:
                 return await store.resolve_dependencies(request.start_id, request.options)
         raise RequestError(ErrorCode.UNKNOWN_OPERATION, f"{type(request).__name__} not served")
 
-    async def _get(self, db: str, store: ContentAddressedStore, ids: Sequence[str]) -> list[Any]:
+    async def _scan_ids(self, request: ScanIds, store: ContentAddressedStore) -> IdPage:
+        """An id scan that leaves out what came from the requesting peer (at its epoch)."""
+        skip: Sequence[OrderRange] = ()
+        if self._origins is not None and request.scanner_epoch is not None:
+            own = (await store.get_store_head()).epoch
+            skip = await self._origins(request.db, request.kind, request.scanner_epoch, own)
+        if skip:
+            return await scan_ids_skipping(store, request.cursor, request.limit, skip)
+        return await store.scan_ids_since(request.cursor, request.limit)
+
+    async def _get(
+        self,
+        db: str,
+        store: ContentAddressedStore,
+        ids: Sequence[str],
+        packer: EntryPacker | None = None,
+    ) -> list[Any]:
         """Entries asked for, in order, stopping before the batch byte limit (the caller asks
         again for the rest); always at least one entry so progress is guaranteed. Entries that
         cannot go are refused by id, so the peer skips them and takes the rest."""
@@ -190,7 +223,12 @@ class StoreService:
                 break
             budget -= size + 1024
             sent_bytes += size
-            out.append(sealed_entry_to_wire(entry, self._payloads.seal(entry.encrypted_data)))
+            sealed = self._payloads.seal(entry.encrypted_data)
+            out.append(
+                sealed_entry_to_wire(entry, sealed)
+                if packer is None
+                else packer.pack(entry, sealed)
+            )
         if len(entries) < len(ids) and store.health().quarantined:
             found = {e.id for e in entries}
             damaged = set(await store.quarantined_ids())
@@ -207,6 +245,8 @@ class StoreService:
             )
         if out:
             self._model.served(db, len(out), sent_bytes)
+        if packer is not None:
+            return packer.answer(out, refused)
         return entries_answer_to_wire(out, refused)
 
     async def _put(self, request: PutEntries, store: ContentAddressedStore) -> Any:

@@ -14,19 +14,33 @@ from typing import Any
 
 from protocol.errors import ErrorCode, RemoteProtocolError
 from protocol.messages import DEFAULT_LIMITS, Limits, array, integer, text, texts
-from store.base import PutResult, ResolveOptions, ScanCursor, ScanFilters, ScanPage, StoreHead
+from store.base import (
+    IdPage,
+    OrderKey,
+    PutResult,
+    ResolveOptions,
+    ScanCursor,
+    ScanFilters,
+    ScanPage,
+    StoreHead,
+)
 from store.codec import CodecLimits, entry_from_wire, metadata_from_wire, metadata_to_wire
-from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.entry import EntryMetadata, EntryType, StoreEntry, content_hash
 from store.errors import EntryFormatError
+from store.ids import parse_attachment_chunk_id, parse_doc_entry_id
 
 
 class Op(StrEnum):
     DATABASES = "dbs"
     HEAD = "head"
     SCAN = "scan"
+    #: A scan of ``(receipt_order, id)`` only, leaving out what came from the scanner.
+    SCAN_IDS = "scan_ids"
     HAS = "has"
     METADATA = "meta"
     GET = "get"
+    #: ``get`` with each entry's metadata packed: fields the receiver rebuilds are left out.
+    GET_PACKED = "getp"
     PUT = "put"
     BLOOM = "bloom"
     FIND_FOR_DOC = "find_doc"
@@ -140,6 +154,29 @@ def page_from_wire(value: Any, limits: Limits = DEFAULT_LIMITS) -> ScanPage:
     return ScanPage(entries, cursor_from_wire(parts[1], limits), parts[2])
 
 
+def id_page_to_wire(page: IdPage) -> list[Any]:
+    """A ``scan_ids`` answer: ``[[[receipt_order, id]...], cursor, has_more]``."""
+    return [[list(key) for key in page.keys], cursor_to_wire(page.next_cursor), page.has_more]
+
+
+def id_page_from_wire(value: Any, limit: int, limits: Limits = DEFAULT_LIMITS) -> IdPage:
+    parts = array(value, "id page", limits)
+    if len(parts) != 3 or not isinstance(parts[2], bool):
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "an id page is [keys, cursor, has_more]")
+    items = array(parts[0], "id page keys", limits)
+    if len(items) > limit:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "the peer sent more keys than asked for")
+    keys: list[OrderKey] = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 2:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "a key is [receipt_order, id]")
+        key = (integer(item[0], "receipt_order"), text(item[1], "id", limits))
+        if keys and key <= keys[-1]:
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "id page keys out of order")
+        keys.append(key)
+    return IdPage(tuple(keys), cursor_from_wire(parts[1], limits), parts[2])
+
+
 def head_to_wire(head: StoreHead) -> list[Any]:
     return [head.epoch, head.max_receipt_order]
 
@@ -177,6 +214,90 @@ def entry_from_parts(meta_wire: Any, payload: bytes) -> StoreEntry:
         return entry_from_wire([meta_wire, payload], _CODEC_LIMITS)
     except EntryFormatError as exc:
         raise RemoteProtocolError(ErrorCode.MALFORMED, str(exc)) from exc
+
+
+#: Metadata fields (``store.codec`` layout) a packed ``get`` leaves out as nil when the receiver
+#: can rebuild them: the content hash and size from the payload, the document from the id, the
+#: receipt order (the receiver assigns its own); the author is an index into the answer's list.
+_HASH, _DOC, _AUTHOR, _SIZE, _ORDER = 3, 4, 7, 10, 18
+#: Authors per packed answer (a batch rarely has more than a handful).
+MAX_PACKED_AUTHORS = 1024
+
+
+def _doc_of(entry_id: str) -> str | None:
+    for parse in (parse_doc_entry_id, parse_attachment_chunk_id):
+        try:
+            return parse(entry_id).doc_id
+        except EntryFormatError:
+            continue
+    return None
+
+
+class EntryPacker:
+    """Builds a packed ``get`` answer: ``[[author...], [[packed metadata, sealed]...], refused]``.
+
+    A field is left out only if the receiver's rebuilding gives exactly the same value, so
+    the entry that arrives is the entry that was stored (and its signatures still check it).
+    """
+
+    def __init__(self) -> None:
+        self.authors: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def pack(self, entry: StoreEntry, sealed_payload: bytes) -> list[Any]:
+        meta = metadata_to_wire(entry.metadata)
+        data = entry.encrypted_data
+        if meta[_HASH] == content_hash(data):
+            meta[_HASH] = None
+        if meta[_DOC] == _doc_of(entry.id):
+            meta[_DOC] = None
+        if meta[_SIZE] == len(data):
+            meta[_SIZE] = None
+        meta[_ORDER] = None
+        author = meta[_AUTHOR]
+        if author not in self._index and len(self.authors) < MAX_PACKED_AUTHORS:
+            self._index[author] = len(self.authors)
+            self.authors.append(author)
+        if author in self._index:
+            meta[_AUTHOR] = self._index[author]
+        return [meta, sealed_payload]
+
+    def answer(self, packed: list[Any], refused: Sequence[Refusal]) -> list[Any]:
+        return [self.authors, *entries_answer_to_wire(packed, refused)]
+
+
+def packed_answer_from_wire(
+    value: Any, limits: Limits = DEFAULT_LIMITS
+) -> tuple[tuple[str, ...], list[tuple[Any, bytes]], list[Refusal]]:
+    parts = array(value, "packed get answer", limits)
+    if len(parts) != 3:
+        raise RemoteProtocolError(
+            ErrorCode.MALFORMED, "a packed answer is [authors, entries, refused]"
+        )
+    authors = texts(parts[0], "authors", limits)
+    pairs, refused = entries_answer_from_wire(parts[1:], limits)
+    return authors, pairs, refused
+
+
+def entry_from_packed(meta_wire: Any, payload: bytes, authors: Sequence[str]) -> StoreEntry:
+    """The entry a packed answer carried: rebuild what was left out, then decode strictly."""
+    if not isinstance(meta_wire, list) or len(meta_wire) <= _ORDER:
+        raise RemoteProtocolError(ErrorCode.MALFORMED, "packed metadata is too short")
+    meta = list(meta_wire)
+    if meta[_HASH] is None:
+        meta[_HASH] = content_hash(payload)
+    if meta[_DOC] is None and isinstance(meta[2], str):
+        meta[_DOC] = _doc_of(meta[2])
+    if meta[_SIZE] is None:
+        meta[_SIZE] = len(payload)
+    if meta[_ORDER] is None:
+        meta[_ORDER] = 0
+    author = meta[_AUTHOR]
+    if isinstance(author, int) and not isinstance(author, bool):
+        if not 0 <= author < len(authors):
+            raise RemoteProtocolError(ErrorCode.MALFORMED, "packed author index out of range")
+        meta[_AUTHOR] = authors[author]
+    return entry_from_parts(meta, payload)
 
 
 def resolve_options_to_wire(options: ResolveOptions | None) -> list[Any]:

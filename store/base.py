@@ -56,6 +56,23 @@ class ScanPage:
     has_more: bool
 
 
+#: A position ``(receipt_order, id)`` as an id scan lists it.
+OrderKey = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class IdPage:
+    """One page of an id scan: positions only, for a peer that only asks which ids it lacks.
+
+    ``next_cursor`` may lie past the last key (a source left out entries the scanner gave it);
+    it is always safe to resume from. ``has_more`` may be true when nothing follows.
+    """
+
+    keys: tuple[OrderKey, ...]
+    next_cursor: ScanCursor | None
+    has_more: bool
+
+
 @dataclass(frozen=True, slots=True)
 class StoreHead:
     """Where a store's change feed stands. A new epoch means receipt orders were reset."""
@@ -188,6 +205,14 @@ class ContentAddressedStore(abc.ABC):
     ) -> list[EntryMetadata]:
         """``find_new_entries`` restricted to one document."""
 
+    async def find_entries_for_docs(self, doc_ids: Sequence[str]) -> dict[str, list[EntryMetadata]]:
+        """Every entry's metadata of each of ``doc_ids``, in receipt order, by document.
+
+        A batch read plans many documents from one call; this default asks per document,
+        stores with an index answer in one query.
+        """
+        return {d: await self.find_new_entries_for_doc((), d) for d in dict.fromkeys(doc_ids)}
+
     @abc.abstractmethod
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
@@ -199,6 +224,20 @@ class ContentAddressedStore(abc.ABC):
         self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
     ) -> ScanPage:
         """Up to ``limit`` metadata strictly after ``cursor`` in ``(receipt_order, id)`` order."""
+
+    async def scan_ids_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, *, scanner_epoch: str | None = None
+    ) -> IdPage:
+        """``scan_entries_since`` without the metadata: ``(receipt_order, id)`` per entry.
+
+        ``scanner_epoch`` is the scanning store's epoch: a peer's store that recorded which of
+        its entries it took from that store (under that epoch) leaves them out, so a reconnect
+        does not list back what just came from the scanner. Local stores list everything.
+        """
+        page = await self.scan_entries_since(cursor, limit)
+        keys = tuple((meta.receipt_order, meta.id) for meta in page.entries)
+        last = ScanCursor(*keys[-1]) if keys else cursor
+        return IdPage(keys, last, page.has_more)
 
     @abc.abstractmethod
     async def get_store_head(self) -> StoreHead:

@@ -114,6 +114,9 @@ class ChainedStore(ContentAddressedStore):
     ) -> list[EntryMetadata]:
         return await self._local.find_new_entries_for_doc(known_ids, doc_id)
 
+    async def find_entries_for_docs(self, doc_ids: Sequence[str]) -> dict[str, list[EntryMetadata]]:
+        return await self._local.find_entries_for_docs(doc_ids)
+
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
     ) -> list[EntryMetadata]:

@@ -33,7 +33,7 @@ from store.base import (
     ScanPage,
     StoreHead,
 )
-from store.bloom import BloomSummary, id_hash_pair
+from store.bloom import BloomSummary, id_hash_arrays
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.errors import StoreClosedError
 from store.ids import uuid7
@@ -158,9 +158,10 @@ class InMemoryStore(ContentAddressedStore):
         self._check_open()
         if self._bloom is None:
             pairs = self._hash_pairs
-            for entry_id in self._meta:
-                if entry_id not in pairs:
-                    pairs[entry_id] = id_hash_pair(entry_id)
+            new = [entry_id for entry_id in self._meta if entry_id not in pairs]
+            if new:
+                h1, h2 = id_hash_arrays(new)
+                pairs.update(zip(new, zip(h1.tolist(), h2.tolist(), strict=True), strict=True))
             self._bloom = BloomSummary.build(pairs.values(), len(pairs))
         return self._bloom
 

@@ -17,9 +17,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from store.base import ContentAddressedStore, ScanCursor, ScanPage
+from store.base import ContentAddressedStore, ScanCursor, ScanPage, StoreHead
 from store.bloom import BloomSummary
 from store.entry import StoreEntry
+from store.origin import OrderRange, add_orders, scan_ids_skipping
 from store.verify import VerifiedBatch, verify_entries
 
 log = logging.getLogger("mindood.store.replicate")
@@ -39,12 +40,23 @@ class ReplicationCursor:
 
     ``deferred``: ids behind the cursor that the target's admission put off (an author it does
     not trust yet); the cursor moves on, and these are fetched by id once trust changes.
+    ``origin``: the target's receipt-order ranges filled with entries from ``source`` (only
+    when tracked): the source's id scans of the target leave them out.
     """
 
     source_epoch: str
     target_epoch: str
     cursor: ScanCursor | None
     deferred: tuple[str, ...] = ()
+    origin: tuple[OrderRange, ...] = ()
+
+    def origin_towards(self, scanner_epoch: str, own_epoch: str) -> tuple[OrderRange, ...]:
+        """The ranges the source may skip when it scans the target: only while the source's
+        store is still at ``scanner_epoch`` and ours at ``own_epoch`` as recorded (a source
+        that wiped its store, or a target that did, gets everything listed)."""
+        if self.source_epoch != scanner_epoch or self.target_epoch != own_epoch:
+            return ()
+        return self.origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,8 @@ async def replicate(
     on_progress: Callable[[ReplicationProgress], None] | None = None,
     on_checkpoint: Callable[[ReplicationCursor], Awaitable[None]] | None = None,
     retry: Sequence[str] = (),
+    track_origin: bool = False,
+    reverse: ReplicationCursor | None = None,
 ) -> ReplicationResult:
     """Copy what ``target`` lacks from ``source``; return counts and the cursor to keep.
 
@@ -87,11 +101,19 @@ async def replicate(
     cut short (peer gone, process killed) resumes from its last page, not from the start.
     ``retry`` names ids to fetch by id first, wherever the cursor is: the cursor's deferred ids
     once trust changed, or ids the target quarantined and wants a good copy of.
+    ``track_origin`` (a local target) records the receipt orders the target gave what it
+    stored, in the cursor's ``origin``, so the source's scans of the target can skip them.
+    The source's metadata is scanned ids only (``scan_ids_since``), telling it the target's
+    epoch: a source that tracked what it took from the target leaves those entries out.
+    ``reverse`` is the cursor of the opposite pull (target into source, origin tracked): what
+    the source took from the target is not scanned here either (a push to a peer that never
+    pulls from us, so never asks with its epoch).
     """
     source_head = await source.get_store_head()
     target_head = await target.get_store_head()
     cursor: ScanCursor | None = None
     deferred: list[str] = []
+    origin: tuple[OrderRange, ...] = ()
     if (
         state is not None
         and state.source_epoch == source_head.epoch
@@ -100,41 +122,75 @@ async def replicate(
         cursor = state.cursor
         retrying = set(retry)
         deferred = [i for i in state.deferred if i not in retrying]
-    run = _Run(source, target, admit, batch_size)
+        origin = state.origin
+    run = _Run(source, target, admit, batch_size, origin if track_origin else None)
+
+    def current(at: ScanCursor | None) -> ReplicationCursor:
+        kept = _bounded([*deferred, *run.deferred])
+        return ReplicationCursor(
+            source_head.epoch, target_head.epoch, at, kept, run.origin or origin
+        )
+
+    if track_origin and on_checkpoint is not None:
+        # Published as soon as a batch is stored: the source, told we grew, may scan us at once.
+        run.on_origin = lambda: on_checkpoint(current(cursor))
     if retry:
         await run.fetch(await _missing_ids(target, list(dict.fromkeys(retry)), None))
     start_order = cursor.receipt_order if cursor else 0
-    if start_order >= source_head.max_receipt_order and state is not None and cursor is not None:
-        kept = _bounded([*deferred, *run.deferred])
-        idle_state = ReplicationCursor(state.source_epoch, state.target_epoch, cursor, kept)
-        return run.result(0, idle_state, idle=True)
+    if start_order >= source_head.max_receipt_order and state is not None:
+        return run.result(0, current(cursor), idle=True)  # nothing new (an empty store too)
 
     bound = source_head.max_receipt_order
-    bloom: BloomSummary | None = None
-    if use_target_bloom:
-        bloom = await target.get_id_bloom_summary()
+    bloom: _Bloom = _Bloom(target, target_head, use_target_bloom)
+    skip = () if reverse is None else reverse.origin_towards(target_head.epoch, source_head.epoch)
     scanned = 0
     while True:
-        page = await run.scan(cursor, page_size, bound)
-        metas = [m for m in page.entries if m.receipt_order <= bound]
-        scanned += len(metas)
-        await run.fetch(await _missing_ids(target, [m.id for m in metas], bloom))
-        if metas:
-            last = metas[-1]
-            cursor = ScanCursor(last.receipt_order, last.id)
-            if on_checkpoint is not None:
-                kept = _bounded([*deferred, *run.deferred])
-                await on_checkpoint(
-                    ReplicationCursor(source_head.epoch, target_head.epoch, cursor, kept)
-                )
+        if skip:
+            page = await scan_ids_skipping(source, cursor, page_size, skip)
+        else:
+            page = await source.scan_ids_since(cursor, page_size, scanner_epoch=target_head.epoch)
+        keys = [k for k in page.keys if k[0] <= bound]
+        scanned += len(keys)
+        await run.fetch(await _missing_ids(target, [i for _, i in keys], await bloom.get(keys)))
+        at_bound = len(keys) < len(page.keys)
+        before = cursor
+        if at_bound:
+            cursor = ScanCursor(*keys[-1]) if keys else cursor
+        elif page.next_cursor is not None:
+            cursor = page.next_cursor
+        if cursor != before and on_checkpoint is not None:
+            await on_checkpoint(current(cursor))
         if on_progress is not None:
-            position = cursor.receipt_order if cursor else 0
+            position = min(cursor.receipt_order, bound) if cursor else 0
             on_progress(ReplicationProgress(scanned, run.transferred, bound, position))
-        if not page.has_more or len(metas) < len(page.entries) or not page.entries:
+        # Done: the source says so, the bound is reached, or a page neither listed nor moved.
+        if not page.has_more or at_bound or cursor == before:
             break
-    kept = _bounded([*deferred, *run.deferred])
-    state = ReplicationCursor(source_head.epoch, target_head.epoch, cursor, kept)
-    return run.result(scanned, state, idle=False)
+        if cursor is not None and cursor.receipt_order > bound:
+            break
+    return run.result(scanned, current(cursor), idle=False)
+
+
+#: Bytes an exact ``has`` costs per id asked (the id both ways, framing), against the Bloom
+#: summary's bytes per id the target holds (base64 of ~10 bits, framing): an exact check is
+#: cheaper for a page that is small next to the target's store.
+_HAS_BYTES_PER_ID = 200
+_BLOOM_BYTES_PER_STORED_ID = 2
+
+
+class _Bloom:
+    """The target's Bloom summary, fetched once and only when a page makes it worth it."""
+
+    def __init__(self, target: ContentAddressedStore, head: StoreHead, wanted: bool) -> None:
+        self._target = target
+        self._cost = head.max_receipt_order * _BLOOM_BYTES_PER_STORED_ID
+        self._wanted = wanted
+        self._summary: BloomSummary | None = None
+
+    async def get(self, keys: Sequence[tuple[int, str]]) -> BloomSummary | None:
+        if self._summary is None and self._wanted and len(keys) * _HAS_BYTES_PER_ID > self._cost:
+            self._summary = await self._target.get_id_bloom_summary()
+        return self._summary
 
 
 def _bounded(ids: list[str]) -> tuple[str, ...]:
@@ -156,11 +212,17 @@ class _Run:
         target: ContentAddressedStore,
         admit: Admission,
         batch_size: int,
+        origin: tuple[OrderRange, ...] | None = None,
     ) -> None:
         self._source = source
         self._target = target
         self._admit = admit
         self._batch_size = batch_size
+        self._track = origin is not None
+        #: The target's receipt-order ranges holding entries from the source (when tracked).
+        self.origin: tuple[OrderRange, ...] = origin or ()
+        #: Called whenever ``origin`` grew (the run's cursor itself has not moved yet).
+        self.on_origin: Callable[[], Awaitable[None]] | None = None
         self.transferred = 0
         self.transferred_bytes = 0
         self.rejected: list[tuple[str, str]] = []
@@ -240,6 +302,11 @@ class _Run:
         else:
             stored = set(result.stored)
             self.transferred_bytes += sum(len(e.encrypted_data) for e in accepted if e.id in stored)
+        if self._track and result.stored:
+            placed = await self._target.get_metadata(list(result.stored))
+            self.origin = add_orders(self.origin, (m.receipt_order for m in placed))
+            if self.on_origin is not None:
+                await self.on_origin()
 
     def result(self, scanned: int, state: ReplicationCursor, *, idle: bool) -> ReplicationResult:
         return ReplicationResult(

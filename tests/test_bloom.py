@@ -17,6 +17,7 @@ from store.bloom import (
     BloomSummary,
     djb2_32,
     fnv1a32,
+    id_hash_arrays,
     id_hash_pair,
     parameters,
 )
@@ -26,7 +27,7 @@ _MASK32 = 0xFFFFFFFF
 
 
 def _units(text: str) -> list[int]:
-    raw = text.encode("utf-16-le")
+    raw = text.encode("utf-16-le", "surrogatepass")  # a lone surrogate is one JS code unit
     return [int.from_bytes(raw[i : i + 2], "little") for i in range(0, len(raw), 2)]
 
 
@@ -53,6 +54,15 @@ def expected_bits(entry_ids: list[str]) -> set[int]:
         h2 = reference_djb2(f"{entry_id}:{BLOOM_SALT}") or 1
         bits.update((h1 + i * h2) % bit_count for i in range(hash_count))
     return bits
+
+
+def reference_bitset(entry_ids: list[str]) -> bytes:
+    """The whole bitset in pure Python, LSB-first: the reference implementation kept for tests."""
+    bit_count, _ = parameters(len(entry_ids))
+    bits = bytearray((bit_count + 7) // 8)
+    for index in expected_bits(entry_ids):
+        bits[index >> 3] |= 1 << (index & 7)
+    return bytes(bits)
 
 
 def set_bits(summary: BloomSummary) -> set[int]:
@@ -161,6 +171,57 @@ def test_false_positive_rate_is_near_one_percent() -> None:
     probes = [f"{rng.getrandbits(96):024x}_d_1_{rng.getrandbits(128):032x}" for _ in range(10000)]
     rate = sum(summary.might_contain(p) for p in probes) / len(probes)
     assert rate < 0.02
+
+
+# -- the vectorised path ------------------------------------------------------------------------
+
+_ANY_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=()),  # any code point, lone surrogates included
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_ANY_TEXT, max_size=60))
+def test_vectorised_hashes_equal_the_pure_ones(entry_ids: list[str]) -> None:
+    """Any mix of lengths, empty ids, non-ASCII, astral characters and lone surrogates."""
+    h1, h2 = id_hash_arrays(entry_ids)
+    assert [(int(a), int(b)) for a, b in zip(h1, h2, strict=True)] == [
+        (reference_fnv1a32(f"{BLOOM_SALT}:{i}"), reference_djb2(f"{i}:{BLOOM_SALT}") or 1)
+        for i in entry_ids
+    ]
+
+
+@pytest.mark.parametrize("salt", ["", "x", "söl😀t"])
+def test_vectorised_hashes_take_the_salt(salt: str) -> None:
+    entry_ids = ["doc_d_0_a", "é", "", "doc_d_0_abcdef"]
+    h1, h2 = id_hash_arrays(entry_ids, salt)
+    assert [(int(a), int(b)) for a, b in zip(h1, h2, strict=True)] == [
+        id_hash_pair(i, salt) for i in entry_ids
+    ]
+
+
+def test_vectorised_hashes_cross_a_block_and_keep_the_input_order() -> None:
+    """More ids than one hashing block, in two lengths interleaved."""
+    rng = random.Random(11)
+    entry_ids = [f"{rng.getrandbits(64):016x}_d_0" + ("_x" if n % 3 else "") for n in range(9000)]
+    h1, h2 = id_hash_arrays(entry_ids)
+    for n in rng.sample(range(len(entry_ids)), 300):
+        assert (int(h1[n]), int(h2[n])) == id_hash_pair(entry_ids[n])
+
+
+@pytest.mark.parametrize("extra", ["", "é", "😀", "\ud800"])
+def test_bitset_equals_the_pure_reference_bitset(extra: str) -> None:
+    """Random store-shaped ids (and non-ASCII ones): byte-identical bitsets."""
+    rng = random.Random(len(extra))
+    entry_ids = [
+        f"{rng.getrandbits(96):024x}_d_{rng.getrandbits(64):016x}{extra * (n % 3)}"
+        for n in range(3000)
+    ]
+    summary = BloomSummary.of_ids(entry_ids)
+    assert summary.bitset == reference_bitset(entry_ids)
+    pairs = [id_hash_pair(i) for i in entry_ids]
+    assert BloomSummary.build(pairs, len(pairs)) == summary
 
 
 # -- wire form ---------------------------------------------------------------------------------

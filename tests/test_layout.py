@@ -53,14 +53,17 @@ def test_layers_import_only_what_design_allows(layer: str) -> None:
 #: Run in one fresh interpreter: the third-party libraries are imported once, then each of our
 #: modules is imported in a forked child that has none of ours loaded yet, so a cycle that a warm
 #: process would hide still fails, without paying for automerge and cryptography 200 times.
+#: ``gc.freeze()`` before forking keeps a child's collections off the libraries' objects, which
+#: would otherwise copy most of the parent's heap into every child (copy-on-write).
 _ISOLATED_IMPORTS = r"""
-import importlib, os, sys, traceback
+import gc, importlib, os, sys, traceback
 ours, libraries = sys.argv[1].split(","), sys.argv[2].split(",")
 for library in libraries:
     try:
         importlib.import_module(library)
     except Exception:
         pass
+gc.freeze()
 running, failed = {}, 0
 
 def reap():

@@ -207,6 +207,18 @@ async def test_find_new_entries(store: ContentAddressedStore) -> None:
     assert await store.find_new_entries(await store.get_all_ids()) == []
 
 
+async def test_find_entries_for_several_docs(store: ContentAddressedStore) -> None:
+    doc_a, doc_b, absent = generate_doc_id(), generate_doc_id(), generate_doc_id()
+    a = entries_for(doc_a, 3)
+    b = entries_for(doc_b, 2)
+    await store.put_entries([a[0], b[0], a[1], b[1], a[2]])
+    found = await store.find_entries_for_docs([doc_b, absent, doc_a, doc_b])
+    assert set(found) == {doc_a, doc_b, absent}
+    assert ids(found[doc_a]) == ids(a) and ids(found[doc_b]) == ids(b)  # receipt order
+    assert found[absent] == []
+    assert await store.find_entries_for_docs([]) == {}
+
+
 async def test_find_entries_by_type_and_creation_date(store: ContentAddressedStore) -> None:
     doc = generate_doc_id()
     changes = [AUTHOR.entry(doc, created_at=t) for t in (300, 100, 200)]

@@ -12,6 +12,7 @@ from mindood import InMemoryStoreFactory, TenantFactory
 from mindood.db import MindooDB, MindooDoc
 from mindood.errors import KeyNotFoundError
 from mindood.sync.chaining import ChainingStoreFactory
+from protocol.events import SyncProgress
 from store.chained import ChainedStore
 from store.entry import StoreEntry
 from tests.entries import tampered
@@ -317,3 +318,33 @@ async def test_signals_reach_a_peer_through_a_shared_rendezvous(
     assert sender == b.tenant.user.private.signing_public_key
     unknown = (await new_tenant(InMemoryStoreFactory())).tenant.user.private.signing_public_key
     assert not await b.sync.send_signal(b.tenant.tenant_id, unknown + "x", b"nobody")
+
+
+async def test_the_peer_does_not_scan_back_what_it_just_gave_us(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    """A's entries stored on B are not listed to A again; B's own writes still are."""
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    bob_tenant = await join(alice_tenant, "bob")
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", bob_tenant))
+    a_db = await a.db()
+    docs = [await a_db.create_document({"n": i}) for i in range(30)]
+    scanned_by_a: list[int] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, SyncProgress) and event.db == "todos" and event.kind == "docs":
+            scanned_by_a.append(event.scanned)
+
+    a.sync.on_event(on_event)
+    await a.listen()
+    await b.connect_to(a)
+    b_db = await b.db()
+    await eventually(lambda: _is(b_db, docs[-1].get_id(), {"n": 29}))
+    mine = await b_db.create_document({"by": "bob"})
+    await eventually(lambda: _is(a_db, mine.get_id(), {"by": "bob"}))
+    b_head = await b_db.get_store().get_store_head()
+    # A listed only B's own entry (each progress event counts a run's pages so far), never
+    # the 30 entries it had sent B.
+    assert b_head.max_receipt_order == 31
+    assert 1 <= sum(scanned_by_a) <= 3, scanned_by_a

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from transports.webrtc import (
     encode_description,
     max_message_size,
 )
+from transports.webrtc_internals import WireCounters, ice_sockets
 
 _FP_A = "a=fingerprint:sha-256 " + ":".join(["AA"] * 32)
 _FP_B = "a=fingerprint:sha-256 " + ":".join(["0B"] * 32)
@@ -94,6 +98,72 @@ async def test_send_waits_while_the_data_channel_buffer_is_full() -> None:
             assert got == [200_000] * frames
             # One frame's worth of messages may be queued above the mark, never more.
             assert peak <= options.high_water + 200_000 + 65536
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+
+async def _one_way(options: WebRtcOptions, total: int) -> tuple[WireCounters, WireCounters, int]:
+    """Send ``total`` bytes a to b in 200 kB frames: both ends' counters and b's message bytes."""
+    with loopback_ice():
+        a, b = await webrtc_pair(options)
+        a.admit()
+        b.admit()
+        try:
+            frame = os.urandom(200_000)
+
+            async def sender() -> None:
+                for _ in range(total // len(frame)):
+                    await a.send(frame)
+
+            async with asyncio.timeout(60):
+                task = asyncio.ensure_future(sender())
+                for _ in range(total // len(frame)):
+                    assert await b.recv() == frame
+                await task
+                await asyncio.sleep(0.1)  # the last acknowledgements
+            sent, received = a.wire_counters(), b.wire_counters()
+            assert sent is not None and received is not None
+            assert a.message_bytes_sent == b.message_bytes_received
+            return sent, received, b.message_bytes_received
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+
+async def test_the_wire_counters_see_every_datagram_and_the_messages_inside() -> None:
+    sent, received, messages = await _one_way(WebRtcOptions(), 2_000_000)
+    assert messages == 2_000_000 + 10 * 4  # 200 kB frames in four 64 KiB messages, a flag byte each
+    assert sent.packets_sent == received.packets_received  # loopback with room: nothing lost
+    # DTLS and SCTP headers on every ~1.2 kB datagram, plus the acknowledgements, but not 2x.
+    assert messages < sent.bytes_sent < 1.1 * messages
+    assert sent.bytes < 1.15 * messages
+
+
+async def test_every_second_packet_is_acknowledged_unless_told_otherwise() -> None:
+    _, delayed, _ = await _one_way(WebRtcOptions(), 1_000_000)
+    _, eager, _ = await _one_way(WebRtcOptions(delayed_sack=False), 1_000_000)
+    # The receiver sends little besides SACKs: about one per packet received, or one per two.
+    assert eager.packets_sent >= 0.9 * eager.packets_received
+    assert delayed.packets_sent <= 0.6 * delayed.packets_received
+
+
+_RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
+
+
+async def test_the_ice_sockets_get_the_receive_buffer_asked_for() -> None:
+    rmem_max = int(_RMEM_MAX.read_text())  # noqa: ASYNC240 (a /proc file: never blocks)
+    asked = 2 * 1024 * 1024
+    with loopback_ice():
+        a, b = await webrtc_pair(WebRtcOptions(socket_buffer=asked))
+        try:
+            sockets = ice_sockets(a._pc)
+            assert sockets
+            for sock in sockets:
+                # Linux doubles what it grants, up to rmem_max.
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= min(
+                    asked, 2 * rmem_max
+                )
         finally:
             await a.aclose()
             await b.aclose()

@@ -119,6 +119,8 @@ class Limits:
     subscription_queue: int = 1000
     #: Operations in one ``doc.change`` request.
     max_ops_per_change: int = 10_000
+    #: Documents in one ``doc.create_many`` / ``doc.change_many`` / ``doc.get_many`` request.
+    max_docs_per_batch: int = 10_000
     #: Upper bound of ``limit`` in ``doc.changes``.
     max_changes_page: int = 10_000
     #: How long shutdown waits for requests in flight before cutting them off.
@@ -380,6 +382,7 @@ _LIMIT_RANGES: Mapping[str, Callable[[object, str], Any]] = {
     "max_subscriptions_per_connection": _int_range(1, 10_000),
     "subscription_queue": _int_range(2, 1_000_000),
     "max_ops_per_change": _int_range(1, 1_000_000),
+    "max_docs_per_batch": _int_range(1, 1_000_000),
     "max_changes_page": _int_range(1, 1_000_000),
     "shutdown_grace_seconds": _seconds,
     "max_uploads_per_connection": _int_range(1, 1000),

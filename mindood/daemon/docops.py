@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mindood.db import MindooDoc
+from mindood.db.batch import NewDocument
 from mindood.db.doc import SYSTEM_FIELDS
 from mindood.document import CounterProxy, ListProxy, MapProxy, TextProxy
 from mindood.document.values import INT_MAX, INT_MIN, Counter, Text
@@ -184,6 +185,82 @@ def initial_data(raw: dict[str, Any] | None) -> dict[str, Any]:
     return converted
 
 
+def parse_new_docs(raw: object, *, max_docs: int) -> list[NewDocument]:
+    """The ``docs`` of ``doc.create_many``: {data, doc_id, key_id} maps, all checked."""
+    if not isinstance(raw, list):
+        raise InvalidParamsError("parameter 'docs' must be an array")
+    if len(raw) > max_docs:
+        raise InvalidParamsError(f"parameter 'docs' has more than {max_docs} documents")
+    specs: list[NewDocument] = []
+    for i, item in enumerate(raw):
+        where = f"docs[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidParamsError(f"{where} must be a map")
+        extra = set(item) - _NEW_DOC_FIELDS
+        if extra:
+            raise InvalidParamsError(f"{where}: unknown field {sorted(map(str, extra))[0]!r}")
+        data = item.get("data")
+        if data is not None and not isinstance(data, dict):
+            raise InvalidParamsError(f"{where}.data must be a map")
+        doc_id, key_id = _opt_text(item, "doc_id", where), _opt_text(item, "key_id", where)
+        try:
+            fields = initial_data(data)
+        except InvalidParamsError as exc:
+            raise InvalidParamsError(f"{where}.{exc.message}") from None  # docs[3].data.x
+        specs.append(NewDocument(fields, doc_id, key_id or "default"))
+    return specs
+
+
+def parse_changes(raw: object, *, max_docs: int, max_ops: int) -> list[tuple[str, list[Op]]]:
+    """The ``changes`` of ``doc.change_many``: maps of ``doc_id`` and ``ops``; all checked."""
+    if not isinstance(raw, list):
+        raise InvalidParamsError("parameter 'changes' must be an array")
+    if len(raw) > max_docs:
+        raise InvalidParamsError(f"parameter 'changes' has more than {max_docs} documents")
+    changes: list[tuple[str, list[Op]]] = []
+    for i, item in enumerate(raw):
+        where = f"changes[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidParamsError(f"{where} must be a map")
+        extra = set(item) - {"doc_id", "ops"}
+        if extra:
+            raise InvalidParamsError(f"{where}: unknown field {sorted(map(str, extra))[0]!r}")
+        doc_id = _opt_text(item, "doc_id", where)
+        if doc_id is None:
+            raise InvalidParamsError(f"{where}.doc_id is required")
+        try:
+            ops = parse_ops(item.get("ops"), max_ops=max_ops)
+        except InvalidParamsError as exc:
+            raise InvalidParamsError(f"{where}: {exc.message}") from None
+        changes.append((doc_id, ops))
+    return changes
+
+
+def parse_doc_ids(raw: object, *, max_docs: int) -> list[str]:
+    """The ``doc_ids`` of ``doc.get_many``: non-empty strings."""
+    if not isinstance(raw, list):
+        raise InvalidParamsError("parameter 'doc_ids' must be an array")
+    if len(raw) > max_docs:
+        raise InvalidParamsError(f"parameter 'doc_ids' has more than {max_docs} ids")
+    for i, item in enumerate(raw):
+        if not isinstance(item, str) or not 0 < len(item) <= MAX_DOC_ID_CHARS:
+            raise InvalidParamsError(f"doc_ids[{i}] must be a document id (a non-empty string)")
+    return list(raw)
+
+
+_NEW_DOC_FIELDS = frozenset({"data", "doc_id", "key_id"})
+MAX_DOC_ID_CHARS = 256
+
+
+def _opt_text(item: dict[str, Any], name: str, where: str) -> str | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_DOC_ID_CHARS:
+        raise InvalidParamsError(f"{where}.{name} must be a non-empty string of at most 256")
+    return value
+
+
 # -- applying ------------------------------------------------------------------------------------
 def _describe(path: Sequence[PathItem]) -> str:
     return "/" + "/".join(str(p) for p in path)
@@ -295,4 +372,15 @@ def doc_to_wire(doc: MindooDoc) -> dict[str, Any]:
     }
 
 
-__all__ = ["OPS", "Op", "apply_ops", "doc_to_wire", "initial_data", "parse_ops", "value_from_wire"]
+__all__ = [
+    "OPS",
+    "Op",
+    "apply_ops",
+    "doc_to_wire",
+    "initial_data",
+    "parse_changes",
+    "parse_doc_ids",
+    "parse_new_docs",
+    "parse_ops",
+    "value_from_wire",
+]

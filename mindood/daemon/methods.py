@@ -15,13 +15,23 @@ from typing import Any
 
 from mindood.daemon.admin_methods import ADMIN_METHODS
 from mindood.daemon.attachment_methods import ATTACHMENT_METHODS
-from mindood.daemon.docops import apply_ops, doc_to_wire, initial_data, parse_ops
+from mindood.daemon.docops import (
+    Op,
+    apply_ops,
+    doc_to_wire,
+    initial_data,
+    parse_changes,
+    parse_doc_ids,
+    parse_new_docs,
+    parse_ops,
+)
 from mindood.daemon.events import TOPICS, DocChanged, Event, SubscriptionClosedError, SyncProgress
 from mindood.daemon.events import Subscription as EventSubscription
 from mindood.daemon.history_methods import HISTORY_METHODS
 from mindood.daemon.node import Node
 from mindood.daemon.params import MAX_URI_CHARS, Handler, Params
 from mindood.daemon.view_methods import VIEW_METHODS
+from mindood.db import MindooDoc
 from mindood.rpc.connection import Connection
 from mindood.rpc.errors import (
     InvalidParamsError,
@@ -203,6 +213,38 @@ async def _doc_change(node: Node, p: Params, conn: Connection) -> Any:
     return doc_to_wire(doc)
 
 
+async def _doc_create_many(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    specs = parse_new_docs(p.raw("docs"), max_docs=node.config.limits.max_docs_per_batch)
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    return {"docs": [doc_to_wire(doc) for doc in await db.create_documents(specs)]}
+
+
+async def _doc_change_many(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    limits = node.config.limits
+    changes = parse_changes(
+        p.raw("changes"), max_docs=limits.max_docs_per_batch, max_ops=limits.max_ops_per_change
+    )
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    batch = [(doc_id, _applier(ops)) for doc_id, ops in changes]
+    return {"docs": [doc_to_wire(doc) for doc in await db.change_docs(batch)]}
+
+
+def _applier(ops: list[Op]) -> Callable[[MindooDoc], None]:
+    return lambda d: apply_ops(d, ops)
+
+
+async def _doc_get_many(node: Node, p: Params, conn: Connection) -> Any:
+    tenant_id, db_name = p.tenant(), p.db()
+    doc_ids = parse_doc_ids(p.raw("doc_ids"), max_docs=node.config.limits.max_docs_per_batch)
+    p.finish()
+    db = await node.tenants.open_db(tenant_id, db_name)
+    return {"docs": [doc_to_wire(doc) for doc in await db.get_documents(doc_ids)]}
+
+
 async def _doc_get(node: Node, p: Params, conn: Connection) -> Any:
     tenant_id, db_name = p.tenant(), p.db()
     doc_id = p.text("doc_id", max_chars=256)
@@ -380,6 +422,9 @@ _PLAIN: dict[str, Handler] = {
     "doc.create": _doc_create,
     "doc.change": _doc_change,
     "doc.get": _doc_get,
+    "doc.create_many": _doc_create_many,
+    "doc.change_many": _doc_change_many,
+    "doc.get_many": _doc_get_many,
     "doc.list": _doc_list,
     "doc.delete": _doc_delete,
     "doc.changes": _doc_changes,

@@ -44,7 +44,7 @@ from mindood.daemon.paths import TENANTS_DIR
 from mindood.daemon.secrets import credential_path, read_password_file
 from mindood.db import MindooDB
 from mindood.errors import InvalidNameError, MindoodError, NotAdminError
-from mindood.identity import PrivateUserId, ensure_user_key_pair, unlock
+from mindood.identity import PrivateUserId, ensure_user_key_pair, unlock_async
 from mindood.keybag import KeyBag
 from mindood.rpc.errors import AlreadyExistsError, NotFoundError, TenantLockedError
 from mindood.storefactory import (
@@ -300,7 +300,8 @@ class TenantRegistry:
         """This node's identity for ``username`` (checked against ``password``), if it has one."""
         existing = await self.identities.get(username)
         if existing is not None:
-            await asyncio.to_thread(unlock, existing, password)  # WrongPasswordError if not
+            # WrongPasswordError if not; one derivation proves it (the signing key opens).
+            await unlock_async(existing, password, signing_only=True)
         return existing
 
     async def create(
@@ -466,7 +467,7 @@ class TenantRegistry:
     async def check_password(self, tenant_id: str, password: str) -> Tenant:
         """The unlocked tenant, once ``password`` proved to be its user's (else WrongPassword)."""
         tenant = self.unlocked(tenant_id)
-        await asyncio.to_thread(unlock, tenant.user.private, password)
+        await unlock_async(tenant.user.private, password, signing_only=True)  # one derivation
         return tenant
 
     # -- tenants registered over HTTP (relays) -----------------------------------------------

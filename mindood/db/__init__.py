@@ -2,7 +2,7 @@
 
 from mindood.db.attachments import AttachmentInfo
 from mindood.db.changes import ChangeCursor
-from mindood.db.database import DBOptions, MindooDB, SyncResult
+from mindood.db.database import DBOptions, MindooDB, NewDocument, SyncResult
 from mindood.db.doc import MindooDoc
 from mindood.db.errors import (
     AttachmentNotFoundError,
@@ -30,6 +30,7 @@ __all__ = [
     "KeyProvider",
     "MindooDB",
     "MindooDoc",
+    "NewDocument",
     "OpenTrust",
     "ReadOnlyDatabaseError",
     "ReadOnlyDocumentError",

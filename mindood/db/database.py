@@ -22,6 +22,7 @@ from typing import Any
 
 from mindood.db import changes, history
 from mindood.db.attachments import AttachmentIO
+from mindood.db.batch import NAMED_ERRORS, READ_SLICE, NewDocument, holding, named, new_documents
 from mindood.db.changes import ChangeCursor
 from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock
@@ -38,6 +39,7 @@ from mindood.errors import (
     CorruptDocumentError,
     DatabaseError,
     DocumentDeletedError,
+    DocumentExistsError,
     DocumentNotFoundError,
     KeyNotFoundError,
 )
@@ -50,7 +52,7 @@ from store.verify import VerifiedBatch, verify_entries
 
 log = logging.getLogger("mindood.db")
 
-__all__ = ["ChangeFn", "DBOptions", "MindooDB", "SyncResult"]
+__all__ = ["ChangeFn", "DBOptions", "MindooDB", "NewDocument", "SyncResult"]
 
 
 @dataclass(slots=True)
@@ -176,52 +178,104 @@ class MindooDB:
         A custom ``doc_id`` (``^[a-z][a-z0-9_]*$``) starts from a fixed first change shared by
         every replica, so two devices creating the same id offline converge on one document.
         With ``assume_unique_id`` the caller promises no other replica creates that id: the
-        create carries ``initial`` itself, as a generated id's does (the reference's
-        ``assumeUniqueId``; its write rules judge a create by the values in it).
+        create carries ``initial`` itself (see ``_build_create``).
         """
-        key = self._newest_key(key_id)
+        spec = NewDocument(initial or {}, doc_id, key_id, assume_unique_id)
+        return (await self._create([spec], name_errors=False))[0]
+
+    async def create_documents(
+        self, items: Iterable[NewDocument | Mapping[str, Any] | None]
+    ) -> list[MindooDoc]:
+        """Create several documents with one durable store write; all of them or none.
+
+        Each item is a ``NewDocument`` (fields, optional custom id and key, as
+        ``create_document`` takes them) or just a mapping of fields. Every document still gets
+        its own create change, encryption, signature and trust check; a failure for one (a
+        taken or malformed id, no such key, an entry over the size limit) stores nothing and
+        raises the usual error with ``documents[i] 'id':`` in front of its message.
+        """
+        return await self._create(new_documents(items), name_errors=True)
+
+    async def _create(self, specs: list[NewDocument], *, name_errors: bool) -> list[MindooDoc]:
+        ids: list[str] = []
+        for index, spec in enumerate(specs):
+            try:
+                ids.append(self._new_id(spec))
+            except NAMED_ERRORS as exc:
+                raise (named(exc, index, spec.doc_id or "?") if name_errors else exc) from None
+        if len(set(ids)) != len(ids):
+            dup = next(d for d in ids if ids.count(d) > 1)
+            raise DatabaseError(f"document {dup!r} appears twice in one create_documents call")
+        custom = [doc_id for doc_id, spec in zip(ids, specs, strict=True) if spec.doc_id]
+        newest = self._key_lookup()
+        async with holding(self._lock, custom):
+            existing = await self._store.find_entries_for_docs(custom) if custom else {}
+            held: list[StoreEntry] = []
+            states: list[DocState] = []
+            for index, (doc_id, spec) in enumerate(zip(ids, specs, strict=True)):
+                try:
+                    if existing.get(doc_id):
+                        raise DocumentExistsError(f"document {doc_id!r} already exists")
+                    states.append(await self._build_create(doc_id, spec, newest(spec.key_id), held))
+                except NAMED_ERRORS as exc:
+                    raise (named(exc, index, doc_id) if name_errors else exc) from None
+            keyed = [(st, newest(st.key_id)) for st in states]
+            held.extend(self._writer.due_snapshots(keyed))
+            await self._writer.put(held)
+            for state in states:
+                self._remember(state)
+        self._listeners.emit(set(ids))
+        return [self._reader.view(state, handover=True) for state in states]
+
+    def _new_id(self, spec: NewDocument) -> str:
+        """The id a create will use: the checked custom one, or a fresh generated one."""
+        doc_id = spec.doc_id
         if doc_id is not None:
             check_doc_id(doc_id)
             if not is_custom_doc_id(doc_id):
                 raise DatabaseError(f"custom document ids must match ^[a-z][a-z0-9_]*$: {doc_id!r}")
             self._check_not_purged(doc_id)
-        if assume_unique_id and doc_id is None:
+            return doc_id
+        if spec.assume_unique_id:
             raise DatabaseError("assume_unique_id needs a caller-provided doc_id")
-        custom = doc_id is not None and not assume_unique_id
-        if doc_id is None:
-            doc_id = generate_doc_id()
-        async with self._lock(doc_id):
-            if await self._store.find_new_entries_for_doc([], doc_id):
-                raise DatabaseError(f"document {doc_id!r} already exists")
-            am = AutomergeDoc.new(self._actor)
-            state = DocState(doc_id, am, key_id, 0, 0, False, set(), {}, 0, self._trust.generation)
-            if custom:
-                # Both entries are built before either is stored: an initial change that is
-                # refused (too large) must not leave an empty document behind.
-                held: list[StoreEntry] = []
-                first = custom_id_initial_change()
-                state.am = AutomergeDoc.from_changes([first], self._actor)
-                await self._writer.write(
-                    state, EntryType.DOC_CREATE, first, change_hash(first), [], key, hold=held
-                )
-                if initial:
-                    values = dict(initial)
+        # A generated ObjectId (time, process randomness, counter) is new by construction:
+        # no store lookup is needed to know no document has it.
+        return generate_doc_id()
 
-                    def update(d: MindooDoc) -> None:
-                        d.get_data().update(values)
+    async def _build_create(
+        self, doc_id: str, spec: NewDocument, key: bytes, held: list[StoreEntry]
+    ) -> DocState:
+        """The entries creating one document, appended to ``held`` (stored by the caller).
 
-                    await self._writer.change(state, update, key, hold=held)
-                await self._writer.put(held)
-            else:
+        A custom ``doc_id`` (``^[a-z][a-z0-9_]*$``) starts from a fixed first change shared by
+        every replica, so two devices creating the same id offline converge on one document.
+        With ``assume_unique_id`` the caller promises no other replica creates that id: the
+        create carries the fields itself, as a generated id's does (the reference's
+        ``assumeUniqueId``; its write rules judge a create by the values in it).
+        """
+        am = AutomergeDoc.new(self._actor)
+        state = DocState(doc_id, am, spec.key_id, 0, 0, False, set(), {}, 0, self._trust.generation)
+        values = dict(spec.data)
+        if spec.doc_id is not None and not spec.assume_unique_id:
+            first = custom_id_initial_change()
+            state.am = AutomergeDoc.from_changes([first], self._actor)
+            await self._writer.write(
+                state, EntryType.DOC_CREATE, first, change_hash(first), [], key, hold=held
+            )
+            if values:
 
-                def seed(d: MindooDoc) -> None:
-                    d.get_data()["_attachments"] = []
-                    d.get_data().update(initial or {})
+                def update(d: MindooDoc) -> None:
+                    d.get_data().update(values)
 
-                await self._writer.change(state, seed, key, entry_type=EntryType.DOC_CREATE)
-            self._remember(state)
-        self._listeners.emit({doc_id})
-        return self._reader.view(state)
+                await self._writer.change(state, update, key, hold=held)
+        else:
+
+            def seed(d: MindooDoc) -> None:
+                d.get_data()["_attachments"] = []
+                d.get_data().update(values)
+
+            await self._writer.change(state, seed, key, entry_type=EntryType.DOC_CREATE, hold=held)
+        return state
 
     async def create_encrypted_document(
         self,
@@ -243,20 +297,54 @@ class MindooDB:
         the error propagates.
         """
         doc_id = doc if isinstance(doc, str) else doc.get_id()
-        async with self._lock(doc_id):
-            state = await self._state(doc_id)
-            if state.deleted:
-                raise DocumentDeletedError(f"document {doc_id!r} is deleted")
-            key = self._newest_key(state.key_id)
+        return (await self._change([(doc_id, fn)], name_errors=False))[0]
+
+    async def change_docs(
+        self, changes: Iterable[tuple[MindooDoc | str, ChangeFn]]
+    ) -> list[MindooDoc]:
+        """Apply each ``(document, fn)`` as its own signed change; store all with one write.
+
+        Every document gets its own Automerge change, encryption, signature and trust check,
+        exactly as ``change_doc`` gives it, and listeners hear of every document. A document
+        may appear more than once (its changes follow each other). If any ``fn`` raises or any
+        document cannot be changed, nothing of the batch is stored and the error names the
+        document (``documents[i] 'id':`` in front of the message of a library error). Returns
+        the documents after the batch, in the order given.
+        """
+        items = [(d if isinstance(d, str) else d.get_id(), fn) for d, fn in changes]
+        return await self._change(items, name_errors=True)
+
+    async def _change(
+        self, items: list[tuple[str, ChangeFn]], *, name_errors: bool
+    ) -> list[MindooDoc]:
+        if not items:
+            return []
+        ids = [doc_id for doc_id, _ in items]
+        newest = self._key_lookup()
+        async with holding(self._lock, ids):
             try:
-                await self._writer.change(state, fn, key)
+                states = await self._states(ids, name_errors=name_errors)
+                held: list[StoreEntry] = []
+                keyed: list[tuple[DocState, bytes]] = []
+                for index, ((doc_id, fn), state) in enumerate(zip(items, states, strict=True)):
+                    try:
+                        if state.deleted:
+                            raise DocumentDeletedError(f"document {doc_id!r} is deleted")
+                        key = newest(state.key_id)
+                        await self._writer.change(state, fn, key, hold=held)
+                    except NAMED_ERRORS as exc:
+                        raise (named(exc, index, doc_id) if name_errors else exc) from None
+                    keyed.append((state, key))
+                held.extend(self._writer.due_snapshots(keyed))
+                await self._writer.put(held)
             except BaseException:
-                # A change that committed in Automerge but was not stored (refused, I/O error)
-                # must not linger in the cached state: re-read from the store next time.
-                self._cache.pop(doc_id, None)
+                # Changes that committed in Automerge but were not stored (a later document
+                # failed, the store refused) must not linger in the cache: re-read next time.
+                for doc_id in ids:
+                    self._cache.pop(doc_id, None)
                 raise
-        self._listeners.emit({doc_id})
-        return self._reader.view(state)
+        self._listeners.emit(set(ids))
+        return [self._reader.view(state, handover=True) for state in states]
 
     async def delete_document(self, doc: MindooDoc | str) -> None:
         """Mark the document deleted; its history stays (time travel, undelete)."""
@@ -285,6 +373,49 @@ class MindooDB:
             state = await self._state(doc_id)
         return self._reader.view(state)
 
+    async def get_documents(self, doc_ids: Iterable[str]) -> list[MindooDoc]:
+        """The current state of each document, in the order asked, read in batches.
+
+        Documents not cached are planned from one metadata query and fetched with one payload
+        query per ``READ_SLICE`` of them, instead of two store round trips each. Raises as
+        ``get_document`` does, naming the document (``documents[i] 'id':``).
+        """
+        ids = list(doc_ids)
+        async with holding(self._lock, ids):
+            states = await self._states(ids, name_errors=True)
+        return [self._reader.view(state, handover=True) for state in states]
+
+    async def _states(self, doc_ids: list[str], *, name_errors: bool) -> list[DocState]:
+        """The states of ``doc_ids`` (repeats allowed): cached ones, the rest read in batches.
+
+        The caller holds the documents' locks.
+        """
+        for index, doc_id in enumerate(doc_ids):
+            try:
+                self._check_not_purged(doc_id)
+            except NAMED_ERRORS as exc:
+                raise (named(exc, index, doc_id) if name_errors else exc) from None
+        found: dict[str, DocState] = {}
+        for doc_id in doc_ids:
+            state = self._cache.get(doc_id)
+            if state is not None and state.trust_generation == self._trust.generation:
+                self._cache.move_to_end(doc_id)
+                found[doc_id] = state
+        missing = [d for d in dict.fromkeys(doc_ids) if d not in found]
+        for start in range(0, len(missing), READ_SLICE):
+            part = missing[start : start + READ_SLICE]
+            try:
+                states = await self._reader.materialize_many(part, self._trust)
+            except NAMED_ERRORS as exc:
+                if not name_errors:
+                    raise
+                failed = next((d for d in part if repr(d) in str(exc)), part[0])
+                raise named(exc, doc_ids.index(failed), failed) from None
+            for state in states:
+                found[state.doc_id] = state
+                self._remember(state)
+        return [found[d] for d in doc_ids]
+
     async def find_document(self, doc_id: str) -> MindooDoc | None:
         try:
             return await self.get_document(doc_id)
@@ -310,13 +441,27 @@ class MindooDB:
         self._cache.move_to_end(state.doc_id)
         while len(self._cache) > self._options.cache_size:
             evicted, _ = self._cache.popitem(last=False)
-            self._locks.pop(evicted, None)
+            lock = self._locks.get(evicted)
+            if lock is not None and not lock.locked():  # a batch may still hold it
+                self._locks.pop(evicted, None)
 
     def _lock(self, doc_id: str) -> asyncio.Lock:
         lock = self._locks.get(doc_id)
         if lock is None:
             lock = self._locks[doc_id] = asyncio.Lock()
         return lock
+
+    def _key_lookup(self) -> Callable[[str], bytes]:
+        """``_newest_key`` remembering its answers for one batch (the key bag is asked once)."""
+        found: dict[str, bytes] = {}
+
+        def newest(key_id: str) -> bytes:
+            key = found.get(key_id)
+            if key is None:
+                key = found[key_id] = self._newest_key(key_id)
+            return key
+
+        return newest
 
     def _newest_key(self, key_id: str) -> bytes:
         return self._keys.keys_for(key_id)[0]

@@ -228,8 +228,16 @@ class _UserView(dict[str, Any]):
         self.system: dict[str, Any] = system or {}
 
 
-def user_data(full: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of the user's fields; MindooDB's own are kept aside for ``get_system_field``."""
-    user = {k: copy.deepcopy(v) for k, v in full.items() if k not in SYSTEM_FIELDS}
-    system = {k: copy.deepcopy(v) for k, v in full.items() if k in SYSTEM_FIELDS}
+def user_data(full: dict[str, Any], *, owned: bool = False) -> dict[str, Any]:
+    """The user's fields; MindooDB's own are kept aside for ``get_system_field``.
+
+    A deep copy, unless ``owned``: ``full`` is then a fresh ``to_python`` result no one else
+    holds, and copying it again would only cost time.
+    """
+    if owned:
+        user = {k: v for k, v in full.items() if k not in SYSTEM_FIELDS}
+        system = {k: v for k, v in full.items() if k in SYSTEM_FIELDS}
+    else:
+        user = {k: copy.deepcopy(v) for k, v in full.items() if k not in SYSTEM_FIELDS}
+        system = {k: copy.deepcopy(v) for k, v in full.items() if k in SYSTEM_FIELDS}
     return _UserView(user, system)

@@ -8,6 +8,7 @@ database keeps the ``DocState`` objects this returns.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,26 @@ class DocReader:
             except DocumentNotFoundError as exc:
                 raise first from exc
 
+    async def materialize_many(self, doc_ids: Sequence[str], trust: TrustPolicy) -> list[DocState]:
+        """The current state of each of ``doc_ids`` (distinct), from two store calls in all.
+
+        One metadata query plans every document and one payload query fetches what the plans
+        need; decrypting and applying stay per document. A missing document raises as
+        :meth:`materialize` does; anything found damaged meanwhile sends the batch down the
+        one-document path, which knows how to read around quarantined entries.
+        """
+        generation = trust.generation
+        found = await self.store.find_entries_for_docs(doc_ids)
+        plans = [plan_document(d, found.get(d, ()), trust.applies) for d in doc_ids]
+        if any(plan.create is None for plan in plans):
+            return [await self.materialize(d, trust) for d in doc_ids]
+        wanted = [m for plan in plans for m in _wanted(plan)]
+        try:
+            entries = await self.entries(wanted) if wanted else {}
+        except (QuarantinedEntryError, CorruptDocumentError):
+            return [await self.materialize(d, trust) for d in doc_ids]
+        return [self._state(plan, entries, generation) for plan in plans]
+
     async def _materialize(self, doc_id: str, trust: TrustPolicy, until: int | None) -> DocState:
         generation = trust.generation
         plan = await self.plan(doc_id, trust, until)
@@ -117,8 +138,15 @@ class DocReader:
             if lost:
                 raise self.quarantined(doc_id, lost)
             raise DocumentNotFoundError(f"no document {doc_id!r} in database {self.db_id!r}")
+        entries = await self.entries(_wanted(plan))
+        return self._state(plan, entries, generation)
+
+    def _state(self, plan: DocPlan, entries: dict[str, StoreEntry], generation: int) -> DocState:
+        """The materialised document of ``plan`` from its fetched ``entries``."""
+        assert plan.create is not None
+        doc_id = plan.doc_id
         key_id = plan.create.decryption_key_id
-        am = await self.load_automerge(plan, self.keys.keys_for(key_id))
+        am = self.apply_plan(plan, entries, self.keys.keys_for(key_id))
         entry_of_hash = {
             parse_doc_entry_id(entry_id).automerge_hash: entry_id for entry_id in plan.included
         }
@@ -174,8 +202,12 @@ class DocReader:
         )
 
     async def load_automerge(self, plan: DocPlan, keys: list[bytes]) -> AutomergeDoc:
-        wanted = ([plan.snapshot] if plan.snapshot else []) + list(plan.changes)
-        entries = await self.entries(wanted)
+        return self.apply_plan(plan, await self.entries(_wanted(plan)), keys)
+
+    def apply_plan(
+        self, plan: DocPlan, entries: dict[str, StoreEntry], keys: list[bytes]
+    ) -> AutomergeDoc:
+        """Decrypt the plan's snapshot and changes out of ``entries`` and build the document."""
         try:
             if plan.snapshot is not None:
                 saved = decrypt_with_any(keys, entries[plan.snapshot.id].encrypted_data)
@@ -192,16 +224,25 @@ class DocReader:
             raise CorruptDocumentError(f"document {plan.doc_id!r}: {exc}") from exc
         return am
 
-    def view(self, state: DocState) -> MindooDoc:
-        """A private, read-only copy of the state for the application."""
+    def view(self, state: DocState, *, handover: bool = False) -> MindooDoc:
+        """A private, read-only copy of the state for the application.
+
+        With ``handover`` the state's plain data goes to the view uncopied and the state
+        forgets it (it is computed afresh when needed): for the results of writes and batch
+        reads, where it was just computed, a deep copy per document is pure overhead.
+        """
+        full = state.python()
+        attachments = state.attachments()
+        if handover:
+            state.data = None
         return MindooDoc(
             state.doc_id,
-            user_data(state.python()),
+            user_data(full, owned=handover),
             key_id=state.key_id,
             created_at=state.created_at,
             last_modified=state.last_modified,
             deleted=state.deleted,
-            attachments=state.attachments(),
+            attachments=attachments,
             files=self.files,
         )
 
@@ -232,6 +273,11 @@ class DocReader:
                     events[meta.doc_id] = meta
         deleted = {d for d, m in events.items() if m.entry_type is EntryType.DOC_DELETE}
         return sorted(created - deleted)
+
+
+def _wanted(plan: DocPlan) -> list[EntryMetadata]:
+    """The entries a plan reads: its snapshot (if any), then its changes."""
+    return ([plan.snapshot] if plan.snapshot else []) + list(plan.changes)
 
 
 def no_key(doc_id: str, create: EntryMetadata | None) -> KeyNotFoundError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from mindood.db.attachments import AttachmentIO, attachment_refs
@@ -165,18 +165,30 @@ class DocWriter:
         the next ``snapshot_every`` changes): it is an optimisation, and the change that
         triggered it is already stored.
         """
+        entry = self._snapshot_or_none(state, key)
+        if entry is not None:
+            await self.put([entry])
+
+    def due_snapshots(self, states: Iterable[tuple[DocState, bytes]]) -> list[StoreEntry]:
+        """Snapshots of the documents a batch made due (each once), to store with the batch."""
+        due: dict[str, tuple[DocState, bytes]] = {}
+        for state, key in states:
+            if self._snapshot_every > 0 and state.since_snapshot >= self._snapshot_every:
+                due[state.doc_id] = (state, key)
+        made = [self._snapshot_or_none(state, key) for state, key in due.values()]
+        return [entry for entry in made if entry is not None]
+
+    def _snapshot_or_none(self, state: DocState, key: bytes) -> StoreEntry | None:
         heads = [h.hex() for h in state.am.heads()]
+        state.since_snapshot = 0
         try:
-            entry = self._snapshot_entry(state, key, heads)
+            return self._snapshot_entry(state, key, heads)
         except EntryTooLargeError as exc:
             log.warning(
                 "document snapshot skipped: too large to sync",
                 extra={"db": self._db_id, "doc_id": state.doc_id, "size": exc.size},
             )
-            state.since_snapshot = 0
-            return
-        await self.put([entry])
-        state.since_snapshot = 0
+            return None
 
     def _snapshot_entry(self, state: DocState, key: bytes, heads: list[str]) -> StoreEntry:
         return build_doc_entry(

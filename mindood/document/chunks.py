@@ -44,6 +44,8 @@ def encode_uleb128(value: int) -> bytes:
 
 def decode_uleb128(data: bytes, pos: int) -> tuple[int, int]:
     """The uLEB128 integer at ``pos`` and the position after it (malformed: format error)."""
+    if pos < len(data) and data[pos] < 0x80:  # one byte: most sizes, specs and counts
+        return data[pos], pos + 1
     result = 0
     shift = 0
     while True:

@@ -183,7 +183,14 @@ def _skip_bytes_list(body: bytes, pos: int) -> int:
 def _read_columns(body: bytes, pos: int) -> tuple[list[tuple[int, int]], int]:
     count, pos = read_uleb(body, pos)
     columns = []
+    end = len(body)
     for _ in range(count):
+        # Specs and sizes of small changes fit one byte each: read those inline (this runs for
+        # every change of every document read), the general decoder takes the rest.
+        if pos + 1 < end and body[pos] < 0x80 and body[pos + 1] < 0x80:
+            columns.append((body[pos], body[pos + 1]))
+            pos += 2
+            continue
         spec, pos = read_uleb(body, pos)
         size, pos = read_uleb(body, pos)
         columns.append((spec, size))

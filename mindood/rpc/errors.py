@@ -195,6 +195,7 @@ MINDOOD_ERROR_CODES: tuple[tuple[type[e.MindoodError], int], ...] = (
     (e.UserNotFoundError, NOT_FOUND),
     (e.GroupNotFoundError, NOT_FOUND),
     (e.DocumentDeletedError, DOCUMENT_DELETED),
+    (e.DocumentExistsError, ALREADY_EXISTS),
     (e.EntryTooLargeError, TOO_LARGE),
     (e.NotAdminError, PERMISSION_DENIED),
     (e.AccessRevokedError, PERMISSION_DENIED),

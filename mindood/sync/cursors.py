@@ -13,6 +13,7 @@ from typing import Any
 
 from mindood.storefactory import StoreFactory
 from store.base import ScanCursor
+from store.origin import MAX_ORIGIN_RANGES, OrderRange
 from store.replicate import MAX_DEFERRED, ReplicationCursor
 
 log = logging.getLogger("mindood.sync.cursors")
@@ -63,6 +64,7 @@ class CursorBook:
                 str(raw["target"]),
                 cursor,
                 tuple(str(i) for i in deferred[:MAX_DEFERRED]),
+                _origin(raw.get("origin")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -75,9 +77,27 @@ class CursorBook:
             "order": state.cursor.receipt_order if state.cursor else None,
             "id": state.cursor.id if state.cursor else None,
             "deferred": list(state.deferred),
+            "origin": [list(r) for r in state.origin],
         }
 
     async def save(self) -> None:
         await self._factory.write_meta(
             self._tenant_id, _META_NAME, json.dumps(self._data, sort_keys=True).encode()
         )
+
+
+def _origin(raw: Any) -> tuple[OrderRange, ...]:
+    """Saved origin ranges; anything malformed counts as none (the peer then scans them)."""
+    if not isinstance(raw, list):
+        return ()
+    out: list[OrderRange] = []
+    for item in raw[-MAX_ORIGIN_RANGES:]:
+        if not (isinstance(item, list) and len(item) == 2):
+            return ()
+        low, high = item
+        if not (isinstance(low, int) and isinstance(high, int) and 0 < low <= high):
+            return ()
+        if out and low <= out[-1][1]:
+            return ()
+        out.append((low, high))
+    return tuple(out)

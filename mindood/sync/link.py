@@ -32,6 +32,7 @@ from store.base import ContentAddressedStore
 from store.chained import ChainedStore
 from store.entry import StoreEntry
 from store.limits import MAX_ENTRY_BYTES
+from store.origin import OrderRange
 from store.replicate import ReplicationCursor
 from store.verify import VerifiedBatch
 
@@ -247,6 +248,7 @@ class PeerLink(LinkModel):
             conn,
             limits=limits,
             serve_limits=ServeLimits(limits.max_batch_bytes, min(max_entry_bytes, MAX_ENTRY_BYTES)),
+            origins=self._origins,
         )
         conn.handle_request = self._handle
         conn.on_notify = self._on_notify
@@ -344,6 +346,17 @@ class PeerLink(LinkModel):
             return None
         local = await self.local_db(db)
         return local.get_store() if kind is StoreKind.DOCS else local.get_attachment_store()
+
+    async def _origins(
+        self, db: str, kind: StoreKind, scanner_epoch: str, own_epoch: str
+    ) -> tuple[OrderRange, ...]:
+        """What we stored from this peer, valid while both stores kept the epochs it was
+        recorded under (a peer that wiped its store gets everything back). Not towards an
+        upstream: what we serve it is a chained store, not the local one we track."""
+        if self.is_upstream:
+            return ()
+        state = await self.load_cursor(f"{db}/{kind.value}")
+        return () if state is None else state.origin_towards(scanner_epoch, own_epoch)
 
     def subscribed(self, db: str, kind: StoreKind) -> None:
         self.subscriptions.add(db)

@@ -19,9 +19,9 @@ from mindood.identity import (
     PublicUserId,
     UnlockedUserId,
     create_user_id,
-    ensure_user_key_pair,
+    ensure_user_key_pair_with_key,
     to_public_user_id,
-    unlock,
+    unlock_async,
 )
 from mindood.keybag import KeyBag
 from mindood.storefactory import StoreFactory
@@ -131,12 +131,16 @@ class TenantFactory:
         user_task = self._identity(app_user, user_name, user_password)
         admin_private, user_private = await asyncio.gather(admin_task, user_task)
         # The person's User-Key receives ``default`` (acl_keydistribution_default).
-        user_private = await asyncio.to_thread(ensure_user_key_pair, user_private, user_password)
-        admin, user = await asyncio.gather(
-            asyncio.to_thread(unlock, admin_private, admin_password),
-            asyncio.to_thread(unlock, user_private, user_password),
+        user_private, new_user_key = await asyncio.to_thread(
+            ensure_user_key_pair_with_key, user_private, user_password
         )
-        key_bag = await asyncio.to_thread(KeyBag.for_user, user_private, user_password)
+        # Each sealed key needs its own PBKDF2 (its own salt) and each RSA key one load: all
+        # of them run once, concurrently; the admin's writes only sign, so only that key opens.
+        admin, user, key_bag = await asyncio.gather(
+            unlock_async(admin_private, admin_password, signing_only=True),
+            unlock_async(user_private, user_password, user_key=new_user_key),
+            asyncio.to_thread(KeyBag.for_user, user_private, user_password),
+        )
         key_bag.create_and_store_symmetric_key(tenant_id, DEFAULT_KEY_ID)
         key_bag.create_and_store_symmetric_key(tenant_id, PUBLIC_INFOS_KEY_ID)
         tenant = await self._open(
@@ -174,7 +178,7 @@ class TenantFactory:
         if isinstance(user, PrivateUserId):
             if password is None:
                 raise InvalidNameError("a password is required to unlock the user")
-            unlocked = await asyncio.to_thread(unlock, user, password)
+            unlocked = await unlock_async(user, password)
         else:
             unlocked = user
         return await self._open(
@@ -218,11 +222,14 @@ class TenantFactory:
         """
         parsed = JoinResponse.parse(response)
         check_tenant_id(parsed.tenant_id)
-        unlocked = await asyncio.to_thread(unlock, user, password)
+        if key_bag is None:
+            unlocked, bag = await asyncio.gather(
+                unlock_async(user, password),
+                asyncio.to_thread(KeyBag.for_user, user, password),
+            )
+        else:
+            unlocked, bag = await unlock_async(user, password), key_bag
         opened = await asyncio.to_thread(open_keys, parsed, unlocked, share_password)
-        bag = key_bag
-        if bag is None:
-            bag = await asyncio.to_thread(KeyBag.for_user, user, password)
         for key in reversed(opened):  # oldest first, so equal createdAt keeps the newest on top
             bag.set(parsed.tenant_id, key.key_id, key.key, key.created_at)
         tenant = await self._open(
@@ -252,8 +259,10 @@ class TenantFactory:
         return await self.restore_session(blob, password)
 
     async def _open_session(self, data: SessionData, password: str) -> Tenant:
-        user = await asyncio.to_thread(unlock, data.user, password)
-        bag = await asyncio.to_thread(KeyBag.for_user, data.user, password)
+        user, bag = await asyncio.gather(
+            unlock_async(data.user, password),
+            asyncio.to_thread(KeyBag.for_user, data.user, password),
+        )
         for key_id, versions in data.keys.items():
             for version in reversed(versions):
                 bag.set(data.tenant_id, key_id, version.key, version.created_at)

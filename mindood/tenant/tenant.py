@@ -32,7 +32,7 @@ from mindood.db import (
     signer_for,
 )
 from mindood.errors import InvalidNameError, KeyNotFoundError, MindoodError, NotAdminError
-from mindood.identity import PrivateUserId, PublicUserId, UnlockedUserId, unlock
+from mindood.identity import PrivateUserId, PublicUserId, UnlockedUserId, unlock_async
 from mindood.keybag import KeyBag
 from mindood.storefactory import StoreFactory, check_component
 from mindood.tenant.directory import (
@@ -419,7 +419,8 @@ class Tenant:
             return admin
         if password is None:
             raise NotAdminError("the admin password is required to unlock the admin identity")
-        return await asyncio.to_thread(unlock, admin, password)
+        # Admin writes only sign: the encryption key stays sealed (no PBKDF2, no RSA load).
+        return await unlock_async(admin, password, signing_only=True)
 
     # -- users -------------------------------------------------------------------------------
     async def register_user(
@@ -691,7 +692,8 @@ class Tenant:
         ``password`` must be the user's own password (checked: ``WrongPasswordError``), so the
         restored identity and KeyBag open with the same single secret.
         """
-        await asyncio.to_thread(unlock, self.user.private, password)
+        # One derivation proves the password (the signing key opens); no RSA key is loaded.
+        await unlock_async(self.user.private, password, signing_only=True)
         return await asyncio.to_thread(seal_session, self.session_data(), password)
 
     async def save_session(self, password: str) -> None:

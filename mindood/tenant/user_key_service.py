@@ -71,6 +71,9 @@ class UserKeyService:
         self._bag = key_bag
         self._directory = directory
         self._open_db = open_db
+        #: User-Keys opened from device wraps, so each wrap costs one RSA load per tenant
+        #: object, not one per directory change.
+        self._opened_wraps: dict[tuple[str, str], RSAPrivateKey] = {}
 
     # -- reading -----------------------------------------------------------------------------
     async def _user_directory(self) -> MindooDB:
@@ -123,8 +126,12 @@ class UserKeyService:
         if self._user.user_key is not None:
             keys.append(self._user.user_key)
         if found is not None:
-            for opened in uk.open_own_device_wraps(found[1], self._user.encryption_key):
-                if all(rsa_key_fingerprint(k) != opened.fingerprint for k in keys):
+            held = {rsa_key_fingerprint(k) for k in keys}
+            for opened in uk.open_own_device_wraps(
+                found[1], self._user.encryption_key, held=held, cache=self._opened_wraps
+            ):
+                if opened.fingerprint not in held:
+                    held.add(opened.fingerprint)
                     keys.append(opened.private_key)
         return keys
 

@@ -23,7 +23,7 @@ Pure functions only: parsing, building, wrapping; the directory applies writes i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,28 +278,43 @@ class OpenedUserKey:
 
 
 def open_own_device_wraps(
-    doc: UserKeyDocument, device_private_key: RSAPrivateKey
+    doc: UserKeyDocument,
+    device_private_key: RSAPrivateKey,
+    *,
+    held: Collection[str] = (),
+    cache: MutableMapping[tuple[str, str], RSAPrivateKey] | None = None,
 ) -> list[OpenedUserKey]:
     """Every generation whose wrap for this device opens, newest first.
 
     Key distributions may still address a retired generation, so callers try them all. The
     device is found by the fingerprint of ``device_private_key``'s public half; a wrap that
     fails to open or holds a foreign key is skipped with a logged reason.
+
+    Opening a wrap costs an RSA decryption and a validated RSA key load, so a generation whose
+    key fingerprint is in ``held`` (keys the caller has already) is skipped, and keys opened
+    before are taken from ``cache`` (by wrapped key and public key) and added to it.
     """
     device = rsa_key_fingerprint(device_private_key)
     opened: list[OpenedUserKey] = []
     for epoch in doc.epochs_newest_first():
         gen = doc.generations[epoch]
         wrap = gen.wrap_for(device)
-        if wrap is None:
+        if wrap is None or rsa_key_fingerprint(gen.public_key) in held:
             continue
-        try:
-            key = unwrap_user_key_from_device(wrap.wrapped_key, device_private_key, gen.public_key)
-        except CryptoError as exc:
-            log.warning(
-                "User-Key epoch %s: wrap for device %s does not open: %s", epoch, device, exc
-            )
-            continue
+        slot = (wrap.wrapped_key, gen.public_key)
+        key = None if cache is None else cache.get(slot)
+        if key is None:
+            try:
+                key = unwrap_user_key_from_device(
+                    wrap.wrapped_key, device_private_key, gen.public_key
+                )
+            except CryptoError as exc:
+                log.warning(
+                    "User-Key epoch %s: wrap for device %s does not open: %s", epoch, device, exc
+                )
+                continue
+            if cache is not None:
+                cache[slot] = key
         opened.append(OpenedUserKey(epoch, gen.public_key, rsa_key_fingerprint(key), key))
     return opened
 

@@ -117,6 +117,18 @@ def find_new(
     return _decoded((row for row in cursor if row[1] not in known), damage)
 
 
+def find_for_docs(
+    conn: sqlite3.Connection, damage: Damage, doc_ids: Sequence[str]
+) -> dict[str, list[EntryMetadata]]:
+    """Metadata of every entry of ``doc_ids``, by document, each in receipt order."""
+    found: dict[str, list[EntryMetadata]] = {d: [] for d in doc_ids}
+    for part in id_slices(list(found)):
+        sql = f"{_SELECT} WHERE doc_id IN ({','.join('?' * len(part))}) ORDER BY receipt_order"
+        for meta in _decoded(conn.execute(sql, tuple(part)), damage):
+            found[meta.doc_id].append(meta)
+    return found
+
+
 def find_entries(
     conn: sqlite3.Connection,
     damage: Damage,

@@ -439,6 +439,9 @@ class OnDiskStore(ContentAddressedStore):
     ) -> list[EntryMetadata]:
         return await self._read(reads.find_new, known_ids, doc_id)
 
+    async def find_entries_for_docs(self, doc_ids: Sequence[str]) -> dict[str, list[EntryMetadata]]:
+        return await self._read(reads.find_for_docs, list(doc_ids))
+
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
     ) -> list[EntryMetadata]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from store.admission import BatchAdmission
 from store.base import PutResult
-from store.bloom import id_hash_pair
+from store.bloom import id_hash_arrays
 from store.entry import StoreEntry
 from store.ids import uuid7
 from store.ondisk import rows
@@ -216,9 +216,10 @@ def quarantine(
 def hash_for_bloom(conn: sqlite3.Connection, limit: int = 5_000) -> int:
     """Store the Bloom base hashes of up to ``limit`` ids not hashed yet; return how many.
 
-    Hashing is pure Python (the reference's FNV/DJB2 over UTF-16), about 20 µs an id, so it is
-    done once per id and kept. The caller repeats until it returns 0, letting puts in between:
-    a first summary of a million ids must not hold the write lock for its twenty seconds.
+    Hashing (the reference's FNV/DJB2 over UTF-16, vectorised: about 1 µs an id) is done once
+    per id and kept, so a summary only sets bits. The caller repeats until it returns 0,
+    letting puts in between, so a first summary of millions of ids never holds the write lock
+    for long.
     """
     through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
     batch = conn.execute(
@@ -228,7 +229,8 @@ def hash_for_bloom(conn: sqlite3.Connection, limit: int = 5_000) -> int:
     ).fetchall()
     if not batch:
         return 0
-    pairs = [(order, *id_hash_pair(entry_id)) for order, entry_id in batch]
+    h1, h2 = id_hash_arrays([entry_id for _order, entry_id in batch])
+    pairs = list(zip((order for order, _id in batch), h1.tolist(), h2.tolist(), strict=True))
     with transaction(conn):
         if conn.execute("SELECT bloom_through FROM state").fetchone()[0] == through:
             conn.executemany("INSERT OR REPLACE INTO bloom_hashes VALUES (?, ?, ?)", pairs)

@@ -1,0 +1,71 @@
+"""What the batch calls of ``MindooDB`` share: the input they take and how they fail.
+
+A batch (``create_documents``, ``change_docs``, ``get_documents``) still gives every document
+its own Automerge change, encryption, signature and trust check, but stores all of them with one
+``put_entries`` (one durable commit) and reads them with one metadata and one payload query.
+A batch that fails for one document writes nothing; the error is the library's usual type with
+the document's place and id in front of its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from mindood.errors import MindoodError
+from store.errors import StoreError
+
+#: The errors a batch names the document in: the library's and the store layer's own.
+NAMED_ERRORS = (MindoodError, StoreError)
+
+#: Documents a batch read materialises per store round trip (bounds memory, not semantics).
+READ_SLICE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """One document of ``create_documents``: its fields and, optionally, a custom id and key."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+    doc_id: str | None = None
+    key_id: str = "default"
+    assume_unique_id: bool = False
+
+
+def new_documents(items: Iterable[NewDocument | Mapping[str, Any] | None]) -> list[NewDocument]:
+    """``create_documents`` input as ``NewDocument``s (a plain mapping is a document's fields)."""
+    return [
+        item if isinstance(item, NewDocument) else NewDocument(dict(item or {})) for item in items
+    ]
+
+
+def named(exc: BaseException, index: int, doc_id: str) -> BaseException:
+    """``exc`` with ``documents[index] 'doc_id': `` in front of its message, type unchanged.
+
+    Library errors keep their class (and so their RPC code); only the message says which
+    document of the batch it was.
+    """
+    if isinstance(exc, NAMED_ERRORS) and exc.args and isinstance(exc.args[0], str):
+        prefix = f"documents[{index}] {doc_id!r}: "
+        if not exc.args[0].startswith(prefix):
+            exc.args = (prefix + exc.args[0], *exc.args[1:])
+            if isinstance(getattr(exc, "message", None), str):  # RPC errors answer with it
+                setattr(exc, "message", exc.args[0])  # noqa: B010
+    return exc
+
+
+@asynccontextmanager
+async def holding(
+    locks: Callable[[str], asyncio.Lock], doc_ids: Iterable[str]
+) -> AsyncIterator[None]:
+    """Hold the locks of ``doc_ids``, taken in sorted order so two batches cannot deadlock."""
+    async with AsyncExitStack() as stack:
+        for doc_id in sorted(set(doc_ids)):
+            await stack.enter_async_context(locks(doc_id))
+        yield
+
+
+__all__ = ["NAMED_ERRORS", "READ_SLICE", "NewDocument", "holding", "named", "new_documents"]

@@ -1,0 +1,29 @@
+"""``mindood bench docs`` runs end to end on a tiny workload, each figure with its floor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mindood.bench_docs import per_document_floor, run_docs_bench, summary
+
+
+def test_the_per_document_floor_combines_the_rates() -> None:
+    assert per_document_floor(100.0, 100.0, 100.0) == round(100 / 3, 1)
+    assert per_document_floor(100.0, 100.0, 100.0, signatures=2) == 25.0
+
+
+async def test_a_tiny_docs_bench_reports_ratios_to_its_floors(tmp_path: Path) -> None:
+    result = await run_docs_bench(tmp_path, documents=5, batch=20, floor_seconds=0.05)
+    assert result["read_documents"] == 25
+    for key in (
+        "creates_vs_floor",
+        "changes_vs_floor",
+        "batch_creates_vs_sign",
+        "batch_changes_vs_sign",
+        "cold_batch_reads_vs_goal",
+        "cold_batch_reads_vs_automerge_loads",
+    ):
+        assert result[key] > 0, key
+    assert result["per_document_floor_two_signatures_per_s"] < result["per_document_floor_per_s"]
+    assert len(summary(result)) == 4
+    assert not (tmp_path / "fsync-probe").exists()  # the probe cleans up

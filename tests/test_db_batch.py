@@ -1,0 +1,246 @@
+"""Batch calls of MindooDB: one durable write per batch, each document still its own change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from mindood.db import DBOptions, MindooDB, MindooDoc, NewDocument
+from mindood.errors import (
+    DatabaseError,
+    DocumentDeletedError,
+    DocumentNotFoundError,
+    KeyNotFoundError,
+)
+from store.base import ContentAddressedStore, PutResult
+from store.entry import EntryType, StoreEntry
+from store.errors import EntryFormatError
+from store.memory import InMemoryStore
+from store.ondisk import OnDiskStore
+from store.verify import verify_entries
+from tests.db_helpers import KeySigner, StaticKeys, default_keys, make_db
+
+
+class CountingStore(InMemoryStore):
+    """An in-memory store that records every ``put_entries`` batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts: list[list[StoreEntry]] = []
+
+    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
+        self.puts.append(list(entries))
+        return await super().put_entries(entries)
+
+
+@pytest.fixture
+def keys() -> StaticKeys:
+    return default_keys()
+
+
+@pytest.fixture
+def signer() -> KeySigner:
+    return KeySigner()
+
+
+async def _all_entries(store: ContentAddressedStore) -> list[StoreEntry]:
+    return await store.get_entries(await store.get_all_ids())
+
+
+async def test_create_documents_is_one_put_of_separately_signed_creates(
+    signer: KeySigner, keys: StaticKeys
+) -> None:
+    store = CountingStore()
+    db = make_db(signer, keys, store)
+    heard: list[set[str]] = []
+    db.on_change(heard.append)
+    docs = await db.create_documents([{"n": i} for i in range(50)])
+    assert [d.get_data()["n"] for d in docs] == list(range(50))
+    assert len(store.puts) == 1 and len(store.puts[0]) == 50
+    entries = await _all_entries(store)
+    assert {e.doc_id for e in entries} == {d.get_id() for d in docs}
+    assert all(e.entry_type is EntryType.DOC_CREATE for e in entries)
+    verified = await verify_entries(entries)
+    assert len(verified.accepted) == 50 and not verified.rejected
+    assert len({e.metadata.signature for e in entries}) == 50
+    assert heard == [{d.get_id() for d in docs}]
+
+
+async def test_create_documents_takes_custom_ids_and_keys(signer: KeySigner) -> None:
+    keys = StaticKeys(default=b"d" * 32, secret=b"s" * 32)
+    db = make_db(signer, keys)
+    docs = await db.create_documents(
+        [
+            NewDocument({"a": 1}, doc_id="settings"),
+            NewDocument({"b": 2}, key_id="secret"),
+            None,
+        ]
+    )
+    assert docs[0].get_id() == "settings" and docs[0].get_data() == {"a": 1}
+    assert docs[1].get_decryption_key_id() == "secret"
+    assert docs[2].get_data() == {}
+    again = make_db(signer, keys, db.get_store())
+    assert (await again.get_document("settings")).get_data() == {"a": 1}
+
+
+async def test_a_bad_create_in_a_batch_stores_nothing_and_names_the_document(
+    signer: KeySigner, keys: StaticKeys
+) -> None:
+    store = CountingStore()
+    db = make_db(signer, keys, store)
+    await db.create_document({"x": 1}, doc_id="taken")
+    before = await store.get_all_ids()
+    with pytest.raises(DatabaseError, match=r"documents\[2\] 'taken': .*already exists"):
+        await db.create_documents(
+            [NewDocument({"a": 1}), NewDocument({"b": 1}, doc_id="fresh"), NewDocument({}, "taken")]
+        )
+    with pytest.raises(KeyNotFoundError, match=r"documents\[1\]"):
+        await db.create_documents([NewDocument({"a": 1}), NewDocument({"a": 2}, key_id="nokey")])
+    with pytest.raises(DatabaseError, match=r"documents\[0\] 'BadId'"):
+        await db.create_documents([NewDocument({}, doc_id="BadId")])
+    with pytest.raises(EntryFormatError, match=r"documents\[1\] 'bad id'"):
+        await db.create_documents([NewDocument({}), NewDocument({}, doc_id="bad id")])
+    with pytest.raises(DatabaseError, match="appears twice"):
+        await db.create_documents([NewDocument({}, "twin"), NewDocument({}, "twin")])
+    assert await store.get_all_ids() == before
+    with pytest.raises(DocumentNotFoundError):
+        await db.get_document("fresh")
+
+
+async def test_change_docs_is_one_put_and_one_change_per_document(
+    signer: KeySigner, keys: StaticKeys
+) -> None:
+    store = CountingStore()
+    db = make_db(signer, keys, store)
+    docs = await db.create_documents([{"n": 0} for _ in range(20)])
+    store.puts.clear()
+    heard: list[set[str]] = []
+    db.on_change(heard.append)
+
+    def bump(d: MindooDoc) -> None:
+        d.get_data()["n"] += 1
+
+    changed = await db.change_docs([(d, bump) for d in docs] + [(docs[0].get_id(), bump)])
+    assert len(store.puts) == 1 and len(store.puts[0]) == 21
+    assert all(e.entry_type is EntryType.DOC_CHANGE for e in store.puts[0])
+    assert [d.get_data()["n"] for d in changed] == [2] + [1] * 19 + [2]
+    fresh = make_db(signer, keys, store)
+    assert [(await fresh.get_document(d.get_id())).get_data()["n"] for d in docs[:2]] == [2, 1]
+    assert heard == [{d.get_id() for d in docs}]
+
+
+async def test_a_failing_change_in_a_batch_stores_nothing(
+    signer: KeySigner, keys: StaticKeys
+) -> None:
+    store = CountingStore()
+    db = make_db(signer, keys, store)
+    docs = await db.create_documents([{"n": 0} for _ in range(3)])
+    before = await store.get_all_ids()
+
+    def bump(d: MindooDoc) -> None:
+        d.get_data()["n"] = 1
+
+    def boom(d: MindooDoc) -> None:
+        raise DatabaseError("refused by the application")
+
+    with pytest.raises(DatabaseError, match=rf"documents\[2\] '{docs[2].get_id()}': refused"):
+        await db.change_docs([(docs[0], bump), (docs[1], bump), (docs[2], boom)])
+    assert await store.get_all_ids() == before
+    # The first two changes committed in memory but were not stored: they must not show.
+    assert [d.get_data()["n"] for d in await db.get_documents([d.get_id() for d in docs])] == [
+        0,
+        0,
+        0,
+    ]
+    await db.delete_document(docs[1])
+    with pytest.raises(DocumentDeletedError, match=r"documents\[1\]"):
+        await db.change_docs([(docs[0], bump), (docs[1], bump)])
+    with pytest.raises(DocumentNotFoundError, match=r"documents\[1\] 'nosuchdoc'"):
+        await db.change_docs([(docs[0], bump), ("nosuchdoc", bump)])
+    assert (await db.get_document(docs[0].get_id())).get_data()["n"] == 0
+
+
+async def test_batch_changes_take_snapshots_in_the_same_write(
+    signer: KeySigner, keys: StaticKeys
+) -> None:
+    store = CountingStore()
+    db = make_db(signer, keys, store, options=DBOptions(snapshot_every=2))
+    docs = await db.create_documents([{"n": 0} for _ in range(5)])
+    store.puts.clear()
+
+    def bump(d: MindooDoc) -> None:
+        d.get_data()["n"] += 1
+
+    await db.change_docs([(d, bump) for d in docs])
+    assert len(store.puts) == 1
+    kinds = [e.entry_type for e in store.puts[0]]
+    assert kinds.count(EntryType.DOC_CHANGE) == 5 and kinds.count(EntryType.DOC_SNAPSHOT) == 5
+    fresh = make_db(signer, keys, store)
+    assert all(
+        d.get_data()["n"] == 1 for d in await fresh.get_documents([d.get_id() for d in docs])
+    )
+
+
+@pytest.fixture
+async def ondisk(tmp_path: Path) -> AsyncIterator[Path]:
+    yield tmp_path / "store"
+
+
+async def test_get_documents_reads_a_reopened_store_in_order(
+    ondisk: Path, signer: KeySigner, keys: StaticKeys
+) -> None:
+    store = await OnDiskStore.open(ondisk)
+    try:
+        db = make_db(signer, keys, store, options=DBOptions(snapshot_every=3))
+        docs = await db.create_documents([{"i": i, "tags": ["a"]} for i in range(30)])
+
+        def edit(d: MindooDoc) -> None:
+            d.get_data()["tags"].append("b")
+
+        for _ in range(4):  # past a snapshot for every document
+            await db.change_docs([(d, edit) for d in docs])
+        deleted = docs[5].get_id()
+        await db.delete_document(deleted)
+    finally:
+        await store.close()
+    store = await OnDiskStore.open(ondisk)
+    try:
+        db = make_db(signer, keys, store)
+        ids = [d.get_id() for d in reversed(docs)] + [docs[0].get_id()]
+        got = await db.get_documents(ids)
+        assert [d.get_id() for d in got] == ids
+        assert [d.get_data()["i"] for d in got] == [*range(29, -1, -1), 0]
+        assert all(d.get_data()["tags"] == ["a", "b", "b", "b", "b"] for d in got)
+        assert [d.get_id() for d in got if d.is_deleted()] == [deleted]
+        single = await make_db(signer, keys, store).get_document(docs[7].get_id())
+        assert single.get_data() == got[22].get_data()
+        with pytest.raises(DocumentNotFoundError, match=r"documents\[1\] 'nosuch'"):
+            await make_db(signer, keys, store).get_documents([docs[0].get_id(), "nosuch"])
+        assert await db.get_documents([]) == []
+    finally:
+        await store.close()
+
+
+async def test_batches_over_many_documents_in_slices(
+    ondisk: Path, signer: KeySigner, keys: StaticKeys
+) -> None:
+    """More documents than the cache and than one read slice still come back whole."""
+    store = await OnDiskStore.open(ondisk)
+    try:
+        db: MindooDB = make_db(signer, keys, store, options=DBOptions(cache_size=100))
+        docs = await db.create_documents([{"i": i} for i in range(1200)])
+        fresh = make_db(signer, keys, store, options=DBOptions(cache_size=100))
+        got = await fresh.get_documents([d.get_id() for d in docs])
+        assert [d.get_data()["i"] for d in got] == list(range(1200))
+
+        def bump(d: MindooDoc) -> None:
+            d.get_data()["i"] += 1
+
+        await fresh.change_docs([(d, bump) for d in docs])
+        again = make_db(signer, keys, store)
+        got = await again.get_documents([d.get_id() for d in docs])
+        assert [d.get_data()["i"] for d in got] == list(range(1, 1201))
+    finally:
+        await store.close()
