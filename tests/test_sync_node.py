@@ -15,6 +15,7 @@ from mindood.sync.chaining import ChainingStoreFactory
 from protocol.events import SyncProgress
 from store.chained import ChainedStore
 from store.entry import StoreEntry
+from store.errors import StoreClosedError
 from tests.entries import tampered
 from tests.sync_helpers import Node, eventually, join, keyless_relay, make_node, sync_node
 from tests.tenant_helpers import admin_creds, fast_kdf, identity, new_tenant, password, username
@@ -348,3 +349,48 @@ async def test_the_peer_does_not_scan_back_what_it_just_gave_us(
     # the 30 entries it had sent B.
     assert b_head.max_receipt_order == 31
     assert 1 <= sum(scanned_by_a) <= 3, scanned_by_a
+
+
+async def _lists(node: Node, name: str) -> bool:
+    return name in await node.tenant.store_factory.list_databases(node.tenant.tenant_id)
+
+
+async def test_work_in_flight_for_a_dropped_database_does_not_create_it_again(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    """A pull, a peer's push or an announcement already under way when a database is dropped
+    finishes against nothing: opening the database then would create it again, empty."""
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    bob_tenant = await join(alice_tenant, "bob")
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", bob_tenant))
+    a_db = await a.db()
+    doc = await a_db.create_document({"n": 1})
+    await a.listen()
+    await b.connect_to(a)
+    await eventually(lambda: _is_any(b, doc.get_id(), {"n": 1}))
+    [link] = b.sync.links()
+    store = a_db.get_store()
+    entries = await store.get_entries(await store.get_all_ids())
+
+    await b.sync.remove_database(bob_tenant.tenant_id, "todos")
+    assert await bob_tenant.drop_db("todos")
+    assert not await _lists(b, "todos")
+    # What was under way lands now: the end of a pull, an announcement, a peer's push.
+    await link.took_in("todos")
+    await link.announce("todos")
+    with pytest.raises(StoreClosedError, match="dropped on this node"):
+        await link.admit("todos", entries)
+    assert not await _lists(b, "todos")
+    # Nor does a later write on a, once b has pulled everything else a has.
+    await a_db.create_document({"n": 2})
+    notes = await (await a.db("notes")).create_document({"after": "the drop"})
+    await a.sync.add_database(alice_tenant.tenant_id, "notes")
+
+    async def b_has_notes() -> bool:
+        return await _lists(b, "notes") and await _is(
+            await b.db("notes"), notes.get_id(), {"after": "the drop"}
+        )
+
+    await eventually(b_has_notes)
+    assert not await _lists(b, "todos")

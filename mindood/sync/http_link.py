@@ -121,6 +121,8 @@ class HttpLink(LinkModel):
         return True
 
     async def announce(self, db: str) -> None:
+        if not self._tenant.follows(db):
+            return
         local = await self.local_db(db)
         await self.driver.announce(db, await local.get_store().get_store_head())
 

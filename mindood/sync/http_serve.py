@@ -139,8 +139,7 @@ class HttpServeModel:
         return self._sync.context.tenant_id
 
     async def local_db(self, name: str) -> MindooDB:
-        db: MindooDB = await self._sync.context.tenant.open_db(name)
-        return db
+        return await self._sync.followed_db(name)
 
     def served_databases(self) -> list[str]:
         return sorted(self._sync.databases)
@@ -169,6 +168,8 @@ class HttpServeModel:
         return VerifiedBatch(verdict.accepted, (*oversized, *verdict.rejected), verdict.deferred)
 
     async def took_in(self, db: str) -> None:
+        if not self._sync.follows(db):
+            return  # dropped here while they were on their way
         await (await self.local_db(db)).sync_store_changes()
         self._sync.grew(db)  # announce even if a reader already folded the entries in
         if db == DIRECTORY:

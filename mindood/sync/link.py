@@ -31,6 +31,7 @@ from protocol.store_ops import StoreKind
 from store.base import ContentAddressedStore
 from store.chained import ChainedStore
 from store.entry import StoreEntry
+from store.errors import StoreClosedError
 from store.limits import MAX_ENTRY_BYTES
 from store.origin import OrderRange
 from store.replicate import ReplicationCursor
@@ -118,6 +119,18 @@ class TenantSync:
     #: the store and ``sync_store_changes``), so a relay would otherwise keep them to itself.
     grew: Callable[[str], None] = lambda _db: None
 
+    def follows(self, name: str) -> bool:
+        return name in self.databases
+
+    async def followed_db(self, name: str) -> MindooDB:
+        """The open database ``name`` while it is synced. Once it was dropped here, work still
+        in flight for it (a pull, a peer's push, an announcement) must not open it: that would
+        create it again, empty, and sync would fill it back."""
+        if name not in self.databases:
+            raise StoreClosedError(f"database {name!r} was dropped on this node")
+        db: MindooDB = await self.context.tenant.open_db(name)
+        return db
+
 
 class LinkModel:
     """The part of ``SyncModel`` every link of a tenant shares, whatever the wire protocol:
@@ -147,8 +160,7 @@ class LinkModel:
         self._tenant.emit(Transferred(self.tenant_id, self.address, self.peer_identity, progress))
 
     async def local_db(self, name: str) -> MindooDB:
-        db: MindooDB = await self.context.tenant.open_db(name)
-        return db
+        return await self._tenant.followed_db(name)
 
     async def admit(self, db: str, entries: Sequence[StoreEntry]) -> VerifiedBatch:
         """The size limit first, then the database's own checks (signature, trust)."""
@@ -163,6 +175,8 @@ class LinkModel:
 
     async def took_in(self, db: str) -> None:
         """Entries arrived in ``db``: apply them and tell the other peers."""
+        if not self._tenant.follows(db):
+            return  # dropped here while they were on their way
         await (await self.local_db(db)).sync_store_changes()
         self._tenant.grew(db)
         if db == DIRECTORY:
@@ -385,5 +399,7 @@ class PeerLink(LinkModel):
         return await self.driver.recheck()
 
     async def announce(self, db: str) -> None:
+        if not self._tenant.follows(db):
+            return
         local = await self.local_db(db)
         await self.driver.announce(db, await local.get_store().get_store_head())
