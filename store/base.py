@@ -186,6 +186,16 @@ class ContentAddressedStore(abc.ABC):
     async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
         """Like ``get_entries`` without reading payloads."""
 
+    async def get_payloads(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The encrypted payloads of the entries among ``ids`` that exist, by id.
+
+        For a reader that already holds the metadata (a batch read plans from
+        ``find_entries_for_docs`` first): a store that keeps metadata apart answers without
+        decoding it again. Payloads are checked against their content hash as in
+        ``get_entries``; missing and damaged entries are left out.
+        """
+        return {entry.id: entry.encrypted_data for entry in await self.get_entries(ids)}
+
     @abc.abstractmethod
     async def has_entries(self, ids: Sequence[str]) -> list[str]:
         """The subset of ``ids`` present, in the order asked."""

@@ -108,6 +108,18 @@ async def test_a_damaged_payload_is_never_served_and_is_fetched_again(tmp_path: 
     await store.close()
 
 
+async def test_payloads_read_without_metadata_are_checked_all_the_same(tmp_path: Path) -> None:
+    written = await populate(tmp_path)
+    victim = written[3]
+    flip(tmp_path / DB_NAME, victim.encrypted_data[40:80])
+    store = await OnDiskStore.open(tmp_path, FAST)
+    payloads = await store.get_payloads(ids(written))
+    assert set(payloads) == {i for i in ids(written) if i != victim.id}
+    assert all(payloads[e.id] == e.encrypted_data for e in written if e.id != victim.id)
+    assert store.health().quarantined_ids == (victim.id,)
+    await store.close()
+
+
 async def test_full_check_finds_damaged_rows_and_quarantines_them(tmp_path: Path) -> None:
     written = await populate(tmp_path)
     flip(tmp_path / DB_NAME, written[7].metadata.signature)
@@ -134,8 +146,7 @@ async def test_a_damaged_shared_chunk_costs_every_entry_using_it(tmp_path: Path)
     await store.close()
     flip(tmp_path / DB_NAME, data[100:140])
     store = await OnDiskStore.open(tmp_path, FAST)
-    got = await store.get_entries([first.id, other.id])
-    assert ids(got) == [other.id]
+    assert list(await store.get_payloads([first.id, other.id])) == [other.id]
     assert await store.has_entries([first.id, second.id]) == []  # its twin lost the bytes too
     assert store.health().quarantined == 2
     assert (await store.put_entries([second])).stored == (second.id,)  # a good copy returns

@@ -219,6 +219,21 @@ async def test_find_entries_for_several_docs(store: ContentAddressedStore) -> No
     assert await store.find_entries_for_docs([]) == {}
 
 
+async def test_get_payloads_by_id(store: ContentAddressedStore) -> None:
+    doc = generate_doc_id()
+    written = entries_for(doc, 3)
+    chunk = AUTHOR.chunk(doc, "att1", os.urandom(300))
+    await store.put_entries([*written, chunk])
+    wanted = [written[2].id, "absent_d_0_00", chunk.id, written[0].id]
+    payloads = await store.get_payloads(wanted)
+    assert payloads == {
+        written[2].id: written[2].encrypted_data,
+        chunk.id: chunk.encrypted_data,
+        written[0].id: written[0].encrypted_data,
+    }
+    assert await store.get_payloads([]) == {}
+
+
 async def test_find_entries_by_type_and_creation_date(store: ContentAddressedStore) -> None:
     doc = generate_doc_id()
     changes = [AUTHOR.entry(doc, created_at=t) for t in (300, 100, 200)]

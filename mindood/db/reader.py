@@ -8,11 +8,11 @@ database keeps the ``DocState`` objects this returns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from mindood.crypto import decrypt_with_any
+from mindood.crypto.aead import PayloadKeys
 from mindood.db.attachments import AttachmentInfo, AttachmentIO, parse_attachments
 from mindood.db.doc import ATTACHMENTS_FIELD, MindooDoc, user_data
 from mindood.db.keys import KeyProvider
@@ -125,10 +125,18 @@ class DocReader:
             return [await self.materialize(d, trust) for d in doc_ids]
         wanted = [m for plan in plans for m in _wanted(plan)]
         try:
-            entries = await self.entries(wanted) if wanted else {}
+            payloads = await self.payloads(wanted) if wanted else {}
         except (QuarantinedEntryError, CorruptDocumentError):
             return [await self.materialize(d, trust) for d in doc_ids]
-        return [self._state(plan, entries, generation) for plan in plans]
+        unlocked: dict[str, PayloadKeys] = {}
+
+        def keys_for(key_id: str) -> PayloadKeys:
+            keys = unlocked.get(key_id)
+            if keys is None:
+                keys = unlocked[key_id] = PayloadKeys(self.keys.keys_for(key_id))
+            return keys
+
+        return [self._state(plan, payloads, generation, keys_for) for plan in plans]
 
     async def _materialize(self, doc_id: str, trust: TrustPolicy, until: int | None) -> DocState:
         generation = trust.generation
@@ -138,18 +146,29 @@ class DocReader:
             if lost:
                 raise self.quarantined(doc_id, lost)
             raise DocumentNotFoundError(f"no document {doc_id!r} in database {self.db_id!r}")
-        entries = await self.entries(_wanted(plan))
-        return self._state(plan, entries, generation)
+        payloads = await self.payloads(_wanted(plan))
+        return self._state(plan, payloads, generation, self._keys_for)
 
-    def _state(self, plan: DocPlan, entries: dict[str, StoreEntry], generation: int) -> DocState:
-        """The materialised document of ``plan`` from its fetched ``entries``."""
+    def _keys_for(self, key_id: str) -> PayloadKeys:
+        return PayloadKeys(self.keys.keys_for(key_id))
+
+    def _state(
+        self,
+        plan: DocPlan,
+        payloads: Mapping[str, bytes],
+        generation: int,
+        keys_for: Callable[[str], PayloadKeys],
+    ) -> DocState:
+        """The materialised document of ``plan`` from its fetched ``payloads``.
+
+        ``keys_for`` unlocks a key id (a batch asks the key bag once per key, not per doc).
+        """
         assert plan.create is not None
         doc_id = plan.doc_id
         key_id = plan.create.decryption_key_id
-        am = self.apply_plan(plan, entries, self.keys.keys_for(key_id))
-        entry_of_hash = {
-            parse_doc_entry_id(entry_id).automerge_hash: entry_id for entry_id in plan.included
-        }
+        hash_of = {i: parse_doc_entry_id(i).automerge_hash for i in plan.included}
+        am = self.apply_plan(plan, payloads, keys_for(key_id), hash_of)
+        entry_of_hash = {change: entry_id for entry_id, change in hash_of.items()}
         if plan.blocked:
             log.info(
                 "document has entries that cannot be applied yet",
@@ -168,6 +187,14 @@ class DocReader:
             generation,
         )
 
+    async def payloads(self, metas: list[EntryMetadata]) -> dict[str, bytes]:
+        """The payloads of ``metas`` (read from this store); all of them, or as ``entries``."""
+        ids = [m.id for m in metas]
+        found = await self.store.get_payloads(ids)
+        if len(found) < len(set(ids)):
+            self._lost(metas, [i for i in ids if i not in found])
+        return found
+
     async def entries(self, metas: list[EntryMetadata]) -> dict[str, StoreEntry]:
         """The full entries of ``metas``; all of them, or ``QuarantinedEntryError``.
 
@@ -177,8 +204,12 @@ class DocReader:
         ids = [m.id for m in metas]
         found = {e.id: e for e in await self.store.get_entries(ids)}
         missing = [i for i in ids if i not in found]
-        if not missing:
-            return found
+        if missing:
+            self._lost(metas, missing)
+        return found
+
+    def _lost(self, metas: list[EntryMetadata], missing: list[str]) -> NoReturn:
+        """Why listed entries did not come back: quarantined by this read, or purged."""
         doc_id = metas[0].doc_id
         if set(missing) & set(self.store.health().quarantined_ids):
             raise self.quarantined(doc_id, missing)
@@ -201,25 +232,31 @@ class DocReader:
             entry_ids,
         )
 
-    async def load_automerge(self, plan: DocPlan, keys: list[bytes]) -> AutomergeDoc:
-        return self.apply_plan(plan, await self.entries(_wanted(plan)), keys)
-
     def apply_plan(
-        self, plan: DocPlan, entries: dict[str, StoreEntry], keys: list[bytes]
+        self,
+        plan: DocPlan,
+        payloads: Mapping[str, bytes],
+        keys: PayloadKeys,
+        hash_of: Mapping[str, str],
     ) -> AutomergeDoc:
-        """Decrypt the plan's snapshot and changes out of ``entries`` and build the document."""
+        """Decrypt the plan's snapshot and changes out of ``payloads`` and build the document.
+
+        ``hash_of`` gives the Automerge hash each included entry's id names (parsed once by
+        the caller). Without a snapshot, the changes come in causal order and load at once.
+        """
         try:
+            saved = None
             if plan.snapshot is not None:
-                saved = decrypt_with_any(keys, entries[plan.snapshot.id].encrypted_data)
-                am = AutomergeDoc.load(saved, self.actor)
-            else:
-                am = AutomergeDoc.new(self.actor)
-            chunks = [decrypt_with_any(keys, entries[m.id].encrypted_data) for m in plan.changes]
+                saved = keys.decrypt(payloads[plan.snapshot.id])
+            chunks = [keys.decrypt(payloads[m.id]) for m in plan.changes]
         except DecryptionError as exc:
             raise no_key(plan.doc_id, plan.create) from exc
-        expected = [parse_doc_entry_id(m.id).automerge_hash for m in plan.changes]
         try:
-            am.apply_changes(chunks, expected)
+            if saved is None:
+                expected = [hash_of[m.id] for m in plan.changes]
+                return AutomergeDoc.from_ordered_changes(chunks, self.actor, expected)
+            am = AutomergeDoc.load(saved, self.actor)
+            am.apply_changes(chunks, [hash_of[m.id] for m in plan.changes])
         except MindoodError as exc:
             raise CorruptDocumentError(f"document {plan.doc_id!r}: {exc}") from exc
         return am

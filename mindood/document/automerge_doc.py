@@ -34,6 +34,7 @@ from mindood.document import walk
 from mindood.document.chunks import (
     CHUNK_CHANGE,
     CHUNK_COMPRESSED_CHANGE,
+    MAGIC,
     change_hash,
     chunk_type,
     hash_bytes,
@@ -54,6 +55,8 @@ from mindood.errors import (
 #: Hash of the convergent first change of documents with a caller-chosen id (see below).
 CUSTOM_ID_INITIAL_CHANGE_HASH = "b55efb45769e62bff921fd6f4fbb325a446d788ded077ec2a625c32e7631a190"
 _CUSTOM_ID_ACTOR = bytes.fromhex("00000000000000c0")
+#: The type bytes of change chunks (uncompressed and compressed).
+_CHANGE_KINDS = (bytes((CHUNK_CHANGE,)), bytes((CHUNK_COMPRESSED_CHANGE,)))
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,38 @@ class AutomergeDoc:
         doc.apply_changes(chunks, expected_hashes)
         return doc
 
+    @classmethod
+    def from_ordered_changes(
+        cls, chunks: Sequence[bytes], actor: bytes, expected_hashes: Sequence[bytes | str]
+    ) -> AutomergeDoc:
+        """A document from change chunks in causal order (parents first), one hash each.
+
+        The cold-read path: one ``Document.load`` of the concatenated chunks, about 1.5 times
+        faster than a sync message for small documents, then the same proof as
+        ``apply_changes`` that every expected change is in. Anything out of the ordinary (not a
+        change chunk, a load error, a change that did not land) goes through ``from_changes``,
+        which applies in any order and says precisely what is wrong.
+        """
+        if not chunks or len(chunks) != len(expected_hashes):
+            return cls.from_changes(chunks, actor, expected_hashes)
+        for chunk in chunks:
+            if chunk[:4] != MAGIC or chunk[8:9] not in _CHANGE_KINDS:
+                return cls.from_changes(chunks, actor, expected_hashes)
+        data = b"".join(chunks)
+        try:
+            doc = Document.load(data)
+        except Exception:  # the slow path reports it properly
+            return cls.from_changes(chunks, actor, expected_hashes)
+        landed = {bytes(c.hash) for c in doc.get_changes([])}
+        if len(landed) != len(chunks) or not landed.issuperset(hashes_bytes(expected_hashes)):
+            return cls.from_changes(chunks, actor, expected_hashes)
+        doc.set_actor(_actor(actor))
+        try:
+            counters: bool | None = holds_counters(data)
+        except ChangeFormatError:  # loadable, but not laid out as expected: find out later
+            counters = None
+        return cls(doc, counters)
+
     def fork(
         self, heads: Sequence[bytes | str] | None = None, actor: bytes | None = None
     ) -> AutomergeDoc:
@@ -203,6 +238,8 @@ class AutomergeDoc:
         ``int``), bytes ``bytes``, timestamps aware UTC ``datetime``: it compares equal to the
         plain data that was stored.
         """
+        if heads is None and not self._holds_counters():
+            return walk.read_current(self._core())
         at = None if heads is None else self._known_heads(heads)
         if at is not None and self._holds_counters():
             # the binding's keys/length at past heads leave out counters that were incremented

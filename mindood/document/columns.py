@@ -277,17 +277,68 @@ def mark_counters(chunk: bytes, op_counters: Iterable[int]) -> bytes:
 
 
 def holds_counters(data: bytes) -> bool:
-    """Whether any op in these chunks (saved document and/or changes) puts a counter."""
+    """Whether any op in these chunks (saved document and/or changes) puts a counter.
+
+    Every cold read asks this of every change, so a column with no byte that could start a
+    counter's value-metadata entry is ruled out without decoding it (see ``_COUNTER_FREE``).
+    """
     for kind, body in iter_chunks(data):
         if kind == CHUNK_CHANGE:
-            meta = ChangeLayout(body).column(COLUMN_VALUE_META)
+            meta = _change_value_meta(body)
         elif kind == CHUNK_DOCUMENT:
             meta = _document_value_meta(body)
         else:
             raise ChangeFormatError(f"unknown Automerge chunk type {kind}")
-        if any(v is not None and v & 0x0F == VALUE_COUNTER for v in rle_decode(meta)):
+        if meta.translate(None, _COUNTER_FREE) and _any_counter(meta):
             return True
     return False
+
+
+def _any_counter(meta: bytes) -> bool:
+    """Whether an RLE value-metadata column has a counter entry (``rle_decode`` without the
+    list: a repeat run is one value, a null run none)."""
+    pos = 0
+    end = len(meta)
+    while pos < end:
+        count, pos = read_sleb(meta, pos)
+        if count < 0:
+            for _ in range(-count):
+                value, pos = read_uleb(meta, pos)
+                if value & 0x0F == VALUE_COUNTER:
+                    return True
+        else:
+            value, pos = read_uleb(meta, pos)
+            if count and value & 0x0F == VALUE_COUNTER:
+                return True
+    return False
+
+
+#: Bytes that cannot be the first byte of a counter's value-metadata entry: that entry is the
+#: uLEB128 of ``length << 4 | 8``, whose first byte has 8 in its low four bits. Deleting these
+#: from a column leaves nothing when no entry can be a counter.
+_COUNTER_FREE = bytes(b for b in range(256) if b & 0x0F != VALUE_COUNTER)
+
+
+def _change_value_meta(body: bytes) -> bytes:
+    """The value-metadata column of a change body (``ChangeLayout`` without the copies)."""
+    deps, pos = read_uleb(body, 0)
+    pos += deps * _HASH_SIZE
+    actor, pos = read_uleb(body, pos)
+    pos += actor
+    _seq, pos = read_uleb(body, pos)
+    _start_op, pos = read_uleb(body, pos)
+    _time, pos = read_sleb(body, pos)
+    message, pos = read_uleb(body, pos)
+    pos = _skip_bytes_list(body, pos + message)
+    specs, pos = _read_columns(body, pos)
+    if pos + sum(size for _, size in specs) > len(body):
+        raise ChangeFormatError("Automerge change columns run past the chunk")
+    for spec, size in specs:
+        if spec & ~_DEFLATE == COLUMN_VALUE_META:
+            data = body[pos : pos + size]
+            return zlib.decompress(data, wbits=-15) if spec & _DEFLATE else data
+        pos += size
+    return b""
 
 
 def _document_value_meta(body: bytes) -> bytes:

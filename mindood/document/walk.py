@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from automerge.core import Document, ObjType, ScalarType, Transaction, Value
+from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction, Value
 
 from mindood.document.counters import CounterIndex
 from mindood.document.values import Counter, Text, decode_scalar
@@ -110,3 +110,39 @@ def read_object(reader: Reader, kind: ObjType, obj: bytes, heads: Heads, counter
         if found is not None:
             out[key] = read_value(reader, found[0], found[1], heads, counters)
     return out
+
+
+def read_current(doc: Document) -> dict[str, Any]:
+    """The current root map of a document without counters, as ``read_object`` reads it.
+
+    The path of every cold read: one guard around the whole walk instead of one per binding
+    call, and no counter lookups (the caller knows the history has none).
+    """
+    try:
+        return _current_map(doc, ROOT)
+    except BaseException as exc:
+        if is_panic(exc):
+            raise UnsupportedValueError(
+                "the document holds a value this Automerge binding cannot read"
+            ) from exc
+        raise
+
+
+def _current_map(doc: Document, obj: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    get = doc.get
+    for key in doc.keys(obj):
+        found = get(obj, key)
+        if found is not None:
+            out[key] = _current_value(doc, found[0], found[1])
+    return out
+
+
+def _current_value(doc: Document, value: Value, obj_id: bytes) -> Any:
+    if not isinstance(value, ObjType):
+        return decode_scalar(value[0], value[1])
+    if value == ObjType.Text:
+        return Text(doc.text(obj_id))
+    if value == ObjType.List:
+        return [_current_value(doc, item, item_id) for item, item_id in doc.values(obj_id)]
+    return _current_map(doc, obj_id)

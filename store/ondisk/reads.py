@@ -96,6 +96,38 @@ def get_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) ->
     return [found[i] for i in ids if i in found]
 
 
+def get_payloads(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) -> dict[str, bytes]:
+    """``get_entries`` without decoding the metadata: the caller read it moments ago.
+
+    Each payload is checked against its row's content hash column (which the metadata read
+    checked against the row's checksummed record), so a damaged payload is still reported,
+    never returned.
+    """
+    found: dict[str, bytes] = {}
+    for part in id_slices(ids):
+        sql = (
+            "SELECT e.receipt_order, e.id, e.doc_id, e.content_hash, coalesce(p.data, c.data), "
+            "e.entry_type FROM entries e "
+            "LEFT JOIN payloads p ON p.receipt_order = e.receipt_order "
+            "LEFT JOIN chunks c ON e.entry_type = ? AND c.content_hash = e.content_hash "
+            f"WHERE e.id IN ({','.join('?' * len(part))})"
+        )
+        for receipt_order, entry_id, doc_id, digest, data, entry_type in conn.execute(
+            sql, (CHUNK_TYPE, *part)
+        ):
+            if not isinstance(data, bytes):
+                damage.rows.append(DamagedRow(receipt_order, entry_id, doc_id, "payload missing"))
+            elif hashlib.sha256(data).digest() != digest:
+                reason = "payload does not match its content hash"
+                if entry_type == CHUNK_TYPE:
+                    damage.payloads.append((digest, reason))  # shared: every user loses it
+                else:
+                    damage.rows.append(DamagedRow(receipt_order, entry_id, doc_id, reason))
+            else:
+                found[entry_id] = data
+    return found
+
+
 def has_entries(conn: sqlite3.Connection, damage: Damage, ids: Sequence[str]) -> list[str]:
     present = existing_ids(conn, ids)
     return [i for i in ids if i in present]

@@ -420,6 +420,9 @@ class OnDiskStore(ContentAddressedStore):
     async def get_metadata(self, ids: Sequence[str]) -> list[EntryMetadata]:
         return await self._read(reads.get_metadata, list(ids))
 
+    async def get_payloads(self, ids: Sequence[str]) -> dict[str, bytes]:
+        return await self._read(reads.get_payloads, list(ids))
+
     async def quarantined_ids(self) -> list[str]:
         if not self._quarantined:
             return []
