@@ -73,6 +73,23 @@ def parse_doc_entry_id(entry_id: str) -> DocEntryId:
     return DocEntryId(match.group(1), match.group(2), match.group(3))
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def doc_entry_hash(entry_id: str) -> str:
+    """``parse_doc_entry_id(entry_id).automerge_hash``, without the regex for usual ids.
+
+    Batch reads need the change hash of every entry they load. When the id ends in
+    ``_d_<hex>_<hash>`` with no ``_`` in the hash, that split is the one the pattern's greedy
+    match finds; anything else takes the full parse (and its error).
+    """
+    head, _, change = entry_id.rpartition("_")
+    rest, mark, fingerprint = head.rpartition("_d_")
+    if change and rest and mark and fingerprint and _HEX.issuperset(fingerprint):
+        return change
+    return parse_doc_entry_id(entry_id).automerge_hash
+
+
 def attachment_chunk_id(doc_id: str, attachment_id: str, chunk_id: str) -> str:
     """Build the id of an attachment chunk entry."""
     check_doc_id(doc_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mindood.db.plan import plan_document
+import random
+
+from mindood.db.plan import _complete_entries, _topological, plan_document
 from store.entry import EntryMetadata, EntryType
 from store.ids import doc_entry_id
 
@@ -112,3 +114,37 @@ def test_latest_lifecycle_event_decides_deletion() -> None:
 def test_no_trusted_create_means_no_document() -> None:
     metas = [_meta("a", kind=EntryType.DOC_CREATE, author="mallory")]
     assert plan_document(DOC, metas, lambda m: m.created_by_public_key != "mallory").create is None
+
+
+def test_a_forged_cycle_among_present_entries_blocks_it() -> None:
+    """Nothing is missing, so only the sort can tell the cycle apart from a history."""
+    metas = [
+        _meta("a", kind=EntryType.DOC_CREATE),
+        _meta("loop1", ("a", "loop2")),
+        _meta("loop2", ("loop1",)),
+        _meta("b", ("a",)),
+    ]
+    plan = plan_document(DOC, metas, lambda m: True)
+    assert [_name(m.id) for m in plan.changes] == ["a", "b"]
+    assert {_name(i) for i in plan.blocked} == {"loop1", "loop2"}
+
+
+def test_plans_of_complete_histories_match_the_general_walk() -> None:
+    """The shortcut for histories without snapshots or gaps plans exactly as the full walk."""
+    rng = random.Random(17)
+    for _ in range(200):
+        names = [f"e{i}" for i in range(rng.randint(1, 12))]
+        metas = [_meta(names[0], kind=EntryType.DOC_CREATE, at=rng.randint(0, 3))]
+        for index, name in enumerate(names[1:], 1):
+            deps = tuple(rng.sample(names[:index], rng.randint(1, min(3, index))))
+            kind = rng.choice([EntryType.DOC_CHANGE, EntryType.DOC_CHANGE, EntryType.DOC_DELETE])
+            metas.append(_meta(name, deps, kind=kind, at=rng.randint(0, 3)))
+        rng.shuffle(metas)
+        trusted = rng.random() < 0.5
+        applies = (lambda m: True) if trusted else (lambda m: not m.id.endswith("e3"))
+        plan = plan_document(DOC, metas, applies)
+        replay = {m.id: m for m in metas if applies(m)}
+        complete = _complete_entries(replay)
+        assert plan.changes == tuple(_topological([replay[i] for i in complete]))
+        assert plan.included == frozenset(complete)
+        assert plan.blocked == tuple(sorted(set(replay) - complete))

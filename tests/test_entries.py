@@ -29,6 +29,7 @@ from store.errors import EntryFormatError, EntryIntegrityError, EntrySignatureEr
 from store.ids import (
     attachment_chunk_id,
     deps_fingerprint,
+    doc_entry_hash,
     doc_entry_id,
     generate_doc_id,
     is_generated_doc_id,
@@ -63,6 +64,19 @@ def test_doc_entry_id_round_trips_even_with_underscores_in_doc_id() -> None:
         "f" * 64,
     )
     assert parse_doc_entry_id(doc_entry_id("d1", [], "h")).deps_fingerprint == "0"
+
+
+@given(st.lists(st.sampled_from(["_", "d", "_d_", "0", "a", "z", "_d_0_", "\n"]), max_size=12))
+def test_doc_entry_hash_splits_as_the_full_parse(parts: list[str]) -> None:
+    """The shortcut agrees with the pattern on every id, odd ones included, or raises alike."""
+    entry_id = "".join(parts)
+    try:
+        expected = parse_doc_entry_id(entry_id).automerge_hash
+    except EntryFormatError:
+        with pytest.raises(EntryFormatError):
+            doc_entry_hash(entry_id)
+        return
+    assert doc_entry_hash(entry_id) == expected
 
 
 def test_chunk_id_round_trips() -> None:

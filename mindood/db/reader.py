@@ -29,7 +29,7 @@ from mindood.errors import (
 )
 from store.base import ContentAddressedStore
 from store.entry import EntryMetadata, EntryType, StoreEntry
-from store.ids import parse_doc_entry_id
+from store.ids import doc_entry_hash
 
 log = logging.getLogger("mindood.db")
 
@@ -166,7 +166,7 @@ class DocReader:
         assert plan.create is not None
         doc_id = plan.doc_id
         key_id = plan.create.decryption_key_id
-        hash_of = {i: parse_doc_entry_id(i).automerge_hash for i in plan.included}
+        hash_of = {i: doc_entry_hash(i) for i in plan.included}
         am = self.apply_plan(plan, payloads, keys_for(key_id), hash_of)
         entry_of_hash = {change: entry_id for entry_id, change in hash_of.items()}
         if plan.blocked:
