@@ -330,15 +330,27 @@ def _change_value_meta(body: bytes) -> bytes:
     _time, pos = read_sleb(body, pos)
     message, pos = read_uleb(body, pos)
     pos = _skip_bytes_list(body, pos + message)
-    specs, pos = _read_columns(body, pos)
-    if pos + sum(size for _, size in specs) > len(body):
+    count, pos = read_uleb(body, pos)
+    end = len(body)
+    offset = 0  # of the column being read, from the start of the column data
+    found: tuple[int, int, int] | None = None
+    for _ in range(count):
+        if pos + 1 < end and body[pos] < 0x80 and body[pos + 1] < 0x80:  # as _read_columns
+            spec, size = body[pos], body[pos + 1]
+            pos += 2
+        else:
+            spec, pos = read_uleb(body, pos)
+            size, pos = read_uleb(body, pos)
+        if found is None and spec & ~_DEFLATE == COLUMN_VALUE_META:
+            found = (offset, size, spec)
+        offset += size
+    if pos + offset > end:
         raise ChangeFormatError("Automerge change columns run past the chunk")
-    for spec, size in specs:
-        if spec & ~_DEFLATE == COLUMN_VALUE_META:
-            data = body[pos : pos + size]
-            return zlib.decompress(data, wbits=-15) if spec & _DEFLATE else data
-        pos += size
-    return b""
+    if found is None:
+        return b""
+    start, size, spec = pos + found[0], found[1], found[2]
+    data = body[start : start + size]
+    return zlib.decompress(data, wbits=-15) if spec & _DEFLATE else data
 
 
 def _document_value_meta(body: bytes) -> bytes:
