@@ -244,3 +244,24 @@ async def test_batches_over_many_documents_in_slices(
         assert [d.get_data()["i"] for d in got] == list(range(1, 1201))
     finally:
         await store.close()
+
+
+async def test_a_failure_in_a_later_slice_names_its_document_and_leaves_nothing_running(
+    ondisk: Path, signer: KeySigner, keys: StaticKeys
+) -> None:
+    """Slices after the first are read ahead; an error stops the batch with the read-ahead
+    awaited (the test harness fails a leaked task) and names the document of its own slice."""
+    store = await OnDiskStore.open(ondisk)
+    try:
+        db = make_db(signer, keys, store)
+        ids = [d.get_id() for d in await db.create_documents([{"i": i} for i in range(1100)])]
+        asked = [*ids[:1050], "nosuch", *ids[1050:]]  # in the third slice of 500
+        with pytest.raises(DocumentNotFoundError, match=r"documents\[1050\] 'nosuch'"):
+            await make_db(signer, keys, store).get_documents(asked)
+        early = [*ids[:10], "nosuch", *ids[10:]]  # in the first: the second is being read
+        with pytest.raises(DocumentNotFoundError, match=r"documents\[10\] 'nosuch'"):
+            await make_db(signer, keys, store).get_documents(early)
+        got = await make_db(signer, keys, store).get_documents(ids)
+        assert [d.get_data()["i"] for d in got] == list(range(1100))
+    finally:
+        await store.close()

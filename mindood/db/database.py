@@ -402,18 +402,23 @@ class MindooDB:
                 self._cache.move_to_end(doc_id)
                 found[doc_id] = state
         missing = [d for d in dict.fromkeys(doc_ids) if d not in found]
-        for start in range(0, len(missing), READ_SLICE):
-            part = missing[start : start + READ_SLICE]
-            try:
-                states = await self._reader.materialize_many(part, self._trust)
-            except NAMED_ERRORS as exc:
-                if not name_errors:
-                    raise
-                failed = next((d for d in part if repr(d) in str(exc)), part[0])
-                raise named(exc, doc_ids.index(failed), failed) from None
+        slices = [missing[i : i + READ_SLICE] for i in range(0, len(missing), READ_SLICE)]
+        done: list[list[str]] = []
+
+        def take(states: list[DocState]) -> None:
+            done.append(slices[len(done)])
             for state in states:
                 found[state.doc_id] = state
                 self._remember(state)
+
+        try:
+            await self._reader.materialize_slices(slices, self._trust, take)
+        except NAMED_ERRORS as exc:
+            if not name_errors:
+                raise
+            part = slices[len(done)]
+            failed = next((d for d in part if repr(d) in str(exc)), part[0])
+            raise named(exc, doc_ids.index(failed), failed) from None
         return [found[d] for d in doc_ids]
 
     async def find_document(self, doc_id: str) -> MindooDoc | None:

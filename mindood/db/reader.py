@@ -7,6 +7,7 @@ database keeps the ``DocState`` objects this returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,8 +119,48 @@ class DocReader:
         :meth:`materialize` does; anything found damaged meanwhile sends the batch down the
         one-document path, which knows how to read around quarantined entries.
         """
+        return await self._materialize_found(
+            doc_ids, await self.store.find_entries_for_docs(doc_ids), trust
+        )
+
+    async def materialize_slices(
+        self,
+        slices: Sequence[Sequence[str]],
+        trust: TrustPolicy,
+        take: Callable[[list[DocState]], None],
+    ) -> None:
+        """:meth:`materialize_many` of each slice in turn, handing each result to ``take``.
+
+        The next slice's metadata query runs in the store's worker while this thread decrypts
+        and loads the current slice, so SQLite's share of a cold read (it steps without the
+        GIL) overlaps the rest instead of adding to it. The query read ahead is awaited, never
+        left behind, whatever happens to this call.
+        """
+        ahead: asyncio.Future[dict[str, list[EntryMetadata]]] | None = None
+        try:
+            for index, part in enumerate(slices):
+                if ahead is None:
+                    found = await self.store.find_entries_for_docs(part)
+                else:
+                    found, ahead = await ahead, None
+                if index + 1 < len(slices):
+                    ahead = asyncio.ensure_future(
+                        self.store.find_entries_for_docs(slices[index + 1])
+                    )
+                take(await self._materialize_found(part, found, trust))
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _materialize_found(
+        self,
+        doc_ids: Sequence[str],
+        found: Mapping[str, Sequence[EntryMetadata]],
+        trust: TrustPolicy,
+    ) -> list[DocState]:
+        """``materialize_many`` from the documents' metadata, already read."""
         generation = trust.generation
-        found = await self.store.find_entries_for_docs(doc_ids)
         plans = [plan_document(d, found.get(d, ()), trust.applies) for d in doc_ids]
         if any(plan.create is None for plan in plans):
             return [await self.materialize(d, trust) for d in doc_ids]
