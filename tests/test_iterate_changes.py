@@ -36,6 +36,10 @@ class CountingStore(OnDiskStore):
         self.fetched.extend(ids)
         return await super().get_entries(ids)
 
+    async def get_payloads(self, ids: Sequence[str]) -> dict[str, bytes]:
+        self.fetched.extend(ids)
+        return await super().get_payloads(ids)
+
 
 async def _open(path: Path) -> CountingStore:
     store = await CountingStore.open(path, OnDiskStoreOptions(fsync=False))
