@@ -118,14 +118,7 @@ def read_current(doc: Document) -> dict[str, Any]:
     The path of every cold read: one guard around the whole walk instead of one per binding
     call, and no counter lookups (the caller knows the history has none).
     """
-    try:
-        return _current_map(doc, ROOT)
-    except BaseException as exc:
-        if is_panic(exc):
-            raise UnsupportedValueError(
-                "the document holds a value this Automerge binding cannot read"
-            ) from exc
-        raise
+    return guarded(lambda: _current_map(doc, ROOT))
 
 
 def _current_map(doc: Document, obj: bytes) -> dict[str, Any]:
