@@ -77,13 +77,30 @@ def plan_document(
         snapshot, covered = _best_snapshot(snapshots, replay, complete)
         changes = _topological([replay[i] for i in complete - covered])
         included = frozenset(complete | covered)
-    blocked = tuple(sorted(set(replay) - included))
-    creates = [replay[i] for i in included if replay[i].entry_type is EntryType.DOC_CREATE]
-    create = min(creates, key=lambda m: (m.created_at, m.id)) if creates else None
-    deleted, last_modified = _lifecycle([replay[i] for i in included])
+    blocked = tuple(sorted(set(replay) - included)) if len(included) < len(replay) else ()
+    create, deleted, last_modified = _facts(replay[i] for i in included)
     return DocPlan(
         doc_id, snapshot, tuple(changes), included, blocked, create, deleted, last_modified
     )
+
+
+def _facts(metas: Iterable[EntryMetadata]) -> tuple[EntryMetadata | None, bool, int]:
+    """The first create (by ``(created_at, id)``), whether the newest delete/undelete (see
+    ``lifecycle_key``) is a delete, and the latest ``created_at`` (0 for none): one pass."""
+    create: EntryMetadata | None = None
+    event: EntryMetadata | None = None
+    latest: int | None = None
+    for meta in metas:
+        if latest is None or meta.created_at > latest:
+            latest = meta.created_at
+        kind = meta.entry_type
+        if kind is EntryType.DOC_CREATE:
+            if create is None or (meta.created_at, meta.id) < (create.created_at, create.id):
+                create = meta
+        elif kind in _LIFECYCLE and (event is None or lifecycle_key(meta) > lifecycle_key(event)):
+            event = meta
+    deleted = event is not None and event.entry_type is EntryType.DOC_DELETE
+    return create, deleted, 0 if latest is None else latest
 
 
 def history_order(
@@ -191,13 +208,18 @@ def _best_snapshot(
 def _topological(metas: list[EntryMetadata]) -> list[EntryMetadata]:
     """Kahn's order with ties broken by ``(created_at, id)`` so every replica plans alike."""
     by_id = {m.id: m for m in metas}
-    waiting = {m.id: sum(1 for d in m.dependency_ids if d in by_id) for m in metas}
+    waiting: dict[str, int] = {}
     children: dict[str, list[str]] = {}
-    for meta in metas:
+    ready: list[tuple[int, str]] = []
+    for meta in by_id.values():
+        count = 0
         for dep in meta.dependency_ids:
             if dep in by_id:
+                count += 1
                 children.setdefault(dep, []).append(meta.id)
-    ready = [(by_id[i].created_at, i) for i, n in waiting.items() if n == 0]
+        waiting[meta.id] = count
+        if not count:
+            ready.append((meta.created_at, meta.id))
     heapq.heapify(ready)
     ordered: list[EntryMetadata] = []
     while ready:
@@ -208,13 +230,3 @@ def _topological(metas: list[EntryMetadata]) -> list[EntryMetadata]:
             if waiting[child] == 0:
                 heapq.heappush(ready, (by_id[child].created_at, child))
     return ordered
-
-
-def _lifecycle(metas: list[EntryMetadata]) -> tuple[bool, int]:
-    """Deleted if the newest delete/undelete (by ``(created_at, id)``) is a delete."""
-    last_modified = max((m.created_at for m in metas), default=0)
-    events = [m for m in metas if m.entry_type in _LIFECYCLE]
-    if not events:
-        return False, last_modified
-    newest = max(events, key=lifecycle_key)
-    return newest.entry_type is EntryType.DOC_DELETE, last_modified
