@@ -158,6 +158,18 @@ class PutResult:
     rejected: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class DocEntries:
+    """Documents' entries as ``find_entries_for_docs`` lists them, with the payloads sent along.
+
+    ``payloads`` (by entry id) may hold any of the listed entries' payloads, checked as in
+    ``get_entries``; a reader asks ``get_payloads`` for the ones it needs and did not get.
+    """
+
+    metadata: dict[str, list[EntryMetadata]]
+    payloads: dict[str, bytes] = field(default_factory=dict)
+
+
 class ContentAddressedStore(abc.ABC):
     """An append-only, content-addressed store of signed, encrypted entries."""
 
@@ -222,6 +234,16 @@ class ContentAddressedStore(abc.ABC):
         stores with an index answer in one query.
         """
         return {d: await self.find_new_entries_for_doc((), d) for d in dict.fromkeys(doc_ids)}
+
+    async def read_docs(self, doc_ids: Sequence[str]) -> DocEntries:
+        """``find_entries_for_docs``, and payloads a reader of these documents will want.
+
+        A cold batch read plans each document from its metadata, then fetches the snapshot
+        and the changes its plan replays. A document without a snapshot replays every entry,
+        so a store that can fetch those payloads in the same query sends them along (one
+        round trip instead of two); this default sends none.
+        """
+        return DocEntries(await self.find_entries_for_docs(doc_ids))
 
     @abc.abstractmethod
     async def find_entries(

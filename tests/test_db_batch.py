@@ -13,12 +13,13 @@ from mindood.errors import (
     DocumentDeletedError,
     DocumentNotFoundError,
     KeyNotFoundError,
+    QuarantinedEntryError,
 )
 from store.base import ContentAddressedStore, PutResult
 from store.entry import EntryType, StoreEntry
 from store.errors import EntryFormatError
 from store.memory import InMemoryStore
-from store.ondisk import OnDiskStore
+from store.ondisk import OnDiskStore, OnDiskStoreOptions
 from store.verify import verify_entries
 from tests.db_helpers import KeySigner, StaticKeys, default_keys, make_db
 
@@ -263,5 +264,47 @@ async def test_a_failure_in_a_later_slice_names_its_document_and_leaves_nothing_
             await make_db(signer, keys, store).get_documents(early)
         got = await make_db(signer, keys, store).get_documents(ids)
         assert [d.get_data()["i"] for d in got] == list(range(1100))
+    finally:
+        await store.close()
+
+
+def _flip(path: Path, needle: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    where = data.find(needle)
+    assert where >= 0 and data.count(needle) == 1
+    data[where + 5] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+async def test_a_batch_read_reads_around_a_damaged_payload(
+    ondisk: Path, signer: KeySigner, keys: StaticKeys
+) -> None:
+    """A payload found bad in the batch's first query costs that entry only: the document is
+    read without it, as a single read does; a document left without its create says so."""
+    store = await OnDiskStore.open(ondisk, OnDiskStoreOptions(fsync=False))
+    try:
+        db = make_db(signer, keys, store)
+        docs = await db.create_documents([{"n": 0}, {"n": 0}, {"n": 0}])
+
+        def bump(d: MindooDoc) -> None:
+            d.get_data()["n"] = 1
+
+        await db.change_docs([(d, bump) for d in docs])
+        metas = {d.get_id(): await store.find_new_entries_for_doc([], d.get_id()) for d in docs}
+        change = next(m for m in metas[docs[0].get_id()] if m.entry_type is EntryType.DOC_CHANGE)
+        create = next(m for m in metas[docs[2].get_id()] if m.entry_type is EntryType.DOC_CREATE)
+        victims = await store.get_entries([change.id, create.id])
+    finally:
+        await store.close()
+    for victim in victims:
+        _flip(ondisk / "store.sqlite", victim.encrypted_data[40:80])
+    store = await OnDiskStore.open(ondisk, OnDiskStoreOptions(fsync=False))
+    try:
+        ids = [d.get_id() for d in docs]
+        got = await make_db(signer, keys, store).get_documents(ids[:2])
+        assert [d.get_data()["n"] for d in got] == [0, 1]  # the change was lost, not the doc
+        with pytest.raises(QuarantinedEntryError, match=rf"documents\[2\] '{ids[2]}'"):
+            await make_db(signer, keys, store).get_documents(ids)
+        assert set(store.health().quarantined_ids) == {change.id, create.id}
     finally:
         await store.close()

@@ -9,7 +9,7 @@ import pytest
 
 from mindood.db import ChangeCursor, DBOptions, InvalidCursorError, MindooDB, MindooDoc
 from mindood.tenant.trust import DirectoryTrust, KeyStates
-from store.base import ScanCursor, ScanFilters, ScanPage
+from store.base import DocEntries, ScanCursor, ScanFilters, ScanPage
 from store.entry import StoreEntry
 from store.memory import InMemoryStore
 from store.ondisk.options import OnDiskStoreOptions
@@ -39,6 +39,11 @@ class CountingStore(OnDiskStore):
     async def get_payloads(self, ids: Sequence[str]) -> dict[str, bytes]:
         self.fetched.extend(ids)
         return await super().get_payloads(ids)
+
+    async def read_docs(self, doc_ids: Sequence[str]) -> DocEntries:
+        found = await super().read_docs(doc_ids)
+        self.fetched.extend(found.payloads)
+        return found
 
 
 async def _open(path: Path) -> CountingStore:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from store.base import StoreState
-from store.entry import StoreEntry
+from store.entry import EntryType, StoreEntry
 from store.errors import StoreCorruptionError, StoreError, StoreUnavailableError
 from store.ondisk import CheckOnOpen, OnDiskStore, OnDiskStoreOptions
 from store.ondisk.schema import DB_NAME, WITNESS_NAME
@@ -117,6 +117,25 @@ async def test_payloads_read_without_metadata_are_checked_all_the_same(tmp_path:
     assert set(payloads) == {i for i in ids(written) if i != victim.id}
     assert all(payloads[e.id] == e.encrypted_data for e in written if e.id != victim.id)
     assert store.health().quarantined_ids == (victim.id,)
+    await store.close()
+
+
+async def test_read_docs_sends_checked_payloads_of_documents_without_a_snapshot(
+    tmp_path: Path,
+) -> None:
+    plain, victim_doc, snapped = "plaindoc", "victimdoc", "snappeddoc"
+    ok, victim = make_entries(2, plain), make_entries(2, victim_doc)
+    snap = [*make_entries(1, snapped), AUTHOR.entry(snapped, entry_type=EntryType.DOC_SNAPSHOT)]
+    store = await OnDiskStore.open(tmp_path, FAST)
+    await store.put_entries([*ok, *victim, *snap])
+    await store.close()
+    flip(tmp_path / DB_NAME, victim[1].encrypted_data[40:80])
+    store = await OnDiskStore.open(tmp_path, FAST)
+    found = await store.read_docs([plain, victim_doc, snapped])
+    assert [m.id for m in found.metadata[victim_doc]] == ids(victim)  # listed as find does
+    assert found.payloads == {e.id: e.encrypted_data for e in [*ok, victim[0]]}
+    assert store.health().quarantined_ids == (victim[1].id,)  # reported, not sent
+    assert await store.get_payloads([victim[1].id]) == {}
     await store.close()
 
 

@@ -234,6 +234,21 @@ async def test_get_payloads_by_id(store: ContentAddressedStore) -> None:
     assert await store.get_payloads([]) == {}
 
 
+async def test_read_docs_lists_as_find_and_sends_only_good_payloads(
+    store: ContentAddressedStore,
+) -> None:
+    plain, snapped = generate_doc_id(), generate_doc_id()
+    changes = entries_for(plain, 2)
+    chunk = AUTHOR.chunk(plain, "att1", os.urandom(300))
+    snap = [*entries_for(snapped, 1), AUTHOR.entry(snapped, entry_type=EntryType.DOC_SNAPSHOT)]
+    await store.put_entries([*changes, chunk, *snap])
+    found = await store.read_docs([snapped, plain, generate_doc_id()])
+    assert found.metadata == await store.find_entries_for_docs([snapped, plain, *found.metadata])
+    written = {e.id: e.encrypted_data for e in [*changes, chunk, *snap]}
+    assert all(written[i] == data for i, data in found.payloads.items())
+    assert chunk.id not in found.payloads  # attachments are never sent along
+
+
 async def test_find_entries_by_type_and_creation_date(store: ContentAddressedStore) -> None:
     doc = generate_doc_id()
     changes = [AUTHOR.entry(doc, created_at=t) for t in (300, 100, 200)]

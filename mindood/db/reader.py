@@ -28,7 +28,7 @@ from mindood.errors import (
     MindoodError,
     QuarantinedEntryError,
 )
-from store.base import ContentAddressedStore
+from store.base import ContentAddressedStore, DocEntries
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.ids import doc_entry_hash
 
@@ -119,9 +119,7 @@ class DocReader:
         :meth:`materialize` does; anything found damaged meanwhile sends the batch down the
         one-document path, which knows how to read around quarantined entries.
         """
-        return await self._materialize_found(
-            doc_ids, await self.store.find_entries_for_docs(doc_ids), trust
-        )
+        return await self._materialize_found(doc_ids, await self.store.read_docs(doc_ids), trust)
 
     async def materialize_slices(
         self,
@@ -136,17 +134,15 @@ class DocReader:
         GIL) overlaps the rest instead of adding to it. The query read ahead is awaited, never
         left behind, whatever happens to this call.
         """
-        ahead: asyncio.Future[dict[str, list[EntryMetadata]]] | None = None
+        ahead: asyncio.Future[DocEntries] | None = None
         try:
             for index, part in enumerate(slices):
                 if ahead is None:
-                    found = await self.store.find_entries_for_docs(part)
+                    found = await self.store.read_docs(part)
                 else:
                     found, ahead = await ahead, None
                 if index + 1 < len(slices):
-                    ahead = asyncio.ensure_future(
-                        self.store.find_entries_for_docs(slices[index + 1])
-                    )
+                    ahead = asyncio.ensure_future(self.store.read_docs(slices[index + 1]))
                 take(await self._materialize_found(part, found, trust))
         finally:
             if ahead is not None:
@@ -156,17 +152,20 @@ class DocReader:
     async def _materialize_found(
         self,
         doc_ids: Sequence[str],
-        found: Mapping[str, Sequence[EntryMetadata]],
+        found: DocEntries,
         trust: TrustPolicy,
     ) -> list[DocState]:
-        """``materialize_many`` from the documents' metadata, already read."""
+        """``materialize_many`` from the documents' entries, already read."""
         generation = trust.generation
-        plans = [plan_document(d, found.get(d, ()), trust.applies) for d in doc_ids]
+        metadata = found.metadata
+        plans = [plan_document(d, metadata.get(d, ()), trust.applies) for d in doc_ids]
         if any(plan.create is None for plan in plans):
             return [await self.materialize(d, trust) for d in doc_ids]
-        wanted = [m for plan in plans for m in _wanted(plan)]
+        payloads = found.payloads
+        wanted = [m for plan in plans for m in _wanted(plan) if m.id not in payloads]
         try:
-            payloads = await self.payloads(wanted) if wanted else {}
+            if wanted:
+                payloads = {**payloads, **await self.payloads(wanted)}
         except (QuarantinedEntryError, CorruptDocumentError):
             return [await self.materialize(d, trust) for d in doc_ids]
         unlocked: dict[str, PayloadKeys] = {}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.base import ResolveOptions, ScanCursor, ScanFilters, ScanPage
+from store.base import DocEntries, ResolveOptions, ScanCursor, ScanFilters, ScanPage
 from store.bloom import BloomSummary
 from store.dag import DependencyWalk
 from store.entry import EntryMetadata, EntryType, StoreEntry
@@ -159,6 +159,44 @@ def find_for_docs(
         for meta in _decoded(conn.execute(sql, tuple(part)), damage):
             found[meta.doc_id].append(meta)
     return found
+
+
+def read_docs(conn: sqlite3.Connection, damage: Damage, doc_ids: Sequence[str]) -> DocEntries:
+    """``find_for_docs`` plus the payloads of documents that have no snapshot entry.
+
+    One query per slice: each document's rows in receipt order, with the payload joined for
+    the document entries (never attachment chunks) of documents without a snapshot, checked
+    against its content hash. A bad payload is reported and left out; its row's metadata
+    still comes back, as ``find_for_docs`` would return it.
+    """
+    found: dict[str, list[EntryMetadata]] = {d: [] for d in doc_ids}
+    payloads: dict[str, bytes] = {}
+    snapshot = EntryType.DOC_SNAPSHOT.value
+    for part in id_slices(list(found)):
+        marks = ",".join("?" * len(part))
+        sql = (
+            f"SELECT e.{COLUMNS.replace(', ', ', e.')}, "
+            "CASE WHEN s.doc_id IS NULL AND e.entry_type <> ? THEN p.data END FROM entries e "
+            "LEFT JOIN (SELECT DISTINCT doc_id FROM entries "
+            f"WHERE entry_type = ? AND doc_id IN ({marks})) s ON s.doc_id = e.doc_id "
+            "LEFT JOIN payloads p ON p.receipt_order = e.receipt_order "
+            f"WHERE e.doc_id IN ({marks}) ORDER BY e.receipt_order"
+        )
+        for row in conn.execute(sql, (CHUNK_TYPE, snapshot, *part, *part)):
+            meta = decode(row)
+            if isinstance(meta, DamagedRow):
+                damage.rows.append(meta)
+                continue
+            found[meta.doc_id].append(meta)
+            data = row[8]
+            if data is None:
+                continue
+            if isinstance(data, bytes) and hashlib.sha256(data).digest() == row[5]:
+                payloads[meta.id] = data
+            else:
+                reason = "payload does not match its content hash"
+                damage.rows.append(DamagedRow(meta.receipt_order, meta.id, meta.doc_id, reason))
+    return DocEntries(found, payloads)
 
 
 def find_entries(

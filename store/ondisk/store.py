@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from store.base import (
     ContentAddressedStore,
+    DocEntries,
     PutResult,
     ResolveOptions,
     ScanCursor,
@@ -444,6 +445,9 @@ class OnDiskStore(ContentAddressedStore):
 
     async def find_entries_for_docs(self, doc_ids: Sequence[str]) -> dict[str, list[EntryMetadata]]:
         return await self._read(reads.find_for_docs, list(doc_ids))
+
+    async def read_docs(self, doc_ids: Sequence[str]) -> DocEntries:
+        return await self._read(reads.read_docs, list(doc_ids))
 
     async def find_entries(
         self, entry_type: EntryType, created_from: int | None, created_until: int | None
