@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mindood.db import DBOptions, MindooDB, MindooDoc, NewDocument
+from mindood.document import Counter, Text
 from mindood.errors import (
     DatabaseError,
     DocumentDeletedError,
@@ -308,3 +309,30 @@ async def test_a_batch_read_reads_around_a_damaged_payload(
         assert set(store.health().quarantined_ids) == {change.id, create.id}
     finally:
         await store.close()
+
+
+async def test_cold_batch_reads_keep_counters_texts_and_nesting(
+    signer: KeySigner, keys: StaticKeys
+) -> None:
+    """The cold path (one load of the changes, a walk without counter lookups) must still
+    find the documents that hold counters and read them through the counter index."""
+    store = InMemoryStore()
+    db = make_db(signer, keys, store)
+    plain = {"t": Text("doc 1234"), "l": [1, [2.5, None], {"b": b"x"}], "ok": True}
+    docs = await db.create_documents([plain, {"visits": Counter(3), "l": [Counter(1)]}])
+
+    def more(d: MindooDoc) -> None:
+        if "visits" in d.get_data():
+            d.get_data()["visits"].increment(2)
+
+    await db.change_docs([(d, more) for d in docs])
+    got = await make_db(signer, keys, store).get_documents([d.get_id() for d in docs])
+    assert got[0].get_data() == plain
+    assert got[1].get_data() == {"visits": 5, "l": [1]}
+    assert isinstance(got[1].get_data()["visits"], Counter)
+    fresh = make_db(signer, keys, store)
+    (again,) = await fresh.get_documents([docs[1].get_id()])
+    await fresh.change_doc(again, more)  # a cold-loaded counter still increments
+    assert (await make_db(signer, keys, store).get_document(docs[1].get_id())).get_data()[
+        "visits"
+    ] == 7
