@@ -56,15 +56,15 @@ _FAKE_AUTHOR = (
 )
 
 
-def _entries(count: int, per_doc: int = 10) -> list[StoreEntry]:
-    """Fresh 1 KiB entries, ``per_doc`` to a document, with consistent ids and hashes."""
+def unsigned_entries(count: int, per_doc: int = 10, payload: int = _PAYLOAD) -> list[StoreEntry]:
+    """Fresh entries of ``payload`` bytes, ``per_doc`` to a document, ids and hashes consistent."""
     out: list[StoreEntry] = []
     doc_id = generate_doc_id()
     now = time.time_ns() // 1_000_000
     for number in range(count):
         if number % per_doc == 0:
             doc_id = generate_doc_id()
-        data = os.urandom(_PAYLOAD)
+        data = os.urandom(payload)
         digest = hashlib.sha256(data).hexdigest()
         meta = EntryMetadata(
             entry_type=EntryType.DOC_CHANGE,
@@ -75,8 +75,8 @@ def _entries(count: int, per_doc: int = 10) -> list[StoreEntry]:
             created_at=now + number,
             created_by_public_key=_FAKE_AUTHOR,
             decryption_key_id="default",
-            original_size=_PAYLOAD - 28,
-            encrypted_size=_PAYLOAD,
+            original_size=payload - 28,
+            encrypted_size=payload,
             signature=bytes(64),
         )
         out.append(StoreEntry(meta, data))
@@ -165,7 +165,7 @@ async def _fill(store: OnDiskStore, count: int, progress: Progress) -> float:
     started = time.perf_counter()
     done = 0
     while done < count:
-        batch = await asyncio.to_thread(_entries, min(_FILL_BATCH, count - done))
+        batch = await asyncio.to_thread(unsigned_entries, min(_FILL_BATCH, count - done))
         await store.put_entries(batch)
         done += len(batch)
         if done % 50_000 < _FILL_BATCH or done == count:
@@ -215,7 +215,7 @@ async def _put_rounds(
             progress(f"puts and their baselines: round {number + 1} of {rounds}")
             samples = 100
             fsync.add(samples, samples / await asyncio.to_thread(_fsync_rate, scratch, samples))
-            pool = await asyncio.to_thread(_entries, 2 * (single + concurrent + batched))
+            pool = await asyncio.to_thread(unsigned_entries, 2 * (single + concurrent + batched))
             mine, theirs = pool[::2], pool[1::2]
             one, many, rest = mine[:single], mine[single : single + concurrent], mine[-batched:]
             raw_single.add(single, await asyncio.to_thread(raw.seconds, theirs[:single], 1))
