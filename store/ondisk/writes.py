@@ -121,7 +121,8 @@ def _forget(conn: sqlite3.Connection, found: Sequence[tuple[int, bytes, str]]) -
     """Delete entries ``(receipt_order, content_hash, entry_type)`` and what only they used.
 
     An entry's own payload goes with it; a shared chunk loses one reference and goes when
-    nobody uses it any more. With ``secure_delete`` on, every deleted byte is zeroed.
+    nobody uses it any more; the Bloom blocks that held them are rebuilt from the ids that
+    remain. With ``secure_delete`` on, every deleted byte is zeroed.
     """
     orders = [(order,) for order, _digest, _type in found]
     digests = [(digest,) for _order, digest, entry_type in found if entry_type == CHUNK_TYPE]
@@ -194,6 +195,7 @@ def quarantine(
             victims += [DamagedRow(order, i, doc, reason) for order, i, doc in users]
             conn.execute("DELETE FROM chunks WHERE content_hash = ?", (digest,))
         seen: set[int] = set()
+        gone: list[tuple[int, bytes, str]] = []
         for row in victims:
             found = conn.execute(
                 "SELECT receipt_order, content_hash, entry_type FROM entries "
@@ -207,8 +209,10 @@ def quarantine(
                 "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
                 (row.receipt_order, row.id, row.doc_id, row.reason, now),
             )
-            _forget(conn, [found])
+            gone.append(found)
             moved.append(row)
+        if gone:
+            _forget(conn, gone)  # once for all: each Bloom block they were in is rebuilt once
     return moved
 
 
