@@ -11,6 +11,10 @@ Building is vectorised with numpy (:func:`id_hash_arrays`, :meth:`BloomSummary.f
 pure Python the hashes cost ~100 interpreted steps per id and 100,000 ids took seconds. The
 scalar functions stay for single lookups (:meth:`BloomSummary.might_contain`), where numpy's
 per-call overhead would cost more than the loop; tests check both against each other.
+
+Stores keep each id's two base hashes once computed; :func:`id_hash_bytes` packs them (8 bytes
+an id) so the on-disk store writes them with the id and builds a summary from a few blobs
+(:meth:`BloomSummary.from_hash_bytes`) without reading or hashing ids.
 """
 
 from __future__ import annotations

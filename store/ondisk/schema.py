@@ -263,7 +263,8 @@ def _migrate_2_to_3(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute(bloomrows.CREATE)
     done = bloomrows.backfill(conn, progress)
     conn.execute("DROP TABLE bloom_hashes")
-    conn.execute("ALTER TABLE state DROP COLUMN bloom_through")
+    if sqlite3.sqlite_version_info >= (3, 35, 0):  # DROP COLUMN; an older SQLite keeps it, unread
+        conn.execute("ALTER TABLE state DROP COLUMN bloom_through")
     conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
     logger.info(
         "store migrated to format 3",
