@@ -295,8 +295,11 @@ class _Run:
             stored = set(result.stored)
             self.transferred_bytes += sum(len(e.encrypted_data) for e in accepted if e.id in stored)
         if self._track and result.stored:
-            placed = await self._target.get_metadata(list(result.stored))
-            self.origin = add_orders(self.origin, (m.receipt_order for m in placed))
+            orders: Sequence[int] = result.orders
+            if len(orders) != len(result.stored):  # a store that does not say: ask it
+                placed = await self._target.get_metadata(list(result.stored))
+                orders = [m.receipt_order for m in placed]
+            self.origin = add_orders(self.origin, orders)
             if self.on_origin is not None:
                 await self.on_origin()
 

@@ -79,10 +79,12 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
         built = rows.Built()
         for batch in batches:
             admission = BatchAdmission(known.__contains__)
+            orders: list[int] = []
             for entry in admission.admit(batch):
                 max_order += 1
                 built.add(entry, max_order)
-            result = admission.result()
+                orders.append(max_order)
+            result = admission.result(orders)
             known.update(result.stored)
             results.append(result)
         insert(conn, built)
