@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from tests.http_helpers import app_on_loopback
 from transports.http_client import HttpClientLimits, HttpOrigin, HttpTransportError
 
 #: Compressible like a JSON batch: repeated keys around random (incompressible) values.
@@ -60,15 +61,8 @@ async def server() -> AsyncIterator[str]:
         ("/br", brotli),
     ]:
         app.router.add_get(path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with app_on_loopback(app) as url:
+        yield url
 
 
 async def test_compressed_bodies_arrive_whole_and_count_as_the_bytes_that_crossed(
