@@ -11,7 +11,8 @@ built.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from mindood.crypto import encrypt_attachment_chunk, encrypt_payload
 from mindood.db.keys import Signer
@@ -74,6 +75,22 @@ def check_entry_size(entry_type: EntryType, size: int) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class UnsignedEntry:
+    """An entry complete but for its two signatures (``store.signing``).
+
+    A batch builds all of its entries first and signs them together, on every core
+    (``signpool``); the signatures cover nothing a trust check reads, so the entry is judged
+    before it is signed.
+    """
+
+    metadata: EntryMetadata
+    encrypted_data: bytes
+
+    def signed(self, sign: Callable[[bytes], bytes]) -> StoreEntry:
+        return sign_entry(self.metadata, self.encrypted_data, sign)
+
+
 def build_doc_entry(
     *,
     signer: Signer,
@@ -95,24 +112,61 @@ def build_doc_entry(
     is signed, so a node without the key still knows which chunk chains are in use.
     Raises ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
     """
-    data = encrypt_payload(key, plaintext)
+    return seal_doc_entry(
+        encrypt=lambda data: encrypt_payload(key, data),
+        author=signer.public_pem,
+        entry_type=entry_type,
+        doc_id=doc_id,
+        key_id=key_id,
+        plaintext=plaintext,
+        automerge_hash=automerge_hash,
+        automerge_deps=automerge_deps,
+        dependency_ids=dependency_ids,
+        created_at=created_at,
+        snapshot_heads=snapshot_heads,
+        attachment_refs=attachment_refs,
+    ).signed(signer.sign)
+
+
+def seal_doc_entry(
+    *,
+    encrypt: Callable[[bytes], bytes],
+    author: str,
+    entry_type: EntryType,
+    doc_id: str,
+    key_id: str,
+    plaintext: bytes,
+    automerge_hash: str,
+    automerge_deps: Sequence[str],
+    dependency_ids: Sequence[str],
+    created_at: int,
+    snapshot_heads: Sequence[str] = (),
+    attachment_refs: Sequence[AttachmentRef] = (),
+) -> UnsignedEntry:
+    """``build_doc_entry`` up to the signatures: ``encrypt`` is the payload cipher of the
+    document's key (``encrypt_payload`` or a ``PayloadCipher`` set up once per key), ``author``
+    the signer's PEM. Raises ``EntryTooLargeError`` as ``build_doc_entry`` does."""
+    data = encrypt(plaintext)
     check_entry_size(entry_type, len(data))
+    if len(attachment_refs) > 1:
+        attachment_refs = sorted(attachment_refs, key=lambda r: r.attachment_id)
+    dependencies = tuple(dependency_ids)
     meta = EntryMetadata(
         entry_type=entry_type,
         id=doc_entry_id(doc_id, automerge_deps, automerge_hash),
         content_hash=content_hash(data),
         doc_id=doc_id,
-        dependency_ids=tuple(dependency_ids),
+        dependency_ids=dependencies,
         created_at=created_at,
-        created_by_public_key=signer.public_pem,
+        created_by_public_key=author,
         decryption_key_id=key_id,
         original_size=len(plaintext),
         encrypted_size=len(data),
         snapshot_head_hashes=tuple(snapshot_heads),
-        snapshot_head_entry_ids=tuple(dependency_ids) if snapshot_heads else (),
-        attachment_refs=tuple(sorted(attachment_refs, key=lambda r: r.attachment_id)),
+        snapshot_head_entry_ids=dependencies if snapshot_heads else (),
+        attachment_refs=tuple(attachment_refs),
     )
-    return sign_entry(meta, data, signer.sign)
+    return UnsignedEntry(meta, data)
 
 
 def build_chunk_entry(
