@@ -226,7 +226,7 @@ class DocWriter:
 
     async def put_batch(self, batch: EntryBatch) -> None:
         """Sign the batch's entries (on every core when there are many) and store them."""
-        await self.put(await batch.signed(self._signer.sign))
+        await self.put(await batch.signed())
 
     async def put(self, entries: list[StoreEntry]) -> None:
         result = await self._store.put_entries(entries)
