@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 from mindood.db import MindooDoc
 from mindood.db.entries import UnsignedEntry
 from mindood.db.signpool import SIGN_INLINE, EntryBatch
-from store.base import PutResult
-from store.entry import EntryMetadata, EntryType, StoreEntry
-from store.memory import InMemoryStore
+from store.entry import EntryMetadata, EntryType
 from store.signing import check_entry, sign_entry
 from store.verify import VERIFY_THREAD_PREFIX
-from tests.db_helpers import KeySigner, default_keys, make_db
+from tests.db_helpers import CountingStore, KeySigner, default_keys, make_db
 
 
 class ThreadNotingSigner(KeySigner):
@@ -30,25 +27,13 @@ class ThreadNotingSigner(KeySigner):
         return super().sign(data)
 
 
-class KeepingStore(InMemoryStore):
-    """Keeps every ``put_entries`` batch as given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.puts: list[list[StoreEntry]] = []
-
-    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
-        self.puts.append(list(entries))
-        return await super().put_entries(entries)
-
-
 def _bump(doc: MindooDoc) -> None:
     doc.get_data()["n"] = -1  # differs from every created value: one change per document
 
 
 async def test_a_batch_is_signed_on_the_crypto_threads_and_every_entry_verifies() -> None:
     signer = ThreadNotingSigner()
-    store = KeepingStore()
+    store = CountingStore()
     db = make_db(signer, default_keys(), store)
     docs = await db.create_documents([{"n": i} for i in range(40)])
     await db.change_docs([(d, _bump) for d in docs])
@@ -63,7 +48,7 @@ async def test_a_batch_is_signed_on_the_crypto_threads_and_every_entry_verifies(
 
 async def test_a_single_write_signs_on_the_callers_thread() -> None:
     signer = ThreadNotingSigner()
-    db = make_db(signer, default_keys(), KeepingStore())
+    db = make_db(signer, default_keys(), CountingStore())
     doc = await db.create_document({"n": 0})
     await db.change_doc(doc, _bump)
     assert signer.threads == [threading.current_thread().name] * 4

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mindood.crypto import encrypt_attachment_chunk, encrypt_payload
+from mindood.crypto import encrypt_attachment_chunk
 from mindood.db.keys import Signer
 from mindood.errors import EntryTooLargeError
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
@@ -91,43 +91,6 @@ class UnsignedEntry:
         return sign_entry(self.metadata, self.encrypted_data, sign)
 
 
-def build_doc_entry(
-    *,
-    signer: Signer,
-    entry_type: EntryType,
-    doc_id: str,
-    key_id: str,
-    key: bytes,
-    plaintext: bytes,
-    automerge_hash: str,
-    automerge_deps: Sequence[str],
-    dependency_ids: Sequence[str],
-    created_at: int,
-    snapshot_heads: Sequence[str] = (),
-    attachment_refs: Sequence[AttachmentRef] = (),
-) -> StoreEntry:
-    """One encrypted, signed doc entry for a change (or, with ``snapshot_heads``, a snapshot).
-
-    ``attachment_refs`` is the document's full list of live attachments after the change; it
-    is signed, so a node without the key still knows which chunk chains are in use.
-    Raises ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
-    """
-    return seal_doc_entry(
-        encrypt=lambda data: encrypt_payload(key, data),
-        author=signer.public_pem,
-        entry_type=entry_type,
-        doc_id=doc_id,
-        key_id=key_id,
-        plaintext=plaintext,
-        automerge_hash=automerge_hash,
-        automerge_deps=automerge_deps,
-        dependency_ids=dependency_ids,
-        created_at=created_at,
-        snapshot_heads=snapshot_heads,
-        attachment_refs=attachment_refs,
-    ).signed(signer.sign)
-
-
 def seal_doc_entry(
     *,
     encrypt: Callable[[bytes], bytes],
@@ -143,9 +106,15 @@ def seal_doc_entry(
     snapshot_heads: Sequence[str] = (),
     attachment_refs: Sequence[AttachmentRef] = (),
 ) -> UnsignedEntry:
-    """``build_doc_entry`` up to the signatures: ``encrypt`` is the payload cipher of the
-    document's key (``encrypt_payload`` or a ``PayloadCipher`` set up once per key), ``author``
-    the signer's PEM. Raises ``EntryTooLargeError`` as ``build_doc_entry`` does."""
+    """One encrypted doc entry for a change (or, with ``snapshot_heads``, a snapshot), ready to
+    be signed (``UnsignedEntry.signed``).
+
+    ``encrypt`` is the payload cipher of the document's key (``encrypt_payload`` bound to it, or
+    a ``PayloadCipher`` set up once per key), ``author`` the signer's PEM. ``attachment_refs``
+    is the document's full list of live attachments after the change; it is signed, so a node
+    without the key still knows which chunk chains are in use. Raises
+    ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
+    """
     data = encrypt(plaintext)
     check_entry_size(entry_type, len(data))
     if len(attachment_refs) > 1:
