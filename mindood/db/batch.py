@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,11 +61,21 @@ def named(exc: BaseException, index: int, doc_id: str) -> BaseException:
 async def holding(
     locks: Callable[[str], asyncio.Lock], doc_ids: Iterable[str]
 ) -> AsyncIterator[None]:
-    """Hold the locks of ``doc_ids``, taken in sorted order so two batches cannot deadlock."""
-    async with AsyncExitStack() as stack:
+    """Hold the locks of ``doc_ids``, taken in sorted order so two batches cannot deadlock.
+
+    Acquired and released directly, not through an ``AsyncExitStack``: a batch of 1,000
+    documents takes 1,000 locks, and the stack's bookkeeping per lock showed in its profile.
+    """
+    taken: list[asyncio.Lock] = []
+    try:
         for doc_id in sorted(set(doc_ids)):
-            await stack.enter_async_context(locks(doc_id))
+            lock = locks(doc_id)
+            await lock.acquire()
+            taken.append(lock)
         yield
+    finally:
+        for lock in reversed(taken):
+            lock.release()
 
 
 __all__ = ["NAMED_ERRORS", "READ_SLICE", "NewDocument", "holding", "named", "new_documents"]
