@@ -9,7 +9,8 @@ reconnect and a reconnect after 10 new entries on A, each a new B process resumi
 saved cursors, all against the Ed25519 verify rate measured in the same run.
 
 Bytes are the HTTP body bytes both ways as the client counts them (``peers`` status shows the
-same counters): after decompression, without HTTP headers.
+same counters): as they crossed the wire (compressed where the server compressed), without
+HTTP headers.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ async def run_http_sync_bench(
         entries=entries,
         payload_bytes=1024,
         transport="http (HTTP/1.1, plain, loopback; mdb-entries-v2 when offered)",
-        bytes_counted="HTTP body bytes both ways after decompression, headers not counted",
+        bytes_counted="HTTP body bytes both ways as sent (compressed where the server compressed), "
+        "headers not counted",
     )
     result.update(round_figures(result, first, idle, delta))
     result["full_sync_session_bytes"] = first["bytes"]

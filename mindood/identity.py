@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -338,14 +339,49 @@ def to_public_user_id(private: PrivateUserId) -> PublicUserId:
     )
 
 
-def _load_private(pkcs8: bytes, what: str) -> Ed25519PrivateKey | RSAPrivateKey:
+def _load_private(
+    pkcs8: bytes, what: str, *, sealed: bool = False
+) -> Ed25519PrivateKey | RSAPrivateKey:
+    """Load a PKCS#8 private key; ``sealed`` when it came out of a password-sealed blob.
+
+    OpenSSL's full RSA validation (primality tests of p and q) costs 0.2-0.3 s per RSA-3072
+    key here, 1.5-2 PBKDF2 runs' worth, and an unlock pays it twice. A sealed key's bytes were
+    authenticated by AES-GCM under the owner's password-derived key, so only the owner could
+    have made them: for those the primality tests are skipped and the cheap arithmetic checks
+    of :func:`_check_rsa_arithmetic` run instead (the caller then checks the public half
+    against the stored PEM). The key is only ever used to decrypt and unwrap (OAEP), never to
+    sign. Keys from anywhere else get OpenSSL's full validation.
+    """
     try:
-        key = load_der_private_key(pkcs8, password=None)
+        key = load_der_private_key(pkcs8, password=None, unsafe_skip_rsa_key_validation=sealed)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyFormatError(f"decrypted {what} key is not a valid PKCS#8 key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey | RSAPrivateKey):
         raise KeyFormatError(f"decrypted {what} key has unsupported type {type(key).__name__}")
+    if sealed and isinstance(key, RSAPrivateKey):
+        _check_rsa_arithmetic(key, what)
     return key
+
+
+def _check_rsa_arithmetic(key: RSAPrivateKey, what: str) -> None:
+    """Raise :class:`KeyFormatError` unless ``n = pq`` and ``d`` and the CRT values fit.
+
+    Everything OpenSSL's key check verifies except that p and q are prime (microseconds, not
+    tenths of a second): with these, decryption through the CRT values agrees with ``d``.
+    """
+    numbers = key.private_numbers()
+    n, e = numbers.public_numbers.n, numbers.public_numbers.e
+    p, q, d = numbers.p, numbers.q, numbers.d
+    if not (1 < p < n and 1 < q < n and 1 < d < n and p * q == n):
+        raise KeyFormatError(f"decrypted {what} key is not a consistent RSA key (n != p*q)")
+    lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    if (
+        (d * e) % lam != 1
+        or numbers.dmp1 != d % (p - 1)
+        or numbers.dmq1 != d % (q - 1)
+        or (numbers.iqmp * q) % p != 1
+    ):
+        raise KeyFormatError(f"decrypted {what} key is not a consistent RSA key (bad exponents)")
 
 
 def unlock(private: PrivateUserId, password: str) -> UnlockedUserId:
@@ -415,17 +451,25 @@ def _open_signing_key(private: PrivateUserId, password: str) -> Ed25519PrivateKe
 
 
 def _open_encryption_key(private: PrivateUserId, password: str) -> RSAPrivateKey:
-    encryption = _load_private(
+    encryption = load_sealed_rsa_key(
         decrypt_private_key(private.encryption_private_key, password, ENCRYPTION_SALT),
         "encryption",
     )
-    if not isinstance(encryption, RSAPrivateKey):
-        raise KeyFormatError("decrypted encryption key is not an RSA key")
     if normalize_pem(rsa.rsa_public_pem(encryption)) != normalize_pem(
         private.encryption_public_key
     ):
         raise KeyMismatchError("encryption private key does not match the stored public key")
     return encryption
+
+
+def load_sealed_rsa_key(pkcs8: bytes, what: str) -> RSAPrivateKey:
+    """The RSA key in PKCS#8 ``pkcs8`` just opened from a password-sealed blob, loaded as
+    :func:`unlock` loads it (no primality tests, arithmetic checks instead: ``_load_private``).
+    """
+    key = _load_private(pkcs8, what, sealed=True)
+    if not isinstance(key, RSAPrivateKey):
+        raise KeyFormatError(f"decrypted {what} key is not an RSA key")
+    return key
 
 
 def load_user_key(pkcs8: bytes, public_key: str) -> RSAPrivateKey:
@@ -434,7 +478,11 @@ def load_user_key(pkcs8: bytes, public_key: str) -> RSAPrivateKey:
     Raises :class:`KeyFormatError` for bytes that are no RSA PKCS#8 key and
     :class:`KeyMismatchError` when the key belongs to another public key.
     """
-    key = _load_private(pkcs8, "User-Key")
+    return _load_user_key(pkcs8, public_key, sealed=False)
+
+
+def _load_user_key(pkcs8: bytes, public_key: str, *, sealed: bool) -> RSAPrivateKey:
+    key = _load_private(pkcs8, "User-Key", sealed=sealed)
     if not isinstance(key, RSAPrivateKey):
         raise KeyFormatError("decrypted User-Key is not an RSA key")
     if normalize_pem(rsa.rsa_public_pem(key)) != normalize_pem(public_key):
@@ -450,7 +498,7 @@ def _unlock_user_key(
         return None, None
     try:
         pkcs8 = decrypt_private_key(private.user_key_private_key, password, USER_KEY_SALT)
-        return load_user_key(pkcs8, private.user_key_public_key), None
+        return _load_user_key(pkcs8, private.user_key_public_key, sealed=True), None
     except CryptoError as exc:  # wrong password, malformed blob or a foreign key
         reason = f"User-Key of {private.username!r} is not usable: {exc}"
     _log.warning("%s", reason)

@@ -479,12 +479,14 @@ class PullDriver:
             return False
         return True
 
-    async def announce(self, db: str, head: StoreHead) -> None:
-        """Tell the peer ``db`` grew (a peer not following it yet adopts it and pulls)."""
+    async def announce(self, db: str, head: StoreHead) -> bool:
+        """Tell the peer ``db`` grew (a peer not following it yet adopts it and pulls); False
+        when it was not told (not verified yet, or gone)."""
         if self.peer.provisional or self._session.is_closed:
-            return
+            return False
         if self._session.pushes:
             self._shared.add(db)
             self.pull_soon(db)  # the peer never pulls: push to it now (and pull, cheaply)
-            return
+            return True
         await self._session.announce(db, head)
+        return True

@@ -75,5 +75,8 @@ class BatchAdmission:
             self._stored.append(entry_id)
             yield entry
 
-    def result(self) -> PutResult:
-        return PutResult(tuple(self._stored), tuple(self._existing), tuple(self._rejected))
+    def result(self, orders: Sequence[int] = ()) -> PutResult:
+        """The outcome; ``orders``: the receipt order the store gave each admitted entry."""
+        return PutResult(
+            tuple(self._stored), tuple(self._existing), tuple(self._rejected), tuple(orders)
+        )

@@ -156,6 +156,9 @@ class PutResult:
     stored: tuple[str, ...] = ()
     existing: tuple[str, ...] = ()
     rejected: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: The receipt order each ``stored`` id was given, in the same order; empty when the store
+    #: does not say (a remote one). Saves a replication reading back what it just stored.
+    orders: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

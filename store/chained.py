@@ -48,6 +48,8 @@ class ChainedStore(ContentAddressedStore):
         self._upstream = upstream
         self._admit = admit
         self.fetched_from_upstream = 0
+        #: Entries handed to the upstream that it holds now: stored by the forward, or already
+        #: there (the upstream's own pull from us may have been quicker).
         self.forwarded_upstream = 0
         #: Documents purged here: never fetched again from the upstream (GDPR).
         self._purged: set[str] = set()
@@ -66,7 +68,7 @@ class ChainedStore(ContentAddressedStore):
             stored = set(result.stored)
             try:
                 forwarded = await upstream.put_entries([e for e in entries if e.id in stored])
-                self.forwarded_upstream += len(forwarded.stored)
+                self.forwarded_upstream += len(forwarded.stored) + len(forwarded.existing)
             except Exception as exc:  # the upstream's own sync will pick the entries up later
                 log.warning("forwarding upstream failed", extra={"reason": str(exc)})
         return result

@@ -71,9 +71,11 @@ class InMemoryStore(ContentAddressedStore):
     async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
         self._check_open()
         admission = BatchAdmission(self._meta.__contains__)
+        orders: list[int] = []
         for entry in admission.admit(entries):
+            orders.append(self._next_order)
             self._add(entry)
-        return admission.result()
+        return admission.result(orders)
 
     def _add(self, entry: StoreEntry) -> None:
         meta = entry.metadata.with_receipt_order(self._next_order)

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from store.base import ContentAddressedStore, ScanCursor, ScanPage, StoreHead
+from store.base import ContentAddressedStore, IdPage, ScanCursor, StoreHead
 from store.bloom import BloomSummary
 from store.entry import StoreEntry
 from store.origin import OrderRange, add_orders, scan_ids_skipping
@@ -144,30 +144,49 @@ async def replicate(
     bloom: _Bloom = _Bloom(target, target_head, use_target_bloom)
     skip = () if reverse is None else reverse.origin_towards(target_head.epoch, source_head.epoch)
     scanned = 0
-    while True:
+
+    def scan(after: ScanCursor | None) -> Awaitable[IdPage]:
         if skip:
-            page = await scan_ids_skipping(source, cursor, page_size, skip)
-        else:
-            page = await source.scan_ids_since(cursor, page_size, scanner_epoch=target_head.epoch)
-        keys = [k for k in page.keys if k[0] <= bound]
-        scanned += len(keys)
-        await run.fetch(await _missing_ids(target, [i for _, i in keys], await bloom.get(keys)))
-        at_bound = len(keys) < len(page.keys)
-        before = cursor
-        if at_bound:
-            cursor = ScanCursor(*keys[-1]) if keys else cursor
-        elif page.next_cursor is not None:
-            cursor = page.next_cursor
-        if cursor != before and on_checkpoint is not None:
-            await on_checkpoint(current(cursor))
-        if on_progress is not None:
-            position = min(cursor.receipt_order, bound) if cursor else 0
-            on_progress(ReplicationProgress(scanned, run.transferred, bound, position))
-        # Done: the source says so, the bound is reached, or a page neither listed nor moved.
-        if not page.has_more or at_bound or cursor == before:
-            break
-        if cursor is not None and cursor.receipt_order > bound:
-            break
+            return scan_ids_skipping(source, after, page_size, skip)
+        return source.scan_ids_since(after, page_size, scanner_epoch=target_head.epoch)
+
+    # The next page of ids is asked for as soon as this one arrived: it crosses the network
+    # while this page's entries are fetched, checked and stored.
+    ahead: asyncio.Future[IdPage] | None = None
+    try:
+        while True:
+            page = await (ahead if ahead is not None else scan(cursor))
+            ahead = None
+            keys = [k for k in page.keys if k[0] <= bound]
+            scanned += len(keys)
+            at_bound = len(keys) < len(page.keys)
+            before, after = cursor, cursor
+            if at_bound:
+                after = ScanCursor(*keys[-1]) if keys else cursor
+            elif page.next_cursor is not None:
+                after = page.next_cursor
+            # Done: the source says so, the bound is reached, or a page neither listed nor moved.
+            done = (
+                not page.has_more
+                or at_bound
+                or after == before
+                or (after is not None and after.receipt_order > bound)
+            )
+            if not done:
+                ahead = asyncio.ensure_future(scan(after))
+            ids = [i for _, i in keys]
+            await run.fetch(await _missing_ids(target, ids, await bloom.get(keys)))
+            cursor = after
+            if cursor != before and on_checkpoint is not None:
+                await on_checkpoint(current(cursor))
+            if on_progress is not None:
+                position = min(cursor.receipt_order, bound) if cursor else 0
+                on_progress(ReplicationProgress(scanned, run.transferred, bound, position))
+            if done:
+                break
+    finally:
+        if ahead is not None:
+            await _dropped(ahead)
     return run.result(scanned, current(cursor), idle=False)
 
 
@@ -228,40 +247,16 @@ class _Run:
         self.rejected: list[tuple[str, str]] = []
         self.deferred: list[str] = []
         self.unavailable: list[str] = []
-        #: Where ``scan`` wants the next page read from, and the page ``fetch`` read there.
-        self._ahead_from: tuple[ScanCursor, int] | None = None
-        self._ahead: tuple[tuple[ScanCursor, int], ScanPage] | None = None
-
-    async def scan(self, cursor: ScanCursor | None, limit: int, bound: int) -> ScanPage:
-        """The source's page after ``cursor``; the page after it is read ahead by ``fetch``.
-
-        So the next page's metadata crosses the network while this page's entries are
-        fetched, checked and stored. ``bound``: no read-ahead past this receipt order.
-        """
-        ahead, self._ahead = self._ahead, None
-        self._ahead_from = None
-        if ahead is not None and ahead[0] == (cursor, limit):
-            page = ahead[1]
-        else:
-            page = await self._source.scan_entries_since(cursor, limit)
-        last = page.entries[-1] if page.entries else None
-        if page.has_more and last is not None and last.receipt_order < bound:
-            self._ahead_from = (ScanCursor(last.receipt_order, last.id), limit)
-        return page
 
     async def fetch(self, missing: list[str]) -> None:
         """Fetch, check and store ``missing``; returns once all of it is stored.
 
         Three stages overlap: while batch k is checked (the verify pool, both cores), batch
         k+1 is on the network and batch k-1 is being written. Batches are stored in order,
-        at most one write in flight. The next scan page (``scan``) is read meanwhile.
+        at most one write in flight.
         """
         size = self._batch_size
         batches = [missing[i : i + size] for i in range(0, len(missing), size)]
-        ahead: asyncio.Task[ScanPage] | None = None
-        if self._ahead_from is not None:
-            cursor, limit = self._ahead_from
-            ahead = asyncio.ensure_future(self._source.scan_entries_since(cursor, limit))
         storing: asyncio.Task[None] | None = None
         try:
             async with contextlib.aclosing(_prefetched(self._source, batches)) as fetched:
@@ -275,12 +270,9 @@ class _Run:
                     storing = asyncio.ensure_future(self._store(accepted)) if accepted else None
             if storing is not None:
                 await storing
-            if ahead is not None and self._ahead_from is not None:
-                self._ahead = (self._ahead_from, await ahead)
         finally:
-            for task in (storing, ahead):
-                if task is not None:
-                    await _dropped(task)
+            if storing is not None:
+                await _dropped(storing)
 
     async def _check(self, entries: list[StoreEntry]) -> tuple[StoreEntry, ...]:
         verdict = await self._admit(entries)
@@ -303,8 +295,11 @@ class _Run:
             stored = set(result.stored)
             self.transferred_bytes += sum(len(e.encrypted_data) for e in accepted if e.id in stored)
         if self._track and result.stored:
-            placed = await self._target.get_metadata(list(result.stored))
-            self.origin = add_orders(self.origin, (m.receipt_order for m in placed))
+            orders: Sequence[int] = result.orders
+            if len(orders) != len(result.stored):  # a store that does not say: ask it
+                placed = await self._target.get_metadata(list(result.stored))
+                orders = [m.receipt_order for m in placed]
+            self.origin = add_orders(self.origin, orders)
             if self.on_origin is not None:
                 await self.on_origin()
 

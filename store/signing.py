@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 import re
 import struct
 import threading
@@ -96,12 +97,29 @@ def signing_bytes(meta: EntryMetadata) -> bytes:
     return bytes(out)
 
 
+#: ``EntryMetadata``'s fields in order, and where the two signatures sit among them.
+_FIELDS = tuple(f.name for f in dataclasses.fields(EntryMetadata))
+_FIELD_VALUES = operator.attrgetter(*_FIELDS)
+_SIGNATURE_AT = _FIELDS.index("signature")
+_METADATA_SIGNATURE_AT = _FIELDS.index("metadata_signature")
+
+
 def sign_entry(meta: EntryMetadata, data: bytes, sign: Callable[[bytes], bytes]) -> StoreEntry:
     """The entry with both of its author's signatures (module docstring)."""
-    signed = dataclasses.replace(
-        meta, metadata_signature=sign(signing_bytes(meta)), signature=sign(data)
-    )
-    return StoreEntry(signed, data)
+    return with_signatures(meta, data, sign(signing_bytes(meta)), sign(data))
+
+
+def with_signatures(
+    meta: EntryMetadata, data: bytes, metadata_signature: bytes, signature: bytes
+) -> StoreEntry:
+    """``meta`` carrying the two signatures, with its payload.
+
+    The same as ``dataclasses.replace``, at half its cost: every entry a node writes passes here.
+    """
+    values = list(_FIELD_VALUES(meta))
+    values[_METADATA_SIGNATURE_AT] = metadata_signature
+    values[_SIGNATURE_AT] = signature
+    return StoreEntry(EntryMetadata(*values), data)
 
 
 class PublicKeyCache:

@@ -30,7 +30,8 @@ _pool_lock = threading.Lock()
 _keys = PublicKeyCache()
 
 
-def _executor() -> ThreadPoolExecutor:
+def crypto_executor() -> ThreadPoolExecutor:
+    """The process's threads for Ed25519 work: verifying here, signing batches in ``mindood``."""
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -83,7 +84,7 @@ async def verify_entries(
     if len(slices) == 1:
         results = [_check_slice(slices[0], required_since)]
     else:
-        pool = _executor()
+        pool = crypto_executor()
         results = await asyncio.gather(
             *(loop.run_in_executor(pool, _check_slice, part, required_since) for part in slices)
         )

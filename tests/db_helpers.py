@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mindood.db import DBOptions, MindooDB, OpenTrust, TrustPolicy
 from mindood.errors import KeyNotFoundError
-from store.base import ContentAddressedStore
-from store.entry import EntryMetadata
+from store.base import ContentAddressedStore, PutResult
+from store.entry import EntryMetadata, StoreEntry
 from store.memory import InMemoryStore
 
 TENANT = "acme"
@@ -29,6 +30,18 @@ class KeySigner:
 
     def sign(self, data: bytes) -> bytes:
         return self._key.sign(data)
+
+
+class CountingStore(InMemoryStore):
+    """An in-memory store that records every ``put_entries`` batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts: list[list[StoreEntry]] = []
+
+    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
+        self.puts.append(list(entries))
+        return await super().put_entries(entries)
 
 
 class StaticKeys:

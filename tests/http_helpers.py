@@ -7,12 +7,13 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from mindood.identity import UnlockedUserId
 from mindood.sync import SyncNode
@@ -179,3 +180,17 @@ class Client:
         headers = {**self.auth_headers(), "Content-Type": content_type}
         async with self.session.post(self.url + path, data=data, headers=headers) as r:
             return r.status, await r.read(), r.headers.get("Content-Type", "")
+
+
+@contextlib.asynccontextmanager
+async def app_on_loopback(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served on 127.0.0.1 (a free port) until the block ends; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -6,26 +6,16 @@ reports both nodes' peak RSS and the CPU an entry cost against the verify floor'
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from mindood.bench_sync import cpu_seconds, peak_rss_kib
+from tests.bench_helpers import run_sync_bench
 
 
 def test_the_tcp_sync_bench_reports_memory_and_cpu_of_both_nodes(tmp_path: Path) -> None:
-    command = ["bench", "sync", "--entries", "40", "--dir", str(tmp_path)]
-    done = subprocess.run(
-        [sys.executable, "-m", "mindood", *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "MINDOOD_TEST_PBKDF2_ITERATIONS": "1000"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout)
+    result, stderr = run_sync_bench(tmp_path, 40)
     assert result["full_sync_entries"] >= 40  # the benched database plus the directory
     assert result["delta_10_transferred"] == 10
     for node in ("pull", "serve"):
@@ -33,7 +23,7 @@ def test_the_tcp_sync_bench_reports_memory_and_cpu_of_both_nodes(tmp_path: Path)
         assert result[f"full_sync_{node}_cpu_us_per_entry"] > 0
     assert result["verify_pool_cpu_us_per_entry"] > 0
     assert 0 < result["verify_share_of_sync_cpu"] < 1
-    assert "peak RSS: pulling node" in done.stderr
+    assert "peak RSS: pulling node" in stderr
 
 
 def test_peak_rss_and_cpu_time_of_this_process_and_of_another() -> None:

@@ -7,26 +7,13 @@ are consistent (UDP payloads above data channel messages, no datagram lost on lo
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.bench_helpers import run_sync_bench
 
 
 def test_the_webrtc_sync_bench_runs_against_tcp_at_a_tiny_size(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "mindood", "bench", "sync", "--transport", "webrtc"),
-            *("--entries", "30", "--dir", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "MINDOOD_TEST_PBKDF2_ITERATIONS": "1000"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout)
+    result, _ = run_sync_bench(tmp_path, 30, "--transport", "webrtc")
     assert result["transport"].startswith("webrtc")
     assert result["full_sync_entries"] >= 30  # the benched database plus the directory
     assert result["full_sync_entries_per_s"] > 0 and result["tcp_full_sync_entries_per_s"] > 0

@@ -1,4 +1,4 @@
-"""``mindood bench tenant`` and the Bloom figures of ``mindood bench store``, run small.
+"""``mindood bench tenant`` and the Bloom figures (in memory and on disk), run small.
 
 Only the shape and the internal consistency of the results are checked: timings are never
 asserted (they are figures for a person, taken against a floor of the same run).
@@ -6,11 +6,14 @@ asserted (they are figures for a person, taken against a floor of the same run).
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from mindood import bench_bloom, bench_tenant
+from mindood import bench_bloom, bench_bloom_disk, bench_tenant
 from store.bloom import BloomSummary
 from tests import tenant_helpers as th
 
@@ -43,3 +46,14 @@ def test_bloom_figures_check_the_vectorised_summary_against_the_pure_one() -> No
 def test_pure_bitset_is_the_reference_layout() -> None:
     ids = bench_bloom.store_shaped_ids(200)
     assert bench_bloom.pure_bitset(ids) == BloomSummary.of_ids(ids).bitset
+
+
+async def test_ondisk_bloom_figures_report_first_and_later_summaries_against_memory(
+    tmp_path: Path,
+) -> None:
+    figures = await bench_bloom_disk.ondisk_bloom_figures(tmp_path, ids=600)
+    assert figures["ids"] == 600
+    assert figures["first_summary_s"] > 0 and figures["later_summary_s"] > 0
+    assert figures["first_vs_in_memory"] > 0 and figures["in_memory_summary_s"] > 0
+    assert "on-disk Bloom summary of 600 ids" in bench_bloom_disk.summary_line(figures)
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []  # the scratch store is gone

@@ -18,6 +18,7 @@ from store.bloom import (
     djb2_32,
     fnv1a32,
     id_hash_arrays,
+    id_hash_bytes,
     id_hash_pair,
     parameters,
 )
@@ -222,6 +223,29 @@ def test_bitset_equals_the_pure_reference_bitset(extra: str) -> None:
     assert summary.bitset == reference_bitset(entry_ids)
     pairs = [id_hash_pair(i) for i in entry_ids]
     assert BloomSummary.build(pairs, len(pairs)) == summary
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ANY_TEXT, max_size=80))
+def test_packed_hashes_are_the_pairs_in_order_on_both_paths(entry_ids: list[str]) -> None:
+    """Few ids take the scalar loop, many the vectorised one: the bytes must not differ."""
+    packed = id_hash_bytes(entry_ids)
+    expected = b"".join(
+        reference_fnv1a32(f"{BLOOM_SALT}:{i}").to_bytes(4, "little")
+        + (reference_djb2(f"{i}:{BLOOM_SALT}") or 1).to_bytes(4, "little")
+        for i in entry_ids
+    )
+    assert packed == expected
+    assert b"".join(id_hash_bytes([i]) for i in entry_ids) == expected
+
+
+def test_a_summary_from_packed_hashes_equals_of_ids() -> None:
+    entry_ids = [f"doc{n}_d_0_{n:x}" for n in range(2500)]
+    packed = id_hash_bytes(entry_ids[:1000]) + id_hash_bytes(entry_ids[1000:])
+    assert BloomSummary.from_hash_bytes(packed) == BloomSummary.of_ids(entry_ids)
+    assert BloomSummary.from_hash_bytes(b"") == BloomSummary.of_ids([])
+    with pytest.raises(ValueError, match="whole"):
+        BloomSummary.from_hash_bytes(packed[:-3])
 
 
 # -- wire form ---------------------------------------------------------------------------------

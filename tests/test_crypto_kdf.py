@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 
@@ -174,3 +175,16 @@ def test_test_switch_rejects_out_of_range(real_pbkdf2: None, bad: int) -> None:
     with pytest.raises(ValueError):
         kdf.set_test_pbkdf2_iterations(bad)
     assert kdf.get_test_pbkdf2_iterations() is None
+
+
+@pytest.mark.parametrize(
+    ("password", "salt", "iterations", "length"),
+    [(b"", b"s", 1, 32), (b"pw", bytes(range(256)) * 3, 1_000, 32), ("ü".encode(), b"", 7, 64)],
+)
+def test_pbkdf2_sha256_gives_hashlibs_bytes(
+    password: bytes, salt: bytes, iterations: int, length: int
+) -> None:
+    # The derivation moved from hashlib to cryptography for speed; sealed blobs depend on
+    # every byte staying the same, including for an empty password or salt.
+    expected = hashlib.pbkdf2_hmac("sha256", password, salt, iterations, dklen=length)
+    assert kdf.pbkdf2_sha256(password, salt, iterations, length) == expected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +16,13 @@ from mindood.errors import (
     KeyNotFoundError,
     QuarantinedEntryError,
 )
-from store.base import ContentAddressedStore, PutResult
+from store.base import ContentAddressedStore
 from store.entry import EntryType, StoreEntry
 from store.errors import EntryFormatError
 from store.memory import InMemoryStore
 from store.ondisk import OnDiskStore, OnDiskStoreOptions
 from store.verify import verify_entries
-from tests.db_helpers import KeySigner, StaticKeys, default_keys, make_db
-
-
-class CountingStore(InMemoryStore):
-    """An in-memory store that records every ``put_entries`` batch it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.puts: list[list[StoreEntry]] = []
-
-    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
-        self.puts.append(list(entries))
-        return await super().put_entries(entries)
+from tests.db_helpers import CountingStore, KeySigner, StaticKeys, default_keys, make_db
 
 
 @pytest.fixture

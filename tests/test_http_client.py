@@ -40,6 +40,7 @@ from store.base import ScanCursor
 from store.entry import EntryMetadata, EntryType, StoreEntry
 from store.json_codec import metadata_to_json
 from tests.entries import tampered
+from tests.http_helpers import app_on_loopback
 from tests.sync_helpers import eventually, join, sync_node
 from tests.tenant_helpers import admin_creds, fast_kdf, new_tenant, username
 from transports.http_client import HttpOrigin
@@ -232,15 +233,8 @@ async def reference_like() -> AsyncIterator[_Fake]:
     app.router.add_get("/t1/sync/docs/events", events)
     app.router.add_get("/t1/sync/docs/capabilities", capabilities)
     app.router.add_post("/t1/sync/docs/findNewEntries", find_new)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield _Fake(f"http://127.0.0.1:{port}", seen)
-    finally:
-        await runner.cleanup()
+    async with app_on_loopback(app) as url:
+        yield _Fake(url, seen)
 
 
 class _NoKeys:

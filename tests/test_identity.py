@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPrivateNumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -188,6 +188,48 @@ def test_wrong_key_type_in_slot_raises_key_format_error() -> None:
     )
     with pytest.raises(KeyFormatError):
         unlock(garbage, "alice-pw")
+
+
+def _broken_rsa_pkcs8(field: str) -> bytes:
+    """Alice's own RSA key (same n and e, so the PEM check passes) with one value corrupted.
+
+    (p and q cannot be corrupted this way: ``RSAPrivateNumbers`` itself refuses p*q != n.)
+    """
+    numbers = unlock(alice(), "alice-pw").encryption_key.private_numbers()
+    values = {
+        "p": numbers.p,
+        "q": numbers.q,
+        "d": numbers.d,
+        "dmp1": numbers.dmp1,
+        "dmq1": numbers.dmq1,
+        "iqmp": numbers.iqmp,
+    }
+    values[field] += 2
+    broken = RSAPrivateNumbers(**values, public_numbers=numbers.public_numbers).private_key(
+        unsafe_skip_rsa_key_validation=True
+    )
+    return broken.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+
+
+@pytest.mark.parametrize("field", ["d", "dmp1", "dmq1", "iqmp"])
+def test_a_sealed_rsa_key_with_inconsistent_values_does_not_unlock(field: str) -> None:
+    # Sealed keys skip OpenSSL's primality tests (0.2 s each); the arithmetic checks that
+    # replace them must still refuse a key whose private values do not fit its modulus.
+    pkcs8 = _broken_rsa_pkcs8(field)
+    bad = dataclasses.replace(
+        alice(), encryption_private_key=encrypt_private_key(pkcs8, "alice-pw", "encryption")
+    )
+    with pytest.raises(KeyFormatError, match="consistent RSA key"):
+        unlock(bad, "alice-pw")
+    public = rsa.rsa_public_pem(unlock(alice(), "alice-pw").encryption_key)
+    bad_user_key = dataclasses.replace(
+        alice(),
+        user_key_public_key=public,
+        user_key_private_key=encrypt_private_key(pkcs8, "alice-pw", "userkey"),
+    )
+    opened = unlock(bad_user_key, "alice-pw")
+    assert opened.user_key is None and opened.user_key_error is not None
+    assert "consistent RSA key" in opened.user_key_error
 
 
 def _set(path: tuple[str, ...], value: Any) -> Any:

@@ -156,7 +156,7 @@ async def test_bloom_summary_is_cached_until_ids_change(tmp_path: Path) -> None:
     await store.put_entries(make(1))
     assert (await store.get_id_bloom_summary()).total_ids == 6
     await store.close()
-    # the hashes were kept: another instance builds the same summary without hashing again
+    # the hashes were stored with the entries: another instance reads the same summary
     store = await OnDiskStore.open(tmp_path, FAST)
     again = await store.get_id_bloom_summary()
     assert again.total_ids == 6 and all(again.might_contain(e.id) for e in entries)
@@ -252,11 +252,11 @@ async def test_the_wal_is_checkpointed_in_the_background_and_stays_bounded(
     assert not wal.exists()
 
 
-async def test_a_bloom_summary_over_several_hashing_chunks_covers_every_id(
+async def test_a_bloom_summary_over_several_hash_blocks_covers_every_id(
     tmp_path: Path,
 ) -> None:
     store = await OnDiskStore.open(tmp_path, FAST)
-    entries = make(12_000, size=32)  # the hashes are stored 5,000 ids per write transaction
+    entries = make(12_000, size=32)  # one put, stored as blocks of at most 4,096 ids' hashes
     await store.put_entries(entries)
     await store.purge_doc_history(entries[7_000].doc_id)
     summary = await store.get_id_bloom_summary()

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from store.base import ContentAddressedStore, PutResult, ScanCursor, ScanFilters, ScanPage
+from store.base import (
+    ContentAddressedStore,
+    IdPage,
+    PutResult,
+    ScanCursor,
+    ScanFilters,
+    ScanPage,
+)
 from store.entry import StoreEntry
 from store.errors import StoreError
 from store.memory import InMemoryStore
@@ -220,3 +227,31 @@ async def test_overlapped_batches_are_stored_in_the_source_order() -> None:
     order_out = [m.id for m in (await target.scan_entries_since(None, 1000)).entries]
     assert order_out == order_in
     assert source.scans == 4  # 3 full pages read (two of them ahead) and one empty end page
+
+
+class CallOrderStore(InMemoryStore):
+    """Notes each id page asked for and each entry fetch, in the order they were started."""
+
+    def __init__(self) -> None:
+        super().__init__("call-order")
+        self.calls: list[str] = []
+
+    async def scan_ids_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, *, scanner_epoch: str | None = None
+    ) -> IdPage:
+        self.calls.append("scan")
+        return await super().scan_ids_since(cursor, limit, scanner_epoch=scanner_epoch)
+
+    async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
+        self.calls.append("get")
+        return await super().get_entries(ids)
+
+
+async def test_the_next_id_page_is_asked_for_while_this_pages_entries_are_fetched() -> None:
+    source, target = CallOrderStore(), InMemoryStore()
+    await source.put_entries(_entries(120))
+    result = await replicate(source, target, page_size=40, batch_size=40)
+    assert result.transferred == 120 and await _ids(target) == await _ids(source)
+    # Page 2 is on its way before page 1's entries are; after the last page nothing more.
+    assert source.calls[:2] == ["scan", "scan"]
+    assert source.calls.count("scan") == 3 and source.calls.count("get") == 3

@@ -160,11 +160,14 @@ async def test_get_all_ids_in_receipt_order(store: ContentAddressedStore) -> Non
 
 async def test_concurrent_puts_get_unique_contiguous_orders(store: ContentAddressedStore) -> None:
     batches = [entries_for(generate_doc_id(), 5) for _ in range(6)]
-    await asyncio.gather(*(store.put_entries(batch) for batch in batches))
+    results = await asyncio.gather(*(store.put_entries(batch) for batch in batches))
     all_ids = [i for batch in batches for i in ids(batch)]
     metas = await store.get_metadata(all_ids)
     assert sorted(m.receipt_order for m in metas) == list(range(1, 31))
     assert sorted(await store.get_all_ids()) == sorted(all_ids)
+    # Each put says which order it gave each id it stored (group commits included).
+    given = {i: o for r in results for i, o in zip(r.stored, r.orders, strict=True)}
+    assert given == {m.id: m.receipt_order for m in metas}
 
 
 # -- rejections --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from mindood.db import MindooDB, MindooDoc
 from mindood.errors import KeyNotFoundError
 from mindood.sync.chaining import ChainingStoreFactory
 from protocol.events import SyncProgress
+from store.base import StoreHead
 from store.chained import ChainedStore
 from store.entry import StoreEntry
 from store.errors import StoreClosedError
@@ -394,3 +395,30 @@ async def test_work_in_flight_for_a_dropped_database_does_not_create_it_again(
 
     await eventually(b_has_notes)
     assert not await _lists(b, "todos")
+
+
+async def test_a_database_is_announced_once_per_store_head(tmp_path: Path, nodes: Nodes) -> None:
+    """Changed documents without new entries (a restart folding the store into the cache)
+    cost the peer nothing: each announcement makes it ask for heads."""
+    alice_tenant = (await new_tenant(InMemoryStoreFactory())).tenant
+    a = nodes.add(await make_node(tmp_path, "a", alice_tenant))
+    b = nodes.add(await make_node(tmp_path, "b", await join(alice_tenant, "bob")))
+    await a.listen()
+    await b.connect_to(a)
+    await eventually(lambda: _synced(b))
+    [link] = b.sync.links()
+    told: list[str] = []
+    session = link.driver._session
+    real_announce = session.announce
+
+    async def counting(db: str, head: StoreHead | None) -> None:
+        told.append(db)
+        await real_announce(db, head)
+
+    session.announce = counting  # type: ignore[method-assign]
+    for _ in range(4):
+        await link.announce("todos")
+    assert told == ["todos"]
+    mine = await (await b.db()).create_document({"by": "bob"})  # a new head is announced
+    await eventually(lambda: _is_any(a, mine.get_id(), {"by": "bob"}))
+    assert told[1:] == ["todos"]

@@ -167,3 +167,27 @@ async def test_the_ice_sockets_get_the_receive_buffer_asked_for() -> None:
         finally:
             await a.aclose()
             await b.aclose()
+
+
+def _sack_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "webrtc-delayed-sack"]
+
+
+async def test_a_lone_packet_is_acknowledged_late_and_closing_ends_the_sack_task() -> None:
+    with loopback_ice():
+        a, b = await webrtc_pair(WebRtcOptions(sack_delay=0.02))
+        a.admit()
+        b.admit()
+        try:
+            assert len(_sack_tasks()) == 2  # one per end, owned by its channel
+            await a.send(b"one packet")
+            assert await b.recv() == b"one packet"
+            sender = a._pc.sctp
+            async with asyncio.timeout(5):
+                # A single DATA packet is owed only half a SACK: the timer sends it.
+                while sender._last_sacked_tsn != sender._local_tsn - 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        finally:
+            await a.aclose()
+            await b.aclose()
+    assert _sack_tasks() == []

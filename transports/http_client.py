@@ -3,9 +3,10 @@
 One ``HttpOrigin`` per server origin (``https://host[:port]``, or ``http://`` for loopback and
 tests) owns one ``aiohttp.ClientSession``: connections are pooled across every store and the
 change feed. It knows nothing of the API (``protocol.http`` does); it bounds what a server can
-cost us: response bodies are read up to a limit (after decompression, so a compressed bomb stops
-at the limit too), every request has a timeout, redirects are not followed (the reference client
-follows only same-origin ones; none of its routes redirects), and transport failures surface as
+cost us: response bodies are read up to a limit (gzip and deflate are undone here, after the
+wire bytes are counted, and the limit holds for what they unfold to: a compressed bomb stops),
+every request has a timeout, redirects are not followed (the reference client follows only
+same-origin ones; none of its routes redirects), and transport failures surface as
 ``HttpTransportError`` (an ``OSError``) or ``TimeoutError``, never as aiohttp's own types.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ import aiohttp
 
 #: Largest response body read into memory (a getEntries batch; the server's own JSON limit is 5 MB).
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: The codings we undo ourselves (zlib), so the wire bytes can be counted and capped.
+ACCEPT_ENCODING = "gzip, deflate"
 
 
 class HttpTransportError(OSError):
@@ -68,10 +72,13 @@ class _Stream:
         return self._response.status
 
     async def read_body(self) -> bytes:
-        return await _read_bounded(self._response, 64 * 1024)
+        return await _read_bounded(self._response, 64 * 1024, self._origin)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._response.content
+        # A stream has no size limit (it lasts); the decoder's limit only bounds one chunk's
+        # expansion, so a few compressed bytes cannot unfold into gigabytes at once.
+        decoder = _BodyDecoder(self._response.headers.get("Content-Encoding", ""))
         while True:
             try:
                 async with asyncio.timeout(self._limits.stream_idle_timeout):
@@ -81,20 +88,61 @@ class _Stream:
             if not data:
                 return
             self._origin.bytes_received += len(data)
-            yield data
+            decoder.restart_limit()
+            text = decoder.feed(data)
+            if text:
+                yield text
 
 
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+class _BodyDecoder:
+    """Undoes a response's Content-Encoding (gzip, or zlib-wrapped deflate), never past
+    ``limit`` bytes out: a compressed bomb stops at the limit, not in memory."""
+
+    def __init__(self, encoding: str, limit: int = 1024 * 1024) -> None:
+        coding = encoding.strip().lower()
+        if coding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise HttpTransportError(f"unsupported Content-Encoding {encoding!r} from the server")
+        # wbits 32 + 15: a gzip or a zlib header, whichever the body starts with.
+        self._inflate = zlib.decompressobj(wbits=47) if coding not in ("", "identity") else None
+        self._limit = limit
+        self._size = 0
+
+    def restart_limit(self) -> None:
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._inflate is None:
+            out = chunk
+        else:
+            try:
+                out = self._inflate.decompress(chunk, self._limit - self._size + 1)
+            except zlib.error as exc:
+                raise HttpTransportError(f"the response body does not decompress: {exc}") from exc
+        self._size += len(out)
+        if self._size > self._limit:
+            raise HttpTransportError(f"response body over the limit of {self._limit} bytes")
+        return out
+
+    def finish(self) -> bytes:
+        """The end of the body: a compressed one must be complete (a cut-off is an error)."""
+        if self._inflate is None:
+            return b""
+        if not self._inflate.eof:
+            raise HttpTransportError("the compressed response body ended early")
+        return b""
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int, origin: HttpOrigin) -> bytes:
+    """The whole body, decoded, up to ``limit`` bytes; the wire bytes count on ``origin``."""
+    decoder = _BodyDecoder(response.headers.get("Content-Encoding", ""), limit)
     parts: list[bytes] = []
-    size = 0
     try:
         async for chunk in response.content.iter_chunked(256 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise HttpTransportError(f"response body over the limit of {limit} bytes")
-            parts.append(chunk)
+            origin.bytes_received += len(chunk)
+            parts.append(decoder.feed(chunk))
     except aiohttp.ClientError as exc:
         raise HttpTransportError(f"reading the response failed: {exc}") from exc
+    parts.append(decoder.finish())
     return b"".join(parts)
 
 
@@ -112,7 +160,8 @@ class HttpOrigin:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._limits = limits or HttpClientLimits()
         self._session: aiohttp.ClientSession | None = None
-        #: Body bytes sent and received (after decompression), for status and benchmarks.
+        #: Body bytes sent and received as they crossed the wire (compressed where the server
+        #: compressed), for status and benchmarks.
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -126,7 +175,8 @@ class HttpOrigin:
             self._session = aiohttp.ClientSession(
                 timeout=timeout,
                 connector=aiohttp.TCPConnector(limit=8, ssl=self._ssl),
-                auto_decompress=True,
+                auto_decompress=False,  # undone here, so wire bytes are counted and capped
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
             )
         return self._session
 
@@ -149,9 +199,8 @@ class HttpOrigin:
                     data=body,
                     allow_redirects=False,
                 ) as response:
-                    data = await _read_bounded(response, self._limits.max_response_bytes)
                     self.bytes_sent += len(body or b"")
-                    self.bytes_received += len(data)
+                    data = await _read_bounded(response, self._limits.max_response_bytes, self)
                     return _Response(response.status, response.content_type, data)
         except aiohttp.ClientError as exc:
             raise HttpTransportError(f"{method} {path}: {exc}") from exc

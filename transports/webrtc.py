@@ -357,7 +357,7 @@ class WebRtcChannel:
         already = self._closed
         self._end("channel closed")
         if self._sacks is not None:
-            self._sacks.stop()
+            await self._sacks.aclose()
         if already and self._pc.connectionState == "closed":
             return
         with contextlib.suppress(Exception):
@@ -418,6 +418,7 @@ async def offer(
 
     options = options or WebRtcOptions()
     pc = RTCPeerConnection(options.configuration())
+    sacks: DelayedSack | None = None
     try:
         async with asyncio.timeout(options.connect_timeout):
             dc = pc.createDataChannel(LABEL, ordered=True)
@@ -430,6 +431,8 @@ async def offer(
             await _opened(pc, dc)
         return WebRtcChannel(pc, dc, binding, max_message_size(answer_sdp), options, sacks)
     except BaseException:
+        if sacks is not None:
+            await sacks.aclose()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await pc.close()
@@ -454,6 +457,7 @@ async def answer(
             dc.close()
 
     pc.on("datachannel", on_datachannel)
+    sacks: DelayedSack | None = None
     try:
         async with asyncio.timeout(options.connect_timeout):
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -466,6 +470,8 @@ async def answer(
             await _opened(pc, dc)
         return WebRtcChannel(pc, dc, binding, max_message_size(offer_sdp), options, sacks)
     except BaseException:
+        if sacks is not None:
+            await sacks.aclose()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await pc.close()

@@ -122,7 +122,12 @@ class DelayedSack:
         self._owed = 0
         self._last_tsn = sctp._last_received_tsn
         self._timer: asyncio.TimerHandle | None = None
-        self._late: asyncio.Task[None] | None = None
+        self._late_due = asyncio.Event()
+        # The one task that sends late acknowledgements (a timer callback cannot await);
+        # ``aclose`` ends it with the channel.
+        self._worker = asyncio.get_running_loop().create_task(
+            self._send_late_sacks(), name="webrtc-delayed-sack"
+        )
         sctp._send_sack = self._sack_needed
 
     @classmethod
@@ -154,19 +159,27 @@ class DelayedSack:
 
     def _expired(self) -> None:
         self._timer = None
-        if self._sctp._sack_needed and (self._late is None or self._late.done()):
-            self._late = asyncio.ensure_future(self._send_late())
+        if self._sctp._sack_needed:
+            self._late_due.set()
 
-    async def _send_late(self) -> None:
-        with contextlib.suppress(Exception):  # the association ended meanwhile: nothing to ack
-            await self._send_now()
+    async def _send_late_sacks(self) -> None:
+        while True:
+            await self._late_due.wait()
+            self._late_due.clear()
+            if not self._sctp._sack_needed:
+                continue  # acknowledged meanwhile with the next packet
+            try:
+                await self._send_now()
+            except Exception as exc:  # the association ended meanwhile: nothing left to ack
+                log.debug("late SACK not sent", extra={"error": repr(exc)})
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def stop(self) -> None:
+    async def aclose(self) -> None:
         self._cancel_timer()
-        if self._late is not None:
-            self._late.cancel()
+        self._sctp._send_sack = self._send_sack
+        self._worker.cancel()
+        await asyncio.wait([self._worker])  # a cancel of our caller still propagates

@@ -108,6 +108,8 @@ def _text(value: Any) -> str:
 
 def parse_attachments(value: Any) -> tuple[AttachmentInfo, ...]:
     """The attachments in an ``_attachments`` value (live or plain list); skips malformed ones."""
+    if not value:  # the usual case, read on every write: no need for the ABC check below
+        return ()
     if value is None or isinstance(value, str | bytes) or not isinstance(value, Iterable):
         return ()
     parsed = (AttachmentInfo.from_fields(item) for item in value)

@@ -31,6 +31,7 @@ from mindood.db.history import DocumentVersion, Timestamp, TimeTravelDB, to_ms
 from mindood.db.keys import KeyProvider, Signer
 from mindood.db.options import DBOptions
 from mindood.db.reader import DocReader, DocState
+from mindood.db.signpool import EntryBatch
 from mindood.db.sync import StorePair, SyncResult, replicate_pairs
 from mindood.db.trust import TrustPolicy, trust_fingerprint
 from mindood.db.writer import ChangeFn, DocWriter
@@ -210,7 +211,7 @@ class MindooDB:
         newest = self._key_lookup()
         async with holding(self._lock, custom):
             existing = await self._store.find_entries_for_docs(custom) if custom else {}
-            held: list[StoreEntry] = []
+            held = EntryBatch(self._signer.sign)
             states: list[DocState] = []
             for index, (doc_id, spec) in enumerate(zip(ids, specs, strict=True)):
                 try:
@@ -220,8 +221,8 @@ class MindooDB:
                 except NAMED_ERRORS as exc:
                     raise (named(exc, index, doc_id) if name_errors else exc) from None
             keyed = [(st, newest(st.key_id)) for st in states]
-            held.extend(self._writer.due_snapshots(keyed))
-            await self._writer.put(held)
+            self._writer.due_snapshots(keyed, held)
+            await self._writer.put_batch(held)
             for state in states:
                 self._remember(state)
         self._listeners.emit(set(ids))
@@ -243,7 +244,7 @@ class MindooDB:
         return generate_doc_id()
 
     async def _build_create(
-        self, doc_id: str, spec: NewDocument, key: bytes, held: list[StoreEntry]
+        self, doc_id: str, spec: NewDocument, key: bytes, held: EntryBatch
     ) -> DocState:
         """The entries creating one document, appended to ``held`` (stored by the caller).
 
@@ -324,7 +325,7 @@ class MindooDB:
         async with holding(self._lock, ids):
             try:
                 states = await self._states(ids, name_errors=name_errors)
-                held: list[StoreEntry] = []
+                held = EntryBatch(self._signer.sign)
                 keyed: list[tuple[DocState, bytes]] = []
                 for index, ((doc_id, fn), state) in enumerate(zip(items, states, strict=True)):
                     try:
@@ -335,8 +336,8 @@ class MindooDB:
                     except NAMED_ERRORS as exc:
                         raise (named(exc, index, doc_id) if name_errors else exc) from None
                     keyed.append((state, key))
-                held.extend(self._writer.due_snapshots(keyed))
-                await self._writer.put(held)
+                self._writer.due_snapshots(keyed, held)
+                await self._writer.put_batch(held)
             except BaseException:
                 # Changes that committed in Automerge but were not stored (a later document
                 # failed, the store refused) must not linger in the cache: re-read next time.

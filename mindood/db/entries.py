@@ -11,9 +11,10 @@ built.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from mindood.crypto import encrypt_attachment_chunk, encrypt_payload
+from mindood.crypto import encrypt_attachment_chunk
 from mindood.db.keys import Signer
 from mindood.errors import EntryTooLargeError
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
@@ -74,13 +75,29 @@ def check_entry_size(entry_type: EntryType, size: int) -> None:
     )
 
 
-def build_doc_entry(
+@dataclass(frozen=True, slots=True)
+class UnsignedEntry:
+    """An entry complete but for its two signatures (``store.signing``).
+
+    A batch builds all of its entries first and signs them together, on every core
+    (``signpool``); the signatures cover nothing a trust check reads, so the entry is judged
+    before it is signed.
+    """
+
+    metadata: EntryMetadata
+    encrypted_data: bytes
+
+    def signed(self, sign: Callable[[bytes], bytes]) -> StoreEntry:
+        return sign_entry(self.metadata, self.encrypted_data, sign)
+
+
+def seal_doc_entry(
     *,
-    signer: Signer,
+    encrypt: Callable[[bytes], bytes],
+    author: str,
     entry_type: EntryType,
     doc_id: str,
     key_id: str,
-    key: bytes,
     plaintext: bytes,
     automerge_hash: str,
     automerge_deps: Sequence[str],
@@ -88,31 +105,37 @@ def build_doc_entry(
     created_at: int,
     snapshot_heads: Sequence[str] = (),
     attachment_refs: Sequence[AttachmentRef] = (),
-) -> StoreEntry:
-    """One encrypted, signed doc entry for a change (or, with ``snapshot_heads``, a snapshot).
+) -> UnsignedEntry:
+    """One encrypted doc entry for a change (or, with ``snapshot_heads``, a snapshot), ready to
+    be signed (``UnsignedEntry.signed``).
 
-    ``attachment_refs`` is the document's full list of live attachments after the change; it
-    is signed, so a node without the key still knows which chunk chains are in use.
-    Raises ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
+    ``encrypt`` is the payload cipher of the document's key (``encrypt_payload`` bound to it, or
+    a ``PayloadCipher`` set up once per key), ``author`` the signer's PEM. ``attachment_refs``
+    is the document's full list of live attachments after the change; it is signed, so a node
+    without the key still knows which chunk chains are in use. Raises
+    ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
     """
-    data = encrypt_payload(key, plaintext)
+    data = encrypt(plaintext)
     check_entry_size(entry_type, len(data))
+    if len(attachment_refs) > 1:
+        attachment_refs = sorted(attachment_refs, key=lambda r: r.attachment_id)
+    dependencies = tuple(dependency_ids)
     meta = EntryMetadata(
         entry_type=entry_type,
         id=doc_entry_id(doc_id, automerge_deps, automerge_hash),
         content_hash=content_hash(data),
         doc_id=doc_id,
-        dependency_ids=tuple(dependency_ids),
+        dependency_ids=dependencies,
         created_at=created_at,
-        created_by_public_key=signer.public_pem,
+        created_by_public_key=author,
         decryption_key_id=key_id,
         original_size=len(plaintext),
         encrypted_size=len(data),
         snapshot_head_hashes=tuple(snapshot_heads),
-        snapshot_head_entry_ids=tuple(dependency_ids) if snapshot_heads else (),
-        attachment_refs=tuple(sorted(attachment_refs, key=lambda r: r.attachment_id)),
+        snapshot_head_entry_ids=dependencies if snapshot_heads else (),
+        attachment_refs=tuple(attachment_refs),
     )
-    return sign_entry(meta, data, signer.sign)
+    return UnsignedEntry(meta, data)
 
 
 def build_chunk_entry(

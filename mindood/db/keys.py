@@ -15,7 +15,11 @@ from mindood.keybag import KeyBag
 
 
 class Signer(Protocol):
-    """An Ed25519 author: the PEM written into entries and the key that signs them."""
+    """An Ed25519 author: the PEM written into entries and the key that signs them.
+
+    ``sign`` must be thread-safe: a batch write signs its entries on worker threads
+    (``signpool``).
+    """
 
     @property
     def public_pem(self) -> str: ...

@@ -16,11 +16,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from mindood.crypto.aead import PayloadCipher
 from mindood.db.attachments import AttachmentIO, attachment_refs
 from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
-from mindood.db.entries import Clock, build_doc_entry, snapshot_hash
+from mindood.db.entries import Clock, UnsignedEntry, seal_doc_entry, snapshot_hash
 from mindood.db.keys import Signer
 from mindood.db.reader import DocState
+from mindood.db.signpool import EntryBatch
 from mindood.db.trust import TrustPolicy
 from mindood.errors import (
     AccessRevokedError,
@@ -34,6 +36,9 @@ from store.entry import EntryType, StoreEntry
 ChangeFn = Callable[[MindooDoc], Any | Awaitable[Any]]
 
 log = logging.getLogger("mindood.db")
+
+#: Payload ciphers a writer keeps set up (one per key version it writes with).
+_CIPHERS_KEPT = 16
 
 
 class DocWriter:
@@ -57,6 +62,7 @@ class DocWriter:
         self._clock = clock
         self._files = files
         self._snapshot_every = snapshot_every
+        self._ciphers: dict[bytes, PayloadCipher] = {}
 
     async def change(
         self,
@@ -65,7 +71,7 @@ class DocWriter:
         key: bytes,
         *,
         entry_type: EntryType = EntryType.DOC_CHANGE,
-        hold: list[StoreEntry] | None = None,
+        hold: EntryBatch | None = None,
     ) -> None:
         """Run ``fn`` on a live view inside one Automerge change and write that change.
 
@@ -115,25 +121,26 @@ class DocWriter:
         deps: Sequence[str],
         key: bytes,
         *,
-        hold: list[StoreEntry] | None = None,
+        hold: EntryBatch | None = None,
         created_at: int | None = None,
     ) -> None:
         """Encrypt, sign and store one Automerge change already applied to ``state.am``.
 
-        With ``hold`` the entry is appended there instead of stored (and no snapshot is made),
-        so a write of several entries can check them all before the caller puts them at once.
+        With ``hold`` the entry is added there, still unsigned, instead of stored (and no
+        snapshot is made), so a write of several entries can check them all and sign them
+        together before the caller stores them at once (:meth:`put_batch`).
         ``created_at``: the ``peek_ms`` time the change was stamped with (else now).
         """
         state.changed()
         created_at = self._clock.now_ms() if created_at is None else self._clock.take(created_at)
         # Every change carries the document's complete attachment list; a delete releases them.
         refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
-        entry = build_doc_entry(
-            signer=self._signer,
+        entry = seal_doc_entry(
+            encrypt=self._cipher(key).encrypt,
+            author=self._signer.public_pem,
             entry_type=entry_type,
             doc_id=state.doc_id,
             key_id=state.key_id,
-            key=key,
             plaintext=change_bytes,
             automerge_hash=change_hash,
             automerge_deps=deps,
@@ -145,11 +152,12 @@ class DocWriter:
         if reason is not None:
             raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
         if hold is None:
-            await self.put([entry])
+            await self.put([entry.signed(self._signer.sign)])
         else:
-            hold.append(entry)
-        state.included.add(entry.id)
-        state.entry_of_hash[change_hash] = entry.id
+            hold.add(entry)
+        entry_id = entry.metadata.id
+        state.included.add(entry_id)
+        state.entry_of_hash[change_hash] = entry_id
         state.last_modified = created_at
         if entry_type is EntryType.DOC_CREATE:
             state.created_at = created_at
@@ -157,6 +165,15 @@ class DocWriter:
         due = self._snapshot_every > 0 and state.since_snapshot >= self._snapshot_every
         if due and hold is None:
             await self.snapshot(state, key)
+
+    def _cipher(self, key: bytes) -> PayloadCipher:
+        """The payload cipher of ``key``, set up once: that costs more than sealing a change."""
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= _CIPHERS_KEPT:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = PayloadCipher(key)
+        return cipher
 
     async def snapshot(self, state: DocState, key: bytes) -> None:
         """Save the whole document as one ``doc_snapshot`` so later reads replay less.
@@ -167,18 +184,20 @@ class DocWriter:
         """
         entry = self._snapshot_or_none(state, key)
         if entry is not None:
-            await self.put([entry])
+            await self.put([entry.signed(self._signer.sign)])
 
-    def due_snapshots(self, states: Iterable[tuple[DocState, bytes]]) -> list[StoreEntry]:
-        """Snapshots of the documents a batch made due (each once), to store with the batch."""
+    def due_snapshots(self, states: Iterable[tuple[DocState, bytes]], batch: EntryBatch) -> None:
+        """Add the snapshots a batch made due (each document's once) to ``batch``."""
         due: dict[str, tuple[DocState, bytes]] = {}
         for state, key in states:
             if self._snapshot_every > 0 and state.since_snapshot >= self._snapshot_every:
                 due[state.doc_id] = (state, key)
-        made = [self._snapshot_or_none(state, key) for state, key in due.values()]
-        return [entry for entry in made if entry is not None]
+        for state, key in due.values():
+            entry = self._snapshot_or_none(state, key)
+            if entry is not None:
+                batch.add(entry)
 
-    def _snapshot_or_none(self, state: DocState, key: bytes) -> StoreEntry | None:
+    def _snapshot_or_none(self, state: DocState, key: bytes) -> UnsignedEntry | None:
         heads = [h.hex() for h in state.am.heads()]
         state.since_snapshot = 0
         try:
@@ -190,13 +209,13 @@ class DocWriter:
             )
             return None
 
-    def _snapshot_entry(self, state: DocState, key: bytes, heads: list[str]) -> StoreEntry:
-        return build_doc_entry(
-            signer=self._signer,
+    def _snapshot_entry(self, state: DocState, key: bytes, heads: list[str]) -> UnsignedEntry:
+        return seal_doc_entry(
+            encrypt=self._cipher(key).encrypt,
+            author=self._signer.public_pem,
             entry_type=EntryType.DOC_SNAPSHOT,
             doc_id=state.doc_id,
             key_id=state.key_id,
-            key=key,
             plaintext=state.am.save(),
             automerge_hash=snapshot_hash(),
             automerge_deps=heads,
@@ -204,6 +223,10 @@ class DocWriter:
             created_at=self._clock.now_ms(),
             snapshot_heads=heads,
         )
+
+    async def put_batch(self, batch: EntryBatch) -> None:
+        """Sign the batch's entries (on every core when there are many) and store them."""
+        await self.put(await batch.signed())
 
     async def put(self, entries: list[StoreEntry]) -> None:
         result = await self._store.put_entries(entries)

@@ -135,9 +135,15 @@ def _delete(session: Session, obj: bytes, prop: str | int) -> None:
 
 def _insert_text(tx: Transaction, text: bytes, index: int, chars: str) -> None:
     """Insert one character per op: the binding stores a multi-character ``Str`` insert as a
-    single list element, which a later one-character delete would remove whole."""
-    for offset, char in enumerate(chars):
-        _call(tx.insert, text, index + offset, ScalarType.Str, char)
+    single list element, which a later one-character delete would remove whole. One guard
+    around the loop, not one ``_call`` per character: every string is written this way."""
+    insert, kind = tx.insert, ScalarType.Str
+    _call(_insert_chars, insert, text, index, kind, chars)
+
+
+def _insert_chars(insert: Any, text: bytes, index: int, kind: ScalarType, chars: str) -> None:
+    for offset, char in enumerate(chars, index):
+        insert(text, offset, kind, char)
 
 
 def _live(session: Session, found: tuple[Value, bytes], obj: bytes, prop: str | int) -> Any:

@@ -28,7 +28,7 @@ from protocol.notifications import SignalDelivered, StoreChanged, parse_notifica
 from protocol.requests import RelaySignal, parse_request
 from protocol.serve import ServeLimits, StoreService
 from protocol.store_ops import StoreKind
-from store.base import ContentAddressedStore
+from store.base import ContentAddressedStore, StoreHead
 from store.chained import ChainedStore
 from store.entry import StoreEntry
 from store.errors import StoreClosedError
@@ -255,6 +255,10 @@ class PeerLink(LinkModel):
         self._cursor_key = self._node_id
         #: Databases the peer follows on our side.
         self.subscriptions: set[str] = set()
+        #: The store heads last announced per database: a database that reports changed
+        #: documents without new entries (a restart folding its store into the cache) is not
+        #: announced again, each announcement costing the peer a round of head requests.
+        self._announced: dict[str, tuple[StoreHead, StoreHead | None]] = {}
         self.driver = PullDriver(SessionPeer(conn, address), self, peer, address, retry=retry)
         limits = conn.session.limits
         self.service = StoreService(
@@ -402,4 +406,10 @@ class PeerLink(LinkModel):
         if not self._tenant.follows(db):
             return
         local = await self.local_db(db)
-        await self.driver.announce(db, await local.get_store().get_store_head())
+        docs = await local.get_store().get_store_head()
+        attachments = local.get_attachment_store()
+        heads = (docs, None if attachments is None else await attachments.get_store_head())
+        if self._announced.get(db) == heads:
+            return
+        if await self.driver.announce(db, docs):
+            self._announced[db] = heads

@@ -3,7 +3,8 @@
 ``quick_check`` (at open, in the background) proves the file's structure: pages, B-trees,
 free lists. ``full_check`` (``mindood store check``) adds ``integrity_check`` (indexes match
 their tables) and reads every entry row and every payload back against its checksum or
-content hash, and the payload reference counts against the entries.
+content hash, the payload reference counts against the entries, and the stored Bloom hashes
+against the ids.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass, field
 
+from store.ondisk import bloomrows
 from store.ondisk.rows import CHUNK_TYPE, COLUMNS, DamagedRow, decode
 
 #: Problems listed at most (a badly damaged file can produce millions of lines).
@@ -106,6 +108,7 @@ def full_check(conn: sqlite3.Connection) -> CheckReport:
         (found,) = conn.execute(sql).fetchone()
         if found:
             report.problems.append(f"{found} {what}")
+    report.problems += bloomrows.mismatches(conn)
     if conn.execute("SELECT count(*) FROM state").fetchone()[0] != 1:
         report.problems.append("the state row is missing or repeated")
     return report

@@ -18,6 +18,7 @@ from store.base import DocEntries, ResolveOptions, ScanCursor, ScanFilters, Scan
 from store.bloom import BloomSummary
 from store.dag import DependencyWalk
 from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.ondisk import bloomrows
 from store.ondisk.rows import CHUNK_TYPE, COLUMNS, DamagedRow, decode
 from store.ondisk.schema import read_state
 from store.ondisk.writes import existing_ids, id_slices
@@ -279,23 +280,19 @@ def head(conn: sqlite3.Connection, damage: Damage) -> tuple[str, int, int]:
     return read_state(conn)
 
 
-def bloom(
-    conn: sqlite3.Connection, damage: Damage
-) -> tuple[tuple[str, int, int], BloomSummary] | None:
-    """The summary of every id, from the stored hashes; None if some ids are not hashed yet."""
-    conn.execute("BEGIN")  # one snapshot: the state and the hashes must agree
+def bloom(conn: sqlite3.Connection, damage: Damage) -> tuple[tuple[str, int, int], BloomSummary]:
+    """The summary of every id, from the hashes each put stored (``bloomrows``).
+
+    The state and the hashes are read in one snapshot, so the state names the id set exactly;
+    the bits are set after the snapshot ends.
+    """
+    conn.execute("BEGIN")
     try:
         state = read_state(conn)
-        through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
-        unhashed = "SELECT 1 FROM entries WHERE receipt_order > ? LIMIT 1"
-        if conn.execute(unhashed, (through,)).fetchone():
-            return None
-        (count,) = conn.execute("SELECT count(*) FROM bloom_hashes").fetchone()
-        pairs = conn.execute("SELECT h1, h2 FROM bloom_hashes")
-        summary = BloomSummary.build(((h1, h2) for h1, h2 in pairs), count)
-        return state, summary
+        packed = bloomrows.read_all(conn)
     finally:
         conn.execute("COMMIT")
+    return state, BloomSummary.from_hash_bytes(packed)
 
 
 def resolve(

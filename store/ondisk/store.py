@@ -467,14 +467,9 @@ class OnDiskStore(ContentAddressedStore):
         state = await self._read(reads.head)
         if self._bloom is not None and self._bloom[0] == state:
             return self._bloom[1]
-        for _attempt in range(5):
-            built = await self._read(reads.bloom)
-            if built is not None:
-                self._bloom = built
-                return built[1]
-            while await self._write(writes.hash_for_bloom):  # a chunk per turn of the lock
-                pass
-        raise StoreError(f"store {self.get_id()!r}: writers kept the Bloom summary from settling")
+        built = await self._read(reads.bloom)
+        self._bloom = built
+        return built[1]
 
     async def resolve_dependencies(
         self, start_id: str, options: ResolveOptions | None = None

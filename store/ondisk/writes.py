@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from store.admission import BatchAdmission
 from store.base import PutResult
-from store.bloom import id_hash_arrays
 from store.entry import StoreEntry
 from store.ids import uuid7
-from store.ondisk import rows
+from store.ondisk import bloomrows, rows
 from store.ondisk.rows import CHUNK_TYPE, DamagedRow
 from store.ondisk.schema import before_removing, read_state
 
@@ -80,13 +79,16 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
         built = rows.Built()
         for batch in batches:
             admission = BatchAdmission(known.__contains__)
+            orders: list[int] = []
             for entry in admission.admit(batch):
                 max_order += 1
                 built.add(entry, max_order)
-            result = admission.result()
+                orders.append(max_order)
+            result = admission.result(orders)
             known.update(result.stored)
             results.append(result)
         insert(conn, built)
+        bloomrows.append(conn, [(row[0], row[1]) for row in built.entries])
         healed = _lift_quarantine(conn, [i for r in results for i in r.stored])
     return Committed(tuple(results), epoch, max_order, healed)
 
@@ -121,7 +123,8 @@ def _forget(conn: sqlite3.Connection, found: Sequence[tuple[int, bytes, str]]) -
     """Delete entries ``(receipt_order, content_hash, entry_type)`` and what only they used.
 
     An entry's own payload goes with it; a shared chunk loses one reference and goes when
-    nobody uses it any more. With ``secure_delete`` on, every deleted byte is zeroed.
+    nobody uses it any more; the Bloom blocks that held them are rebuilt from the ids that
+    remain. With ``secure_delete`` on, every deleted byte is zeroed.
     """
     orders = [(order,) for order, _digest, _type in found]
     digests = [(digest,) for _order, digest, entry_type in found if entry_type == CHUNK_TYPE]
@@ -129,8 +132,8 @@ def _forget(conn: sqlite3.Connection, found: Sequence[tuple[int, bytes, str]]) -
         conn.executemany("UPDATE chunks SET refs = refs - 1 WHERE content_hash = ?", digests)
         conn.executemany("DELETE FROM chunks WHERE content_hash = ? AND refs <= 0", set(digests))
     conn.executemany("DELETE FROM payloads WHERE receipt_order = ?", orders)
-    conn.executemany("DELETE FROM bloom_hashes WHERE receipt_order = ?", orders)
     conn.executemany("DELETE FROM entries WHERE receipt_order = ?", orders)
+    bloomrows.forget(conn, (order for order, _digest, _type in found))
 
 
 def purge_doc(conn: sqlite3.Connection, doc_id: str) -> tuple[int, Committed]:
@@ -152,11 +155,10 @@ def clear(conn: sqlite3.Connection) -> Committed:
     """Forget every entry and start a new epoch (receipt orders restart from 1)."""
     epoch = uuid7()
     with transaction(conn):
-        for table in ("entries", "payloads", "chunks", "bloom_hashes", "quarantine"):
+        for table in ("entries", "payloads", "chunks", "bloom_blocks", "quarantine"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute(
-            "UPDATE state SET epoch = ?, order_floor = 0, generation = generation + 1, "
-            "bloom_through = 0",
+            "UPDATE state SET epoch = ?, order_floor = 0, generation = generation + 1",
             (epoch,),
         )
     return Committed((), epoch, 0)
@@ -195,6 +197,7 @@ def quarantine(
             victims += [DamagedRow(order, i, doc, reason) for order, i, doc in users]
             conn.execute("DELETE FROM chunks WHERE content_hash = ?", (digest,))
         seen: set[int] = set()
+        gone: list[tuple[int, bytes, str]] = []
         for row in victims:
             found = conn.execute(
                 "SELECT receipt_order, content_hash, entry_type FROM entries "
@@ -208,35 +211,11 @@ def quarantine(
                 "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?)",
                 (row.receipt_order, row.id, row.doc_id, row.reason, now),
             )
-            _forget(conn, [found])
+            gone.append(found)
             moved.append(row)
+        if gone:
+            _forget(conn, gone)  # once for all: each Bloom block they were in is rebuilt once
     return moved
-
-
-def hash_for_bloom(conn: sqlite3.Connection, limit: int = 5_000) -> int:
-    """Store the Bloom base hashes of up to ``limit`` ids not hashed yet; return how many.
-
-    Hashing (the reference's FNV/DJB2 over UTF-16, vectorised: about 1 µs an id) is done once
-    per id and kept, so a summary only sets bits. The caller repeats until it returns 0,
-    letting puts in between, so a first summary of millions of ids never holds the write lock
-    for long.
-    """
-    through = conn.execute("SELECT bloom_through FROM state").fetchone()[0]
-    batch = conn.execute(
-        "SELECT receipt_order, id FROM entries WHERE receipt_order > ? "
-        "ORDER BY receipt_order LIMIT ?",
-        (through, limit),
-    ).fetchall()
-    if not batch:
-        return 0
-    h1, h2 = id_hash_arrays([entry_id for _order, entry_id in batch])
-    pairs = list(zip((order for order, _id in batch), h1.tolist(), h2.tolist(), strict=True))
-    with transaction(conn):
-        if conn.execute("SELECT bloom_through FROM state").fetchone()[0] == through:
-            conn.executemany("INSERT OR REPLACE INTO bloom_hashes VALUES (?, ?, ?)", pairs)
-            conn.execute("UPDATE state SET bloom_through = ?", (batch[-1][0],))
-        # else another process hashed these meanwhile: the caller just asks again
-    return len(batch)
 
 
 def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
