@@ -92,6 +92,15 @@ def _when(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _show_ids(docs: list[dict[str, Any]], as_json: bool) -> None:
+    """What a batch write made: the documents as JSON, or one id a line."""
+    if as_json:
+        print_json(docs)
+        return
+    for doc in docs:
+        print(doc["id"])
+
+
 def _show(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(doc)
@@ -126,11 +135,7 @@ async def _create_many(client: MindoodClient, args: argparse.Namespace, items: l
     docs = await client.doc_create_many(
         args.tenant, args.db, [{"data": item, "key_id": args.key} for item in items]
     )
-    if args.json:
-        print_json(docs)
-    else:
-        for doc in docs:
-            print(doc["id"])
+    _show_ids(docs, args.json)
     return EXIT_OK
 
 
@@ -167,11 +172,7 @@ async def _change_many(client: MindoodClient, args: argparse.Namespace) -> int:
         raise UsageError('--changes must be a JSON array of {"doc_id": ..., "ops": [...]}')
     changes = [(c.get("doc_id"), c.get("ops")) for c in given]
     docs = await client.doc_change_many(args.tenant, args.db, changes)  # checked by the daemon
-    if args.json:
-        print_json(docs)
-    else:
-        for doc in docs:
-            print(doc["id"])
+    _show_ids(docs, args.json)
     return EXIT_OK
 
 
