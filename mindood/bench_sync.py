@@ -30,6 +30,7 @@ from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from mindood.identity import create_user_id, unlock
 from mindood.storefactory import OnDiskStoreFactory
 from mindood.sync import SyncNode
+from mindood.sync.link import LinkModel
 from mindood.tenant import TenantFactory
 from store.codec import encode_entry
 from store.entry import EntryMetadata, EntryType, StoreEntry, content_hash
@@ -356,6 +357,12 @@ async def _serve(base: Path) -> None:
     await tenant.store_factory.close()
 
 
+def received_so_far(link: LinkModel) -> int:
+    """Entries admitted on ``link`` so far, counted per batch (``stats.transferred`` only
+    moves when a whole pull of a store ends: at 1,000,000 entries, minutes later)."""
+    return sum(p.received for p in link.traffic.snapshot([]))
+
+
 async def wait_reporting(done: asyncio.Event, count: Callable[[], int]) -> None:
     """Wait for ``done``, telling stderr every few seconds how many entries arrived so far."""
     while not done.is_set():
@@ -372,7 +379,7 @@ async def _pull(base: Path, port: int, *, leave: bool = False) -> None:
     conn = await node.connect("127.0.0.1", port, TENANT)
     [link] = node.links()
     async with asyncio.timeout(3600):
-        await wait_reporting(link.stats.synced_once, lambda: link.stats.transferred)
+        await wait_reporting(link.stats.synced_once, lambda: received_so_far(link))
     seconds = time.perf_counter() - start
     sync_cpu = (cpu_seconds() or 0.0) - cpu
     # Let the peer finish its own pull from us before leaving (unless told to leave at once),

@@ -28,7 +28,14 @@ from typing import Any
 
 from mindood import bench_sync
 from mindood.bench_progress import Progress, quiet
-from mindood.bench_sync import TENANT, _open, measure_rounds, round_figures, wait_reporting
+from mindood.bench_sync import (
+    TENANT,
+    _open,
+    measure_rounds,
+    received_so_far,
+    round_figures,
+    wait_reporting,
+)
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from mindood.sync.http_link import HttpLink
 from mindood.sync.http_serve import HttpGateway, ServerIdentity
@@ -109,7 +116,7 @@ async def _pull(base: Path, url: str) -> None:
         await linked.wait()
     [link] = node.http_links()
     async with asyncio.timeout(3600):
-        await wait_reporting(link.stats.synced_once, lambda: link.stats.transferred)
+        await wait_reporting(link.stats.synced_once, lambda: received_so_far(link))
     seconds = time.perf_counter() - start
     # Let the push check (B asks which of its entries the server lacks) finish before leaving,
     # so the next round measures a quiet pair of stores.

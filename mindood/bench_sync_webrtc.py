@@ -30,7 +30,7 @@ from typing import Any
 
 from mindood import bench_sync
 from mindood.bench_progress import Progress, quiet
-from mindood.bench_sync import DB, PASSWORD, TENANT, _prepare, wait_reporting
+from mindood.bench_sync import DB, PASSWORD, TENANT, _prepare, received_so_far, wait_reporting
 from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from mindood.storefactory import OnDiskStoreFactory
 from mindood.sync import SyncNode
@@ -198,7 +198,7 @@ async def _worker(role: str, base: Path) -> None:
         conn = await node.attach(channel, TENANT)
         [link] = node.links()
         async with asyncio.timeout(3600):
-            await wait_reporting(link.stats.synced_once, lambda: link.stats.transferred)
+            await wait_reporting(link.stats.synced_once, lambda: received_so_far(link))
         seconds = time.perf_counter() - start
         await _until_quiet(channel)
         report = {
