@@ -179,7 +179,10 @@ def summary(result: dict[str, Any]) -> list[str]:
             f"{result[f'{op}_format_floor_s']}s serial)"
         )
         if f"{op}_s" in goals:
-            line += f"; goal {goals[f'{op}_s']}s = {goals[f'{op}_vs_floor']}x floor"
+            line += (
+                f"; goal {goals[f'{op}_s']}s ({goals[f'{op}_vs_floor']}x the floor of "
+                f"{GOAL_MACHINE_FLOOR_S}s where it was set)"
+            )
         lines.append(line)
     lines.append(f"medians of {result['rounds']} rounds")
     return lines
