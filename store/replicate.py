@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -150,43 +151,59 @@ async def replicate(
             return scan_ids_skipping(source, after, page_size, skip)
         return source.scan_ids_since(after, page_size, scanner_epoch=target_head.epoch)
 
-    # The next page of ids is asked for as soon as this one arrived: it crosses the network
-    # while this page's entries are fetched, checked and stored.
-    ahead: asyncio.Future[IdPage] | None = None
-    try:
-        while True:
-            page = await (ahead if ahead is not None else scan(cursor))
-            ahead = None
-            keys = [k for k in page.keys if k[0] <= bound]
-            scanned += len(keys)
-            at_bound = len(keys) < len(page.keys)
-            before, after = cursor, cursor
-            if at_bound:
-                after = ScanCursor(*keys[-1]) if keys else cursor
-            elif page.next_cursor is not None:
-                after = page.next_cursor
-            # Done: the source says so, the bound is reached, or a page neither listed nor moved.
-            done = (
-                not page.has_more
-                or at_bound
-                or after == before
-                or (after is not None and after.receipt_order > bound)
-            )
-            if not done:
-                ahead = asyncio.ensure_future(scan(after))
-            ids = [i for _, i in keys]
-            await run.fetch(await _missing_ids(target, ids, await bloom.get(keys)))
-            cursor = after
-            if cursor != before and on_checkpoint is not None:
-                await on_checkpoint(current(cursor))
-            if on_progress is not None:
-                position = min(cursor.receipt_order, bound) if cursor else 0
-                on_progress(ReplicationProgress(scanned, run.transferred, bound, position))
-            if done:
-                break
-    finally:
-        if ahead is not None:
-            await _dropped(ahead)
+    async def page_done(after: ScanCursor | None, before: ScanCursor | None, seen: int) -> None:
+        """A page's entries are all stored: its cursor may be kept."""
+        nonlocal cursor
+        cursor = after
+        if cursor != before and on_checkpoint is not None:
+            await on_checkpoint(current(cursor))
+        if on_progress is not None:
+            position = min(cursor.receipt_order, bound) if cursor else 0
+            on_progress(ReplicationProgress(seen, run.transferred, bound, position))
+
+    async def pages() -> AsyncGenerator[_Batch, None]:
+        """The missing ids page by page, in batches; a page's last batch carries its
+        checkpoint. Pulled by the pipeline while earlier batches are still checked."""
+        nonlocal scanned
+        at = cursor
+        # The next page of ids is asked for as soon as this one arrived: it crosses the
+        # network while this page's missing ids are worked out.
+        ahead: asyncio.Future[IdPage] | None = None
+        try:
+            while True:
+                page = await (ahead if ahead is not None else scan(at))
+                ahead = None
+                keys = [k for k in page.keys if k[0] <= bound]
+                scanned += len(keys)
+                at_bound = len(keys) < len(page.keys)
+                before, after = at, at
+                if at_bound:
+                    after = ScanCursor(*keys[-1]) if keys else at
+                elif page.next_cursor is not None:
+                    after = page.next_cursor
+                # Done: the source says so, the bound is reached, or a page neither listed
+                # nor moved.
+                done = (
+                    not page.has_more
+                    or at_bound
+                    or after == before
+                    or (after is not None and after.receipt_order > bound)
+                )
+                if not done:
+                    ahead = asyncio.ensure_future(scan(after))
+                missing = await _missing_ids(target, [i for _, i in keys], await bloom.get(keys))
+                chunks = _chunks(missing, batch_size) or [[]]
+                checkpoint = functools.partial(page_done, after, before, scanned)
+                for index, chunk in enumerate(chunks):
+                    yield _Batch(chunk, checkpoint if index == len(chunks) - 1 else None)
+                at = after
+                if done:
+                    return
+        finally:
+            if ahead is not None:
+                await _dropped(ahead)
+
+    await run.pump(pages())
     return run.result(scanned, current(cursor), idle=False)
 
 
@@ -222,6 +239,18 @@ def _bounded(ids: list[str]) -> tuple[str, ...]:
     return tuple(unique[-MAX_DEFERRED:])
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Ids to fetch together; ``then`` runs once they are stored (a page's checkpoint)."""
+
+    ids: list[str]
+    then: Callable[[], Awaitable[None]] | None = None
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
 class _Run:
     """One replication run's fetching, checking and storing, and what it counted."""
 
@@ -249,25 +278,34 @@ class _Run:
         self.unavailable: list[str] = []
 
     async def fetch(self, missing: list[str]) -> None:
-        """Fetch, check and store ``missing``; returns once all of it is stored.
+        """Fetch, check and store ``missing``; returns once all of it is stored."""
+
+        async def batches() -> AsyncGenerator[_Batch, None]:
+            for chunk in _chunks(missing, self._batch_size):
+                yield _Batch(chunk)
+
+        await self.pump(batches())
+
+    async def pump(self, batches: AsyncGenerator[_Batch, None]) -> None:
+        """Fetch, check and store every batch in order; a batch's ``then`` runs once it and
+        everything before it is stored.
 
         Three stages overlap: while batch k is checked (the verify pool, both cores), batch
-        k+1 is on the network and batch k-1 is being written. Batches are stored in order,
-        at most one write in flight.
+        k+1 is on the network (asking for it may first scan the source's next page) and
+        batch k-1 is being written, so the verifiers wait neither for a page boundary nor for
+        the network. Batches are stored in order, at most one write in flight.
         """
-        size = self._batch_size
-        batches = [missing[i : i + size] for i in range(0, len(missing), size)]
         storing: asyncio.Task[None] | None = None
         try:
             async with contextlib.aclosing(_prefetched(self._source, batches)) as fetched:
-                async for wanted, entries in fetched:
-                    if len(entries) < len(wanted):
+                async for batch, entries in fetched:
+                    if len(entries) < len(batch.ids):
                         got = {e.id for e in entries}
-                        self.unavailable.extend(i for i in wanted if i not in got)
-                    accepted = await self._check(entries)
+                        self.unavailable.extend(i for i in batch.ids if i not in got)
+                    accepted = await self._check(entries) if entries else ()
                     if storing is not None:
                         await storing
-                    storing = asyncio.ensure_future(self._store(accepted)) if accepted else None
+                    storing = asyncio.ensure_future(self._store(accepted, batch.then))
             if storing is not None:
                 await storing
         finally:
@@ -285,7 +323,15 @@ class _Run:
             )
         return verdict.accepted
 
-    async def _store(self, accepted: tuple[StoreEntry, ...]) -> None:
+    async def _store(
+        self, accepted: tuple[StoreEntry, ...], then: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        if accepted:
+            await self._put(accepted)
+        if then is not None:
+            await then()
+
+    async def _put(self, accepted: tuple[StoreEntry, ...]) -> None:
         result = await self._target.put_entries(accepted)
         self.rejected.extend(result.rejected)
         self.transferred += len(result.stored)
@@ -316,25 +362,33 @@ class _Run:
 
 
 async def _prefetched(
-    source: ContentAddressedStore, batches: list[list[str]]
-) -> AsyncGenerator[tuple[list[str], list[StoreEntry]], None]:
-    """The batches' entries in order, fetching the next batch while the caller checks and
-    stores the current one: the network wait overlaps verification and fsync. At most one
-    batch is in flight beyond the one being processed."""
-    pending: asyncio.Task[list[StoreEntry]] | None = None
+    source: ContentAddressedStore, batches: AsyncGenerator[_Batch, None]
+) -> AsyncGenerator[tuple[_Batch, list[StoreEntry]], None]:
+    """The batches with their entries, in order, asking for the next batch (and so working
+    out which ids it holds) while the caller checks and stores the current one: the network
+    wait overlaps verification and fsync. At most one batch is in flight beyond the one
+    being processed."""
+
+    async def next_fetched() -> tuple[_Batch, list[StoreEntry]] | None:
+        batch = await anext(batches, None)
+        if batch is None:
+            return None
+        return batch, (await source.get_entries(batch.ids) if batch.ids else [])
+
+    pending: asyncio.Task[tuple[_Batch, list[StoreEntry]] | None] | None = None
     try:
-        for index, batch in enumerate(batches):
-            current = (
-                pending if pending is not None else asyncio.ensure_future(source.get_entries(batch))
-            )
+        pending = asyncio.ensure_future(next_fetched())
+        while True:
+            got = await pending
             pending = None
-            entries = await current
-            if index + 1 < len(batches):
-                pending = asyncio.ensure_future(source.get_entries(batches[index + 1]))
-            yield batch, entries
+            if got is None:
+                return
+            pending = asyncio.ensure_future(next_fetched())
+            yield got
     finally:
         if pending is not None:
-            await _dropped(pending)
+            await _dropped(pending)  # first: it may be inside the generator
+        await batches.aclose()
 
 
 async def _dropped(task: asyncio.Future[Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 
@@ -244,14 +245,33 @@ class CallOrderStore(InMemoryStore):
 
     async def get_entries(self, ids: Sequence[str]) -> list[StoreEntry]:
         self.calls.append("get")
-        return await super().get_entries(ids)
+        await asyncio.sleep(0.01)  # on the network for a while, as a peer's store is
+        entries = await super().get_entries(ids)
+        self.calls.append("got")
+        return entries
+
+
+class PutOrderStore(InMemoryStore):
+    """A target that notes its puts in the source's call list."""
+
+    def __init__(self, calls: list[str]) -> None:
+        super().__init__("put-order")
+        self.calls = calls
+
+    async def put_entries(self, entries: Sequence[StoreEntry]) -> PutResult:
+        self.calls.append("put")
+        return await super().put_entries(entries)
 
 
 async def test_the_next_id_page_is_asked_for_while_this_pages_entries_are_fetched() -> None:
-    source, target = CallOrderStore(), InMemoryStore()
+    source = CallOrderStore()
+    target = PutOrderStore(source.calls)
     await source.put_entries(_entries(120))
     result = await replicate(source, target, page_size=40, batch_size=40)
     assert result.transferred == 120 and await _ids(target) == await _ids(source)
-    # Page 2 is on its way before page 1's entries are; after the last page nothing more.
-    assert source.calls[:2] == ["scan", "scan"]
-    assert source.calls.count("scan") == 3 and source.calls.count("get") == 3
+    # Page 2 is on its way before page 1's entries arrived, and page 2's entries are asked
+    # for before page 1's are stored (no pause at a page boundary); nothing after the end.
+    calls = source.calls
+    assert calls.index("scan", 1) < calls.index("got")
+    assert calls.index("get", calls.index("get") + 1) < calls.index("put")
+    assert calls.count("scan") == 3 and calls.count("get") == 3 and calls.count("put") == 3
