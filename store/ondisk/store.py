@@ -63,7 +63,7 @@ from store.ondisk.schema import (
 )
 from store.ondisk.walindex import WalIndex
 from store.ondisk.witness import Witness, Witnessed, lost_commits
-from store.ondisk.workers import Pool, run_blocking
+from store.ondisk.workers import Pool, run_blocking, submit_blocking
 
 logger = logging.getLogger("store.ondisk")
 _T = TypeVar("_T")
@@ -328,21 +328,70 @@ class OnDiskStore(ContentAddressedStore):
             batch = [request for request in self._pending if not request.future.done()]
             self._pending = []
             if batch:
-                try:
-                    committed = await self._write(self._commit, [r.entries for r in batch])
-                except Exception as exc:  # every caller of the round gets the failure
-                    for request in batch:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                else:
-                    for request, result in zip(batch, committed.results, strict=True):
-                        if not request.future.done():
-                            request.future.set_result(result)
-                    if committed.healed:
-                        self._healed(committed.healed)
+                async with self._write_lock:
+                    stored = await self._commit_round(batch)
+                if stored:
                     self._maybe_checkpoint()
             if self._closing and not self._pending:
                 return
+
+    async def _commit_round(self, batch: list[_PutRequest]) -> bool:
+        """Commit ``batch`` in a worker; whether it was stored. The caller holds the write lock.
+
+        The worker hands its outcome straight to the event loop (``_answer``), which answers
+        every caller at once: a lone put waits one loop pass after its fsync, not the three
+        that awaiting an executor future through ``asyncio.shield`` and this task cost (each
+        pass wakes the loop on a busy machine). Like ``run_blocking``, a cancelled round still
+        waits for its worker, so the connection is never used by two threads.
+        """
+        try:
+            self._check_usable()
+        except StoreError as exc:
+            self._answer(batch, None, exc)
+            return False
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[bool] = loop.create_future()
+        conn, entries = self._conn, [request.entries for request in batch]
+
+        def work() -> None:  # worker thread
+            try:
+                committed = self._guarded(self._commit, conn, entries)
+            except BaseException as exc:  # every caller of the round gets the failure
+                loop.call_soon_threadsafe(self._answer, batch, None, exc, answered)
+            else:
+                loop.call_soon_threadsafe(self._answer, batch, committed, None, answered)
+
+        worker = submit_blocking(work)
+        try:
+            return await answered
+        except asyncio.CancelledError:
+            while not worker.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({asyncio.wrap_future(worker)})
+            raise
+
+    def _answer(
+        self,
+        batch: list[_PutRequest],
+        committed: writes.Committed | None,
+        error: BaseException | None,
+        answered: asyncio.Future[bool] | None = None,
+    ) -> None:
+        """On the loop: give each caller of a round its result, or the round's failure."""
+        if committed is None:
+            if isinstance(error, StoreError) and is_fatal(error):
+                self._fail(error)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(error or StoreError("the commit failed"))
+        else:
+            for request, result in zip(batch, committed.results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(result)
+            if committed.healed:
+                self._healed(committed.healed)
+        if answered is not None and not answered.done():
+            answered.set_result(committed is not None)
 
     def _maybe_checkpoint(self) -> None:
         """Start a background checkpoint once the WAL has grown (one at a time, owned)."""

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, TypeVar, get_args
 
 _T = TypeVar("_T")
@@ -47,6 +47,15 @@ def _pool(kind: Pool) -> ThreadPoolExecutor:
 def thread_count() -> int:
     """Threads the pools may run at most (for tests and status)."""
     return FOREGROUND_THREADS + BACKGROUND_THREADS * (len(_POOLS) - 1)
+
+
+def submit_blocking(fn: Callable[[], None], pool: Pool = "store") -> Future[None]:
+    """Start ``fn`` in a shared worker, for a caller that takes its outcome from ``fn`` itself.
+
+    ``fn`` reports back on its own (``loop.call_soon_threadsafe``), which saves the loop the
+    passes an awaited executor future costs; the future returned only tells when it is done.
+    """
+    return _pool(pool).submit(fn)
 
 
 async def run_blocking(fn: Callable[..., _T], *args: object, pool: Pool = "store") -> _T:
