@@ -3,7 +3,9 @@
 SQLite calls block, so they run off the event loop. One pool per process (not per store) bounds
 the threads whatever the number of tenants and databases; two single-thread pools run the slow
 housekeeping: whole-file integrity checks, and WAL checkpoints (copying committed pages into
-the database file), so neither ever delays a query or a commit, nor each other.
+the database file), so neither ever delays a query or a commit, nor each other. (The few
+frames a background checkpoint leaves behind, the store's writer copies between two commits,
+after answering the first: see ``OnDiskStore._finish_checkpoint``.)
 """
 
 from __future__ import annotations
