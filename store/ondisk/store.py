@@ -366,7 +366,11 @@ class OnDiskStore(ContentAddressedStore):
             else:
                 loop.call_soon_threadsafe(self._answer, batch, committed, None, answered)
 
-        worker = submit_blocking(work)
+        try:
+            worker = submit_blocking(work)
+        except RuntimeError as exc:  # the pool is shut down (the interpreter is exiting)
+            self._answer(batch, None, exc)
+            return False
         try:
             return await answered
         except asyncio.CancelledError:
