@@ -79,8 +79,8 @@ async def test_a_steady_writer_s_log_restarts_instead_of_growing(tmp_path: Path)
     store = await OnDiskStore.open(tmp_path, FAST)
     wal = tmp_path / f"{DB_NAME}-wal"
     largest = 0
-    for _ in range(700):  # several times the trigger's worth of log, one small put at a time
+    for _ in range(1200):  # about 5 times the trigger's worth of log, one small put at a time
         await store.put_entries([AUTHOR.entry(payload=os.urandom(1000))])
         largest = max(largest, wal.stat().st_size)
-    assert largest < 2 * CHECKPOINT_AT_BYTES
+    assert largest < 3 * CHECKPOINT_AT_BYTES  # a log that never restarts: about 22 MB
     await store.close()
