@@ -18,6 +18,8 @@ async def test_a_tiny_docs_bench_reports_ratios_to_its_floors(tmp_path: Path) ->
     for key in (
         "creates_vs_floor",
         "changes_vs_floor",
+        "store_puts_per_s",
+        "creates_vs_store_puts",
         "batch_creates_vs_sign",
         "batch_changes_vs_sign",
         "cold_batch_reads_vs_goal",

@@ -94,9 +94,9 @@ CREATE TABLE quarantine (
 ) STRICT;
 """
 
-#: WAL size from which a background checkpoint is started.
+#: Log bytes not yet checkpointed from which a background checkpoint is started.
 CHECKPOINT_AT_BYTES = 4 * 1024 * 1024
-#: WAL size from which a commit checkpoints itself (the background one is falling behind).
+#: WAL file size from which a commit checkpoints itself (the background ones fall behind).
 CHECKPOINT_FORCE_BYTES = 64 * 1024 * 1024
 #: Size a reset WAL is truncated back to, so an idle store does not keep a large one.
 WAL_SIZE_LIMIT = 16 * 1024 * 1024

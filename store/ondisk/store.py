@@ -61,8 +61,9 @@ from store.ondisk.schema import (
     refuse_foreign_layout,
     translate,
 )
+from store.ondisk.walindex import WalIndex
 from store.ondisk.witness import Witness, Witnessed, lost_commits
-from store.ondisk.workers import Pool, run_blocking
+from store.ondisk.workers import Pool, run_blocking, submit_blocking
 
 logger = logging.getLogger("store.ondisk")
 _T = TypeVar("_T")
@@ -106,8 +107,12 @@ class OnDiskStore(ContentAddressedStore):
         self._checked_at: int | None = None
         self._erase_pending = False
         self._wal = self._db.with_name(DB_NAME + "-wal")
+        self._wal_index = WalIndex(self._db.with_name(DB_NAME + "-shm"))
+        #: Log bytes not yet checkpointed, as the last commit left them (see ``walindex``).
         self._wal_bytes = 0
         self._checkpointer: asyncio.Task[None] | None = None
+        #: A background checkpoint ended short of the log's end (see ``_finish_checkpoint``).
+        self._catch_up = False
         self._ckpt_conn: sqlite3.Connection | None = None
         self._closing = False
         self._closed = False
@@ -171,6 +176,7 @@ class OnDiskStore(ContentAddressedStore):
             committed = writes.clear(conn)
             epoch, max_order = committed.epoch, committed.max_receipt_order
             writes.checkpoint_truncate(conn)
+        self._wal_index.backlog()  # opens the index now, before two threads read it
         self._quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
         self._quarantined_ids = [
             row[0]
@@ -325,21 +331,94 @@ class OnDiskStore(ContentAddressedStore):
             batch = [request for request in self._pending if not request.future.done()]
             self._pending = []
             if batch:
-                try:
-                    committed = await self._write(self._commit, [r.entries for r in batch])
-                except Exception as exc:  # every caller of the round gets the failure
-                    for request in batch:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                else:
-                    for request, result in zip(batch, committed.results, strict=True):
-                        if not request.future.done():
-                            request.future.set_result(result)
-                    if committed.healed:
-                        self._healed(committed.healed)
+                async with self._write_lock:
+                    stored = await self._commit_round(batch)
+                    if stored and self._catch_up:  # its callers have their answers already
+                        await self._finish_checkpoint()
+                if stored:
                     self._maybe_checkpoint()
             if self._closing and not self._pending:
                 return
+
+    async def _commit_round(self, batch: list[_PutRequest]) -> bool:
+        """Commit ``batch`` in a worker; whether it was stored. The caller holds the write lock.
+
+        The worker hands its outcome straight to the event loop (``_answer``), which answers
+        every caller at once: a lone put waits one loop pass after its fsync, not the three
+        that awaiting an executor future through ``asyncio.shield`` and this task cost (each
+        pass wakes the loop on a busy machine). Like ``run_blocking``, a cancelled round still
+        waits for its worker, so the connection is never used by two threads.
+        """
+        try:
+            self._check_usable()
+        except StoreError as exc:
+            self._answer(batch, None, exc)
+            return False
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[bool] = loop.create_future()
+        conn, entries = self._conn, [request.entries for request in batch]
+
+        def work() -> None:  # worker thread
+            try:
+                committed = self._guarded(self._commit, conn, entries)
+            except BaseException as exc:  # every caller of the round gets the failure
+                loop.call_soon_threadsafe(self._answer, batch, None, exc, answered)
+            else:
+                loop.call_soon_threadsafe(self._answer, batch, committed, None, answered)
+
+        try:
+            worker = submit_blocking(work)
+        except RuntimeError as exc:  # the pool is shut down (the interpreter is exiting)
+            self._answer(batch, None, exc)
+            return False
+        try:
+            return await answered
+        except asyncio.CancelledError:
+            while not worker.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({asyncio.wrap_future(worker)})
+            raise
+
+    def _answer(
+        self,
+        batch: list[_PutRequest],
+        committed: writes.Committed | None,
+        error: BaseException | None,
+        answered: asyncio.Future[bool] | None = None,
+    ) -> None:
+        """On the loop: give each caller of a round its result, or the round's failure."""
+        if committed is None:
+            if isinstance(error, StoreError) and is_fatal(error):
+                self._fail(error)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(error or StoreError("the commit failed"))
+        else:
+            for request, result in zip(batch, committed.results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(result)
+            if committed.healed:
+                self._healed(committed.healed)
+        if answered is not None and not answered.done():
+            answered.set_result(committed is not None)
+
+    async def _finish_checkpoint(self) -> None:
+        """Copy what a background checkpoint left over, between two commits (write lock held).
+
+        A background checkpoint runs while commits go on, so it ends a few frames short, and
+        SQLite restarts the log from its beginning only once every frame is copied. Without
+        this the log of a steady writer never restarted: it grew to the forced size (64 MiB)
+        and every commit appended to the file, an fsync that must also record the new size
+        and blocks; overwriting frames of a restarted log costs about two thirds of that.
+        """
+        self._catch_up = False
+        try:
+            await self._blocking(_checkpoint_passive, self._conn)
+        except StoreError as exc:
+            logger.warning(
+                "checkpoint after a background one failed",
+                extra={"store": self.get_id(), "error": str(exc)},
+            )
 
     def _maybe_checkpoint(self) -> None:
         """Start a background checkpoint once the WAL has grown (one at a time, owned)."""
@@ -368,16 +447,22 @@ class OnDiskStore(ContentAddressedStore):
         """
         if self._ckpt_conn is None:
             self._ckpt_conn = connect(self._db, self._options)
-        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _checkpoint_passive(self._ckpt_conn)
+        # Commits went on meanwhile (what the pragma reports stops at the frames it saw):
+        # whatever the index shows beyond, the writer copies between two commits.
+        self._catch_up = self._wal_index.backlog() != 0
 
     def _commit(
         self, conn: sqlite3.Connection, batches: list[Sequence[StoreEntry]]
     ) -> writes.Committed:
         committed = writes.commit_batches(conn, batches)
         self._remember(Witnessed(committed.epoch, committed.max_receipt_order))
-        self._wal_bytes = _size(self._wal)
-        if self._wal_bytes >= CHECKPOINT_FORCE_BYTES:  # the background ones fall behind
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        size, backlog = _size(self._wal), self._wal_index.backlog()
+        self._wal_bytes = size if backlog is None else backlog
+        # A log the background checkpoints never catch up with completely is never restarted:
+        # it grows, though its backlog stays small. This one, between two transactions, does.
+        if size >= CHECKPOINT_FORCE_BYTES:
+            _checkpoint_passive(conn)
         return committed
 
     async def purge_doc_history(self, doc_id: str) -> int:
@@ -575,6 +660,13 @@ class OnDiskStore(ContentAddressedStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._witness.close()
+        self._wal_index.close()
+
+
+def _checkpoint_passive(conn: sqlite3.Connection | None) -> None:
+    """Worker: copy what the log holds into the database, as far as readers allow now."""
+    if conn is not None:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _size(path: Path) -> int:

@@ -3,7 +3,9 @@
 SQLite calls block, so they run off the event loop. One pool per process (not per store) bounds
 the threads whatever the number of tenants and databases; two single-thread pools run the slow
 housekeeping: whole-file integrity checks, and WAL checkpoints (copying committed pages into
-the database file), so neither ever delays a query or a commit, nor each other.
+the database file), so neither ever delays a query or a commit, nor each other. (The few
+frames a background checkpoint leaves behind, the store's writer copies between two commits,
+after answering the first: see ``OnDiskStore._finish_checkpoint``.)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, TypeVar, get_args
 
 _T = TypeVar("_T")
@@ -47,6 +49,15 @@ def _pool(kind: Pool) -> ThreadPoolExecutor:
 def thread_count() -> int:
     """Threads the pools may run at most (for tests and status)."""
     return FOREGROUND_THREADS + BACKGROUND_THREADS * (len(_POOLS) - 1)
+
+
+def submit_blocking(fn: Callable[[], None], pool: Pool = "store") -> Future[None]:
+    """Start ``fn`` in a shared worker, for a caller that takes its outcome from ``fn`` itself.
+
+    ``fn`` reports back on its own (``loop.call_soon_threadsafe``), which saves the loop the
+    passes an awaited executor future costs; the future returned only tells when it is done.
+    """
+    return _pool(pool).submit(fn)
 
 
 async def run_blocking(fn: Callable[..., _T], *args: object, pool: Pool = "store") -> _T:
