@@ -413,7 +413,7 @@ class OnDiskStore(ContentAddressedStore):
         """
         self._catch_up = False
         try:
-            await self._blocking(_checkpoint_passive, self._conn)
+            await self._blocking(self._checkpoint_between_commits)
         except StoreError as exc:
             logger.warning(
                 "checkpoint after a background one failed",
@@ -457,13 +457,25 @@ class OnDiskStore(ContentAddressedStore):
     ) -> writes.Committed:
         committed = writes.commit_batches(conn, batches)
         self._remember(Witnessed(committed.epoch, committed.max_receipt_order))
-        size, backlog = _size(self._wal), self._wal_index.backlog()
-        self._wal_bytes = size if backlog is None else backlog
+        size = self._measure_wal()
         # A log the background checkpoints never catch up with completely is never restarted:
         # it grows, though its backlog stays small. This one, between two transactions, does.
         if size >= CHECKPOINT_FORCE_BYTES:
             _checkpoint_passive(conn)
         return committed
+
+    def _checkpoint_between_commits(self) -> None:
+        """Worker: copy the leftover frames, then measure again: the backlog the last commit
+        measured is gone, and must not start a background checkpoint of an empty log."""
+        _checkpoint_passive(self._conn)
+        self._measure_wal()
+
+    def _measure_wal(self) -> int:
+        """Worker: note the log's backlog (its file size when the index cannot tell); returns
+        the file's size."""
+        size, backlog = _size(self._wal), self._wal_index.backlog()
+        self._wal_bytes = size if backlog is None else backlog
+        return size
 
     async def purge_doc_history(self, doc_id: str) -> int:
         purged = await self._write(self._purge, doc_id)
