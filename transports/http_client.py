@@ -123,13 +123,10 @@ class _BodyDecoder:
             raise HttpTransportError(f"response body over the limit of {self._limit} bytes")
         return out
 
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         """The end of the body: a compressed one must be complete (a cut-off is an error)."""
-        if self._inflate is None:
-            return b""
-        if not self._inflate.eof:
+        if self._inflate is not None and not self._inflate.eof:
             raise HttpTransportError("the compressed response body ended early")
-        return b""
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int, origin: HttpOrigin) -> bytes:
@@ -142,7 +139,7 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int, origin: Ht
             parts.append(decoder.feed(chunk))
     except aiohttp.ClientError as exc:
         raise HttpTransportError(f"reading the response failed: {exc}") from exc
-    parts.append(decoder.finish())
+    decoder.finish()
     return b"".join(parts)
 
 
