@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,6 +30,7 @@ ATTACHMENT_MODE_RANDOM = 0x00
 ATTACHMENT_MODE_DETERMINISTIC = 0x01
 MIN_PAYLOAD_LENGTH = IV_LENGTH + TAG_LENGTH
 MIN_ATTACHMENT_LENGTH = 1 + IV_LENGTH + TAG_LENGTH
+_K = TypeVar("_K")
 
 
 def new_symmetric_key() -> bytes:
@@ -110,14 +112,7 @@ class PayloadKeys:
         self._ciphers = [PayloadCipher(key) for key in keys]
 
     def decrypt(self, blob: bytes) -> bytes:
-        if not self._ciphers:
-            raise KeyNotFoundError("no key versions to decrypt with")
-        for cipher in self._ciphers:
-            try:
-                return cipher.decrypt(blob)
-            except DecryptionError:
-                continue
-        raise DecryptionError(f"none of {len(self._ciphers)} key version(s) decrypts the data")
+        return _with_any(PayloadCipher.decrypt, self._ciphers, blob)
 
 
 def attachment_iv(plaintext: bytes) -> bytes:
@@ -143,9 +138,8 @@ def decrypt_attachment_chunk(key: bytes, blob: bytes) -> bytes:
     return gcm_decrypt(key, blob[1 : 1 + IV_LENGTH], blob[1 + IV_LENGTH :])
 
 
-def _with_any(
-    decrypt: Callable[[bytes, bytes], bytes], keys: Sequence[bytes], blob: bytes
-) -> bytes:
+def _with_any(decrypt: Callable[[_K, bytes], bytes], keys: Sequence[_K], blob: bytes) -> bytes:
+    """``decrypt`` under each key version in turn (raw keys, or ciphers set up from them)."""
     if not keys:
         raise KeyNotFoundError("no key versions to decrypt with")
     for key in keys:
