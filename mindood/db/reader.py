@@ -111,27 +111,24 @@ class DocReader:
             except DocumentNotFoundError as exc:
                 raise first from exc
 
-    async def materialize_many(self, doc_ids: Sequence[str], trust: TrustPolicy) -> list[DocState]:
-        """The current state of each of ``doc_ids`` (distinct), from two store calls in all.
-
-        One metadata query plans every document and one payload query fetches what the plans
-        need; decrypting and applying stay per document. A missing document raises as
-        :meth:`materialize` does; anything found damaged meanwhile sends the batch down the
-        one-document path, which knows how to read around quarantined entries.
-        """
-        return await self._materialize_found(doc_ids, await self.store.read_docs(doc_ids), trust)
-
     async def materialize_slices(
         self,
         slices: Sequence[Sequence[str]],
         trust: TrustPolicy,
         take: Callable[[list[DocState]], None],
     ) -> None:
-        """:meth:`materialize_many` of each slice in turn, handing each result to ``take``.
+        """The current state of each document of each slice (distinct ids), handed to ``take``
+        slice by slice.
 
-        The next slice's metadata query runs in the store's worker while this thread decrypts
-        and loads the current slice, so SQLite's share of a cold read (it steps without the
-        GIL) overlaps the rest instead of adding to it. The query read ahead is awaited, never
+        Per slice, one store query plans every document and brings the payloads of those
+        without a snapshot; one more fetches what the plans still need; decrypting and applying
+        stay per document. A missing document raises as :meth:`materialize` does; anything
+        found damaged meanwhile sends the slice down the one-document path, which knows how to
+        read around quarantined entries.
+
+        The next slice's query runs in the store's worker while this thread decrypts and loads
+        the current slice, so SQLite's share of a cold read (it steps without the GIL) overlaps
+        the rest instead of adding to it. The query read ahead is awaited, never
         left behind, whatever happens to this call.
         """
         ahead: asyncio.Future[DocEntries] | None = None
@@ -155,7 +152,7 @@ class DocReader:
         found: DocEntries,
         trust: TrustPolicy,
     ) -> list[DocState]:
-        """``materialize_many`` from the documents' entries, already read."""
+        """One slice of ``materialize_slices``, from the documents' entries, already read."""
         generation = trust.generation
         metadata = found.metadata
         plans = [plan_document(d, metadata.get(d, ()), trust.applies) for d in doc_ids]
