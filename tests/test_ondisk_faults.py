@@ -165,6 +165,8 @@ async def test_a_damaged_shared_chunk_costs_every_entry_using_it(tmp_path: Path)
     await store.close()
     flip(tmp_path / DB_NAME, data[100:140])
     store = await OnDiskStore.open(tmp_path, FAST)
+    got = await store.get_entries([first.id, other.id])
+    assert ids(got) == [other.id]
     assert list(await store.get_payloads([first.id, other.id])) == [other.id]
     assert await store.has_entries([first.id, second.id]) == []  # its twin lost the bytes too
     assert store.health().quarantined == 2
