@@ -1,5 +1,6 @@
-"""The on-disk store's Bloom hashes: written by every put, kept exact by every removal, and
-migrated from format 2 stores (which hashed when a summary was first asked).
+"""The on-disk store's Bloom hashes: written in blocks once the newest ids gather, kept exact by
+every removal, and migrated from format 2 stores (which hashed when a summary was first asked)
+and format 3 ones (whose last block grew with every put).
 
 The property throughout: the store's summary is the in-memory summary of exactly its ids
 (``BloomSummary.of_ids(get_all_ids())``, bit for bit), and the full check finds nothing.
@@ -16,6 +17,7 @@ import pytest
 
 from store.bloom import BloomSummary, id_hash_bytes
 from store.entry import StoreEntry
+from store.errors import StoreFormatError
 from store.ondisk import OnDiskStore, OnDiskStoreOptions, bloomrows
 from store.ondisk.schema import APPLICATION_ID, DB_NAME, FORMAT_VERSION
 from tests.entries import Author
@@ -28,19 +30,26 @@ def make(count: int, doc: str | None = None) -> list[StoreEntry]:
     return [AUTHOR.entry(doc, payload=os.urandom(40)) for _ in range(count)]
 
 
-def stored_hashes(root: Path) -> tuple[bytes, list[str]]:
-    """What the file holds: the blocks' hashes in order, and the ids in receipt order."""
+def stored_hashes(root: Path) -> tuple[bytes, list[str], list[str]]:
+    """What the file holds: the blocks' hashes in order, the ids they cover and the tail's ids
+    (receipt order); the full check must find nothing."""
     conn = sqlite3.connect(root / DB_NAME)
     try:
         blocks = b"".join(
             r[0] for r in conn.execute("SELECT hashes FROM bloom_blocks ORDER BY first_order")
         )
-        ids = [r[0] for r in conn.execute("SELECT id FROM entries ORDER BY receipt_order")]
+        covered = bloomrows.covered_through(conn)
+        rows = conn.execute("SELECT receipt_order, id FROM entries ORDER BY receipt_order")
+        ordered = rows.fetchall()
         problems = bloomrows.mismatches(conn)
     finally:
         conn.close()
     assert problems == []
-    return blocks, ids
+    return (
+        blocks,
+        [i for order, i in ordered if order <= covered],
+        [i for order, i in ordered if order > covered],
+    )
 
 
 async def assert_exact(store: OnDiskStore) -> None:
@@ -48,19 +57,32 @@ async def assert_exact(store: OnDiskStore) -> None:
     assert summary == BloomSummary.of_ids(await store.get_all_ids())
 
 
-async def test_a_put_stores_its_ids_hashes_before_any_summary(tmp_path: Path) -> None:
+async def test_puts_write_hashes_once_the_tail_is_long_and_a_summary_hashes_the_rest(
+    tmp_path: Path,
+) -> None:
     store = await OnDiskStore.open(tmp_path, FAST)
     await store.put_entries(make(3))
-    await store.put_entries(make(40))  # the vectorised path
+    await store.put_entries(make(40))
+    blocks, covered, tail = stored_hashes(tmp_path)
+    assert blocks == b"" and covered == [] and len(tail) == 43  # lone puts wrote no Bloom row
+    await assert_exact(store)
+    for _ in range(bloomrows.TAIL_IDS - 43 - 1):
+        await store.put_entries(make(1))
+    assert len(stored_hashes(tmp_path)[2]) == bloomrows.TAIL_IDS - 1
+    await store.put_entries(make(1))  # the tail reaches its length: one block of all of it
+    blocks, covered, tail = stored_hashes(tmp_path)
+    assert len(covered) == bloomrows.TAIL_IDS and tail == [] and blocks == id_hash_bytes(covered)
+    await store.put_entries(make(bloomrows.BLOCK_IDS + 10))  # a batch longer than a block
+    blocks, covered, tail = stored_hashes(tmp_path)
+    assert tail == [] and blocks == id_hash_bytes(covered)
+    await assert_exact(store)
     await store.close()
-    blocks, ids = stored_hashes(tmp_path)
-    assert len(ids) == 43 and blocks == id_hash_bytes(ids)
 
 
 async def test_every_write_keeps_the_summary_exact(tmp_path: Path) -> None:
     """Single puts past the growing tail, a batch past one block, repeats, purges, a clear."""
     store = await OnDiskStore.open(tmp_path, FAST)
-    singles = make(bloomrows.GROW_BELOW_IDS + 20, doc="solo")
+    singles = make(bloomrows.TAIL_IDS + 20, doc="solo")
     for entry in singles:
         await store.put_entries([entry])
     await assert_exact(store)
@@ -75,8 +97,8 @@ async def test_every_write_keeps_the_summary_exact(tmp_path: Path) -> None:
     await store.put_entries(make(7))
     await assert_exact(store)
     await store.close()
-    blocks, ids = stored_hashes(tmp_path)
-    assert blocks == id_hash_bytes(ids)
+    blocks, covered, tail = stored_hashes(tmp_path)
+    assert blocks == id_hash_bytes(covered) and len(tail) < bloomrows.TAIL_IDS
     store = await OnDiskStore.open(tmp_path, FAST)
     await store.clear_all_local_data()
     await assert_exact(store)
@@ -88,16 +110,19 @@ async def test_every_write_keeps_the_summary_exact(tmp_path: Path) -> None:
 
 async def test_a_purge_that_empties_a_block_drops_it(tmp_path: Path) -> None:
     store = await OnDiskStore.open(tmp_path, FAST)
-    await store.put_entries(make(bloomrows.GROW_BELOW_IDS, doc="first"))
-    await store.put_entries(make(3, doc="second"))  # the tail is full: a block of its own
+    await store.put_entries(make(bloomrows.TAIL_IDS, doc="first"))
+    await store.put_entries(make(bloomrows.TAIL_IDS, doc="second"))  # a block of its own
+    await store.put_entries(make(3, doc="third"))  # the tail
     await store.purge_doc_history("second")
+    await store.purge_doc_history("third")
     await store.put_entries(make(2))
     await assert_exact(store)
     await store.close()
     conn = sqlite3.connect(tmp_path / DB_NAME)
     counts = [len(r[0]) // 8 for r in conn.execute("SELECT hashes FROM bloom_blocks")]
     conn.close()
-    assert counts == [bloomrows.GROW_BELOW_IDS, 2]
+    assert counts == [bloomrows.TAIL_IDS]
+    assert len(stored_hashes(tmp_path)[2]) == 2
 
 
 async def test_a_quarantined_entry_leaves_the_summary(tmp_path: Path) -> None:
@@ -137,7 +162,7 @@ async def test_the_full_check_finds_bloom_hashes_that_disagree_with_the_ids(
     tmp_path: Path,
 ) -> None:
     store = await OnDiskStore.open(tmp_path, FAST)
-    await store.put_entries(make(10))
+    await store.put_entries(make(bloomrows.TAIL_IDS + 10))  # one block, no tail
     assert (await store.check(full=True)).ok
     await store.close()
     conn = sqlite3.connect(tmp_path / DB_NAME)
@@ -147,6 +172,15 @@ async def test_the_full_check_finds_bloom_hashes_that_disagree_with_the_ids(
     store = await OnDiskStore.open(tmp_path, FAST)
     report = await store.check(full=True)
     assert not report.ok and any("Bloom blocks disagree" in p for p in report.problems)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("DELETE FROM bloom_blocks")  # every id is "tail" now: more than may wait
+    conn.commit()
+    conn.close()
+    store = await OnDiskStore.open(tmp_path, FAST)
+    report = await store.check(full=True)
+    assert any("past the last Bloom block" in p for p in report.problems), report.problems
+    assert await store.get_id_bloom_summary() == BloomSummary.of_ids(await store.get_all_ids())
     await store.close()
 
 
@@ -229,7 +263,7 @@ async def test_a_format_2_store_is_migrated_at_open_and_stays_exact(
     with caplog.at_level(logging.INFO, logger="store.ondisk"):
         store = await OnDiskStore.open(tmp_path / "old", FAST)
     messages = [r.getMessage() for r in caplog.records]
-    assert "store migrated to format 3" in messages
+    assert "store migrated from format 2" in messages
     assert (await store.get_store_head()).max_receipt_order == len(entries)
     await assert_exact(store)  # format 2's partial (here: wrong) hashes were not reused
     await store.put_entries(make(3))
@@ -238,7 +272,7 @@ async def test_a_format_2_store_is_migrated_at_open_and_stays_exact(
     assert (await store.get_id_bloom_summary()).total_ids == len(entries) - 1 - 4 + 3
     await store.close()
     conn = sqlite3.connect(tmp_path / "old" / DB_NAME)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION == 4
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
     columns = [r[1] for r in conn.execute("PRAGMA table_info(state)")]
     conn.close()
@@ -249,3 +283,43 @@ async def test_a_format_2_store_is_migrated_at_open_and_stays_exact(
         store = await OnDiskStore.open(tmp_path / "old", FAST)  # once only
     assert not [r for r in caplog.records if "migrat" in r.getMessage()]
     await store.close()
+
+
+async def test_a_format_3_store_with_a_growing_last_block_is_taken_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """Format 3 kept every id in a block, its last one growing with each put: a valid layout
+    with an empty tail, so the open only records format 4; later puts start a tail after it."""
+    store = await OnDiskStore.open(tmp_path, FAST)
+    entries = make(20)
+    await store.put_entries(entries)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute(
+        "INSERT INTO bloom_blocks VALUES (1, 20, ?)", (id_hash_bytes([e.id for e in entries]),)
+    )
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    store = await OnDiskStore.open(tmp_path, FAST)
+    await assert_exact(store)
+    for _ in range(bloomrows.TAIL_IDS + 5):
+        await store.put_entries(make(1))
+    await assert_exact(store)
+    await store.close()
+    _blocks, covered, tail = stored_hashes(tmp_path)
+    assert len(covered) == 20 + bloomrows.TAIL_IDS and len(tail) == 5
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION
+    conn.close()
+
+
+async def test_a_store_of_a_newer_format_is_refused(tmp_path: Path) -> None:
+    store = await OnDiskStore.open(tmp_path, FAST)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreFormatError, match=f"store format {FORMAT_VERSION + 1}"):
+        await OnDiskStore.open(tmp_path, FAST)

@@ -15,7 +15,8 @@ Tables (all ``STRICT``)::
     chunks       content_hash UNIQUE | refs | data    (attachment chunks, kept once: equal
                                                       chunks are equal ciphertext)
     bloom_blocks first_order (rowid) | last_order | hashes: the Bloom base hashes of the entries
-                 in that range of receipt orders, written with them (see ``bloomrows``)
+                 in that range of receipt orders, written once 256 new ones gathered; a
+                 summary hashes the newest itself (see ``bloomrows``)
     quarantine   entries set aside because their stored bytes were damaged
 
 ``receipt_order`` is assigned inside the write transaction as one past the store's maximum,
@@ -53,7 +54,10 @@ APPLICATION_ID = 0x4D444F44
 #: ``PRAGMA user_version``: the layout of the tables below. 2 since entries carry the reference's
 #: two signatures; format 1 stores (never released) are refused, not migrated. 3 since puts
 #: write the Bloom hashes (``bloom_blocks``); format 2 is migrated at open (``_migrate_2_to_3``).
-FORMAT_VERSION = 3
+#: 4 since the newest entries (the tail, see ``bloomrows``) wait for a block: the tables are
+#: format 3's, so format 3 is taken as it is; an older build would grow its last block over
+#: the tail without hashing it, so it must refuse format 4.
+FORMAT_VERSION = 4
 #: Files of the segment-log store that came before (never released, so not migrated).
 OLD_FORMAT_MARKERS = ("segments", "index.snap")
 
@@ -220,6 +224,8 @@ def create_or_check(conn: sqlite3.Connection, path: Path) -> bool:
             )
         elif version == 2:
             _migrate_2_to_3(conn, path)
+        elif version == 3:  # every id has its block already: an empty tail
+            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         elif version != FORMAT_VERSION:
             raise StoreFormatError(
                 f"{path} has store format {version}; this version reads format {FORMAT_VERSION}"
@@ -246,7 +252,7 @@ def _migrate_2_to_3(conn: sqlite3.Connection, path: Path) -> None:
     (total,) = conn.execute("SELECT count(*) FROM entries").fetchone()
     started = time.monotonic()
     logger.info(
-        "migrating store to format 3: hashing every id for Bloom summaries",
+        f"migrating store to format {FORMAT_VERSION}: hashing every id for Bloom summaries",
         extra={"file": str(path), "ids": total},
     )
     logged = 0
@@ -267,7 +273,7 @@ def _migrate_2_to_3(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("ALTER TABLE state DROP COLUMN bloom_through")
     conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
     logger.info(
-        "store migrated to format 3",
+        "store migrated from format 2",
         extra={"file": str(path), "ids": done, "seconds": round(time.monotonic() - started, 2)},
     )
 

@@ -88,7 +88,8 @@ def commit_batches(conn: sqlite3.Connection, batches: Sequence[Sequence[StoreEnt
             known.update(result.stored)
             results.append(result)
         insert(conn, built)
-        bloomrows.append(conn, [(row[0], row[1]) for row in built.entries])
+        if built.entries:
+            bloomrows.append(conn, max_order)
         healed = _lift_quarantine(conn, [i for r in results for i in r.stored])
     return Committed(tuple(results), epoch, max_order, healed)
 
