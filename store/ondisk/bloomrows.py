@@ -42,14 +42,16 @@ BLOCK_IDS = 4096
 #: The tail is turned into blocks once it may hold this many ids; a summary hashes at most
 #: this many ids itself (about 0.3 ms).
 TAIL_IDS = 256
-_COVERED = "SELECT coalesce(max(last_order), 0) FROM bloom_blocks"
+#: Blocks do not overlap, so the last block by rowid covers the highest order (no table scan).
+_COVERED = "SELECT last_order FROM bloom_blocks ORDER BY first_order DESC LIMIT 1"
 _IDS_IN = "SELECT id FROM entries WHERE receipt_order BETWEEN ? AND ? ORDER BY receipt_order"
 _TAIL_IDS = "SELECT receipt_order, id FROM entries WHERE receipt_order > ? ORDER BY receipt_order"
 
 
 def covered_through(conn: sqlite3.Connection) -> int:
     """The highest receipt order any block covers (0 when there are none)."""
-    return int(conn.execute(_COVERED).fetchone()[0])
+    row = conn.execute(_COVERED).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def append(conn: sqlite3.Connection, max_order: int) -> None:
