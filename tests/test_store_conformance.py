@@ -354,6 +354,26 @@ async def test_cursor_is_exclusive_and_ids_break_ties(store: ContentAddressedSto
     assert page.entries == () and page.next_cursor == beyond and not page.has_more
 
 
+async def test_id_scans_list_what_entry_scans_list_page_for_page(
+    store: ContentAddressedStore,
+) -> None:
+    doc = generate_doc_id()
+    await store.put_entries(entries_for(doc, 5) + entries_for(generate_doc_id(), 4))
+    await store.purge_doc_history(doc)  # a hole in the receipt orders
+    await store.put_entries(entries_for(generate_doc_id(), 3))
+    full = (await store.scan_entries_since(None, limit=100)).entries
+    cursors = [None, ScanCursor(3, ""), ScanCursor(full[2].receipt_order, full[2].id)]
+    for cursor in [*cursors, ScanCursor(1000, "")]:
+        for limit in (1, 2, 7, 100):
+            entries = await store.scan_entries_since(cursor, limit)
+            keys = await store.scan_ids_since(cursor, limit)
+            assert keys.keys == tuple((m.receipt_order, m.id) for m in entries.entries)
+            assert keys.has_more == entries.has_more, (cursor, limit)
+            assert keys.next_cursor == entries.next_cursor, (cursor, limit)
+    with pytest.raises(ValueError):
+        await store.scan_ids_since(None, 0)
+
+
 async def test_change_feed_resumes_from_cursor(store: ContentAddressedStore) -> None:
     await store.put_entries(entries_for(generate_doc_id(), 4))
     seen = await scan_all(store, limit=3)

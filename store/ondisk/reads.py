@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.base import DocEntries, ResolveOptions, ScanCursor, ScanFilters, ScanPage
+from store.base import DocEntries, IdPage, ResolveOptions, ScanCursor, ScanFilters, ScanPage
 from store.bloom import BloomSummary
 from store.dag import DependencyWalk
 from store.entry import EntryMetadata, EntryType, StoreEntry
@@ -273,6 +273,31 @@ def scan(
         return ScanPage((), cursor, has_more=False)
     last_meta = page[-1]
     return ScanPage(tuple(page), ScanCursor(last_meta.receipt_order, last_meta.id), has_more)
+
+
+def scan_ids(
+    conn: sqlite3.Connection, _damage: Damage, cursor: ScanCursor | None, limit: int
+) -> IdPage:
+    """``scan``'s order and cursor, reading only ``(receipt_order, id)``.
+
+    A peer's id scan needs positions only; decoding each row's metadata cost a serving node
+    as much as the read itself. Damaged rows are found by the reads that decode them
+    (``get_entries`` of an id listed here); quarantined ones are no longer in ``entries``.
+    """
+    if limit < 1:
+        raise ValueError(f"a scan limit must be at least 1, got {limit}")
+    params: list[object]
+    if cursor is None:
+        sql, params = "", [limit + 1]
+    else:
+        sql = " WHERE receipt_order >= ? AND NOT (receipt_order = ? AND id <= ?)"
+        params = [cursor.receipt_order, cursor.receipt_order, cursor.id, limit + 1]
+    keys = conn.execute(
+        f"SELECT receipt_order, id FROM entries{sql} ORDER BY receipt_order LIMIT ?", params
+    ).fetchall()
+    has_more = len(keys) > limit
+    page = tuple(keys[:limit])
+    return IdPage(page, ScanCursor(*page[-1]) if page else cursor, has_more)
 
 
 def head(conn: sqlite3.Connection, damage: Damage) -> tuple[str, int, int]:

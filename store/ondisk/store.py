@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from store.base import (
     ContentAddressedStore,
     DocEntries,
+    IdPage,
     PutResult,
     ResolveOptions,
     ScanCursor,
@@ -555,6 +556,11 @@ class OnDiskStore(ContentAddressedStore):
         self, cursor: ScanCursor | None, limit: int = 1000, filters: ScanFilters | None = None
     ) -> ScanPage:
         return await self._read(reads.scan, cursor, limit, filters)
+
+    async def scan_ids_since(
+        self, cursor: ScanCursor | None, limit: int = 1000, *, scanner_epoch: str | None = None
+    ) -> IdPage:
+        return await self._read(reads.scan_ids, cursor, limit)
 
     async def get_store_head(self) -> StoreHead:
         epoch, max_order, _generation = await self._read(reads.head)
