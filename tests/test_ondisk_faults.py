@@ -349,3 +349,30 @@ async def test_a_stopped_writer_fails_puts_at_once_instead_of_hanging(tmp_path: 
     health = store.health()
     assert health.state is StoreState.FAILED and "writer" in (health.problem or "")
     await store.close()
+
+
+def test_a_store_left_open_when_its_loop_ends_warns_instead_of_failing_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``asyncio.run`` cancels the writer of a store nobody closed: nothing was lost, so the
+    log says to close it, not that the store failed; the data is there at the next open."""
+    entries = make_entries(3)
+
+    async def leave_open() -> None:
+        store = await OnDiskStore.open(tmp_path / "s", FAST)
+        await store.put_entries(entries)
+
+    with caplog.at_level(logging.INFO, logger="store.ondisk"):
+        asyncio.run(leave_open())
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (logging.WARNING, next(m for _l, m in messages if "left open" in m)) in messages
+    assert not [m for level, m in messages if level >= logging.ERROR], messages
+
+    async def reopen() -> list[str]:
+        store = await OnDiskStore.open(tmp_path / "s", FAST)
+        try:
+            return await store.get_all_ids()
+        finally:
+            await store.close()
+
+    assert sorted(asyncio.run(reopen())) == sorted(e.id for e in entries)

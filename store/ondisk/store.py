@@ -294,6 +294,15 @@ class OnDiskStore(ContentAddressedStore):
         error = None if task.cancelled() else task.exception()
         problem = f"its writer stopped: {error!r}" if error else "its writer was cancelled"
         failure = StoreUnavailableError(f"store {self.get_id()!r} cannot write: {problem}")
+        if error is None and not self._pending:
+            # An event loop ending with the store still open (asyncio.run cancels what is
+            # left): nothing was lost, so this is a missing close, not a damaged store.
+            logger.warning(
+                "store left open when its event loop ended: close it (or its store factory)",
+                extra={"store": self.get_id()},
+            )
+            self._state, self._problem, self._failure = StoreState.FAILED, problem, type(failure)
+            return
         self._fail(failure)
         for request in self._pending:
             if not request.future.done():
