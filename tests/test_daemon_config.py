@@ -311,6 +311,14 @@ def test_http_system_admins_are_read_from_a_toml_file(tmp_path: Path) -> None:
     assert Config().http.system_admins == ()
 
 
+def test_http_cors_origins_are_off_by_default_and_kept_as_origins() -> None:
+    assert Config().http.cors_origins == ()
+    http = parse_config(
+        {"http": {"cors_origins": ["https://App.Example.com", "http://localhost:5173/", "*"]}}
+    ).http
+    assert http.cors_origins == ("https://app.example.com", "http://localhost:5173", "*")
+
+
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
@@ -326,6 +334,10 @@ def test_http_system_admins_are_read_from_a_toml_file(tmp_path: Path) -> None:
         ({"system_admins": [{"publicsignkey": _PEM}]}, "http.system_admins[0].username"),
         ({"system_admins": [{"username": "a", "publicsignkey": _PEM, "x": 1}]}, "[0].x"),
         ({"system_allowed_ips": ["10.0.0.0/33"]}, "http.system_allowed_ips[0]"),
+        ({"cors_origins": "https://a.example"}, "http.cors_origins"),
+        ({"cors_origins": ["https://a.example/app"]}, "http.cors_origins[0]"),
+        ({"cors_origins": ["a.example"]}, "http.cors_origins[0]"),
+        ({"cors_origins": ["https://a.example:99999"]}, "http.cors_origins[0]"),
     ],
 )
 def test_bad_http_settings_name_their_key(raw: dict[str, object], key: str) -> None:

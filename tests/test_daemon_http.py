@@ -175,3 +175,31 @@ async def test_the_daemon_serves_https_with_the_configured_certificate(
         with pytest.raises(aiohttp.ClientError):
             async with session.get(f"{plain}/health") as r:
                 await r.read()
+
+
+async def test_the_daemon_lets_configured_web_origins_call_its_http_api(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    app = "https://app.example.com"
+    daemon = _start(tmp_path, daemons, [f'cors_origins = ["{app}"]'])
+    address, bob = await _setup(daemon)
+    preflight = {"Origin": app, "Access-Control-Request-Method": "POST"}
+    async with aiohttp.ClientSession() as session:
+        async with session.options(f"{address}/{TENANT}/sync/docs/scanEntriesSince") as r:
+            assert "Access-Control-Allow-Origin" not in r.headers  # not a preflight
+        url = f"{address}/{TENANT}/sync/docs/scanEntriesSince"
+        async with session.options(url, headers=preflight) as r:
+            assert r.status == 204 and r.headers["Access-Control-Allow-Origin"] == app
+        client = Client(session, address, bob)
+        await client.login()
+        async with session.post(
+            url,
+            json={"dbId": "todos", "cursor": None},
+            headers={**client.auth_headers(), "Origin": app},
+        ) as r:
+            assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == app
+        async with session.get(
+            f"{address}/.well-known/mindoodb-server-info",
+            headers={"Origin": "https://evil.example"},
+        ) as r:
+            assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from transports.http_cors import CorsPolicy
+
 log = logging.getLogger("mindood.transports.http")
 
 TOO_LARGE = b'{"error":"Request body too large"}'
@@ -89,8 +91,10 @@ class HttpListener:
         ssl_context: ssl.SSLContext | None = None,
         gate: Gate | None = None,
         small_body_limit: int = SMALL_BODY_LIMIT,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self._handler = handler
+        self._cors = cors or CorsPolicy()
         self._body_limit = body_limit
         self._gate = gate
         self._small_limit = min(small_body_limit, body_limit)
@@ -159,9 +163,14 @@ class HttpListener:
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if self._cors.is_preflight(request.method, headers):
+            return web.Response(status=204, headers=self._cors.preflight_headers(headers))
+        cors = self._cors.response_headers(headers)
         body = await self._read_body(request, headers)
         if body is None:
-            response = web.Response(status=413, body=TOO_LARGE, content_type="application/json")
+            response = web.Response(
+                status=413, body=TOO_LARGE, content_type="application/json", headers=cors
+            )
             response.force_close()  # the rest of the body is not read
             return response
         incoming = Request(
@@ -174,25 +183,29 @@ class HttpListener:
         )
         answer = await self._handler(incoming)
         if isinstance(answer, Stream):
-            return await self._stream(request, answer)
+            return await self._stream(request, answer, cors)
         content_type, _, charset = answer.content_type.partition("; charset=")
         out = web.Response(
             status=answer.status,
             body=answer.body,
             content_type=content_type,
             charset=charset or None,
+            headers=cors,
         )
         if len(answer.body) >= COMPRESS_FROM:
             out.enable_compression()
         return out
 
-    async def _stream(self, request: web.Request, stream: Stream) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, stream: Stream, cors: Mapping[str, str]
+    ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,
             headers={
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache, no-transform",
                 "X-Accel-Buffering": "no",
+                **cors,
             },
         )
         await response.prepare(request)
@@ -239,6 +252,7 @@ async def listen_http(
     ssl_context: ssl.SSLContext | None = None,
     heartbeat_seconds: float = 30.0,
     gate: Gate | None = None,
+    cors: CorsPolicy | None = None,
 ) -> HttpListener:
     """Start a listener on ``host:port`` (port 0: any free port, see ``bound``)."""
     listener = HttpListener(
@@ -247,6 +261,7 @@ async def listen_http(
         heartbeat_seconds=heartbeat_seconds,
         ssl_context=ssl_context,
         gate=gate,
+        cors=cors,
     )
     await listener.start(host, port)
     return listener

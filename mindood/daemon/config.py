@@ -50,6 +50,7 @@ typo never silently becomes a default. Layout::
     name = "edge-1"                        # shown in /.well-known/mindoodb-server-info
     max_body_bytes = 5242880               # request bodies above this get 413
     system_allowed_ips = ["127.0.0.1"]     # /system/* only from these (default: anyone)
+    cors_origins = ["https://app.example.com"]  # web apps a browser may let call it ("*": any)
 
     [[http.system_admins]]                 # who may register tenants (POST /system/tenants/<id>)
     username = "cn=sysadmin/o=acme"        # as the reference's config.json "ALL:/system/*"
@@ -79,6 +80,7 @@ from mindood.sync.discovery import DiscoveryConfig
 from mindood.sync.network import NetworkConfig as PeerNetworkConfig
 from mindood.sync.webrtc_dial import WebRtcConfig
 from store.limits import ENTRY_ENVELOPE_BYTES, MAX_ENTRY_BYTES
+from transports.http_cors import check_origin
 from transports.webrtc import IceServer
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -154,6 +156,8 @@ class HttpConfig:
     system_admins: tuple[tuple[str, str], ...] = ()
     #: Addresses or networks ``/system/*`` answers (empty: any).
     system_allowed_ips: tuple[str, ...] = ()
+    #: Web origins a browser may let call the API (``*``: any; empty: none, as the reference).
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -547,6 +551,16 @@ def _networks(value: object, key: str) -> tuple[str, ...]:
     return entries
 
 
+def _origins(value: object, key: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, entry in enumerate(_strings(value, key)):
+        try:
+            out.append(check_origin(entry))
+        except ValueError as exc:
+            raise ConfigError(str(exc), f"{key}[{i}]") from None
+    return tuple(out)
+
+
 def _http(table: _Table) -> HttpConfig:
     http = HttpConfig(
         listen=table.get("listen", _addresses, ()),
@@ -556,6 +570,7 @@ def _http(table: _Table) -> HttpConfig:
         max_body_bytes=table.get("max_body_bytes", _int_range(64 * 1024, 1 << 30), 5 * 1024 * 1024),
         system_admins=_system_admins(table.raw("system_admins")),
         system_allowed_ips=table.get("system_allowed_ips", _networks, ()),
+        cors_origins=table.get("cors_origins", _origins, ()),
     )
     if (http.tls_cert is None) != (http.tls_key is None):
         missing = "tls_key" if http.tls_key is None else "tls_cert"

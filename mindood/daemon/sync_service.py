@@ -33,6 +33,7 @@ from mindood.tenant import Tenant
 from mindood.tenant.directory import DEFAULT_KEY_ID
 from protocol import events
 from protocol.http.system import RegisterTenantRequest, RegistrationConflict, SystemAdmin
+from transports.http_cors import CorsPolicy
 from transports.http_server import HttpListener, listen_http, server_ssl_context
 from transports.tasks import cancel_and_wait
 from transports.tcp import NodeCertificate, PreAuthLimits
@@ -152,6 +153,7 @@ class SyncService:
                     body_limit=wanted.max_body_bytes,
                     ssl_context=context,
                     gate=gateway.gate,
+                    cors=CorsPolicy.of(wanted.cors_origins),
                 )
             except OSError as exc:
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
