@@ -20,6 +20,7 @@ from mindood.sync import SyncNode
 from mindood.sync.http_serve import HttpGateway, ServerIdentity
 from mindood.tenant import Tenant
 from protocol.http import wire
+from protocol.http.ratelimit import RateLimits
 from tests.sync_helpers import sync_node
 from tests.tenant_helpers import TENANT_ID
 from transports.http_server import HttpListener, listen_http
@@ -71,6 +72,7 @@ async def serve(
     body_limit: int = wire.DEFAULT_BODY_LIMIT,
     heartbeat: float = 30.0,
     identity: bool = True,
+    rate_limits: RateLimits | None = None,
 ) -> Served:
     sync = sync_node(tmp_path, name)
     await sync.add_tenant(tenant, databases or ["todos"])
@@ -81,6 +83,7 @@ async def serve(
         name=name,
         body_limit=body_limit,
         clock=clock,
+        rate_limits=rate_limits,
     )
     listener = await listen_http(
         gateway.handle,

@@ -24,6 +24,7 @@ from mindood.daemon.paths import (
     default_socket,
     ensure_private_dir,
 )
+from protocol.http.ratelimit import Budget, RateLimits
 
 FULL = """
 [daemon]
@@ -311,6 +312,25 @@ def test_http_system_admins_are_read_from_a_toml_file(tmp_path: Path) -> None:
     assert Config().http.system_admins == ()
 
 
+def test_http_rate_limits_default_to_the_reference_tiers_and_are_configurable() -> None:
+    assert Config().http.rate_limits == RateLimits()
+    limits = parse_config(
+        {
+            "http": {
+                "rate_limits": {
+                    "auth": {"max": 10},
+                    "sync": {"max": 50, "window_s": 10},
+                    "overall": {"max": 0},
+                    "trusted_proxies": ["10.0.0.0/8"],
+                }
+            }
+        }
+    ).http.rate_limits
+    assert limits.auth == Budget(10) and limits.sync == Budget(50, 10.0)
+    assert limits.system == RateLimits().system and not limits.overall_budget().enabled
+    assert limits.trusted_proxies == ("10.0.0.0/8",)
+
+
 def test_http_cors_origins_are_off_by_default_and_kept_as_origins() -> None:
     assert Config().http.cors_origins == ()
     http = parse_config(
@@ -335,6 +355,12 @@ def test_http_cors_origins_are_off_by_default_and_kept_as_origins() -> None:
         ({"system_admins": [{"username": "a", "publicsignkey": _PEM, "x": 1}]}, "[0].x"),
         ({"system_allowed_ips": ["10.0.0.0/33"]}, "http.system_allowed_ips[0]"),
         ({"cors_origins": "https://a.example"}, "http.cors_origins"),
+        ({"rate_limits": {"auth": {"max": -1}}}, "http.rate_limits.auth.max"),
+        ({"rate_limits": {"sync": {"window_s": 0}}}, "http.rate_limits.sync.window_s"),
+        ({"rate_limits": {"overall": {"window_s": 5}}}, "http.rate_limits.overall.max"),
+        ({"rate_limits": {"auth": {"max": 1, "x": 1}}}, "http.rate_limits.auth.x"),
+        ({"rate_limits": {"trusted_proxies": ["nope"]}}, "http.rate_limits.trusted_proxies[0]"),
+        ({"rate_limits": {"bogus": {}}}, "http.rate_limits.bogus"),
         ({"cors_origins": ["https://a.example/app"]}, "http.cors_origins[0]"),
         ({"cors_origins": ["a.example"]}, "http.cors_origins[0]"),
         ({"cors_origins": ["https://a.example:99999"]}, "http.cors_origins[0]"),

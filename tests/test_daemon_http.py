@@ -203,3 +203,19 @@ async def test_the_daemon_lets_configured_web_origins_call_its_http_api(
             headers={"Origin": "https://evil.example"},
         ) as r:
             assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_the_daemon_applies_its_configured_rate_limits(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    daemon = _start(tmp_path, daemons, ["[http.rate_limits]", "sync = { max = 3 }"])
+    address, bob = await _setup(daemon)
+    async with aiohttp.ClientSession() as session:
+        client = Client(session, address, bob)
+        await client.login()
+        statuses = [
+            (await client.sync_call("getStoreHead", {"dbId": "todos"}))[0] for _ in range(5)
+        ]
+    assert statuses == [200, 200, 200, 429, 429]
+    async with await daemon.client() as rpc:  # the daemon itself is unaffected
+        assert (await rpc.sync_status())["http"] == [address]

@@ -48,6 +48,7 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 Push = Callable[[bytes], None]
@@ -190,7 +191,7 @@ class HttpListener:
             body=answer.body,
             content_type=content_type,
             charset=charset or None,
-            headers=cors,
+            headers={**answer.headers, **cors},
         )
         if len(answer.body) >= COMPRESS_FROM:
             out.enable_compression()

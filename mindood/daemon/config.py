@@ -52,6 +52,11 @@ typo never silently becomes a default. Layout::
     system_allowed_ips = ["127.0.0.1"]     # /system/* only from these (default: anyone)
     cors_origins = ["https://app.example.com"]  # web apps a browser may let call it ("*": any)
 
+    [http.rate_limits]                     # requests per client and window (the reference's)
+    auth = { max = 120, window_s = 60 }    # also sync (3000), system (30), device (10),
+    overall = { max = 0 }                  #   overall (auth + sync + 500); max = 0: no limit
+    trusted_proxies = ["127.0.0.1"]        # their X-Forwarded-For names the client
+
     [[http.system_admins]]                 # who may register tenants (POST /system/tenants/<id>)
     username = "cn=sysadmin/o=acme"        # as the reference's config.json "ALL:/system/*"
     publicsignkey = '''-----BEGIN PUBLIC KEY-----
@@ -79,6 +84,7 @@ from mindood.storefactory import check_component
 from mindood.sync.discovery import DiscoveryConfig
 from mindood.sync.network import NetworkConfig as PeerNetworkConfig
 from mindood.sync.webrtc_dial import WebRtcConfig
+from protocol.http.ratelimit import Budget, RateLimits
 from store.limits import ENTRY_ENVELOPE_BYTES, MAX_ENTRY_BYTES
 from transports.http_cors import check_origin
 from transports.webrtc import IceServer
@@ -158,6 +164,7 @@ class HttpConfig:
     system_allowed_ips: tuple[str, ...] = ()
     #: Web origins a browser may let call the API (``*``: any; empty: none, as the reference).
     cors_origins: tuple[str, ...] = ()
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @property
     def enabled(self) -> bool:
@@ -561,6 +568,36 @@ def _origins(value: object, key: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _budget(default_max: int | None) -> Callable[[object, str], Budget]:
+    """``{max, window_s}``; ``max`` may be left out where the tier has a default."""
+
+    def check(value: object, key: str) -> Budget:
+        table = _Table(value, key)
+        window = table.get("window_s", _positive_seconds, 60.0)
+        most = table.get("max", _int_range(0, 1_000_000_000), default_max)
+        table.finish()
+        if most is None:
+            raise ConfigError("max is required", table.key("max"))
+        return Budget(most, window)
+
+    return check
+
+
+def _rate_limits(table: _Table) -> RateLimits:
+    base = RateLimits()
+    overall: Budget | None = table.get("overall", _budget(None), None)
+    limits = RateLimits(
+        auth=table.get("auth", _budget(base.auth.max), base.auth),
+        sync=table.get("sync", _budget(base.sync.max), base.sync),
+        system=table.get("system", _budget(base.system.max), base.system),
+        device=table.get("device", _budget(base.device.max), base.device),
+        overall=overall,
+        trusted_proxies=table.get("trusted_proxies", _networks, ()),
+    )
+    table.finish()
+    return limits
+
+
 def _http(table: _Table) -> HttpConfig:
     http = HttpConfig(
         listen=table.get("listen", _addresses, ()),
@@ -571,6 +608,7 @@ def _http(table: _Table) -> HttpConfig:
         system_admins=_system_admins(table.raw("system_admins")),
         system_allowed_ips=table.get("system_allowed_ips", _networks, ()),
         cors_origins=table.get("cors_origins", _origins, ()),
+        rate_limits=_rate_limits(table.table("rate_limits")),
     )
     if (http.tls_cert is None) != (http.tls_key is None):
         missing = "tls_key" if http.tls_key is None else "tls_cert"

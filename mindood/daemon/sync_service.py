@@ -136,6 +136,7 @@ class SyncService:
             registrar=_Registrar(self),
             system_admins=[SystemAdmin(u, k) for u, k in wanted.system_admins],
             system_allowed_ips=wanted.system_allowed_ips,
+            rate_limits=wanted.rate_limits,
         )
         context = None
         if wanted.tls_cert is not None and wanted.tls_key is not None:

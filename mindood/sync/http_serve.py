@@ -43,6 +43,7 @@ from mindood.tenant.grants import JOIN_BOOTSTRAP_FIELD
 from mindood.tenant.trust import Verdict
 from protocol.http import wire
 from protocol.http.auth import KeyStatus, UserKeys
+from protocol.http.ratelimit import RateLimits
 from protocol.http.server import EventStream, HttpRequest, HttpResponse, HttpServer
 from protocol.http.system import (
     SystemAdmin,
@@ -270,6 +271,7 @@ class HttpGateway:
         registrar: TenantRegistrar | None = None,
         system_admins: Sequence[SystemAdmin] = (),
         system_allowed_ips: Sequence[str] = (),
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self._node = node
         self._identity = identity
@@ -286,7 +288,9 @@ class HttpGateway:
                 lambda blob: unwrap_hybrid(blob, key),
                 allowed_ips=parse_allowlist(system_allowed_ips),
             )
-        self.server = HttpServer(self, body_limit=body_limit, clock=clock, system=system)
+        self.server = HttpServer(
+            self, body_limit=body_limit, clock=clock, system=system, rate_limits=rate_limits
+        )
         self._dirty: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._unhook = node.on_change(self._changed)
@@ -377,7 +381,7 @@ class HttpGateway:
             )
         )
         if isinstance(answer, HttpResponse):
-            return Response(answer.status, answer.body, answer.content_type)
+            return Response(answer.status, answer.body, answer.content_type, answer.headers)
         return self._stream(answer)
 
     def _stream(self, stream: EventStream) -> Stream:

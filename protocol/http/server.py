@@ -26,6 +26,7 @@ from protocol.http import wire
 from protocol.http.auth import AuthDirectory, AuthService, Claims, bearer_token
 from protocol.http.checks import MAX_CHALLENGE_LENGTH, MAX_PEM_LENGTH, MAX_SIGNATURE_LENGTH
 from protocol.http.device import DeviceDiscovery
+from protocol.http.ratelimit import RateLimiter, RateLimits, Refusal, refusal_message
 from protocol.http.system import SystemApi
 from protocol.http.wire import ErrorKind, HttpError, SyncOp
 from protocol.serve import ServeModel
@@ -58,6 +59,7 @@ class HttpResponse:
     status: int
     body: bytes
     content_type: str = JSON_TYPE
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,24 @@ def _error(exc: HttpError) -> HttpResponse:
     return json_response(exc.status, exc.to_json())
 
 
+class _Limited(Exception):
+    """A spent budget (``ratelimit``): answered 429 with ``Retry-After``."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.tier)
+        self.refusal = refusal
+
+    def response(self) -> HttpResponse:
+        body = json.dumps({"error": refusal_message(self.refusal.tier)}).encode()
+        wait = str(self.refusal.retry_after_s)
+        return HttpResponse(429, body, headers={"Retry-After": wait})
+
+
+def _checked(refusal: Refusal | None) -> None:
+    if refusal is not None:
+        raise _Limited(refusal)
+
+
 def _compaction_json(status: CompactionStatus) -> dict[str, Any]:
     return {
         "status": {
@@ -174,8 +194,10 @@ class HttpServer:
         clock: Callable[[], float] = time.time,
         max_answer_bytes: int = 256 * 1024 * 1024,
         system: SystemApi | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self._node = node
+        self.limiter = RateLimiter(rate_limits or RateLimits())
         #: ``/system/*`` (tenant registration); None: not offered (404).
         self.system = system
         self.body_limit = body_limit
@@ -215,10 +237,23 @@ class HttpServer:
 
     async def handle(self, request: HttpRequest) -> HttpResponse | EventStream:
         """Answer one request; never raises for anything a client sends."""
+        client = self.limiter.client(request.remote, request.headers)
         try:
+            _checked(self.limiter.check_overall(client, self._clock()))
             if len(request.body) > self.body_limit:
                 raise HttpError(ErrorKind.PAYLOAD_TOO_LARGE, "Request body too large")
-            return await self._route(request)
+            return await self._route(request, client)
+        except _Limited as limited:
+            log.info(
+                "http request over its rate limit",
+                extra={
+                    "path": request.path[:200],
+                    "client": client,
+                    "tier": limited.refusal.tier,
+                    "retry_after_s": limited.refusal.retry_after_s,
+                },
+            )
+            return limited.response()
         except HttpError as exc:
             if exc.status >= 500:
                 log.warning(
@@ -236,9 +271,12 @@ class HttpServer:
             return json_response(500, {"error": "Internal server error"})
 
     # -- routing -----------------------------------------------------------------------------
-    async def _route(self, request: HttpRequest) -> HttpResponse | EventStream:
+    async def _route(self, request: HttpRequest, client: str) -> HttpResponse | EventStream:
         parts = [p for p in request.path.split("/") if p]
         method = request.method.upper()
+        now = self._clock()
+        if parts[:1] == ["device"]:
+            _checked(self.limiter.check_route("device", client, now))
         if method == "GET" and parts == ["health"]:
             return json_response(200, wire.health_json(int(self._clock() * 1000)))
         if parts[:1] == [".well-known"]:
@@ -256,14 +294,18 @@ class HttpServer:
         if parts[:1] == ["system"]:
             if self.system is None:
                 raise HttpError(ErrorKind.NOT_FOUND, "Not found")
+            _checked(self.limiter.check_route("system", client, now))
+            if method == "POST" and len(parts) == 3 and parts[1] == "auth":
+                asked = _principal(_json_body(request.body), "username")
+                _checked(self.limiter.check_auth("system", parts[2], client, asked, now))
             answer = await self.system.handle(
                 method, parts[1:], _json_body(request.body), request.headers, request.remote
             )
             return json_response(answer.status, answer.body)
         if len(parts) >= 3 and method == "POST" and parts[1] == "auth":
-            return self._auth_route(parts[0], parts[2:], request)
+            return self._auth_route(parts[0], parts[2:], request, client)
         if len(parts) == 4 and parts[1] == "sync":
-            return await self._sync(parts[0], parts[2], parts[3], method, request)
+            return await self._sync(parts[0], parts[2], parts[3], method, request, client)
         raise HttpError(ErrorKind.NOT_FOUND, "Not found")
 
     async def _discover(self, body: Any) -> HttpResponse:
@@ -311,10 +353,16 @@ class HttpServer:
             return json_response(200, wire.fingerprints_json(tenant.tenant_id, fingerprints))
         raise HttpError(ErrorKind.NOT_FOUND, "Not found")
 
-    def _auth_route(self, raw_tenant: str, rest: list[str], request: HttpRequest) -> HttpResponse:
+    def _auth_route(
+        self, raw_tenant: str, rest: list[str], request: HttpRequest, client: str
+    ) -> HttpResponse:
         tenant = self._tenant(raw_tenant)
         auth = self.auth(tenant)
         body = _json_body(request.body)
+        if rest in (["challenge"], ["authenticate"]):
+            asked = _principal(body, "username") or _principal(body, "signingPublicKey")
+            scope = f"tenant:{tenant.tenant_id}"
+            _checked(self.limiter.check_auth(scope, rest[0], client, asked, self._clock()))
         if rest == ["challenge"]:
             ask = wire.ChallengeRequest.from_json(body)
             return json_response(
@@ -332,7 +380,13 @@ class HttpServer:
 
     # -- /sync/<kind>/<op> -------------------------------------------------------------------
     async def _sync(
-        self, raw_tenant: str, raw_kind: str, raw_op: str, method: str, request: HttpRequest
+        self,
+        raw_tenant: str,
+        raw_kind: str,
+        raw_op: str,
+        method: str,
+        request: HttpRequest,
+        client: str,
     ) -> HttpResponse | EventStream:
         tenant = self._tenant(raw_tenant)
         try:
@@ -343,6 +397,7 @@ class HttpServer:
         if op.method != method:
             raise HttpError(ErrorKind.NOT_FOUND, "Not found")
         claims = self.auth(tenant).validate(bearer_token(request.headers))
+        _checked(self.limiter.check_sync(tenant.tenant_id, claims.sub, client, self._clock()))
         call = _Call(self, tenant, kind, claims, request)
         return await call.run(op)
 
@@ -354,6 +409,12 @@ class HttpServer:
             self._last.clear()
         self._last[key] = event
         self.events.publish(tenant_id, event)
+
+
+def _principal(body: Any, name: str) -> str | None:
+    """Who a login step names (for its budget), if the body says."""
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _json_body(body: bytes) -> Any:
