@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from store.bloom import BloomSummary
 from store.ondisk import OnDiskStore, OnDiskStoreOptions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,6 +129,8 @@ async def verify_store(
             assert hashlib.sha256(entry.encrypted_data).hexdigest() == entry.metadata.content_hash
             if entry.id in expected.acked:
                 assert entry.metadata.content_hash == expected.acked[entry.id]
+        # concurrent writers, purges and crashes leave the Bloom blocks and tail exact
+        assert await store.get_id_bloom_summary() == BloomSummary.of_ids(ids)
         return ids
     finally:
         await store.close()
