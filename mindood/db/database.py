@@ -226,7 +226,7 @@ class MindooDB:
             for state in states:
                 self._remember(state)
         self._listeners.emit(set(ids))
-        return [self._reader.view(state, handover=True) for state in states]
+        return [self._reader.result(state) for state in states]
 
     def _new_id(self, spec: NewDocument) -> str:
         """The id a create will use: the checked custom one, or a fresh generated one."""
@@ -345,7 +345,7 @@ class MindooDB:
                     self._cache.pop(doc_id, None)
                 raise
         self._listeners.emit(set(ids))
-        return [self._reader.view(state, handover=True) for state in states]
+        return [self._reader.result(state) for state in states]
 
     async def delete_document(self, doc: MindooDoc | str) -> None:
         """Mark the document deleted; its history stays (time travel, undelete)."""
@@ -446,7 +446,8 @@ class MindooDB:
         self._cache[state.doc_id] = state
         self._cache.move_to_end(state.doc_id)
         while len(self._cache) > self._options.cache_size:
-            evicted, _ = self._cache.popitem(last=False)
+            evicted, dropped = self._cache.popitem(last=False)
+            dropped.settle()  # a result still unread must not keep the whole state alive
             lock = self._locks.get(evicted)
             if lock is not None and not lock.locked():  # a batch may still hold it
                 self._locks.pop(evicted, None)

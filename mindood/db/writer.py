@@ -79,6 +79,7 @@ class DocWriter:
         nothing is written; if it changed nothing, no entry is written either. ``hold``: see
         :meth:`write`.
         """
+        state.settle()  # results of earlier writes read their data before it changes
         pending = state.am.begin_change()
         try:
             view = MindooDoc(

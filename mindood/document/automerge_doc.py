@@ -249,6 +249,19 @@ class AutomergeDoc:
         assert isinstance(data, dict)
         return data
 
+    def root_value(self, key: str) -> Any:
+        """``to_python().get(key)`` of the current state, reading only that field.
+
+        Every write needs the document's attachment list; reading the whole document for it
+        cost more than the rest of a small change.
+        """
+        core = self._core()
+        counters = self._counter_index()
+        found = walk.get(core, ROOT, key, None, counters)
+        if found is None:
+            return None
+        return walk.read_value(core, found[0], found[1], None, counters)
+
     def _holds_counters(self) -> bool:
         if self._counters is None:
             self._counters = holds_counters(self.save())
