@@ -86,14 +86,32 @@ async def test_each_write_carries_the_attachment_list_it_leaves() -> None:
     async def attach(d: MindooDoc) -> None:
         await d.add_attachment(b"hello", "a.txt", "text/plain")
 
+    async def detach(d: MindooDoc) -> None:
+        await d.remove_attachment(file_id)
+
     with_file = await db.change_doc(doc, attach)
-    plain = await db.change_doc(doc, _set(n=1))  # touches no attachment
+    file_id = with_file.get_attachments()[0].attachment_id
+    plain = await db.change_doc(doc, _set(n=1))  # touches no attachment: kept from before
+    without = await db.change_doc(doc, detach)
+    after = await db.change_doc(doc, _set(n=2))
     assert [a.file_name for a in with_file.get_attachments()] == ["a.txt"]
     assert [a.file_name for a in plain.get_attachments()] == ["a.txt"]
+    assert without.get_attachments() == after.get_attachments() == []
     metas = await store.find_new_entries_for_doc([], doc.get_id())
     refs = [[r.attachment_id for r in m.attachment_refs] for m in metas]
-    file_id = with_file.get_attachments()[0].attachment_id
-    assert refs == [[], [file_id], [file_id]]
+    assert refs == [[], [file_id], [file_id], [], []]
+    fresh = make_db(KeySigner(), KEYS, store, files)
+    assert (await fresh.get_document(doc.get_id())).get_attachments() == []
+
+
+async def test_a_create_bringing_its_own_attachment_list_is_read_back() -> None:
+    store = InMemoryStore()
+    db = make_db(KeySigner(), KEYS, store)
+    listed = {"attachmentId": "f1", "lastChunkId": "c1", "decryptionKeyId": "default", "size": 3}
+    doc = await db.create_document({"_attachments": [listed]})
+    (meta,) = await store.find_new_entries_for_doc([], doc.get_id())
+    assert [a.attachment_id for a in doc.get_attachments()] == ["f1"]
+    assert [(r.attachment_id, r.last_chunk_id) for r in meta.attachment_refs] == [("f1", "c1")]
 
 
 def test_root_value_reads_a_field_as_to_python_does() -> None:

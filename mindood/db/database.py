@@ -24,7 +24,7 @@ from mindood.db import changes, history
 from mindood.db.attachments import AttachmentIO
 from mindood.db.batch import NAMED_ERRORS, READ_SLICE, NewDocument, holding, named, new_documents
 from mindood.db.changes import ChangeCursor
-from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
+from mindood.db.doc import ATTACHMENTS_FIELD, LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock
 from mindood.db.errors import DocumentPurgedError
 from mindood.db.history import DocumentVersion, Timestamp, TimeTravelDB, to_ms
@@ -272,10 +272,14 @@ class MindooDB:
         else:
 
             def seed(d: MindooDoc) -> None:
-                d.get_data()["_attachments"] = []
+                d.get_data()[ATTACHMENTS_FIELD] = []
                 d.get_data().update(values)
 
-            await self._writer.change(state, seed, key, entry_type=EntryType.DOC_CREATE, hold=held)
+            # Seeded empty unless the fields bring an attachment list of their own.
+            none = () if ATTACHMENTS_FIELD not in values else None
+            await self._writer.change(
+                state, seed, key, entry_type=EntryType.DOC_CREATE, hold=held, attachments=none
+            )
         return state
 
     async def create_encrypted_document(

@@ -333,6 +333,7 @@ class AutomergeDoc:
         try:
             if commit:
                 if stamp is not None:
+                    session.note(ROOT, stamp[0])
                     tx.put(ROOT, stamp[0], ScalarType.Int, stamp[1])
                 tx.__exit__(None, None, None)
             else:
@@ -490,6 +491,10 @@ class PendingChange:
             current = self.root.get(stamp[0])
             stamp_op = not (type(current) is int and current == stamp[1])
         return self._finish(commit=True, stamp=stamp, stamp_op=stamp_op)
+
+    def may_have_changed(self, key: str) -> bool:
+        """Whether the root field ``key`` may differ after this change (``Session``)."""
+        return self._session.may_have_changed(key)
 
     def rollback(self) -> None:
         """Discard every edit made through ``root``; the document is as before."""
