@@ -251,6 +251,12 @@ class Proxy(LiveObject):
         return f"{type(self).__name__}({self.to_python()!r})"
 
 
+def _may_reassign(value: Any) -> bool:
+    """Whether ``_reassigns_itself`` can be true for ``value`` (it never is for the others, so
+    their writes need not read the place first)."""
+    return isinstance(value, str | Proxy)
+
+
 def _reassigns_itself(
     session: Session, value: Any, found: walk.Found, obj: bytes, prop: str | int
 ) -> bool:
@@ -289,7 +295,9 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
         validate(value)
-        if _reassigns_itself(self._session, value, self._get(key), self._obj, key):
+        if _may_reassign(value) and _reassigns_itself(
+            self._session, value, self._get(key), self._obj, key
+        ):
             return
         _store(self._session, self._obj, key, value)
 
@@ -381,9 +389,10 @@ class ListProxy(Proxy, MutableSequence[Any]):
             return
         position = self._index(index, length)
         validate(value)
-        found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
-        if _reassigns_itself(self._session, value, found, self._obj, position):
-            return
+        if _may_reassign(value):
+            found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
+            if _reassigns_itself(self._session, value, found, self._obj, position):
+                return
         _store(self._session, self._obj, position, value)
 
     def _set_slice(self, index: slice, values: list[Any], length: int) -> None:
