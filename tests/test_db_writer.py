@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mindood.db import DBOptions, MindooDB, MindooDoc
+from mindood.db.entries import UnsignedEntry, seal_doc_entry
 from mindood.document import AutomergeDoc, Counter, Text
+from store.entry import AttachmentRef, EntryType, StoreEntry
 from store.memory import InMemoryStore
+from store.signing import check_entry
 from tests.db_helpers import KeySigner, default_keys, make_db
 
 KEYS = default_keys()
@@ -137,3 +142,44 @@ def test_root_value_reads_a_field_as_to_python_does() -> None:
     for key in [*whole, "absent"]:
         assert doc.root_value(key) == whole.get(key)
         assert type(doc.root_value(key)) is type(whole.get(key))
+
+
+@pytest.mark.parametrize(
+    "refs", [(), (AttachmentRef("fb", "c2", 3), AttachmentRef("fa", "c1", 2**40))]
+)
+def test_sealing_signed_gives_the_entry_signing_later_gives(
+    refs: tuple[AttachmentRef, ...],
+) -> None:
+    signer = KeySigner()
+    fields: dict[str, Any] = {
+        "encrypt": lambda plain: b"\x07" * 12 + plain[::-1],  # deterministic: both seal alike
+        "author": signer.public_pem,
+        "entry_type": EntryType.DOC_CHANGE,
+        "doc_id": "0123456789abcdef01234567",
+        "key_id": "default",
+        "plaintext": b"change bytes",
+        "automerge_hash": "ab" * 32,
+        "automerge_deps": ["cd" * 32, "ef" * 32],
+        "dependency_ids": ["e1", "e2"],
+        "created_at": 1_700_000_000_123,
+        "attachment_refs": refs,
+    }
+    later = seal_doc_entry(**fields)
+    assert isinstance(later, UnsignedEntry)
+    now = seal_doc_entry(**fields, sign=signer.sign)
+    assert isinstance(now, StoreEntry)
+    assert now == later.signed(signer.sign)
+    assert now.metadata.metadata_signature and now.metadata.signature
+    check_entry(now)
+
+
+async def test_lone_writes_store_entries_that_verify() -> None:
+    store = InMemoryStore()
+    db = make_db(KeySigner(), KEYS, store)
+    doc = await db.create_document({"n": 1})
+    await db.change_doc(doc, _set(n=2))
+    await db.create_document({"n": 3}, doc_id="custom_one")
+    entries = await store.get_entries(await store.get_all_ids())
+    assert len(entries) == 4
+    for entry in entries:
+        check_entry(entry)

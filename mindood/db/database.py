@@ -211,7 +211,7 @@ class MindooDB:
         newest = self._key_lookup()
         async with holding(self._lock, custom):
             existing = await self._store.find_entries_for_docs(custom) if custom else {}
-            held = EntryBatch(self._signer.sign)
+            held = EntryBatch(self._signer.sign, expected=len(specs))
             states: list[DocState] = []
             for index, (doc_id, spec) in enumerate(zip(ids, specs, strict=True)):
                 try:
@@ -329,7 +329,7 @@ class MindooDB:
         async with holding(self._lock, ids):
             try:
                 states = await self._states(ids, name_errors=name_errors)
-                held = EntryBatch(self._signer.sign)
+                held = EntryBatch(self._signer.sign, expected=len(items))
                 keyed: list[tuple[DocState, bytes]] = []
                 for index, ((doc_id, fn), state) in enumerate(zip(items, states, strict=True)):
                     try:

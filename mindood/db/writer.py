@@ -153,6 +153,7 @@ class DocWriter:
         created_at = self._clock.now_ms() if created_at is None else self._clock.take(created_at)
         # Every change carries the document's complete attachment list; a delete releases them.
         refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
+        sign = self._signer.sign if hold is None else hold.sign_now
         entry = seal_doc_entry(
             encrypt=self._cipher(key).encrypt,
             author=self._signer.public_pem,
@@ -165,12 +166,14 @@ class DocWriter:
             dependency_ids=[state.entry_of_hash[d] for d in deps],
             created_at=created_at,
             attachment_refs=refs,
+            sign=sign,
         )
         reason = self._trust().refusal(entry.metadata)
         if reason is not None:
             raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
         if hold is None:
-            await self.put([entry.signed(self._signer.sign)])
+            signed = entry if isinstance(entry, StoreEntry) else entry.signed(self._signer.sign)
+            await self.put([signed])
         else:
             hold.add(entry)
         entry_id = entry.metadata.id
@@ -228,7 +231,7 @@ class DocWriter:
             return None
 
     def _snapshot_entry(self, state: DocState, key: bytes, heads: list[str]) -> UnsignedEntry:
-        return seal_doc_entry(
+        entry = seal_doc_entry(
             encrypt=self._cipher(key).encrypt,
             author=self._signer.public_pem,
             entry_type=EntryType.DOC_SNAPSHOT,
@@ -241,6 +244,8 @@ class DocWriter:
             created_at=self._clock.now_ms(),
             snapshot_heads=heads,
         )
+        assert isinstance(entry, UnsignedEntry)  # given no ``sign``
+        return entry
 
     async def put_batch(self, batch: EntryBatch) -> None:
         """Sign the batch's entries (on every core when there are many) and store them."""
