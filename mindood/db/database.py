@@ -199,15 +199,17 @@ class MindooDB:
 
     async def _create(self, specs: list[NewDocument], *, name_errors: bool) -> list[MindooDoc]:
         ids: list[str] = []
+        custom: list[str] = []
         for index, spec in enumerate(specs):
             try:
                 ids.append(self._new_id(spec))
             except NAMED_ERRORS as exc:
                 raise (named(exc, index, spec.doc_id or "?") if name_errors else exc) from None
-        if len(set(ids)) != len(ids):
+            if spec.doc_id:
+                custom.append(ids[-1])
+        if len(ids) > 1 and len(set(ids)) != len(ids):
             dup = next(d for d in ids if ids.count(d) > 1)
             raise DatabaseError(f"document {dup!r} appears twice in one create_documents call")
-        custom = [doc_id for doc_id, spec in zip(ids, specs, strict=True) if spec.doc_id]
         newest = self._key_lookup()
         async with holding(self._lock, custom):
             existing = await self._store.find_entries_for_docs(custom) if custom else {}

@@ -74,6 +74,8 @@ class DocState:
     def settle(self) -> None:
         """Give the results still waiting for this state's data their copy: called before the
         document changes, and when the state leaves the cache (so no view keeps it alive)."""
+        if not self.waiting:
+            return
         waiting, self.waiting = self.waiting, []
         for ref in waiting:
             deferred = ref()
