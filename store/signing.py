@@ -36,13 +36,13 @@ import re
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from store.entry import EntryMetadata, EntryType, StoreEntry
+from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
 from store.errors import EntryFormatError, EntryIntegrityError, EntrySignatureError
 from store.ids import check_id, parse_attachment_chunk_id, parse_doc_entry_id
 
@@ -57,44 +57,67 @@ _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
 
 
-def _put_str(out: bytearray, value: str) -> None:
+def _str(value: str) -> bytes:
     raw = value.encode("utf-8")
-    out += _U32.pack(len(raw))
-    out += raw
+    return _U32.pack(len(raw)) + raw
 
 
-def _put_i64(out: bytearray, value: int) -> None:
+def _i64(value: int) -> bytes:
     try:
-        out += _I64.pack(value)
+        return _I64.pack(value)
     except struct.error as exc:
         raise EntryFormatError(f"integer out of int64 range: {value}") from exc
 
 
-def _put_str_list(out: bytearray, values: tuple[str, ...]) -> None:
-    out += _U32.pack(len(values))
-    for value in values:
-        _put_str(out, value)
+_VERSION = bytes([ENTRY_SIGNATURE_LAYOUT_VERSION])
 
 
 def signing_bytes(meta: EntryMetadata) -> bytes:
     """The exact bytes the author's Ed25519 key signs for this metadata."""
-    out = bytearray([ENTRY_SIGNATURE_LAYOUT_VERSION])
-    _put_str(out, str(meta.entry_type))
-    _put_str(out, meta.id)
-    _put_str(out, meta.doc_id)
-    _put_str(out, meta.decryption_key_id)
-    _put_i64(out, meta.created_at)
-    _put_str_list(out, meta.dependency_ids)
-    _put_str(out, meta.content_hash)
-    _put_str(out, meta.created_by_public_key)
-    if meta.attachment_refs:
-        refs = sorted(meta.attachment_refs, key=lambda ref: ref.attachment_id)
-        out += _U32.pack(len(refs))
+    return signing_bytes_of(
+        meta.entry_type,
+        meta.id,
+        meta.doc_id,
+        meta.decryption_key_id,
+        meta.created_at,
+        meta.dependency_ids,
+        meta.content_hash,
+        meta.created_by_public_key,
+        meta.attachment_refs,
+    )
+
+
+def signing_bytes_of(
+    entry_type: EntryType,
+    entry_id: str,
+    doc_id: str,
+    decryption_key_id: str,
+    created_at: int,
+    dependency_ids: Sequence[str],
+    content_hash: str,
+    created_by_public_key: str,
+    attachment_refs: Sequence[AttachmentRef] = (),
+) -> bytes:
+    """``signing_bytes`` of metadata with these fields, for an author who signs before the
+    metadata is built (``mindood.db.entries``): one layout, so both give the same bytes."""
+    parts = [
+        _VERSION,
+        _str(str(entry_type)),
+        _str(entry_id),
+        _str(doc_id),
+        _str(decryption_key_id),
+        _i64(created_at),
+        _U32.pack(len(dependency_ids)),
+        *map(_str, dependency_ids),
+        _str(content_hash),
+        _str(created_by_public_key),
+    ]
+    if attachment_refs:
+        refs = sorted(attachment_refs, key=lambda ref: ref.attachment_id)
+        parts.append(_U32.pack(len(refs)))
         for ref in refs:
-            _put_str(out, ref.attachment_id)
-            _put_str(out, ref.last_chunk_id)
-            _put_i64(out, ref.size)
-    return bytes(out)
+            parts += (_str(ref.attachment_id), _str(ref.last_chunk_id), _i64(ref.size))
+    return b"".join(parts)
 
 
 #: ``EntryMetadata``'s fields in order, and where the two signatures sit among them.

@@ -419,3 +419,20 @@ def test_a_stamp_joins_a_change_and_never_makes_one() -> None:
     edit.root["done"] = False
     assert edit.commit(stamp=("_lastModified", 7)) is not None
     assert doc.to_python()["_lastModified"] == 7
+
+
+@pytest.mark.parametrize("held", [5.0, True, Counter(5), "5", Text("5"), None])
+def test_a_stamp_alone_is_no_change_whatever_the_key_held(held: Any) -> None:
+    # Only an Int of the stamp's value makes Automerge drop the stamp's put; over anything
+    # else the put is an op, and a change of that op alone is still no change.
+    stamp = 1 if held is True else 5
+    doc = AutomergeDoc.new(A)
+    doc.change(lambda root: root.update(_lastModified=held, other=1))
+    heads, before = doc.heads(), doc.to_python()
+    idle = doc.begin_change()
+    assert idle.commit(stamp=("_lastModified", stamp)) is None
+    assert doc.heads() == heads and doc.to_python() == before
+    edit = doc.begin_change()
+    edit.root["other"] = 2
+    assert edit.commit(stamp=("_lastModified", stamp)) is not None
+    assert doc.to_python()["_lastModified"] == stamp

@@ -476,3 +476,49 @@ def test_a_string_past_the_text_bound_is_stored_as_a_scalar_and_reads_back_equal
     assert kinds["short"] is not None and kinds["short"][0] == ObjType.Text
     assert kinds["long"] is not None and not isinstance(kinds["long"][0], ObjType)
     assert doc.to_python() == {"long": long, "short": "y" * TEXT_MAX_CHARS}
+
+
+def _touched(fields: dict[str, Any], edit: Any) -> set[str]:
+    """The root fields of ``fields`` a change running ``edit`` says may have changed."""
+    doc = _doc(**fields)
+    pending = doc.begin_change()
+    edit(pending.root)
+    pending.commit()
+    return {key for key in fields if pending.may_have_changed(key)}
+
+
+_FIELDS = {"n": 1, "title": "t", "meta": {"a": [1]}, "tags": ["x"], "count": Counter(1)}
+
+
+@pytest.mark.parametrize(
+    ("edit", "touched"),
+    [
+        (lambda r: r.__setitem__("n", 2), {"n"}),
+        (lambda r: r.update(n=2, title="u"), {"n", "title"}),
+        (lambda r: r.__setitem__("fresh", {"deep": ["a", {"b": "c"}]}), set()),
+        (lambda r: r.__delitem__("title"), {"title"}),
+        (lambda r: r["count"].increment(2), {"count"}),
+        # Below the root, in an object that existed before: anything may have changed.
+        (lambda r: r["tags"].append("y"), set(_FIELDS)),
+        (lambda r: r["meta"]["a"].__setitem__(0, 5), set(_FIELDS)),
+        (lambda r: r.text("title").insert(0, "x"), set(_FIELDS)),
+        (lambda r: r["meta"].pop("a"), set(_FIELDS)),
+    ],
+)
+def test_a_change_knows_which_root_fields_it_left_alone(edit: Any, touched: set[str]) -> None:
+    assert _touched(_FIELDS, edit) == touched
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ops.filter(lambda op: op[0] != "sync"), min_size=1, max_size=6))
+def test_fields_a_change_left_alone_read_as_before(script: list[Any]) -> None:
+    doc = _doc(l=[], t=Text("ab"), c=Counter(0), m={"k": [1]}, p=1)
+    before = doc.to_python()
+    pending = doc.begin_change()
+    for op, where, arg in script:
+        _apply(pending.root, op, where, arg)
+    pending.commit()
+    after = doc.to_python()
+    for key in before:
+        if not pending.may_have_changed(key):
+            assert after.get(key) == before[key]

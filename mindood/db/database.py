@@ -24,7 +24,7 @@ from mindood.db import changes, history
 from mindood.db.attachments import AttachmentIO
 from mindood.db.batch import NAMED_ERRORS, READ_SLICE, NewDocument, holding, named, new_documents
 from mindood.db.changes import ChangeCursor
-from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
+from mindood.db.doc import ATTACHMENTS_FIELD, LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock
 from mindood.db.errors import DocumentPurgedError
 from mindood.db.history import DocumentVersion, Timestamp, TimeTravelDB, to_ms
@@ -199,19 +199,21 @@ class MindooDB:
 
     async def _create(self, specs: list[NewDocument], *, name_errors: bool) -> list[MindooDoc]:
         ids: list[str] = []
+        custom: list[str] = []
         for index, spec in enumerate(specs):
             try:
                 ids.append(self._new_id(spec))
             except NAMED_ERRORS as exc:
                 raise (named(exc, index, spec.doc_id or "?") if name_errors else exc) from None
-        if len(set(ids)) != len(ids):
+            if spec.doc_id:
+                custom.append(ids[-1])
+        if len(ids) > 1 and len(set(ids)) != len(ids):
             dup = next(d for d in ids if ids.count(d) > 1)
             raise DatabaseError(f"document {dup!r} appears twice in one create_documents call")
-        custom = [doc_id for doc_id, spec in zip(ids, specs, strict=True) if spec.doc_id]
         newest = self._key_lookup()
         async with holding(self._lock, custom):
             existing = await self._store.find_entries_for_docs(custom) if custom else {}
-            held = EntryBatch(self._signer.sign)
+            held = EntryBatch(self._signer.sign, expected=len(specs))
             states: list[DocState] = []
             for index, (doc_id, spec) in enumerate(zip(ids, specs, strict=True)):
                 try:
@@ -226,7 +228,7 @@ class MindooDB:
             for state in states:
                 self._remember(state)
         self._listeners.emit(set(ids))
-        return [self._reader.view(state, handover=True) for state in states]
+        return [self._reader.result(state) for state in states]
 
     def _new_id(self, spec: NewDocument) -> str:
         """The id a create will use: the checked custom one, or a fresh generated one."""
@@ -272,10 +274,14 @@ class MindooDB:
         else:
 
             def seed(d: MindooDoc) -> None:
-                d.get_data()["_attachments"] = []
+                d.get_data()[ATTACHMENTS_FIELD] = []
                 d.get_data().update(values)
 
-            await self._writer.change(state, seed, key, entry_type=EntryType.DOC_CREATE, hold=held)
+            # Seeded empty unless the fields bring an attachment list of their own.
+            none = () if ATTACHMENTS_FIELD not in values else None
+            await self._writer.change(
+                state, seed, key, entry_type=EntryType.DOC_CREATE, hold=held, attachments=none
+            )
         return state
 
     async def create_encrypted_document(
@@ -325,7 +331,7 @@ class MindooDB:
         async with holding(self._lock, ids):
             try:
                 states = await self._states(ids, name_errors=name_errors)
-                held = EntryBatch(self._signer.sign)
+                held = EntryBatch(self._signer.sign, expected=len(items))
                 keyed: list[tuple[DocState, bytes]] = []
                 for index, ((doc_id, fn), state) in enumerate(zip(items, states, strict=True)):
                     try:
@@ -345,7 +351,7 @@ class MindooDB:
                     self._cache.pop(doc_id, None)
                 raise
         self._listeners.emit(set(ids))
-        return [self._reader.view(state, handover=True) for state in states]
+        return [self._reader.result(state) for state in states]
 
     async def delete_document(self, doc: MindooDoc | str) -> None:
         """Mark the document deleted; its history stays (time travel, undelete)."""
@@ -446,7 +452,8 @@ class MindooDB:
         self._cache[state.doc_id] = state
         self._cache.move_to_end(state.doc_id)
         while len(self._cache) > self._options.cache_size:
-            evicted, _ = self._cache.popitem(last=False)
+            evicted, dropped = self._cache.popitem(last=False)
+            dropped.settle()  # a result still unread must not keep the whole state alive
             lock = self._locks.get(evicted)
             if lock is not None and not lock.locked():  # a batch may still hold it
                 self._locks.pop(evicted, None)

@@ -9,7 +9,7 @@ because they write chunks while the callback runs. The change then records the n
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, MutableMapping, MutableSequence, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, MutableSequence, Sequence
 from typing import Any
 
 from mindood.bytesource import DataSource
@@ -44,7 +44,7 @@ class MindooDoc:
     def __init__(
         self,
         doc_id: str,
-        data: MutableMapping[str, Any],
+        data: MutableMapping[str, Any] | DeferredData,
         *,
         key_id: str,
         created_at: int,
@@ -74,14 +74,18 @@ class MindooDoc:
         Outside ``change_doc`` this is a private copy (mutating it changes nothing stored);
         inside a ``change_doc`` callback it is the live Automerge map, and writes become the change.
         """
-        return self._data
+        data = self._data
+        if isinstance(data, DeferredData):
+            data = self._data = data.take()
+        return data
 
     def get_system_field(self, name: str) -> Any:
         """A MindooDB field such as ``_lastModified``: live inside ``change_doc``, else the copy
         ``user_data`` set aside (``get_data()`` leaves system fields out)."""
-        if name in self._data:
-            return self._data[name]
-        system = getattr(self._data, "system", None)
+        data = self.get_data()
+        if name in data:
+            return data[name]
+        system = getattr(data, "system", None)
         return copy.deepcopy(system.get(name)) if system is not None else None
 
     def is_deleted(self) -> bool:
@@ -104,7 +108,7 @@ class MindooDoc:
     def get_attachments(self) -> list[AttachmentInfo]:
         """The document's files, in the order they were added."""
         if self._writer is not None:
-            return list(parse_attachments(self._data.get(ATTACHMENTS_FIELD)))
+            return list(parse_attachments(self.get_data().get(ATTACHMENTS_FIELD)))
         return list(self._attachments)
 
     def get_attachment_info(self, attachment_id: str) -> AttachmentInfo:
@@ -195,10 +199,11 @@ class MindooDoc:
         return self._writer
 
     def _live_list(self) -> MutableSequence[Any]:
-        current = self._data.get(ATTACHMENTS_FIELD)
+        data = self.get_data()
+        current = data.get(ATTACHMENTS_FIELD)
         if not isinstance(current, MutableSequence):
-            self._data[ATTACHMENTS_FIELD] = []
-            current = self._data[ATTACHMENTS_FIELD]
+            data[ATTACHMENTS_FIELD] = []
+            current = data[ATTACHMENTS_FIELD]
         assert isinstance(current, MutableSequence)
         return current
 
@@ -212,6 +217,30 @@ class MindooDoc:
         raise AttachmentNotFoundError(
             f"document {self._doc_id!r} has no attachment {attachment_id!r}"
         )
+
+
+class DeferredData:
+    """A document's user data, read from its state only when first asked (``take``).
+
+    What a write returns: most callers of ``create_document`` and ``change_doc`` keep the id or
+    nothing, and reading the whole document back cost more than the rest of a small change.
+    ``read`` gives a plain copy of the data no one else holds; the state that made this calls
+    ``take`` itself before its document changes again (``DocState.settle``), so the data is
+    always that of the write.
+    """
+
+    __slots__ = ("__weakref__", "_data", "_read")
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read: Callable[[], dict[str, Any]] | None = read
+        self._data: dict[str, Any] | None = None
+
+    def take(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._read is not None
+            self._data = user_data(self._read(), owned=True)
+            self._read = None  # the state need not outlive this
+        return self._data
 
 
 class _UserView(dict[str, Any]):

@@ -20,7 +20,7 @@ from mindood.errors import EntryTooLargeError
 from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, content_hash
 from store.ids import attachment_chunk_id, doc_entry_id, generate_object_id, uuid7
 from store.limits import MAX_ENTRY_BYTES, format_mib
-from store.signing import sign_entry
+from store.signing import sign_entry, signing_bytes_of
 
 
 class Clock:
@@ -105,9 +105,11 @@ def seal_doc_entry(
     created_at: int,
     snapshot_heads: Sequence[str] = (),
     attachment_refs: Sequence[AttachmentRef] = (),
-) -> UnsignedEntry:
+    sign: Callable[[bytes], bytes] | None = None,
+) -> UnsignedEntry | StoreEntry:
     """One encrypted doc entry for a change (or, with ``snapshot_heads``, a snapshot), ready to
-    be signed (``UnsignedEntry.signed``).
+    be signed (``UnsignedEntry.signed``), or signed already when ``sign`` is given: the same
+    entry ``signed(sign)`` gives, with its metadata built once instead of twice.
 
     ``encrypt`` is the payload cipher of the document's key (``encrypt_payload`` bound to it, or
     a ``PayloadCipher`` set up once per key), ``author`` the signer's PEM. ``attachment_refs``
@@ -120,10 +122,21 @@ def seal_doc_entry(
     if len(attachment_refs) > 1:
         attachment_refs = sorted(attachment_refs, key=lambda r: r.attachment_id)
     dependencies = tuple(dependency_ids)
+    entry_id = doc_entry_id(doc_id, automerge_deps, automerge_hash)
+    digest = content_hash(data)
+    refs = tuple(attachment_refs)
+    metadata_signature = signature = b""
+    if sign is not None:  # as sign_entry signs: the metadata's bytes, then the ciphertext
+        metadata_signature = sign(
+            signing_bytes_of(
+                entry_type, entry_id, doc_id, key_id, created_at, dependencies, digest, author, refs
+            )
+        )
+        signature = sign(data)
     meta = EntryMetadata(
         entry_type=entry_type,
-        id=doc_entry_id(doc_id, automerge_deps, automerge_hash),
-        content_hash=content_hash(data),
+        id=entry_id,
+        content_hash=digest,
         doc_id=doc_id,
         dependency_ids=dependencies,
         created_at=created_at,
@@ -131,11 +144,13 @@ def seal_doc_entry(
         decryption_key_id=key_id,
         original_size=len(plaintext),
         encrypted_size=len(data),
+        signature=signature,
+        metadata_signature=metadata_signature,
         snapshot_head_hashes=tuple(snapshot_heads),
         snapshot_head_entry_ids=dependencies if snapshot_heads else (),
-        attachment_refs=tuple(attachment_refs),
+        attachment_refs=refs,
     )
-    return UnsignedEntry(meta, data)
+    return UnsignedEntry(meta, data) if sign is None else StoreEntry(meta, data)
 
 
 def build_chunk_entry(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from mindood.crypto.aead import PayloadKeys
 from mindood.db.attachments import AttachmentInfo, AttachmentIO, parse_attachments
-from mindood.db.doc import ATTACHMENTS_FIELD, MindooDoc, user_data
+from mindood.db.doc import ATTACHMENTS_FIELD, DeferredData, MindooDoc, user_data
 from mindood.db.keys import KeyProvider
 from mindood.db.plan import DocPlan, lifecycle_key, plan_document
 from mindood.db.trust import TrustPolicy
@@ -49,8 +50,12 @@ class DocState:
     entry_of_hash: dict[str, str]
     since_snapshot: int
     trust_generation: int
-    #: ``am.to_python()``, computed once per state (reads and every write need it).
+    #: ``am.to_python()``, computed once per state when a read needs it.
     data: dict[str, Any] | None = None
+    #: The attachments of the current state, read once per state (every write needs them).
+    attached: tuple[AttachmentInfo, ...] | None = None
+    #: The results of writes whose data is not read yet (``DocReader.result``), held weakly.
+    waiting: list[weakref.ref[DeferredData]] = field(default_factory=list)
 
     def head_entry_ids(self) -> list[str]:
         return [self.entry_of_hash[h.hex()] for h in self.am.heads()]
@@ -60,12 +65,36 @@ class DocState:
             self.data = self.am.to_python()
         return self.data
 
+    def own_python(self) -> dict[str, Any]:
+        """A plain copy of the data for one caller: the cached one (then forgotten here) or a
+        fresh read."""
+        data, self.data = self.data, None
+        return data if data is not None else self.am.to_python()
+
+    def settle(self) -> None:
+        """Give the results still waiting for this state's data their copy: called before the
+        document changes, and when the state leaves the cache (so no view keeps it alive)."""
+        if not self.waiting:
+            return
+        waiting, self.waiting = self.waiting, []
+        for ref in waiting:
+            deferred = ref()
+            if deferred is not None:
+                deferred.take()
+
     def changed(self) -> None:
-        """Forget the cached plain data after the Automerge document changed."""
+        """Forget what was read of the Automerge document after it changed."""
         self.data = None
+        self.attached = None
 
     def attachments(self) -> tuple[AttachmentInfo, ...]:
-        return parse_attachments(self.python().get(ATTACHMENTS_FIELD))
+        if self.attached is None:
+            if self.data is not None:
+                value = self.data.get(ATTACHMENTS_FIELD)
+            else:
+                value = self.am.root_value(ATTACHMENTS_FIELD)
+            self.attached = parse_attachments(value)
+        return self.attached
 
 
 class DocReader:
@@ -302,16 +331,33 @@ class DocReader:
         """A private, read-only copy of the state for the application.
 
         With ``handover`` the state's plain data goes to the view uncopied and the state
-        forgets it (it is computed afresh when needed): for the results of writes and batch
-        reads, where it was just computed, a deep copy per document is pure overhead.
+        forgets it (it is computed afresh when needed): for the results of batch reads, where
+        it was just computed, a deep copy per document is pure overhead.
         """
         full = state.python()
         attachments = state.attachments()
         if handover:
             state.data = None
+        return self._doc(state, user_data(full, owned=handover), attachments)
+
+    def result(self, state: DocState) -> MindooDoc:
+        """The document a write returns: its data is read from the state only when asked.
+
+        The state settles it before its next change, or when it leaves the cache.
+        """
+        deferred = DeferredData(state.own_python)
+        state.waiting.append(weakref.ref(deferred))
+        return self._doc(state, deferred, state.attachments())
+
+    def _doc(
+        self,
+        state: DocState,
+        data: dict[str, Any] | DeferredData,
+        attachments: tuple[AttachmentInfo, ...],
+    ) -> MindooDoc:
         return MindooDoc(
             state.doc_id,
-            user_data(full, owned=handover),
+            data,
             key_id=state.key_id,
             created_at=state.created_at,
             last_modified=state.last_modified,

@@ -39,11 +39,15 @@ class EntryBatch:
     every signature made the batch slower (measured), not faster.
     """
 
-    __slots__ = ("_items", "_sign")
+    __slots__ = ("_items", "_sign", "sign_now")
 
-    def __init__(self, sign: Callable[[bytes], bytes]) -> None:
+    def __init__(self, sign: Callable[[bytes], bytes], expected: int | None = None) -> None:
         self._sign = sign
         self._items: list[StoreEntry | UnsignedEntry] = []
+        #: For a batch ``expected`` to be small (it would be signed inline anyway), the signing
+        #: function its builder should sign each entry with as it seals it, so the entry's
+        #: metadata is built once (``seal_doc_entry``); None for a batch the pool signs.
+        self.sign_now = sign if expected is not None and expected <= SIGN_INLINE else None
 
     def __len__(self) -> int:
         return len(self._items)

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from mindood.crypto.aead import PayloadCipher
-from mindood.db.attachments import AttachmentIO, attachment_refs
-from mindood.db.doc import LAST_MODIFIED_FIELD, MindooDoc
+from mindood.db.attachments import AttachmentInfo, AttachmentIO, attachment_refs
+from mindood.db.doc import ATTACHMENTS_FIELD, LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock, UnsignedEntry, seal_doc_entry, snapshot_hash
 from mindood.db.keys import Signer
 from mindood.db.reader import DocState
@@ -72,13 +72,18 @@ class DocWriter:
         *,
         entry_type: EntryType = EntryType.DOC_CHANGE,
         hold: EntryBatch | None = None,
+        attachments: tuple[AttachmentInfo, ...] | None = None,
     ) -> None:
         """Run ``fn`` on a live view inside one Automerge change and write that change.
 
         The caller holds the document's lock. If ``fn`` raises, the change is rolled back and
         nothing is written; if it changed nothing, no entry is written either. ``hold``: see
-        :meth:`write`.
+        :meth:`write`. ``attachments``: the list the change leaves, when the caller knows it
+        (a create seeding an empty one); else it is kept from before when the change did not
+        touch it, and read from the document when it did.
         """
+        state.settle()  # results of earlier writes read their data before it changes
+        attached = state.attached
         pending = state.am.begin_change()
         try:
             view = MindooDoc(
@@ -92,7 +97,7 @@ class DocWriter:
                 writer=self._files.writer(state.doc_id, state.key_id, key),
             )
             result = fn(view)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except BaseException:
             pending.rollback()
@@ -108,8 +113,18 @@ class DocWriter:
             if entry_type is EntryType.DOC_CHANGE:
                 return  # nothing changed: no entry
             raise InvalidChangeError("a lifecycle change must modify the document")
+        if attachments is None and not pending.may_have_changed(ATTACHMENTS_FIELD):
+            attachments = attached
         await self.write(
-            state, entry_type, change.bytes, change.hash, change.deps, key, hold=hold, created_at=at
+            state,
+            entry_type,
+            change.bytes,
+            change.hash,
+            change.deps,
+            key,
+            hold=hold,
+            created_at=at,
+            attachments=attachments,
         )
 
     async def write(
@@ -123,6 +138,7 @@ class DocWriter:
         *,
         hold: EntryBatch | None = None,
         created_at: int | None = None,
+        attachments: tuple[AttachmentInfo, ...] | None = None,
     ) -> None:
         """Encrypt, sign and store one Automerge change already applied to ``state.am``.
 
@@ -130,11 +146,14 @@ class DocWriter:
         snapshot is made), so a write of several entries can check them all and sign them
         together before the caller stores them at once (:meth:`put_batch`).
         ``created_at``: the ``peek_ms`` time the change was stamped with (else now).
+        ``attachments``: the document's attachment list after the change, if known.
         """
         state.changed()
+        state.attached = attachments
         created_at = self._clock.now_ms() if created_at is None else self._clock.take(created_at)
         # Every change carries the document's complete attachment list; a delete releases them.
         refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
+        sign = self._signer.sign if hold is None else hold.sign_now
         entry = seal_doc_entry(
             encrypt=self._cipher(key).encrypt,
             author=self._signer.public_pem,
@@ -147,12 +166,14 @@ class DocWriter:
             dependency_ids=[state.entry_of_hash[d] for d in deps],
             created_at=created_at,
             attachment_refs=refs,
+            sign=sign,
         )
         reason = self._trust().refusal(entry.metadata)
         if reason is not None:
             raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
         if hold is None:
-            await self.put([entry.signed(self._signer.sign)])
+            signed = entry if isinstance(entry, StoreEntry) else entry.signed(self._signer.sign)
+            await self.put([signed])
         else:
             hold.add(entry)
         entry_id = entry.metadata.id
@@ -210,7 +231,7 @@ class DocWriter:
             return None
 
     def _snapshot_entry(self, state: DocState, key: bytes, heads: list[str]) -> UnsignedEntry:
-        return seal_doc_entry(
+        entry = seal_doc_entry(
             encrypt=self._cipher(key).encrypt,
             author=self._signer.public_pem,
             entry_type=EntryType.DOC_SNAPSHOT,
@@ -223,6 +244,8 @@ class DocWriter:
             created_at=self._clock.now_ms(),
             snapshot_heads=heads,
         )
+        assert isinstance(entry, UnsignedEntry)  # given no ``sign``
+        return entry
 
     async def put_batch(self, batch: EntryBatch) -> None:
         """Sign the batch's entries (on every core when there are many) and store them."""

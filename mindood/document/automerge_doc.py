@@ -55,6 +55,8 @@ from mindood.errors import (
 #: Hash of the convergent first change of documents with a caller-chosen id (see below).
 CUSTOM_ID_INITIAL_CHANGE_HASH = "b55efb45769e62bff921fd6f4fbb325a446d788ded077ec2a625c32e7631a190"
 _CUSTOM_ID_ACTOR = bytes.fromhex("00000000000000c0")
+#: The scalar types that read as a plain ``int``.
+_INTS = (ScalarType.Int, ScalarType.Uint)
 #: The type bytes of change chunks (uncompressed and compressed).
 _CHANGE_KINDS = (bytes((CHUNK_CHANGE,)), bytes((CHUNK_COMPRESSED_CHANGE,)))
 
@@ -249,6 +251,19 @@ class AutomergeDoc:
         assert isinstance(data, dict)
         return data
 
+    def root_value(self, key: str) -> Any:
+        """``to_python().get(key)`` of the current state, reading only that field.
+
+        Every write needs the document's attachment list; reading the whole document for it
+        cost more than the rest of a small change.
+        """
+        core = self._core()
+        counters = self._counter_index()
+        found = walk.get(core, ROOT, key, None, counters)
+        if found is None:
+            return None
+        return walk.read_value(core, found[0], found[1], None, counters)
+
     def _holds_counters(self) -> bool:
         if self._counters is None:
             self._counters = holds_counters(self.save())
@@ -320,6 +335,7 @@ class AutomergeDoc:
         try:
             if commit:
                 if stamp is not None:
+                    session.note(ROOT, stamp[0])
                     tx.put(ROOT, stamp[0], ScalarType.Int, stamp[1])
                 tx.__exit__(None, None, None)
             else:
@@ -474,9 +490,20 @@ class PendingChange:
         """
         stamp_op = False
         if stamp is not None:
-            current = self.root.get(stamp[0])
-            stamp_op = not (type(current) is int and current == stamp[1])
+            # As ``self.root.get(key)`` compared with an int, without making the value: only an
+            # Int (or Uint) scalar of that value reads as an equal int.
+            found = walk.get(self._session.tx(), ROOT, stamp[0], None, self._session.counters)
+            stamp_op = not (
+                found is not None
+                and not isinstance(found[0], ObjType)
+                and found[0][0] in _INTS
+                and found[0][1] == stamp[1]
+            )
         return self._finish(commit=True, stamp=stamp, stamp_op=stamp_op)
+
+    def may_have_changed(self, key: str) -> bool:
+        """Whether the root field ``key`` may differ after this change (``Session``)."""
+        return self._session.may_have_changed(key)
 
     def rollback(self) -> None:
         """Discard every edit made through ``root``; the document is as before."""

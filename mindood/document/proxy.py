@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from typing import Any, overload
 
-from automerge.core import ObjType, ScalarType, Transaction, Value
+from automerge.core import ROOT, ObjType, ScalarType, Transaction, Value
 
 from mindood.document import walk
 from mindood.document.counters import CounterIndex, obj_key
@@ -42,15 +42,41 @@ class Session:
     ``counters`` is where the document's counters are, kept current by every write here (the
     binding cannot read them). ``fresh_ops`` are the op counters of the ``Int`` puts that stand
     for counters created in this change, which the document re-encodes as counters on commit.
+    It also notes where the change wrote (``may_have_changed``), so a writer can tell which
+    root fields it left as they were without reading them.
     """
 
-    __slots__ = ("_open", "_tx", "counters", "fresh_ops")
+    __slots__ = ("_created", "_open", "_root_keys", "_tx", "_written", "counters", "fresh_ops")
 
     def __init__(self, tx: Transaction, counters: CounterIndex) -> None:
         self._tx = tx
         self.counters = counters
         self.fresh_ops: list[int] = []
         self._open = True
+        #: Root keys written, objects below the root written, and objects this change made.
+        self._root_keys: set[str | int] = set()
+        self._written: set[bytes] = set()
+        self._created: set[bytes] = set()
+
+    def note(self, obj: bytes, prop: str | int) -> None:
+        """Record a write at ``obj[prop]``."""
+        if obj == ROOT:
+            self._root_keys.add(prop)
+        else:
+            self._written.add(obj)
+
+    def made(self, obj: bytes) -> bytes:
+        """Record an object this change created; returns it."""
+        self._created.add(obj)
+        return obj
+
+    def may_have_changed(self, key: str) -> bool:
+        """Whether the root field ``key`` (or anything inside it) may differ after this change.
+
+        False only if the change wrote neither that key nor any object it did not create
+        itself: every object below ``key`` that existed before is then untouched.
+        """
+        return key in self._root_keys or not self._written <= self._created
 
     def tx(self) -> Transaction:
         if not self._open:
@@ -78,42 +104,61 @@ def _new_object(tx: Transaction, obj: bytes, prop: str | int, kind: ObjType, ins
     return bytes(_call(tx.put_object, obj, prop, kind))
 
 
+#: Scalar types written as they are (``bool`` has its own entry: it is no ``int`` here).
+_PLAIN_SCALARS = {
+    int: ScalarType.Int,
+    bool: ScalarType.Boolean,
+    float: ScalarType.F64,
+    type(None): ScalarType.Null,
+}
+
+
 def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bool = False) -> None:
     """Write ``value`` at ``obj[prop]`` (or insert it at list index ``prop``), recursively."""
     tx = session.tx()
-    if isinstance(value, Proxy):
-        value = value.to_python()
+    kind = type(value)
+    plain = _PLAIN_SCALARS.get(kind)
+    if plain is None and isinstance(value, Proxy):
+        value = value.to_python()  # a dict, list, Text or Counter: never a plain scalar
+    session.note(obj, prop)
     if insert:
         assert isinstance(prop, int)
         session.counters.inserted(obj, prop)
     else:
         session.counters.drop(obj, prop)
-    if isinstance(value, str) and len(value) <= TEXT_MAX_CHARS:  # a JavaScript string is
+    if plain is not None:  # the usual field values, by exact type: no isinstance chain
+        if insert:
+            assert isinstance(prop, int)
+            _call(tx.insert, obj, prop, plain, check_int(value) if kind is int else value)
+        else:
+            _call(tx.put, obj, prop, plain, check_int(value) if kind is int else value)
+    elif isinstance(value, str) and len(value) <= TEXT_MAX_CHARS:  # a JavaScript string is
         # Text; a Str scalar reads as ImmutableString there, where `form === "..."` fails
-        text = _new_object(tx, obj, prop, ObjType.Text, insert)
+        text = session.made(_new_object(tx, obj, prop, ObjType.Text, insert))
         _insert_text(tx, text, 0, str(value))
     elif isinstance(value, Counter):
         _put_counter(session, obj, prop, int(value), insert)
     elif isinstance(value, Mapping):
-        child = _new_object(tx, obj, prop, ObjType.Map, insert)
+        child = session.made(_new_object(tx, obj, prop, ObjType.Map, insert))
         for key, item in value.items():
             _store(session, child, key, item)
     elif isinstance(value, list | tuple):
-        child = _new_object(tx, obj, prop, ObjType.List, insert)
+        child = session.made(_new_object(tx, obj, prop, ObjType.List, insert))
         for index, item in enumerate(value):
             _store(session, child, index, item, insert=True)
     else:
-        kind, raw = encode_scalar(value)
+        scalar, raw = encode_scalar(value)
         if insert:
             assert isinstance(prop, int)
-            _call(tx.insert, obj, prop, kind, raw)
+            _call(tx.insert, obj, prop, scalar, raw)
         else:
-            _call(tx.put, obj, prop, kind, raw)
+            _call(tx.put, obj, prop, scalar, raw)
 
 
 def _put_counter(session: Session, obj: bytes, prop: str | int, value: int, insert: bool) -> None:
     """Put a counter as the ``Int`` the binding can write, noting its op for the re-encoding."""
     tx = session.tx()
+    session.note(obj, prop)
     if insert:
         _call(tx.insert, obj, prop, ScalarType.Int, value)
     else:
@@ -127,6 +172,7 @@ def _put_counter(session: Session, obj: bytes, prop: str | int, value: int, inse
 def _delete(session: Session, obj: bytes, prop: str | int) -> None:
     """Delete a map key or a list element (later list elements move up one)."""
     _call(session.tx().delete, obj, prop)
+    session.note(obj, prop)
     if isinstance(prop, int):
         session.counters.deleted(obj, prop)
     else:
@@ -205,6 +251,12 @@ class Proxy(LiveObject):
         return f"{type(self).__name__}({self.to_python()!r})"
 
 
+def _may_reassign(value: Any) -> bool:
+    """Whether ``_reassigns_itself`` can be true for ``value`` (it never is for the others, so
+    their writes need not read the place first)."""
+    return isinstance(value, str | Proxy)
+
+
 def _reassigns_itself(
     session: Session, value: Any, found: walk.Found, obj: bytes, prop: str | int
 ) -> bool:
@@ -243,7 +295,9 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
         validate(value)
-        if _reassigns_itself(self._session, value, self._get(key), self._obj, key):
+        if _may_reassign(value) and _reassigns_itself(
+            self._session, value, self._get(key), self._obj, key
+        ):
             return
         _store(self._session, self._obj, key, value)
 
@@ -335,9 +389,10 @@ class ListProxy(Proxy, MutableSequence[Any]):
             return
         position = self._index(index, length)
         validate(value)
-        found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
-        if _reassigns_itself(self._session, value, found, self._obj, position):
-            return
+        if _may_reassign(value):
+            found = walk.get(self._tx(), self._obj, position, None, self._session.counters)
+            if _reassigns_itself(self._session, value, found, self._obj, position):
+                return
         _store(self._session, self._obj, position, value)
 
     def _set_slice(self, index: slice, values: list[Any], length: int) -> None:
@@ -426,6 +481,7 @@ class TextProxy(Proxy):
         if not isinstance(insert, str):
             raise UnsupportedValueError("text can only splice in a str")
         tx = self._tx()
+        self._session.note(self._obj, index)
         for _ in range(delete_count):
             _call(tx.delete, self._obj, index)
         _insert_text(tx, self._obj, index, insert)
@@ -494,6 +550,7 @@ class CounterProxy(Proxy):
             _put_counter(self._session, self._obj, self._prop, total, insert=False)
             return
         _call(self._tx().increment, self._obj, self._prop, amount)
+        self._session.note(self._obj, self._prop)
         self._session.counters.set(self._obj, self._prop, total, fresh=False)
 
     def decrement(self, amount: int = 1) -> None:

@@ -166,6 +166,12 @@ def validate(value: Any, _path: tuple[int, ...] = ()) -> None:
     Failing up front means a caller that catches the error inside a change callback is not left
     with a half-written map or list in the document.
     """
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or value is None:  # the usual leaves,
+        return  # by exact type: the isinstance chain below would come to the same answer
+    if kind is int:
+        check_int(value)
+        return
     if isinstance(value, Text | Counter):
         if isinstance(value, Counter):
             check_int(int(value))
