@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mindood.db import DBOptions, MindooDB, MindooDoc, NewDocument
+from mindood.db.batch import FIRST_READ_SLICE, READ_SLICE, read_slices
 from mindood.document import Counter, Text
 from mindood.errors import (
     DatabaseError,
@@ -324,3 +325,14 @@ async def test_cold_batch_reads_keep_counters_texts_and_nesting(
     assert (await make_db(signer, keys, store).get_document(docs[1].get_id())).get_data()[
         "visits"
     ] == 7
+
+
+def test_read_slices_start_small_grow_and_keep_every_id_in_order() -> None:
+    for count in (0, 1, FIRST_READ_SLICE, FIRST_READ_SLICE + 1, 3_000):
+        ids = [f"d{i}" for i in range(count)]
+        slices = read_slices(ids)
+        assert [i for part in slices for i in part] == ids
+        assert all(0 < len(part) <= READ_SLICE for part in slices)
+        assert [len(part) for part in slices[:3]] == [
+            len(part) for part in [ids[:64], ids[64:320], ids[320:820]] if part
+        ]
