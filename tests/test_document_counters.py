@@ -253,3 +253,17 @@ def test_remote_overwrites_and_deletes_of_counters_under_odd_keys() -> None:
     data = one.to_python()[odd]
     assert data == {odd: 5, "d": 4}
     assert type(data[odd]) is int and type(data["d"]) is Counter
+
+
+def test_counters_are_found_after_long_histories() -> None:
+    """Seq and start op past 127 take two LEB128 bytes in the header the scan skips."""
+    doc = _doc(n=0)
+    for i in range(150):
+        doc.change(lambda m, i=i: m.update({f"k{i}": i}))
+    doc.change(lambda m: m.update(c=Counter(1)))
+    changes = [c.bytes for c in doc.changes_since()]
+    assert changes_hold_counters(changes[-2:-1]) is False
+    assert changes_hold_counters(changes[-1:]) is holds_counters(changes[-1]) is True
+    hashes = [c.hash for c in doc.changes_since()]
+    loaded = AutomergeDoc.from_ordered_changes(changes, B, hashes).to_python()
+    assert loaded["c"] == Counter(1) and isinstance(loaded["c"], Counter)

@@ -306,10 +306,10 @@ def changes_hold_counters(chunks: Iterable[bytes]) -> bool:
             if holds_counters(chunk):
                 return True
             continue
-        length, start = read_uleb(chunk, 9)
+        length, start = (chunk[9], 10) if chunk[9] < 0x80 else read_uleb(chunk, 9)
         if start + length != len(chunk):
             raise ChangeFormatError("Automerge chunk length does not match its header")
-        meta = _change_value_meta(chunk[start:])
+        meta = _change_value_meta(chunk, start)
         if meta.translate(None, _COUNTER_FREE) and _any_counter(meta):
             return True
     return False
@@ -340,25 +340,30 @@ def _any_counter(meta: bytes) -> bool:
 _COUNTER_FREE = bytes(b for b in range(256) if b & 0x0F != VALUE_COUNTER)
 
 
-def _change_value_meta(body: bytes) -> bytes:
-    """The value-metadata column of a change body (``ChangeLayout`` without the copies).
+def _change_value_meta(body: bytes, start: int = 0) -> bytes:
+    """The value-metadata column of the change body that starts at ``start`` and runs to the
+    end of ``body`` (``ChangeLayout`` without the copies).
 
     Every cold read asks this of every change: the header's one-byte integers are read inline,
     and when every column spec and size is one byte (any change of less than 128 bytes per
     column) the columns are found with byte-string operations instead of a loop.
     """
     try:
-        deps = body[0]
-        pos = 1 + deps * _HASH_SIZE if deps < 0x80 else _skip(body, 0, _HASH_SIZE)
+        deps = body[start]
+        pos = start + 1 + deps * _HASH_SIZE if deps < 0x80 else _skip(body, start, _HASH_SIZE)
         actor = body[pos]
         pos = pos + 1 + actor if actor < 0x80 else _skip(body, pos, 1)
-        for _ in range(3):  # seq, start op and time: their values do not matter here
-            while body[pos] & 0x80:
-                pos += 1
+        # seq, start op and time: their values do not matter here, only where they end
+        while body[pos] & 0x80:
             pos += 1
+        while body[pos + 1] & 0x80:
+            pos += 1
+        while body[pos + 2] & 0x80:
+            pos += 1
+        pos += 3
         message = body[pos]
         pos = pos + 1 + message if message < 0x80 else _skip(body, pos, 1)
-        pos = _skip_bytes_list(body, pos)
+        pos = pos + 1 if body[pos] == 0 else _skip_bytes_list(body, pos)  # other actors
         count = body[pos]
     except IndexError:
         raise ChangeFormatError("truncated Automerge change header") from None
