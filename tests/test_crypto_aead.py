@@ -178,3 +178,18 @@ def test_a_payload_cipher_speaks_the_payload_format_both_ways() -> None:
         cipher.decrypt(bytes(flipped))
     with pytest.raises(InvalidKeyError):
         aead.PayloadCipher(b"short")
+
+
+@pytest.mark.parametrize("versions", [1, 3])
+def test_payload_keys_answer_as_decrypt_with_any(versions: int) -> None:
+    """One version takes a shortcut to its cipher; it must fail and succeed alike."""
+    keys = [os.urandom(32) for _ in range(versions)]
+    keys_obj = aead.PayloadKeys(keys)
+    blob = aead.encrypt_payload(keys[-1], b"hello")
+    assert keys_obj.decrypt(blob) == aead.decrypt_with_any(keys, blob) == b"hello"
+    for bad in (aead.encrypt_payload(os.urandom(32), b"x"), b"short"):
+        with pytest.raises(DecryptionError) as got:
+            keys_obj.decrypt(bad)
+        with pytest.raises(DecryptionError) as want:
+            aead.decrypt_with_any(keys, bad)
+        assert str(got.value) == str(want.value)

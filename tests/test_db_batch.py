@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mindood.db import DBOptions, MindooDB, MindooDoc, NewDocument
+from mindood.db.batch import FIRST_READ_SLICE, READ_SLICE, read_slices
 from mindood.document import Counter, Text
 from mindood.errors import (
     DatabaseError,
@@ -245,7 +246,7 @@ async def test_a_failure_in_a_later_slice_names_its_document_and_leaves_nothing_
     try:
         db = make_db(signer, keys, store)
         ids = [d.get_id() for d in await db.create_documents([{"i": i} for i in range(1100)])]
-        asked = [*ids[:1050], "nosuch", *ids[1050:]]  # in the third slice of 500
+        asked = [*ids[:1050], "nosuch", *ids[1050:]]  # in the last slice
         with pytest.raises(DocumentNotFoundError, match=r"documents\[1050\] 'nosuch'"):
             await make_db(signer, keys, store).get_documents(asked)
         early = [*ids[:10], "nosuch", *ids[10:]]  # in the first: the second is being read
@@ -324,3 +325,75 @@ async def test_cold_batch_reads_keep_counters_texts_and_nesting(
     assert (await make_db(signer, keys, store).get_document(docs[1].get_id())).get_data()[
         "visits"
     ] == 7
+
+
+def _typed(value: object) -> object:
+    """``value`` with the type of every part, so equal values of other types differ."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+async def test_cold_batch_reads_match_single_reads_value_for_value(
+    ondisk: Path, signer: KeySigner, keys: StaticKeys
+) -> None:
+    """The batch path (chain plans, one load, the walk by codes, the store's doc query) gives
+    what one-by-one reads give: counters, texts, lists, nesting, deletions, damage."""
+    store = await OnDiskStore.open(ondisk, OnDiskStoreOptions(fsync=False))
+    try:
+        db = make_db(signer, keys, store)
+        fields = [
+            {"t": Text("doc 1234"), "l": [1, [2.5, None], {"b": b"x"}], "ok": True, "n": -3},
+            {"visits": Counter(3), "l": [Counter(1), "x"], "m": {"deep": {"c": Counter(-2)}}},
+            {"title": "gone", "n": 2**40},
+            {"title": "damaged", "n": 0},
+        ]
+        docs = await db.create_documents(fields)
+
+        def more(d: MindooDoc) -> None:
+            data = d.get_data()
+            if "visits" in data:
+                data["visits"].increment(2)
+            data["n"] = 7
+            data.setdefault("l", []).append({"k": Text("v")})
+
+        await db.change_docs([(d, more) for d in docs])
+        await db.delete_document(docs[2].get_id())
+        (damaged,) = [
+            m
+            for m in await store.find_new_entries_for_doc([], docs[3].get_id())
+            if m.entry_type is EntryType.DOC_CHANGE
+        ]
+        (victim,) = await store.get_entries([damaged.id])
+    finally:
+        await store.close()
+    _flip(ondisk / "store.sqlite", victim.encrypted_data[40:80])
+    store = await OnDiskStore.open(ondisk, OnDiskStoreOptions(fsync=False))
+    try:
+        ids = [d.get_id() for d in docs]
+        batch = await make_db(signer, keys, store).get_documents(ids)
+        single = [await make_db(signer, keys, store).get_document(i) for i in ids]
+        for got, want in zip(batch, single, strict=True):
+            assert _typed(dict(got.get_data())) == _typed(dict(want.get_data()))
+            assert (got.is_deleted(), got.get_last_modified()) == (
+                want.is_deleted(),
+                want.get_last_modified(),
+            )
+        assert [d.is_deleted() for d in batch] == [False, False, True, False]
+        assert batch[1].get_data()["visits"] == 5 and batch[3].get_data()["n"] == 0
+        assert store.health().quarantined_ids == (damaged.id,)
+    finally:
+        await store.close()
+
+
+def test_read_slices_start_small_grow_and_keep_every_id_in_order() -> None:
+    for count in (0, 1, FIRST_READ_SLICE, FIRST_READ_SLICE + 1, 3_000):
+        ids = [f"d{i}" for i in range(count)]
+        slices = read_slices(ids)
+        assert [i for part in slices for i in part] == ids
+        assert all(0 < len(part) <= READ_SLICE for part in slices)
+        assert [len(part) for part in slices[:3]] == [
+            len(part) for part in [ids[:64], ids[64:320], ids[320:820]] if part
+        ]

@@ -148,3 +148,30 @@ def test_plans_of_complete_histories_match_the_general_walk() -> None:
         assert plan.changes == tuple(_topological([replay[i] for i in complete]))
         assert plan.included == frozenset(complete)
         assert plan.blocked == tuple(sorted(set(replay) - complete))
+
+
+def test_plans_of_histories_in_receipt_order_match_the_general_walk() -> None:
+    """Chains in the order received (the shortcut's case) and near-chains (a fork, a merge, a
+    missing or later parent), with clocks that go backwards, plan exactly as the full walk."""
+    rng = random.Random(23)
+    for _ in range(300):
+        names = [f"e{i}" for i in range(rng.randint(1, 10))]
+        metas = [_meta(names[0], kind=EntryType.DOC_CREATE, at=rng.randint(0, 3))]
+        for index, name in enumerate(names[1:], 1):
+            deps: tuple[str, ...] = (names[index - 1],)
+            twist = rng.random()
+            if twist < 0.1:
+                deps = (rng.choice(names[:index]),)  # a fork
+            elif twist < 0.2:
+                deps = (*deps, rng.choice(names[:index]))  # a merge, maybe a repeated parent
+            elif twist < 0.25:
+                deps = ("gone",)  # a parent this store does not have
+            elif twist < 0.3 and index + 1 < len(names):
+                deps = (*deps, names[index + 1])  # a parent received later
+            metas.append(_meta(name, deps, at=rng.randint(0, 3)))
+        plan = plan_document(DOC, metas, lambda m: True)
+        replay = {m.id: m for m in metas}
+        complete = _complete_entries(replay)
+        assert plan.changes == tuple(_topological([replay[i] for i in complete]))
+        assert plan.included == frozenset(complete)
+        assert plan.blocked == tuple(sorted(set(replay) - complete))

@@ -13,6 +13,7 @@ from mindood.document.columns import (
     COLUMN_ACTION,
     COLUMN_VALUE_META,
     ChangeLayout,
+    changes_hold_counters,
     holds_counters,
     iter_chunks,
     mark_counters,
@@ -80,6 +81,9 @@ def test_holds_counters_sees_deflated_document_columns() -> None:
         {"l": list(range(40)), "s": "long text " * 30, "f": 2.5, "b": b"12345678"},
         {"c": Counter(8)},
         {"l": [1, 2, Counter(3)] * 3, "t": "doc 1234"},
+        # columns past 127 bytes: sizes of two bytes, read by the general column loop
+        {"l": list(range(300)), "m": {"k": "x" * 200}},
+        {"l": [i * 1000 for i in range(200)], "c": Counter(-3)},
     ],
 )
 def test_holds_counters_agrees_with_decoding_the_column(fields: dict[str, Any]) -> None:
@@ -89,7 +93,28 @@ def test_holds_counters_agrees_with_decoding_the_column(fields: dict[str, Any]) 
     values = rle_decode(ChangeLayout(body).column(COLUMN_VALUE_META))
     expected = any(v is not None and v & 0x0F == 8 for v in values)
     assert holds_counters(change.bytes) is expected
+    assert changes_hold_counters([change.bytes]) is expected
     assert expected is any(isinstance(v, Counter) for v in _flatten(fields))
+
+
+def test_changes_hold_counters_agrees_with_the_joined_chunks() -> None:
+    """Change by change (the cold read's path), compressed changes and bad framing included."""
+    doc = _doc(t="x" * 400, n=1)  # a change long enough for Automerge to compress
+    doc.change(lambda m: m.update(n=2))
+    plain = [c.bytes for c in doc.changes_since()]
+    compressed = [bytes(c.bytes) for c in doc._doc.get_changes([])]
+    assert compressed[0][8] == 2 and plain[0][8] == 1
+    for chunks in (plain, compressed, plain[1:]):
+        assert changes_hold_counters(chunks) is holds_counters(b"".join(chunks)) is False
+    doc.change(lambda m: m.update(c=Counter(2)))
+    plain = [c.bytes for c in doc.changes_since()]
+    assert changes_hold_counters(plain) is holds_counters(b"".join(plain)) is True
+    assert changes_hold_counters(plain[2:]) is True and changes_hold_counters(plain[:2]) is False
+    for bad in (plain[0] + b"\x00", plain[0][:-1], b"\x85o"):
+        with pytest.raises(ChangeFormatError):
+            holds_counters(bad)
+        with pytest.raises(ChangeFormatError):
+            changes_hold_counters([bad])
 
 
 def _flatten(value: Any) -> list[Any]:
@@ -228,3 +253,17 @@ def test_remote_overwrites_and_deletes_of_counters_under_odd_keys() -> None:
     data = one.to_python()[odd]
     assert data == {odd: 5, "d": 4}
     assert type(data[odd]) is int and type(data["d"]) is Counter
+
+
+def test_counters_are_found_after_long_histories() -> None:
+    """Seq and start op past 127 take two LEB128 bytes in the header the scan skips."""
+    doc = _doc(n=0)
+    for i in range(150):
+        doc.change(lambda m, i=i: m.update({f"k{i}": i}))
+    doc.change(lambda m: m.update(c=Counter(1)))
+    changes = [c.bytes for c in doc.changes_since()]
+    assert changes_hold_counters(changes[-2:-1]) is False
+    assert changes_hold_counters(changes[-1:]) is holds_counters(changes[-1]) is True
+    hashes = [c.hash for c in doc.changes_since()]
+    loaded = AutomergeDoc.from_ordered_changes(changes, B, hashes).to_python()
+    assert loaded["c"] == Counter(1) and isinstance(loaded["c"], Counter)

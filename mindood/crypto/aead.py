@@ -106,12 +106,19 @@ class PayloadKeys:
     context costs about as much as decrypting a small payload with it.
     """
 
-    __slots__ = ("_ciphers",)
+    __slots__ = ("_ciphers", "_only")
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         self._ciphers = [PayloadCipher(key) for key in keys]
+        #: The usual case, a key with one version: its cipher, called directly.
+        self._only = self._ciphers[0] if len(self._ciphers) == 1 else None
 
     def decrypt(self, blob: bytes) -> bytes:
+        if self._only is not None:
+            try:
+                return self._only.decrypt(blob)
+            except DecryptionError:
+                raise DecryptionError("none of 1 key version(s) decrypts the data") from None
         return _with_any(PayloadCipher.decrypt, self._ciphers, blob)
 
 

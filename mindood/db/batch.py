@@ -22,6 +22,22 @@ NAMED_ERRORS = (MindoodError, StoreError)
 
 #: Documents a batch read materialises per store round trip (bounds memory, not semantics).
 READ_SLICE = 500
+#: The first slice of a batch read: the store reads it while nothing else can run yet, and
+#: each next slice is read while the one before is decrypted and loaded, which takes several
+#: times longer than reading it; so slices start small and grow (``read_slices``).
+FIRST_READ_SLICE = 64
+
+
+def read_slices(doc_ids: list[str]) -> list[list[str]]:
+    """``doc_ids`` in slices of ``FIRST_READ_SLICE``, then four times the slice before, up to
+    ``READ_SLICE``."""
+    slices: list[list[str]] = []
+    size, start = FIRST_READ_SLICE, 0
+    while start < len(doc_ids):
+        slices.append(doc_ids[start : start + size])
+        start += size
+        size = min(READ_SLICE, size * 4)
+    return slices
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +107,13 @@ class holding:  # lower case: used as the function it replaced, ``async with hol
             lock.release()
 
 
-__all__ = ["NAMED_ERRORS", "READ_SLICE", "NewDocument", "holding", "named", "new_documents"]
+__all__ = [
+    "FIRST_READ_SLICE",
+    "NAMED_ERRORS",
+    "READ_SLICE",
+    "NewDocument",
+    "holding",
+    "named",
+    "new_documents",
+    "read_slices",
+]

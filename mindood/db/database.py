@@ -22,7 +22,7 @@ from typing import Any
 
 from mindood.db import changes, history
 from mindood.db.attachments import AttachmentIO
-from mindood.db.batch import NAMED_ERRORS, READ_SLICE, NewDocument, holding, named, new_documents
+from mindood.db.batch import NAMED_ERRORS, NewDocument, holding, named, new_documents, read_slices
 from mindood.db.changes import ChangeCursor
 from mindood.db.doc import ATTACHMENTS_FIELD, LAST_MODIFIED_FIELD, MindooDoc
 from mindood.db.entries import Clock
@@ -384,7 +384,7 @@ class MindooDB:
         """The current state of each document, in the order asked, read in batches.
 
         Documents not cached are planned from one metadata query and fetched with one payload
-        query per ``READ_SLICE`` of them, instead of two store round trips each. Raises as
+        query per slice of them (``read_slices``), instead of two store round trips each. Raises as
         ``get_document`` does, naming the document (``documents[i] 'id':``).
         """
         ids = list(doc_ids)
@@ -409,7 +409,7 @@ class MindooDB:
                 self._cache.move_to_end(doc_id)
                 found[doc_id] = state
         missing = [d for d in dict.fromkeys(doc_ids) if d not in found]
-        slices = [missing[i : i + READ_SLICE] for i in range(0, len(missing), READ_SLICE)]
+        slices = read_slices(missing)
         done: list[list[str]] = []
 
         def take(states: list[DocState]) -> None:

@@ -188,7 +188,10 @@ class DocReader:
         if any(plan.create is None for plan in plans):
             return [await self.materialize(d, trust) for d in doc_ids]
         payloads = found.payloads
-        wanted = [m for plan in plans for m in _wanted(plan) if m.id not in payloads]
+        wanted = [m for plan in plans for m in plan.changes if m.id not in payloads]
+        wanted += [
+            plan.snapshot for plan in plans if plan.snapshot and plan.snapshot.id not in payloads
+        ]
         try:
             if wanted:
                 payloads = {**payloads, **await self.payloads(wanted)}

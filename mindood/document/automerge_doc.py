@@ -41,7 +41,7 @@ from mindood.document.chunks import (
     hashes_bytes,
     sync_message,
 )
-from mindood.document.columns import holds_counters, mark_counters
+from mindood.document.columns import changes_hold_counters, holds_counters, mark_counters
 from mindood.document.counters import CounterIndex, read_counters
 from mindood.document.proxy import MapProxy, Session
 from mindood.errors import (
@@ -173,17 +173,16 @@ class AutomergeDoc:
         for chunk in chunks:
             if chunk[:4] != MAGIC or chunk[8:9] not in _CHANGE_KINDS:
                 return cls.from_changes(chunks, actor, expected_hashes)
-        data = b"".join(chunks)
         try:
-            doc = Document.load(data)
+            doc = Document.load(b"".join(chunks))
         except Exception:  # the slow path reports it properly
             return cls.from_changes(chunks, actor, expected_hashes)
-        landed = {bytes(c.hash) for c in doc.get_changes([])}
-        if len(landed) != len(chunks) or not landed.issuperset(hashes_bytes(expected_hashes)):
+        landed = {c.hash for c in doc.get_changes([])}
+        if len(landed) != len(chunks) or not landed.issuperset(_fast_hashes(expected_hashes)):
             return cls.from_changes(chunks, actor, expected_hashes)
         doc.set_actor(_actor(actor))
         try:
-            counters: bool | None = holds_counters(data)
+            counters: bool | None = changes_hold_counters(chunks)
         except ChangeFormatError:  # loadable, but not laid out as expected: find out later
             counters = None
         return cls(doc, counters)
@@ -462,6 +461,16 @@ class AutomergeDoc:
         if unknown:
             raise UnknownHeadsError(f"heads not in this document: {', '.join(unknown)}")
         return wanted
+
+
+def _fast_hashes(values: Sequence[bytes | str]) -> list[bytes]:
+    """``hashes_bytes`` for the usual hex strings without its per-item checks; whatever
+    ``bytes.fromhex`` cannot take goes through ``hashes_bytes`` (and its errors). A hash of the
+    wrong length matches no change, so the caller takes the path that reports it."""
+    try:
+        return [bytes.fromhex(v) for v in values]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return hashes_bytes(values)
 
 
 def _actor(actor: bytes) -> bytes:

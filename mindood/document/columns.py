@@ -294,6 +294,27 @@ def holds_counters(data: bytes) -> bool:
     return False
 
 
+def changes_hold_counters(chunks: Iterable[bytes]) -> bool:
+    """``holds_counters`` of the concatenated ``chunks``, taken one by one.
+
+    The cold-read path holds its changes as separate chunks: each uncompressed change is
+    looked at in place (no joined copy, no generator); anything else goes through
+    ``holds_counters``, which raises the same errors for it.
+    """
+    for chunk in chunks:
+        if len(chunk) < 10 or chunk[8] != CHUNK_CHANGE or chunk[:4] != MAGIC:
+            if holds_counters(chunk):
+                return True
+            continue
+        length, start = (chunk[9], 10) if chunk[9] < 0x80 else read_uleb(chunk, 9)
+        if start + length != len(chunk):
+            raise ChangeFormatError("Automerge chunk length does not match its header")
+        meta = _change_value_meta(chunk, start)
+        if meta.translate(None, _COUNTER_FREE) and _any_counter(meta):
+            return True
+    return False
+
+
 def _any_counter(meta: bytes) -> bool:
     """Whether an RLE value-metadata column has a counter entry (``rle_decode`` without the
     list: a repeat run is one value, a null run none)."""
@@ -319,28 +340,67 @@ def _any_counter(meta: bytes) -> bool:
 _COUNTER_FREE = bytes(b for b in range(256) if b & 0x0F != VALUE_COUNTER)
 
 
-def _change_value_meta(body: bytes) -> bytes:
-    """The value-metadata column of a change body (``ChangeLayout`` without the copies)."""
-    deps, pos = read_uleb(body, 0)
-    pos += deps * _HASH_SIZE
-    actor, pos = read_uleb(body, pos)
-    pos += actor
-    _seq, pos = read_uleb(body, pos)
-    _start_op, pos = read_uleb(body, pos)
-    _time, pos = read_sleb(body, pos)
-    message, pos = read_uleb(body, pos)
-    pos = _skip_bytes_list(body, pos + message)
+def _change_value_meta(body: bytes, start: int = 0) -> bytes:
+    """The value-metadata column of the change body that starts at ``start`` and runs to the
+    end of ``body`` (``ChangeLayout`` without the copies).
+
+    Every cold read asks this of every change: the header's one-byte integers are read inline,
+    and when every column spec and size is one byte (any change of less than 128 bytes per
+    column) the columns are found with byte-string operations instead of a loop.
+    """
+    try:
+        deps = body[start]
+        pos = start + 1 + deps * _HASH_SIZE if deps < 0x80 else _skip(body, start, _HASH_SIZE)
+        actor = body[pos]
+        pos = pos + 1 + actor if actor < 0x80 else _skip(body, pos, 1)
+        # seq, start op and time: their values do not matter here, only where they end
+        while body[pos] & 0x80:
+            pos += 1
+        while body[pos + 1] & 0x80:
+            pos += 1
+        while body[pos + 2] & 0x80:
+            pos += 1
+        pos += 3
+        message = body[pos]
+        pos = pos + 1 + message if message < 0x80 else _skip(body, pos, 1)
+        pos = pos + 1 if body[pos] == 0 else _skip_bytes_list(body, pos)  # other actors
+        count = body[pos]
+    except IndexError:
+        raise ChangeFormatError("truncated Automerge change header") from None
+    if count >= 0x80:
+        return _value_meta_in_columns(body, pos)
+    pos += 1
+    pairs = body[pos : pos + 2 * count]
+    if len(pairs) != 2 * count or not pairs.isascii():
+        return _value_meta_in_columns(body, pos - 1)
+    specs, sizes = pairs[0::2], pairs[1::2]
+    pos += 2 * count
+    if pos + sum(sizes) > len(body):
+        raise ChangeFormatError("Automerge change columns run past the chunk")
+    plain, deflated = specs.find(COLUMN_VALUE_META), specs.find(COLUMN_VALUE_META | _DEFLATE)
+    index = plain if deflated < 0 or 0 <= plain < deflated else deflated
+    if index < 0:
+        return b""
+    start = pos + sum(sizes[:index])
+    data = body[start : start + sizes[index]]
+    return zlib.decompress(data, wbits=-15) if index == deflated else data
+
+
+def _skip(body: bytes, pos: int, unit: int) -> int:
+    """The position after a uLEB128 count at ``pos`` and that many ``unit``-byte items."""
+    count, pos = read_uleb(body, pos)
+    return pos + count * unit
+
+
+def _value_meta_in_columns(body: bytes, pos: int) -> bytes:
+    """``_change_value_meta`` from the column count at ``pos`` on, for any column layout."""
     count, pos = read_uleb(body, pos)
     end = len(body)
     offset = 0  # of the column being read, from the start of the column data
     found: tuple[int, int, int] | None = None
     for _ in range(count):
-        if pos + 1 < end and body[pos] < 0x80 and body[pos + 1] < 0x80:  # as _read_columns
-            spec, size = body[pos], body[pos + 1]
-            pos += 2
-        else:
-            spec, pos = read_uleb(body, pos)
-            size, pos = read_uleb(body, pos)
+        spec, pos = read_uleb(body, pos)
+        size, pos = read_uleb(body, pos)
         if found is None and spec & ~_DEFLATE == COLUMN_VALUE_META:
             found = (offset, size, spec)
         offset += size

@@ -16,12 +16,12 @@ not poison the document) becomes ``UnsupportedValueError``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction, Value
 
 from mindood.document.counters import CounterIndex
-from mindood.document.values import Counter, Text, decode_scalar
+from mindood.document.values import Counter, Text, decode_scalar, enum_code
 from mindood.errors import UnsupportedValueError
 
 #: Something the walker can read: a document or an open transaction.
@@ -116,12 +116,38 @@ def read_current(doc: Document) -> dict[str, Any]:
     """The current root map of a document without counters, as ``read_object`` reads it.
 
     The path of every cold read: one guard around the whole walk instead of one per binding
-    call, and no counter lookups (the caller knows the history has none).
+    call, no counter lookups (the caller knows the history has none), a map's values in one
+    ``values`` call (the winners, in ``keys`` order) and values told apart by their enum's
+    integer code (comparing the binding's enum members costs about 0.3 us each).
     """
     return guarded(lambda: _current_map(doc, ROOT))
 
 
+_TEXT, _LIST = enum_code(ObjType.Text), enum_code(ObjType.List)
+_STR, _INT = enum_code(ScalarType.Str), enum_code(ScalarType.Int)
+
+
 def _current_map(doc: Document, obj: bytes) -> dict[str, Any]:
+    names = doc.keys(obj)
+    found = doc.values(obj)
+    if len(found) != len(names):  # not seen; the walk key by key is right in any case
+        return _current_map_by_key(doc, obj)
+    out: dict[str, Any] = {}
+    for key, (value, item_id) in zip(names, found, strict=True):
+        if isinstance(value, tuple):  # a scalar: (ScalarType, raw)
+            code = enum_code(value[0])
+            if code == _STR:
+                out[key] = value[1]
+            elif code == _INT:
+                out[key] = int(cast(int, value[1]))
+            else:
+                out[key] = decode_scalar(value[0], value[1])
+        else:
+            out[key] = _current_object(doc, value, item_id)
+    return out
+
+
+def _current_map_by_key(doc: Document, obj: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     get = doc.get
     for key in doc.keys(obj):
@@ -132,10 +158,15 @@ def _current_map(doc: Document, obj: bytes) -> dict[str, Any]:
 
 
 def _current_value(doc: Document, value: Value, obj_id: bytes) -> Any:
-    if not isinstance(value, ObjType):
+    if isinstance(value, tuple):
         return decode_scalar(value[0], value[1])
-    if value == ObjType.Text:
+    return _current_object(doc, value, obj_id)
+
+
+def _current_object(doc: Document, kind: ObjType, obj_id: bytes) -> Any:
+    code = enum_code(kind)
+    if code == _TEXT:
         return Text(doc.text(obj_id))
-    if value == ObjType.List:
+    if code == _LIST:
         return [_current_value(doc, item, item_id) for item, item_id in doc.values(obj_id)]
     return _current_map(doc, obj_id)

@@ -156,7 +156,10 @@ def find_for_docs(
     """Metadata of every entry of ``doc_ids``, by document, each in receipt order."""
     found: dict[str, list[EntryMetadata]] = {d: [] for d in doc_ids}
     for part in id_slices(list(found)):
-        sql = f"{_SELECT} WHERE doc_id IN ({','.join('?' * len(part))}) ORDER BY receipt_order"
+        # by document, then receipt order: the index answers it (receipt order alone scanned
+        # the whole table)
+        marks = ",".join("?" * len(part))
+        sql = f"{_SELECT} WHERE doc_id IN ({marks}) ORDER BY doc_id, receipt_order"
         for meta in _decoded(conn.execute(sql, tuple(part)), damage):
             found[meta.doc_id].append(meta)
     return found
@@ -165,25 +168,34 @@ def find_for_docs(
 def read_docs(conn: sqlite3.Connection, damage: Damage, doc_ids: Sequence[str]) -> DocEntries:
     """``find_for_docs`` plus the payloads of documents that have no snapshot entry.
 
-    One query per slice: each document's rows in receipt order, with the payload joined for
-    the document entries (never attachment chunks) of documents without a snapshot, checked
+    Per slice of ids, two queries through the ``(doc_id, receipt_order)`` index: the
+    documents that have a snapshot, then each document's rows in receipt order, with the
+    payload joined for the document entries (never attachment chunks) of the others, checked
     against its content hash. A bad payload is reported and left out; its row's metadata
-    still comes back, as ``find_for_docs`` would return it.
+    still comes back, as ``find_for_docs`` would return it. (Ordered by receipt order alone,
+    SQLite scanned the whole table for every slice instead of looking the documents up.)
     """
     found: dict[str, list[EntryMetadata]] = {d: [] for d in doc_ids}
     payloads: dict[str, bytes] = {}
     snapshot = EntryType.DOC_SNAPSHOT.value
     for part in id_slices(list(found)):
         marks = ",".join("?" * len(part))
+        # "+" keeps the planner on the document index instead of the type index
+        snapshotted = [
+            row[0]
+            for row in conn.execute(
+                f"SELECT DISTINCT doc_id FROM entries WHERE doc_id IN ({marks}) "
+                "AND +entry_type = ?",
+                (*part, snapshot),
+            )
+        ]
         sql = (
-            f"SELECT e.{COLUMNS.replace(', ', ', e.')}, "
-            "CASE WHEN s.doc_id IS NULL AND e.entry_type <> ? THEN p.data END FROM entries e "
-            "LEFT JOIN (SELECT DISTINCT doc_id FROM entries "
-            f"WHERE entry_type = ? AND doc_id IN ({marks})) s ON s.doc_id = e.doc_id "
-            "LEFT JOIN payloads p ON p.receipt_order = e.receipt_order "
-            f"WHERE e.doc_id IN ({marks}) ORDER BY e.receipt_order"
+            f"SELECT e.{COLUMNS.replace(', ', ', e.')}, CASE WHEN e.entry_type <> ? "
+            f"AND e.doc_id NOT IN ({','.join('?' * len(snapshotted))}) THEN p.data END "
+            "FROM entries e LEFT JOIN payloads p ON p.receipt_order = e.receipt_order "
+            f"WHERE e.doc_id IN ({marks}) ORDER BY e.doc_id, e.receipt_order"
         )
-        for row in conn.execute(sql, (CHUNK_TYPE, snapshot, *part, *part)):
+        for row in conn.execute(sql, (CHUNK_TYPE, *snapshotted, *part)):
             meta = decode(row)
             if isinstance(meta, DamagedRow):
                 damage.rows.append(meta)
