@@ -20,13 +20,15 @@ past ``MAX_KEYS`` windows the expired go, then the oldest.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: Windows kept at most (about 100 bytes each).
+#: Windows kept at most (about 200 bytes each: keys longer than ``_LONG_KEY`` are hashed).
 MAX_KEYS = 100_000
+_LONG_KEY = 96
 #: Requests the default overall budget allows beyond the auth and sync tiers (per window).
 HEADROOM = 500
 
@@ -146,6 +148,8 @@ class RateLimiter:
     def _spend(self, tier: str, budget: Budget, key: str, now: float) -> Refusal | None:
         if not budget.enabled:
             return None
+        if len(key) > _LONG_KEY:  # a key PEM or a long name: the table stays small
+            key = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
         wait = self._windows.spend(f"{tier}:{key}", budget, now)
         return None if wait is None else Refusal(tier, wait)
 
@@ -163,7 +167,7 @@ class RateLimiter:
         """A login step: ``principal`` (user name or key) only for a challenge."""
         key = f"{scope}:{phase}:{client}"
         if phase == "challenge":
-            key += f":{(principal or '-').strip().lower()[:512]}"
+            key += f":{(principal or '-').strip().lower()}"
         return self._spend("auth", self.limits.auth, key, now)
 
     def check_sync(self, tenant: str, principal: str, client: str, now: float) -> Refusal | None:
