@@ -16,6 +16,7 @@ from mindood.crypto.kdf import apply_test_pbkdf2_iterations_from_env
 from store.ondisk.workers import THREAD_PREFIX as ONDISK_THREAD_PREFIX
 from store.verify import VERIFY_THREAD_PREFIX
 from tests.daemon_helpers import daemons  # noqa: F401  (the shared fixture)
+from tests.http_helpers import servers, session  # noqa: F401  (shared fixtures)
 
 #: Process-lifetime pools that are shared on purpose and never count as leaks.
 _SHARED_POOLS = (VERIFY_THREAD_PREFIX, ONDISK_THREAD_PREFIX)

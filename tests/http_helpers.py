@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from mindood.identity import UnlockedUserId
@@ -197,3 +198,19 @@ async def app_on_loopback(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for the test (closed after it)."""
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[Served]]:
+    """Served nodes the test appends to; closed after it."""
+    held: list[Served] = []
+    yield held
+    for served in held:
+        await served.aclose()

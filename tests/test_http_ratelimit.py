@@ -6,7 +6,6 @@ so nothing here waits a minute or depends on timing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -27,20 +26,6 @@ pytestmark = pytest.mark.usefixtures("_kdf")
 @pytest.fixture(autouse=True, scope="module")
 def _kdf() -> object:
     yield from fast_kdf()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[Served]]:
-    held: list[Served] = []
-    yield held
-    for served in held:
-        await served.aclose()
 
 
 async def _served(

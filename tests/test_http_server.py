@@ -41,20 +41,6 @@ def _kdf() -> object:
     yield from fast_kdf()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[Served]]:
-    held: list[Served] = []
-    yield held
-    for served in held:
-        await served.aclose()
-
-
 async def _logged_in(
     tmp_path: Path,
     session: aiohttp.ClientSession,
