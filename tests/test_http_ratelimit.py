@@ -15,6 +15,7 @@ from mindood import InMemoryStoreFactory
 from mindood.tenant import Tenant
 from protocol.http.client import HttpCallError
 from protocol.http.ratelimit import Budget, FixedWindows, RateLimits
+from protocol.http.remote import RATE_LIMIT_FALLBACK_S, retry_after_seconds
 from protocol.http.wire import ErrorKind
 from tests.http_helpers import Client, Served, serve
 from tests.sync_helpers import join
@@ -127,6 +128,31 @@ async def test_a_mindood_client_over_its_budget_gets_a_typed_error_and_the_node_
     assert refused.value.kind is ErrorKind.RATE_LIMITED and refused.value.status == 429
     served.clock.offset += 61
     await db.pull_changes_from(remote)  # the next window serves it again
+
+
+async def test_a_mindood_client_waits_out_a_short_retry_after_and_its_pull_completes(
+    tmp_path: Path, servers: list[Served]
+) -> None:
+    """A budget of 2 calls a second: the pulls need more, so they meet 429s with
+    ``Retry-After: 1``, pause for them (every store of that server at once) and finish."""
+    served, alice = await _served(tmp_path, servers, RateLimits(sync=Budget(2, 1.0)))
+    written = await alice.open_db("todos")
+    ids = {(await written.create_document({"n": i})).get_id() for i in range(5)}
+    bob = await join(alice, "bob")  # a new device: its directory comes from the server
+    remote_dir = await bob.connect_to_server(served.url, "directory")
+    assert (await bob.get_directory().db.pull_changes_from(remote_dir)).transferred > 0
+    await bob.refresh_directory(full=True)
+    db = await bob.open_db("todos")
+    result = await db.pull_changes_from(await bob.connect_to_server(served.url, "todos"))
+    assert result.transferred == len(ids) and result.rejected == ()
+    assert set(await db.get_all_document_ids()) == ids
+    assert remote_dir.client.rate_limited >= 1  # refused, and waited instead of failing
+
+
+def test_retry_after_is_read_as_seconds_with_a_fallback() -> None:
+    assert retry_after_seconds("3") == 3.0
+    for junk in ("", "soon", "Wed, 21 Oct 2015 07:28:00 GMT", "-5", "1e9"):
+        assert retry_after_seconds(junk) == RATE_LIMIT_FALLBACK_S
 
 
 def test_windows_stay_bounded_under_many_clients() -> None:

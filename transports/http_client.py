@@ -57,6 +57,7 @@ class _Response:
     status: int
     content_type: str
     body: bytes
+    retry_after: str = ""
 
 
 class _Stream:
@@ -198,7 +199,8 @@ class HttpOrigin:
                 ) as response:
                     self.bytes_sent += len(body or b"")
                     data = await _read_bounded(response, self._limits.max_response_bytes, self)
-                    return _Response(response.status, response.content_type, data)
+                    retry_after = response.headers.get("Retry-After", "")
+                    return _Response(response.status, response.content_type, data, retry_after)
         except aiohttp.ClientError as exc:
             raise HttpTransportError(f"{method} {path}: {exc}") from exc
 

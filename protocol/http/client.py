@@ -44,12 +44,18 @@ class HttpReply(Protocol):
     @property
     def body(self) -> bytes: ...
 
+    @property
+    def retry_after(self) -> str:
+        """The ``Retry-After`` header ("" without one): what a 429 asks the client to wait."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
     content_type: str
     body: bytes
+    retry_after: str = ""
 
 
 class HttpEventStream(Protocol):

@@ -59,6 +59,24 @@ from store.json_codec import entry_to_json
 
 log = logging.getLogger("mindood.protocol.http")
 
+#: A 429 asking for at most this long is waited out and the request sent again (a longer
+#: wait is the sync driver's: the call fails, the database is retried with backoff).
+RATE_LIMIT_WAIT_S = 10.0
+#: Sends of one request that a 429 may cost before the call fails.
+RATE_LIMIT_ATTEMPTS = 3
+#: The wait when a 429 says nothing usable (the reference client's fallback).
+RATE_LIMIT_FALLBACK_S = 1.0
+
+
+def retry_after_seconds(value: str) -> float:
+    """``Retry-After`` as seconds (delta-seconds only; an HTTP date or junk: the fallback)."""
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return RATE_LIMIT_FALLBACK_S
+    return seconds if 0 <= seconds < 86_400 else RATE_LIMIT_FALLBACK_S
+
+
 #: Ids per ``hasEntries``/``getEntries`` request (the server takes up to 100 000).
 ID_BATCH = 1000
 #: Ids per ``getEntries`` of attachment chunks (up to 256 KiB each, the reference's chunk
@@ -151,6 +169,11 @@ class HttpSyncClient:
         self._stores: dict[tuple[str, StoreKind], HttpRemoteStore] = {}
         #: Authentications performed (status and tests).
         self.authentications = 0
+        #: Until when (``time.monotonic``) every request to this server holds back: one 429
+        #: pauses all its stores, as the reference client's shared gate does.
+        self._paused_until = 0.0
+        #: 429s answered so far (status and tests).
+        self.rate_limited = 0
 
     @property
     def url(self) -> str:
@@ -172,10 +195,29 @@ class HttpSyncClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
     ) -> HttpReply:
-        try:
-            return await self.fetcher.request(method, path, query=query, headers=headers, body=body)
-        except (OSError, TimeoutError) as exc:
-            raise Unreachable(f"{self.fetcher.origin}: {exc or type(exc).__name__}") from exc
+        """One request; a 429 with a short ``Retry-After`` is waited out and sent again."""
+        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(min(pause, RATE_LIMIT_WAIT_S))
+            try:
+                reply = await self.fetcher.request(
+                    method, path, query=query, headers=headers, body=body
+                )
+            except (OSError, TimeoutError) as exc:
+                raise Unreachable(f"{self.fetcher.origin}: {exc or type(exc).__name__}") from exc
+            if reply.status != 429:
+                return reply
+            self.rate_limited += 1
+            wait = retry_after_seconds(reply.retry_after)
+            log.info(
+                "server asks us to slow down",
+                extra={"server": self.url, "path": path[:200], "retry_after_s": wait},
+            )
+            if wait > RATE_LIMIT_WAIT_S or attempt == RATE_LIMIT_ATTEMPTS:
+                return reply  # the caller raises the 429 as the error it is
+            self._paused_until = max(self._paused_until, time.monotonic() + wait)
+        raise AssertionError("unreachable")
 
     # -- auth --------------------------------------------------------------------------------
     async def token(self) -> str:
