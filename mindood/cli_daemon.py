@@ -118,6 +118,10 @@ def describe_node(sync: dict[str, Any]) -> list[str]:
     http = sync.get("http") or []
     if http:
         lines.append(f"http:     {', '.join(http)}")
+    refused = sync.get("http_refused") or {}
+    if refused:
+        counts = ", ".join(f"{tier} {count:,}" for tier, count in sorted(refused.items()))
+        lines.append(f"          refused over rate limits: {counts}")
     return lines
 
 

@@ -217,5 +217,7 @@ async def test_the_daemon_applies_its_configured_rate_limits(
             (await client.sync_call("getStoreHead", {"dbId": "todos"}))[0] for _ in range(5)
         ]
     assert statuses == [200, 200, 200, 429, 429]
-    async with await daemon.client() as rpc:  # the daemon itself is unaffected
-        assert (await rpc.sync_status())["http"] == [address]
+    async with await daemon.client() as rpc:  # the daemon itself is unaffected, and says so
+        status = await rpc.sync_status()
+    assert status["http"] == [address] and status["http_refused"] == {"sync": 2}
+    assert "refused over rate limits: sync 2" in daemon.cli("status").stdout

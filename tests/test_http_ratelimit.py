@@ -53,6 +53,7 @@ async def test_login_challenges_are_limited_per_user_and_refill_after_the_window
     assert status == 429
     assert body == {"error": "Too many authentication attempts, please try again later"}
     assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert served.gateway.server.limiter.refused == {"auth": 1}  # what status shows
     # a flood on bob's name does not lock alice out from the same address
     status, _body = await client.challenge(username=username("alice"))
     assert status == 200

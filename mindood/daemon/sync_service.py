@@ -88,6 +88,7 @@ class SyncService:
         self._listening: list[str] = []
         self._http: list[HttpListener] = []
         self._http_listening: list[str] = []
+        self._gateway: HttpGateway | None = None
         self._tenants: dict[str, _TenantPeers] = {}
         self._network: PeerNetwork | None = None
         self._started = asyncio.Event()
@@ -108,11 +109,12 @@ class SyncService:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(sync.wait(), name="sync-node-watch")
                         if config.http.enabled:
-                            gateway = await self._start_http(sync, config)
+                            gateway = self._gateway = await self._start_http(sync, config)
                             group.create_task(gateway.run(), name="http-change-events")
                         await self._start(sync, config)
                         await self._follow(sync, subscription)
                 finally:
+                    self._gateway = None
                     await self._stop_http()
                     await self._stop(sync)
         finally:
@@ -362,9 +364,12 @@ class SyncService:
         sync = self._sync
         unlocked = self._unlocked()
         roles = {tenant.tenant_id: self._role(tenant) for tenant in unlocked}
+        gateway = self._gateway
         return {
             "listening": list(self._listening),
             "http": list(self._http_listening),
+            #: Requests the HTTP API refused for a spent rate limit, per tier, since start.
+            "http_refused": dict(gateway.server.limiter.refused) if gateway is not None else {},
             "tenants": sorted(self._tenants),
             "node_ids": {
                 t.tenant_id: node_id_hex(t.user.private.signing_public_key) for t in unlocked

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -127,6 +128,8 @@ class RateLimiter:
         self._overall = limits.overall_budget()
         self._windows = FixedWindows(max_keys)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in limits.trusted_proxies]
+        #: Requests refused so far, per tier (``mindood status``).
+        self.refused: Counter[str] = Counter()
 
     def client(self, remote: str, headers: Mapping[str, str]) -> str:
         """The client's address: the peer's, or the last one a trusted proxy forwarded for."""
@@ -151,7 +154,10 @@ class RateLimiter:
         if len(key) > _LONG_KEY:  # a key PEM or a long name: the table stays small
             key = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
         wait = self._windows.spend(f"{tier}:{key}", budget, now)
-        return None if wait is None else Refusal(tier, wait)
+        if wait is None:
+            return None
+        self.refused[tier] += 1
+        return Refusal(tier, wait)
 
     def check_overall(self, client: str, now: float) -> Refusal | None:
         return self._spend("overall", self._overall, client, now)
