@@ -85,14 +85,18 @@ def status_for(kind: ErrorKind) -> int:
 class HttpError(Exception):
     """A request failed; ``kind`` decides the status, ``message`` goes to the peer as ``{error}``.
 
-    ``detail`` is what this node logs but does not tell the peer.
+    ``detail`` is what this node logs but does not tell the peer; ``retry_after_s`` (a spent
+    rate limit) goes out as ``Retry-After``.
     """
 
-    def __init__(self, kind: ErrorKind, message: str, *, detail: str = "") -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, detail: str = "", retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.detail = detail
+        self.retry_after_s = retry_after_s
 
     @property
     def status(self) -> int:

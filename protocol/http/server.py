@@ -144,25 +144,21 @@ def json_response(status: int, obj: Any) -> HttpResponse:
 
 
 def _error(exc: HttpError) -> HttpResponse:
-    return json_response(exc.status, exc.to_json())
-
-
-class _Limited(Exception):
-    """A spent budget (``ratelimit``): answered 429 with ``Retry-After``."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.tier)
-        self.refusal = refusal
-
-    def response(self) -> HttpResponse:
-        body = json.dumps({"error": refusal_message(self.refusal.tier)}).encode()
-        wait = str(self.refusal.retry_after_s)
-        return HttpResponse(429, body, headers={"Retry-After": wait})
+    answer = json_response(exc.status, exc.to_json())
+    if exc.retry_after_s is None:
+        return answer
+    return HttpResponse(answer.status, answer.body, headers={"Retry-After": str(exc.retry_after_s)})
 
 
 def _checked(refusal: Refusal | None) -> None:
+    """Raise the 429 for a spent budget (``ratelimit``); its tier is the logged detail."""
     if refusal is not None:
-        raise _Limited(refusal)
+        raise HttpError(
+            ErrorKind.RATE_LIMITED,
+            refusal_message(refusal.tier),
+            detail=refusal.tier,
+            retry_after_s=refusal.retry_after_s,
+        )
 
 
 def _compaction_json(status: CompactionStatus) -> dict[str, Any]:
@@ -243,19 +239,18 @@ class HttpServer:
             if len(request.body) > self.body_limit:
                 raise HttpError(ErrorKind.PAYLOAD_TOO_LARGE, "Request body too large")
             return await self._route(request, client)
-        except _Limited as limited:
-            log.info(
-                "http request over its rate limit",
-                extra={
-                    "path": request.path[:200],
-                    "client": client,
-                    "tier": limited.refusal.tier,
-                    "retry_after_s": limited.refusal.retry_after_s,
-                },
-            )
-            return limited.response()
         except HttpError as exc:
-            if exc.status >= 500:
+            if exc.kind is ErrorKind.RATE_LIMITED:
+                log.info(
+                    "http request over its rate limit",
+                    extra={
+                        "path": request.path[:200],
+                        "client": client,
+                        "tier": exc.detail,
+                        "retry_after_s": exc.retry_after_s,
+                    },
+                )
+            elif exc.status >= 500:
                 log.warning(
                     "http request failed", extra={"path": request.path[:200], "error": exc.message}
                 )
@@ -295,11 +290,12 @@ class HttpServer:
             if self.system is None:
                 raise HttpError(ErrorKind.NOT_FOUND, "Not found")
             _checked(self.limiter.check_route("system", client, now))
+            body = _json_body(request.body)
             if method == "POST" and len(parts) == 3 and parts[1] == "auth":
-                asked = _principal(_json_body(request.body), "username")
+                asked = _principal(body, "username")
                 _checked(self.limiter.check_auth("system", parts[2], client, asked, now))
             answer = await self.system.handle(
-                method, parts[1:], _json_body(request.body), request.headers, request.remote
+                method, parts[1:], body, request.headers, request.remote
             )
             return json_response(answer.status, answer.body)
         if len(parts) >= 3 and method == "POST" and parts[1] == "auth":
