@@ -228,6 +228,14 @@ def find_entries(
     return _decoded(conn.execute(sql + " ORDER BY receipt_order", args), damage)
 
 
+#: Rows strictly after a cursor ``(r, id)``; its parameters come from ``_after``.
+AFTER_CURSOR = "receipt_order >= ? AND NOT (receipt_order = ? AND id <= ?)"
+
+
+def _after(cursor: ScanCursor) -> list[object]:
+    return [cursor.receipt_order, cursor.receipt_order, cursor.id]
+
+
 def scan(
     conn: sqlite3.Connection,
     damage: Damage,
@@ -266,8 +274,8 @@ def scan(
         clause = list(where)
         params = list(args)
         if position is not None:
-            clause.append("receipt_order >= ? AND NOT (receipt_order = ? AND id <= ?)")
-            params += [position.receipt_order, position.receipt_order, position.id]
+            clause.append(AFTER_CURSOR)
+            params += _after(position)
         sql = _SELECT + (f" WHERE {' AND '.join(clause)}" if clause else "")
         batch = conn.execute(
             f"{sql} ORDER BY receipt_order LIMIT ?", [*params, limit + 1]
@@ -298,12 +306,8 @@ def scan_ids(
     """
     if limit < 1:
         raise ValueError(f"a scan limit must be at least 1, got {limit}")
-    params: list[object]
-    if cursor is None:
-        sql, params = "", [limit + 1]
-    else:
-        sql = " WHERE receipt_order >= ? AND NOT (receipt_order = ? AND id <= ?)"
-        params = [cursor.receipt_order, cursor.receipt_order, cursor.id, limit + 1]
+    sql = "" if cursor is None else f" WHERE {AFTER_CURSOR}"
+    params = [*(() if cursor is None else _after(cursor)), limit + 1]
     keys = conn.execute(
         f"SELECT receipt_order, id FROM entries{sql} ORDER BY receipt_order LIMIT ?", params
     ).fetchall()

@@ -220,13 +220,15 @@ class OnDiskStore(ContentAddressedStore):
                 self._fail(exc)
             raise
 
-    def _fail(self, exc: StoreError) -> None:
+    def _fail(self, exc: StoreError, *, damaged: bool = True) -> None:
+        """Mark the store failed; ``damaged`` False: nothing was lost (no error is logged)."""
         if self._state is StoreState.FAILED:
             return
         self._state = StoreState.FAILED
         self._problem = str(exc)
         self._failure = type(exc)
-        logger.error("store failed", extra={"store": self.get_id(), "problem": self._problem})
+        if damaged:
+            logger.error("store failed", extra={"store": self.get_id(), "problem": self._problem})
 
     def _check_usable(self) -> None:
         if self._closed or self._closing:
@@ -301,7 +303,7 @@ class OnDiskStore(ContentAddressedStore):
                 "store left open when its event loop ended: close it (or its store factory)",
                 extra={"store": self.get_id()},
             )
-            self._state, self._problem, self._failure = StoreState.FAILED, problem, type(failure)
+            self._fail(failure, damaged=False)
             return
         self._fail(failure)
         for request in self._pending:
