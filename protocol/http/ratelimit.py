@@ -179,11 +179,6 @@ class RateLimiter:
     def check_sync(self, tenant: str, principal: str, client: str, now: float) -> Refusal | None:
         return self._spend("sync", self.limits.sync, f"{tenant}:{principal}:{client}", now)
 
-    @property
-    def tracked(self) -> int:
-        """Windows held now (bounded by ``max_keys``)."""
-        return len(self._windows)
-
 
 def refusal_message(tier: str) -> str:
     if tier == "auth":
