@@ -27,7 +27,7 @@ from store.base import (
 from store.codec import CodecLimits, entry_from_wire, metadata_from_wire, metadata_to_wire
 from store.entry import EntryMetadata, EntryType, StoreEntry, content_hash
 from store.errors import EntryFormatError
-from store.ids import parse_attachment_chunk_id, parse_doc_entry_id
+from store.ids import doc_entry_doc_id, parse_attachment_chunk_id
 
 
 class Op(StrEnum):
@@ -225,12 +225,15 @@ MAX_PACKED_AUTHORS = 1024
 
 
 def _doc_of(entry_id: str) -> str | None:
-    for parse in (parse_doc_entry_id, parse_attachment_chunk_id):
-        try:
-            return parse(entry_id).doc_id
-        except EntryFormatError:
-            continue
-    return None
+    """The document an entry id or chunk id names; None when it is neither."""
+    try:
+        return doc_entry_doc_id(entry_id)
+    except EntryFormatError:
+        pass
+    try:
+        return parse_attachment_chunk_id(entry_id).doc_id
+    except EntryFormatError:
+        return None
 
 
 class EntryPacker:

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgpack
 
-from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
+from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, assemble_metadata
 from store.errors import EntryFormatError
 from store.ids import MAX_ID_LENGTH
 
@@ -296,25 +296,25 @@ def _plain_metadata(obj: list[Any], limits: CodecLimits) -> EntryMetadata | None
     for dep in deps:
         if type(dep) is not str or len(dep) > MAX_ID_LENGTH:
             return None
-    return EntryMetadata(
-        entry_type=etype,
-        id=entry_id,
-        content_hash=chash,
-        doc_id=doc_id,
-        dependency_ids=tuple(deps),
-        created_at=created_at,
-        created_by_public_key=author,
-        decryption_key_id=key_id,
-        original_size=original_size,
-        encrypted_size=encrypted_size,
-        signature=signature,
-        metadata_signature=metadata_signature,
-        snapshot_head_hashes=(),
-        snapshot_head_entry_ids=(),
-        attachment_id=attachment_id,
-        attachment_refs=(),
-        entry_version=entry_version,
-        receipt_order=receipt_order,
+    return assemble_metadata(
+        etype,
+        entry_id,
+        chash,
+        doc_id,
+        tuple(deps),
+        created_at,
+        author,
+        key_id,
+        original_size,
+        encrypted_size,
+        signature,
+        metadata_signature,
+        (),
+        (),
+        attachment_id,
+        (),
+        entry_version,
+        receipt_order,
     )
 
 

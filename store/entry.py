@@ -115,6 +115,78 @@ class StoreEntry:
         return StoreEntry(self.metadata.with_receipt_order(receipt_order), self.encrypted_data)
 
 
+#: The slot setters of ``EntryMetadata``, in field order, for ``assemble_metadata``.
+(
+    _set_entry_type,
+    _set_id,
+    _set_content_hash,
+    _set_doc_id,
+    _set_dependency_ids,
+    _set_created_at,
+    _set_created_by_public_key,
+    _set_decryption_key_id,
+    _set_original_size,
+    _set_encrypted_size,
+    _set_signature,
+    _set_metadata_signature,
+    _set_snapshot_head_hashes,
+    _set_snapshot_head_entry_ids,
+    _set_attachment_id,
+    _set_attachment_refs,
+    _set_entry_version,
+    _set_receipt_order,
+) = tuple(getattr(EntryMetadata, f.name).__set__ for f in dataclasses.fields(EntryMetadata))
+_new = object.__new__
+
+
+def assemble_metadata(
+    entry_type: EntryType,
+    entry_id: str,
+    chash: str,
+    doc_id: str,
+    dependency_ids: tuple[str, ...],
+    created_at: int,
+    created_by_public_key: str,
+    decryption_key_id: str,
+    original_size: int,
+    encrypted_size: int,
+    signature: bytes,
+    metadata_signature: bytes,
+    snapshot_head_hashes: tuple[str, ...],
+    snapshot_head_entry_ids: tuple[str, ...],
+    attachment_id: str | None,
+    attachment_refs: tuple[AttachmentRef, ...],
+    entry_version: int,
+    receipt_order: int,
+) -> EntryMetadata:
+    """``EntryMetadata(...)`` of fields already checked, by position, at half the cost.
+
+    Every entry a store reads or a peer sends is built once; the frozen dataclass's
+    ``__init__`` sets each field with ``object.__setattr__`` by name, while this fills the
+    slots through their setters (``EntryMetadata`` has no ``__post_init__`` to skip).
+    """
+    meta: EntryMetadata = _new(EntryMetadata)
+    _set_entry_type(meta, entry_type)
+    _set_id(meta, entry_id)
+    _set_content_hash(meta, chash)
+    _set_doc_id(meta, doc_id)
+    _set_dependency_ids(meta, dependency_ids)
+    _set_created_at(meta, created_at)
+    _set_created_by_public_key(meta, created_by_public_key)
+    _set_decryption_key_id(meta, decryption_key_id)
+    _set_original_size(meta, original_size)
+    _set_encrypted_size(meta, encrypted_size)
+    _set_signature(meta, signature)
+    _set_metadata_signature(meta, metadata_signature)
+    _set_snapshot_head_hashes(meta, snapshot_head_hashes)
+    _set_snapshot_head_entry_ids(meta, snapshot_head_entry_ids)
+    _set_attachment_id(meta, attachment_id)
+    _set_attachment_refs(meta, attachment_refs)
+    _set_entry_version(meta, entry_version)
+    _set_receipt_order(meta, receipt_order)
+    return meta
+
+
 def content_hash(encrypted_data: bytes) -> str:
     """SHA-256 of the ciphertext, lowercase hex, no prefix (reference-formats §2.2)."""
     return hashlib.sha256(encrypted_data).hexdigest()

@@ -90,6 +90,21 @@ def doc_entry_hash(entry_id: str) -> str:
     return parse_doc_entry_id(entry_id).automerge_hash
 
 
+def doc_entry_doc_id(entry_id: str) -> str:
+    """``parse_doc_entry_id(entry_id).doc_id``, without the regex for usual ids.
+
+    A sync rebuilds (and its serving side compares) the document of every entry it moves.
+    The pattern's greedy ``(.+)_d_`` tries the last ``_d_`` first; when what follows it is
+    ``<hex>_<something>``, that split matches, so its head is the document. Anything else
+    takes the full parse (and its error).
+    """
+    doc_id, mark, rest = entry_id.rpartition("_d_")
+    fingerprint, underscore, change = rest.partition("_")
+    if doc_id and mark and underscore and change and fingerprint and _HEX.issuperset(fingerprint):
+        return doc_id
+    return parse_doc_entry_id(entry_id).doc_id
+
+
 def attachment_chunk_id(doc_id: str, attachment_id: str, chunk_id: str) -> str:
     """Build the id of an attachment chunk entry."""
     check_doc_id(doc_id)

@@ -29,6 +29,7 @@ from store.errors import EntryFormatError, EntryIntegrityError, EntrySignatureEr
 from store.ids import (
     attachment_chunk_id,
     deps_fingerprint,
+    doc_entry_doc_id,
     doc_entry_hash,
     doc_entry_id,
     generate_doc_id,
@@ -77,6 +78,19 @@ def test_doc_entry_hash_splits_as_the_full_parse(parts: list[str]) -> None:
             doc_entry_hash(entry_id)
         return
     assert doc_entry_hash(entry_id) == expected
+
+
+@given(st.lists(st.sampled_from(["_", "d", "_d_", "0", "a", "z", "_d_0_", "\n"]), max_size=12))
+def test_doc_entry_doc_id_splits_as_the_full_parse(parts: list[str]) -> None:
+    """The document shortcut agrees with the pattern on every id, or raises alike."""
+    entry_id = "".join(parts)
+    try:
+        expected = parse_doc_entry_id(entry_id).doc_id
+    except EntryFormatError:
+        with pytest.raises(EntryFormatError):
+            doc_entry_doc_id(entry_id)
+        return
+    assert doc_entry_doc_id(entry_id) == expected
 
 
 def test_chunk_id_round_trips() -> None:

@@ -11,13 +11,13 @@ skip the codec's strict field checks (about twice as fast).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
 from store.codec import ENTRY_TYPE_TEXT, METADATA_FORMAT, metadata_fields
-from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry
+from store.entry import AttachmentRef, EntryMetadata, EntryType, StoreEntry, assemble_metadata
 
 #: The columns every metadata query selects, in ``decode`` order.
 COLUMNS = "receipt_order, id, doc_id, entry_type, created_at, content_hash, metadata, checksum"
@@ -110,38 +110,11 @@ def decode(row: tuple[Any, ...]) -> EntryMetadata | DamagedRow:
 _ENTRY_TYPES = {entry_type.value: entry_type for entry_type in EntryType}
 
 
-#: The slot setters of ``EntryMetadata``, in field order. ``_build`` fills a new instance
-#: through them: the frozen dataclass's ``__init__`` sets each field with
-#: ``object.__setattr__`` by name, which costs twice as much.
-_SETTERS = tuple(getattr(EntryMetadata, f.name).__set__ for f in fields(EntryMetadata))
-(
-    _set_entry_type,
-    _set_id,
-    _set_content_hash,
-    _set_doc_id,
-    _set_dependency_ids,
-    _set_created_at,
-    _set_created_by_public_key,
-    _set_decryption_key_id,
-    _set_original_size,
-    _set_encrypted_size,
-    _set_signature,
-    _set_metadata_signature,
-    _set_snapshot_head_hashes,
-    _set_snapshot_head_entry_ids,
-    _set_attachment_id,
-    _set_attachment_refs,
-    _set_entry_version,
-    _set_receipt_order,
-) = _SETTERS
-_new = object.__new__
-
-
 def _build(obj: Any, receipt_order: int) -> EntryMetadata:
     """The metadata of a record unpacked with ``use_list=False`` (its arrays are tuples).
 
     Every read decodes each row it returns, so the fields go in by position, straight into
-    the slots (``EntryMetadata`` has no ``__post_init__`` to skip).
+    the slots (``assemble_metadata``).
     """
     if type(obj) is not tuple or len(obj) != _FIELDS or obj[0] != METADATA_FORMAT:
         raise ValueError("not a stored metadata record")
@@ -149,23 +122,23 @@ def _build(obj: Any, receipt_order: int) -> EntryMetadata:
     if entry_type is None:
         raise ValueError(f"unknown entry type {obj[1]!r}")
     refs = obj[16]
-    meta: EntryMetadata = _new(EntryMetadata)
-    _set_entry_type(meta, entry_type)
-    _set_id(meta, obj[2])
-    _set_content_hash(meta, obj[3])
-    _set_doc_id(meta, obj[4])
-    _set_dependency_ids(meta, obj[5])
-    _set_created_at(meta, obj[6])
-    _set_created_by_public_key(meta, obj[7])
-    _set_decryption_key_id(meta, obj[8])
-    _set_original_size(meta, obj[9])
-    _set_encrypted_size(meta, obj[10])
-    _set_signature(meta, obj[11])
-    _set_metadata_signature(meta, obj[12])
-    _set_snapshot_head_hashes(meta, obj[13])
-    _set_snapshot_head_entry_ids(meta, obj[14])
-    _set_attachment_id(meta, obj[15])
-    _set_attachment_refs(meta, tuple(AttachmentRef(a, b, c) for a, b, c in refs) if refs else ())
-    _set_entry_version(meta, obj[17])
-    _set_receipt_order(meta, receipt_order)
-    return meta
+    return assemble_metadata(
+        entry_type,
+        obj[2],
+        obj[3],
+        obj[4],
+        obj[5],
+        obj[6],
+        obj[7],
+        obj[8],
+        obj[9],
+        obj[10],
+        obj[11],
+        obj[12],
+        obj[13],
+        obj[14],
+        obj[15],
+        tuple(AttachmentRef(a, b, c) for a, b, c in refs) if refs else (),
+        obj[17],
+        receipt_order,
+    )
