@@ -453,7 +453,7 @@ class MindooDB:
         self._cache.move_to_end(state.doc_id)
         while len(self._cache) > self._options.cache_size:
             evicted, dropped = self._cache.popitem(last=False)
-            dropped.settle()  # a result still unread must not keep the whole state alive
+            dropped.release()  # a result still unread must not keep the whole state alive
             lock = self._locks.get(evicted)
             if lock is not None and not lock.locked():  # a batch may still hold it
                 self._locks.pop(evicted, None)
