@@ -339,6 +339,17 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(walk.keys(self._tx(), self._obj, None))
 
+    def update(self, other: Any = (), /, **fields: Any) -> None:
+        """``MutableMapping.update``, without its ABC checks for a plain ``dict`` (the way
+        every create writes its fields)."""
+        if type(other) is dict:
+            for key, value in other.items():
+                self[key] = value
+            if not fields:
+                return
+            other = ()
+        super().update(other, **fields)
+
     _MISSING: Any = object()
 
     def pop(self, key: str, default: Any = _MISSING) -> Any:
