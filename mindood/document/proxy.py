@@ -135,7 +135,7 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
     tx = session.tx()
     kind = type(value)
     plain = _PLAIN_SCALARS.get(kind)
-    if plain is None and isinstance(value, Proxy):
+    if plain is None and kind is not str and isinstance(value, Proxy):  # str: no ABC check
         value = value.to_python()  # a dict, list, Text or Counter: never a plain scalar
     session.note(obj, prop)
     if insert:
@@ -155,7 +155,7 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
         _insert_text(tx, text, 0, str(value))
     elif isinstance(value, Counter):
         _put_counter(session, obj, prop, int(value), insert)
-    elif isinstance(value, Mapping):
+    elif kind is not list and isinstance(value, Mapping):  # a list: no ABC check
         child = session.made(_new_object(tx, obj, prop, ObjType.Map, insert))
         for key, item in value.items():
             _store(session, child, key, item)
