@@ -59,18 +59,18 @@ def deps_fingerprint(dep_hashes: Iterable[str]) -> str:
 
 
 def doc_entry_id(
-    doc_id: str, dep_hashes: Iterable[str], automerge_hash: str, *, own_hash: bool = False
+    doc_id: str, dep_hashes: Iterable[str], automerge_hash: str, *, checked: bool = False
 ) -> str:
     """Build the id of a doc_create/doc_change/doc_snapshot/doc_delete entry.
 
-    ``own_hash``: ``automerge_hash`` is one the caller made itself, a change hash in lowercase
-    hex or a snapshot's ``snapshot-<uuid>``. With the doc id checked, the id is then printable
-    ASCII of at most 200 + 3 + 8 + 1 + 64 characters, so the check of the whole id (on every
-    write) is skipped: it could not fail.
+    ``checked``: ``doc_id`` passed ``check_doc_id`` before and ``automerge_hash`` is one the
+    caller made itself, a change hash in lowercase hex or a snapshot's ``snapshot-<uuid>``. The
+    id is then printable ASCII of at most 200 + 3 + 8 + 1 + 64 characters, so both checks
+    (on every write of an author) are skipped: they could not fail.
     """
-    check_doc_id(doc_id)
     entry_id = f"{doc_id}_d_{deps_fingerprint(dep_hashes)}_{automerge_hash}"
-    if not own_hash:
+    if not checked:
+        check_doc_id(doc_id)
         check_id(entry_id)
     return entry_id
 

@@ -258,6 +258,7 @@ class MindooDB:
         """
         am = AutomergeDoc.new(self._actor)
         state = DocState(doc_id, am, spec.key_id, 0, 0, False, set(), {}, 0, self._trust.generation)
+        state.id_checked = True  # by ``_new_id``, or generated
         values = dict(spec.data)
         if spec.doc_id is not None and not spec.assume_unique_id:
             first = custom_id_initial_change()

@@ -106,6 +106,7 @@ def seal_doc_entry(
     snapshot_heads: Sequence[str] = (),
     attachment_refs: Sequence[AttachmentRef] = (),
     sign: Callable[[bytes], bytes] | None = None,
+    doc_id_checked: bool = False,
 ) -> UnsignedEntry | StoreEntry:
     """One encrypted doc entry for a change (or, with ``snapshot_heads``, a snapshot), ready to
     be signed (``UnsignedEntry.signed``), or signed already when ``sign`` is given: the same
@@ -113,8 +114,9 @@ def seal_doc_entry(
 
     ``encrypt`` is the payload cipher of the document's key (``encrypt_payload`` bound to it, or
     a ``PayloadCipher`` set up once per key), ``author`` the signer's PEM, ``automerge_hash``
-    the hex hash of a change this node's Automerge made (or ``snapshot_hash()``), so the id
-    built from it is not checked again (``doc_entry_id``'s ``own_hash``). ``attachment_refs``
+    the hex hash of a change this node's Automerge made (or ``snapshot_hash()``); with
+    ``doc_id_checked`` (an earlier entry of ``doc_id`` was sealed, or the caller checked it)
+    the entry id is not checked (``doc_entry_id``'s ``checked``). ``attachment_refs``
     is the document's full list of live attachments after the change; it is signed, so a node
     without the key still knows which chunk chains are in use. Raises
     ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
@@ -124,8 +126,7 @@ def seal_doc_entry(
     if len(attachment_refs) > 1:
         attachment_refs = sorted(attachment_refs, key=lambda r: r.attachment_id)
     dependencies = tuple(dependency_ids)
-    # The hash is our Automerge's (hex) or ``snapshot_hash()``: the id needs no second check.
-    entry_id = doc_entry_id(doc_id, automerge_deps, automerge_hash, own_hash=True)
+    entry_id = doc_entry_id(doc_id, automerge_deps, automerge_hash, checked=doc_id_checked)
     digest = content_hash(data)
     refs = tuple(attachment_refs)
     metadata_signature = signature = b""

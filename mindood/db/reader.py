@@ -58,6 +58,8 @@ class DocState:
     #: those of the current state, and those pinned to an earlier one (``settle``).
     waiting: list[weakref.ref[DeferredData]] = field(default_factory=list)
     pinned: list[weakref.ref[DeferredData]] = field(default_factory=list)
+    #: Whether ``doc_id`` is known to pass ``check_doc_id`` (each write's entry id needs it).
+    id_checked: bool = False
 
     def head_entry_ids(self) -> list[str]:
         return [self.entry_of_hash[h.hex()] for h in self.am.heads()]

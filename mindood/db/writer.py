@@ -168,7 +168,9 @@ class DocWriter:
             created_at=created_at,
             attachment_refs=refs,
             sign=sign,
+            doc_id_checked=state.id_checked,
         )
+        state.id_checked = True  # sealed: the id was checked, or known good
         reason = self._trust().refusal(entry.metadata)
         if reason is not None:
             raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
@@ -244,6 +246,7 @@ class DocWriter:
             dependency_ids=state.head_entry_ids(),
             created_at=self._clock.now_ms(),
             snapshot_heads=heads,
+            doc_id_checked=state.id_checked,
         )
         assert isinstance(entry, UnsignedEntry)  # given no ``sign``
         return entry
