@@ -370,7 +370,8 @@ class DocReader:
     def result(self, state: DocState) -> MindooDoc:
         """The document a write returns: its data is read from the state only when asked.
 
-        The state settles it before its next change, or when it leaves the cache.
+        The state pins it to its heads before its next change (``settle``), and gives it its
+        copy when it leaves the cache (``release``).
         """
         deferred = DeferredData(state.own_python)
         state.waiting.append(weakref.ref(deferred))
