@@ -74,6 +74,50 @@ async def test_write_results_keep_their_data_when_the_state_leaves_the_cache() -
     assert changed.get_data() == {"n": 2}
 
 
+async def test_write_results_read_inside_a_later_change_show_their_own_write() -> None:
+    db = _db()
+    created = await db.create_document({"title": "one", "n": 1})
+    changed = await db.change_doc(created, _set(n=2))
+    seen: list[dict[str, Any]] = []
+
+    async def peek(d: MindooDoc) -> None:
+        d.get_data()["n"] = 3  # the change is open while the earlier results are read
+        seen.extend([dict(created.get_data()), dict(changed.get_data())])
+
+    await db.change_doc(created, peek)
+    assert seen == [{"title": "one", "n": 1}, {"title": "one", "n": 2}]
+
+
+async def test_write_results_of_a_batch_show_the_batch_after_the_next_one() -> None:
+    db = _db()
+    docs = await db.create_documents([{"title": f"doc {i}", "n": 0} for i in range(20)])
+    changed = await db.change_docs([(d, _set(n=1, tags=["x"])) for d in docs])
+    await db.change_docs([(d, _set(n=2, title="new")) for d in docs])
+    assert [d.get_data() for d in docs] == [{"title": f"doc {i}", "n": 0} for i in range(20)]
+    assert [d.get_data() for d in changed] == [
+        {"title": f"doc {i}", "n": 1, "tags": ["x"]} for i in range(20)
+    ]
+    assert isinstance(changed[3].get_data()["title"], Text)
+
+
+async def test_write_results_keep_their_data_when_a_later_change_makes_a_counter() -> None:
+    db = _db()
+    created = await db.create_document({"n": 1})
+    plain = await db.change_doc(created, _set(n=2))
+    counted = await db.change_doc(created, _set(hits=Counter(5)))
+
+    def bump(d: MindooDoc) -> None:
+        d.get_data()["hits"].increment(2)
+        assert created.get_data() == {"n": 1} and plain.get_data() == {"n": 2}
+
+    last = await db.change_doc(created, bump)
+    await db.change_doc(created, _set(n=9))
+    assert created.get_data() == {"n": 1}
+    assert plain.get_data() == {"n": 2}
+    assert counted.get_data() == {"n": 2, "hits": Counter(5)}
+    assert last.get_data() == {"n": 2, "hits": Counter(7)}
+
+
 async def test_a_batch_result_repeating_a_document_shows_the_batch_end() -> None:
     db = _db()
     doc = await db.create_document({"n": 0})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -436,3 +437,28 @@ def test_a_stamp_alone_is_no_change_whatever_the_key_held(held: Any) -> None:
     edit.root["other"] = 2
     assert edit.commit(stamp=("_lastModified", stamp)) is not None
     assert doc.to_python()["_lastModified"] == stamp
+
+
+def test_read_later_answers_the_state_it_was_made_at() -> None:
+    doc = AutomergeDoc.new(A)
+    doc.change(
+        lambda root: root.update(
+            title="one", tags=["a"], when=datetime(2024, 1, 2, tzinfo=UTC), raw=b"x"
+        )
+    )
+    before = doc.to_python()
+    read = doc.read_later()
+    assert read is not None and read() == before  # still current
+    doc.change(lambda root: root.update(title="two", extra={"deep": [1, 2.5, None, True]}))
+    assert read() == before
+    pending = doc.begin_change()
+    pending.root["title"] = "three"
+    assert read() == before  # through the open change, as of the heads it was made at
+    pending.commit()
+    assert read() == before and isinstance(read()["title"], Text)
+
+
+def test_read_later_is_none_for_a_history_with_counters() -> None:
+    doc = AutomergeDoc.new(A)
+    doc.change(lambda root: root.update(hits=Counter(1)))
+    assert doc.read_later() is None

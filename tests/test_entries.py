@@ -67,6 +67,17 @@ def test_doc_entry_id_round_trips_even_with_underscores_in_doc_id() -> None:
     assert parse_doc_entry_id(doc_entry_id("d1", [], "h")).deps_fingerprint == "0"
 
 
+def test_a_checked_doc_id_and_own_hash_build_the_same_id() -> None:
+    for deps in ([], ["ab" * 32], ["cd" * 32, "ab" * 32]):
+        for change in ("f" * 64, "snapshot-0190a3b4-0000-7000-8000-000000000000"):
+            assert doc_entry_id("d1", deps, change, checked=True) == doc_entry_id(
+                "d1", deps, change
+            )
+    for doc_id in ("x" * 201, "bad id", ""):
+        with pytest.raises(EntryFormatError):
+            doc_entry_id(doc_id, [], "f" * 64)
+
+
 @given(st.lists(st.sampled_from(["_", "d", "_d_", "0", "a", "z", "_d_0_", "\n"]), max_size=12))
 def test_doc_entry_hash_splits_as_the_full_parse(parts: list[str]) -> None:
     """The shortcut agrees with the pattern on every id, odd ones included, or raises alike."""

@@ -258,6 +258,7 @@ class MindooDB:
         """
         am = AutomergeDoc.new(self._actor)
         state = DocState(doc_id, am, spec.key_id, 0, 0, False, set(), {}, 0, self._trust.generation)
+        state.id_checked = True  # by ``_new_id``, or generated
         values = dict(spec.data)
         if spec.doc_id is not None and not spec.assume_unique_id:
             first = custom_id_initial_change()
@@ -453,7 +454,7 @@ class MindooDB:
         self._cache.move_to_end(state.doc_id)
         while len(self._cache) > self._options.cache_size:
             evicted, dropped = self._cache.popitem(last=False)
-            dropped.settle()  # a result still unread must not keep the whole state alive
+            dropped.release()  # a result still unread must not keep the whole state alive
             lock = self._locks.get(evicted)
             if lock is not None and not lock.locked():  # a batch may still hold it
                 self._locks.pop(evicted, None)

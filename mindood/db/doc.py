@@ -224,8 +224,9 @@ class DeferredData:
 
     What a write returns: most callers of ``create_document`` and ``change_doc`` keep the id or
     nothing, and reading the whole document back cost more than the rest of a small change.
-    ``read`` gives a plain copy of the data no one else holds; the state that made this calls
-    ``take`` itself before its document changes again (``DocState.settle``), so the data is
+    ``read`` gives a plain copy of the data no one else holds. Before its document changes
+    again, the state that made this hands it a reader of the data as of now (``pin``), which
+    reads at the document's heads of then when asked (``DocState.settle``), so the data is
     always that of the write.
     """
 
@@ -234,6 +235,16 @@ class DeferredData:
     def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
         self._read: Callable[[], dict[str, Any]] | None = read
         self._data: dict[str, Any] | None = None
+
+    @property
+    def taken(self) -> bool:
+        """Whether the data was read (it no longer depends on the state)."""
+        return self._data is not None
+
+    def pin(self, read: Callable[[], dict[str, Any]]) -> None:
+        """Read with ``read`` instead, unless the data was read already."""
+        if self._data is None:
+            self._read = read
 
     def take(self) -> dict[str, Any]:
         if self._data is None:

@@ -106,13 +106,17 @@ def seal_doc_entry(
     snapshot_heads: Sequence[str] = (),
     attachment_refs: Sequence[AttachmentRef] = (),
     sign: Callable[[bytes], bytes] | None = None,
+    doc_id_checked: bool = False,
 ) -> UnsignedEntry | StoreEntry:
     """One encrypted doc entry for a change (or, with ``snapshot_heads``, a snapshot), ready to
     be signed (``UnsignedEntry.signed``), or signed already when ``sign`` is given: the same
     entry ``signed(sign)`` gives, with its metadata built once instead of twice.
 
     ``encrypt`` is the payload cipher of the document's key (``encrypt_payload`` bound to it, or
-    a ``PayloadCipher`` set up once per key), ``author`` the signer's PEM. ``attachment_refs``
+    a ``PayloadCipher`` set up once per key), ``author`` the signer's PEM, ``automerge_hash``
+    the hex hash of a change this node's Automerge made (or ``snapshot_hash()``); with
+    ``doc_id_checked`` (an earlier entry of ``doc_id`` was sealed, or the caller checked it)
+    the entry id is not checked (``doc_entry_id``'s ``checked``). ``attachment_refs``
     is the document's full list of live attachments after the change; it is signed, so a node
     without the key still knows which chunk chains are in use. Raises
     ``EntryTooLargeError`` for a payload over ``MAX_ENTRY_BYTES``.
@@ -122,7 +126,7 @@ def seal_doc_entry(
     if len(attachment_refs) > 1:
         attachment_refs = sorted(attachment_refs, key=lambda r: r.attachment_id)
     dependencies = tuple(dependency_ids)
-    entry_id = doc_entry_id(doc_id, automerge_deps, automerge_hash)
+    entry_id = doc_entry_id(doc_id, automerge_deps, automerge_hash, checked=doc_id_checked)
     digest = content_hash(data)
     refs = tuple(attachment_refs)
     metadata_signature = signature = b""
@@ -133,22 +137,23 @@ def seal_doc_entry(
             )
         )
         signature = sign(data)
-    meta = EntryMetadata(
-        entry_type=entry_type,
-        id=entry_id,
-        content_hash=digest,
-        doc_id=doc_id,
-        dependency_ids=dependencies,
-        created_at=created_at,
-        created_by_public_key=author,
-        decryption_key_id=key_id,
-        original_size=len(plaintext),
-        encrypted_size=len(data),
-        signature=signature,
-        metadata_signature=metadata_signature,
-        snapshot_head_hashes=tuple(snapshot_heads),
-        snapshot_head_entry_ids=dependencies if snapshot_heads else (),
-        attachment_refs=refs,
+    meta = EntryMetadata(  # positional, in field order: keywords cost a third more here
+        entry_type,
+        entry_id,
+        digest,
+        doc_id,
+        dependencies,
+        created_at,
+        author,
+        key_id,
+        len(plaintext),
+        len(data),
+        signature,
+        metadata_signature,
+        tuple(snapshot_heads),
+        dependencies if snapshot_heads else (),
+        None,  # attachment_id: chunks only
+        refs,
     )
     return UnsignedEntry(meta, data) if sign is None else StoreEntry(meta, data)
 

@@ -54,8 +54,12 @@ class DocState:
     data: dict[str, Any] | None = None
     #: The attachments of the current state, read once per state (every write needs them).
     attached: tuple[AttachmentInfo, ...] | None = None
-    #: The results of writes whose data is not read yet (``DocReader.result``), held weakly.
+    #: The results of writes whose data is not read yet (``DocReader.result``), held weakly:
+    #: those of the current state, and those pinned to an earlier one (``settle``).
     waiting: list[weakref.ref[DeferredData]] = field(default_factory=list)
+    pinned: list[weakref.ref[DeferredData]] = field(default_factory=list)
+    #: Whether ``doc_id`` is known to pass ``check_doc_id`` (each write's entry id needs it).
+    id_checked: bool = False
 
     def head_entry_ids(self) -> list[str]:
         return [self.entry_of_hash[h.hex()] for h in self.am.heads()]
@@ -72,11 +76,31 @@ class DocState:
         return data if data is not None else self.am.to_python()
 
     def settle(self) -> None:
-        """Give the results still waiting for this state's data their copy: called before the
-        document changes, and when the state leaves the cache (so no view keeps it alive)."""
-        if not self.waiting:
+        """Before the document changes: the results still waiting for this state's data keep
+        reading it as of now (a reader at the current heads, not a copy: most are never read).
+
+        A document whose history has counters cannot read its past cheaply (``read_later``):
+        its results read their data now, as all did before.
+        """
+        if not self.waiting and not self.pinned:
             return
-        waiting, self.waiting = self.waiting, []
+        later = self.am.read_later()
+        if later is None:
+            self.release()
+            return
+        pinned = [ref for ref in self.pinned if _unread(ref)]
+        for ref in self.waiting:
+            deferred = ref()
+            if deferred is not None:
+                deferred.pin(later)
+                pinned.append(ref)
+        self.waiting, self.pinned = [], pinned
+
+    def release(self) -> None:
+        """Give every result still unread its copy of the data, when the state leaves the
+        cache: no result keeps the whole document alive."""
+        waiting = self.waiting + self.pinned
+        self.waiting, self.pinned = [], []
         for ref in waiting:
             deferred = ref()
             if deferred is not None:
@@ -346,7 +370,8 @@ class DocReader:
     def result(self, state: DocState) -> MindooDoc:
         """The document a write returns: its data is read from the state only when asked.
 
-        The state settles it before its next change, or when it leaves the cache.
+        The state pins it to its heads before its next change (``settle``), and gives it its
+        copy when it leaves the cache (``release``).
         """
         deferred = DeferredData(state.own_python)
         state.waiting.append(weakref.ref(deferred))
@@ -396,6 +421,12 @@ class DocReader:
                     events[meta.doc_id] = meta
         deleted = {d for d, m in events.items() if m.entry_type is EntryType.DOC_DELETE}
         return sorted(created - deleted)
+
+
+def _unread(ref: weakref.ref[DeferredData]) -> bool:
+    """Whether the result behind ``ref`` is alive and has not read its data yet."""
+    deferred = ref()
+    return deferred is not None and not deferred.taken
 
 
 def _wanted(plan: DocPlan) -> list[EntryMetadata]:

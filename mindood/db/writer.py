@@ -82,7 +82,7 @@ class DocWriter:
         (a create seeding an empty one); else it is kept from before when the change did not
         touch it, and read from the document when it did.
         """
-        state.settle()  # results of earlier writes read their data before it changes
+        state.settle()  # results of earlier writes keep the data they had before it changes
         attached = state.attached
         pending = state.am.begin_change()
         try:
@@ -152,7 +152,8 @@ class DocWriter:
         state.attached = attachments
         created_at = self._clock.now_ms() if created_at is None else self._clock.take(created_at)
         # Every change carries the document's complete attachment list; a delete releases them.
-        refs = () if entry_type is EntryType.DOC_DELETE else attachment_refs(state.attachments())
+        attached = () if entry_type is EntryType.DOC_DELETE else state.attachments()
+        refs = attachment_refs(attached) if attached else ()
         sign = self._signer.sign if hold is None else hold.sign_now
         entry = seal_doc_entry(
             encrypt=self._cipher(key).encrypt,
@@ -167,7 +168,9 @@ class DocWriter:
             created_at=created_at,
             attachment_refs=refs,
             sign=sign,
+            doc_id_checked=state.id_checked,
         )
+        state.id_checked = True  # sealed: the id was checked, or known good
         reason = self._trust().refusal(entry.metadata)
         if reason is not None:
             raise AccessRevokedError(f"cannot write to {self._db_id!r}: {reason}")
@@ -243,6 +246,7 @@ class DocWriter:
             dependency_ids=state.head_entry_ids(),
             created_at=self._clock.now_ms(),
             snapshot_heads=heads,
+            doc_id_checked=state.id_checked,
         )
         assert isinstance(entry, UnsignedEntry)  # given no ``sign``
         return entry

@@ -26,6 +26,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from automerge.core import ROOT, Document, ObjType, ScalarType, SyncState
@@ -73,12 +74,13 @@ class ChangeResult:
 
 
 def _result(change: Any) -> ChangeResult:
+    """The binding's change as a ``ChangeResult`` (the binding gives ``bytes`` and ``int``)."""
     return ChangeResult(
-        hash=bytes(change.hash).hex(),
-        deps=sorted(bytes(d).hex() for d in change.deps),
-        actor=bytes(change.actor_id).hex(),
-        seq=int(change.seq),
-        bytes=bytes(change.raw_bytes),
+        change.hash.hex(),
+        sorted([d.hex() for d in change.deps]),
+        change.actor_id.hex(),
+        change.seq,
+        change.raw_bytes,
     )
 
 
@@ -101,15 +103,16 @@ def custom_id_initial_change() -> bytes:
 class AutomergeDoc:
     """A mutable Automerge document with change-at-a-time semantics."""
 
-    __slots__ = ("_busy", "_counters", "_doc", "_index", "_known")
+    __slots__ = ("_counters", "_doc", "_index", "_known", "_tx")
 
     def __init__(self, doc: Document, counters: bool | None = None) -> None:
         """Wrap a binding document; prefer ``new``, ``load`` and ``from_changes``."""
         self._doc = doc
         #: Every change hash in the document, built on first need, then kept up to date.
         self._known: set[bytes] | None = None
-        #: True while a change callback runs: the binding refuses most calls then.
-        self._busy = False
+        #: The open transaction while a change callback runs (None else): the binding refuses
+        #: most calls then, and reads of past states go through it.
+        self._tx: Any = None
         #: Whether any op in the history puts a counter (None: not known yet, see
         #: ``_holds_counters``). Without any, reads need no ``CounterIndex``.
         self._counters = counters
@@ -119,7 +122,7 @@ class AutomergeDoc:
     def _core(self) -> Document:
         """The binding document, unless a change is running (then every other call is an error:
         the callback must work through its proxy, and the binding would fail half-way anyway)."""
-        if self._busy:
+        if self._tx is not None:
             raise DocumentError("the document is inside a change; use the change's proxy")
         return self._doc
 
@@ -263,6 +266,33 @@ class AutomergeDoc:
             return None
         return walk.read_value(core, found[0], found[1], None, counters)
 
+    def read_later(self) -> Callable[[], dict[str, Any]] | None:
+        """A function answering, whenever it is called, what ``to_python()`` answers now, even
+        after later changes and while one is open; None where that costs more than reading now.
+
+        Making it costs one ``get_heads``: the function reads at those heads when called (the
+        results of writes read their data this way, most of them never). A history with
+        counters gets None: its past states are read from a fork, which an open change refuses.
+        """
+        if self._holds_counters():
+            return None
+        return partial(self._read_at, self._core().get_heads())
+
+    def _read_at(self, heads: list[bytes]) -> dict[str, Any]:
+        """``to_python(heads)`` for heads of this document's own (``read_later``), even inside
+        a change: through its transaction then, which reads past states as the document does."""
+        if self._tx is None:
+            if self._counters is not False:  # a later change made a counter
+                return self.to_python(heads)
+            if self._doc.get_heads() == heads:
+                return walk.read_current(self._doc)
+            reader = self._doc
+        else:
+            reader = self._tx
+        data = walk.read_object(reader, ObjType.Map, ROOT, heads, None)
+        assert isinstance(data, dict)
+        return data
+
     def _holds_counters(self) -> bool:
         if self._counters is None:
             self._counters = holds_counters(self.save())
@@ -307,7 +337,7 @@ class AutomergeDoc:
         For callers whose edits span ``await`` points (async ``change_doc`` callbacks): the
         document stays locked for other edits until ``commit()`` or ``rollback()``.
         """
-        if self._busy:
+        if self._tx is not None:
             raise DocumentError("another change of this document is still open")
         index = self._counter_index()
         counters = CounterIndex() if index is None else index.copy()
@@ -315,8 +345,8 @@ class AutomergeDoc:
         before = core.get_heads()
         tx = core.transaction()
         tx.__enter__()
-        self._busy = True
-        return PendingChange(self, tx, Session(tx, counters), before)
+        self._tx = tx
+        return PendingChange(self, tx, Session(tx, counters, empty=not before), before)
 
     def _finish_change(
         self,
@@ -341,7 +371,7 @@ class AutomergeDoc:
                 rollback = DocumentError("change rolled back")
                 tx.__exit__(type(rollback), rollback, None)
         finally:
-            self._busy = False
+            self._tx = None
         if not commit:
             if self._doc.get_heads() != before:
                 self._rebuild_at(before)
@@ -501,7 +531,11 @@ class PendingChange:
         if stamp is not None:
             # As ``self.root.get(key)`` compared with an int, without making the value: only an
             # Int (or Uint) scalar of that value reads as an equal int.
-            found = walk.get(self._session.tx(), ROOT, stamp[0], None, self._session.counters)
+            session = self._session
+            tx = session.tx()
+            found = None
+            if not session.absent(ROOT, stamp[0]):
+                found = walk.get(tx, ROOT, stamp[0], None, session.counters)
             stamp_op = not (
                 found is not None
                 and not isinstance(found[0], ObjType)

@@ -90,6 +90,8 @@ class CounterIndex:
 
     def get(self, obj: bytes, prop: Prop) -> tuple[int, bool] | None:
         """``(value, fresh)`` of the counter at ``obj[prop]``, or None when that is no counter."""
+        if not self._objects:
+            return None
         props = self._objects.get(obj_key(obj))
         return None if props is None else props.get(prop)
 
@@ -97,17 +99,21 @@ class CounterIndex:
         self._set(obj_key(obj), prop, value, fresh)
 
     def drop(self, obj: bytes, prop: Prop) -> None:
+        if not self._objects:  # no counters (the usual case): no object id to parse
+            return
         props = self._objects.get(obj_key(obj))
         if props is not None:
             props.pop(prop, None)
 
     def inserted(self, obj: bytes, index: int, count: int = 1) -> None:
         """``count`` list elements were inserted at ``index``."""
-        self._shift(obj_key(obj), index, count)
+        if self._objects:
+            self._shift(obj_key(obj), index, count)
 
     def deleted(self, obj: bytes, index: int, count: int = 1) -> None:
         """``count`` list elements were deleted at ``index``."""
-        self._shift(obj_key(obj), index, -count)
+        if self._objects:
+            self._shift(obj_key(obj), index, -count)
 
     def _set(self, key: ObjKey, prop: Prop, value: int, fresh: bool) -> None:
         self._objects.setdefault(key, {})[prop] = (value, fresh)

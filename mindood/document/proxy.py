@@ -46,13 +46,24 @@ class Session:
     root fields it left as they were without reading them.
     """
 
-    __slots__ = ("_created", "_open", "_root_keys", "_tx", "_written", "counters", "fresh_ops")
+    __slots__ = (
+        "_created",
+        "_empty",
+        "_open",
+        "_root_keys",
+        "_tx",
+        "_written",
+        "counters",
+        "fresh_ops",
+    )
 
-    def __init__(self, tx: Transaction, counters: CounterIndex) -> None:
+    def __init__(self, tx: Transaction, counters: CounterIndex, *, empty: bool = False) -> None:
         self._tx = tx
         self.counters = counters
         self.fresh_ops: list[int] = []
         self._open = True
+        #: The document had no change when this one began (a new document being created).
+        self._empty = empty
         #: Root keys written, objects below the root written, and objects this change made.
         self._root_keys: set[str | int] = set()
         self._written: set[bytes] = set()
@@ -64,6 +75,12 @@ class Session:
             self._root_keys.add(prop)
         else:
             self._written.add(obj)
+
+    def absent(self, obj: bytes, key: str) -> bool:
+        """Whether ``obj[key]`` is known to hold nothing without reading it: a root field of a
+        document that was empty when this change began, and not written since (so a create's
+        writes need not read each place first)."""
+        return self._empty and obj == ROOT and key not in self._root_keys
 
     def made(self, obj: bytes) -> bytes:
         """Record an object this change created; returns it."""
@@ -118,7 +135,7 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
     tx = session.tx()
     kind = type(value)
     plain = _PLAIN_SCALARS.get(kind)
-    if plain is None and isinstance(value, Proxy):
+    if plain is None and kind is not str and isinstance(value, Proxy):  # str: no ABC check
         value = value.to_python()  # a dict, list, Text or Counter: never a plain scalar
     session.note(obj, prop)
     if insert:
@@ -138,7 +155,7 @@ def _store(session: Session, obj: bytes, prop: str | int, value: Any, insert: bo
         _insert_text(tx, text, 0, str(value))
     elif isinstance(value, Counter):
         _put_counter(session, obj, prop, int(value), insert)
-    elif isinstance(value, Mapping):
+    elif kind is not list and isinstance(value, Mapping):  # a list: no ABC check
         child = session.made(_new_object(tx, obj, prop, ObjType.Map, insert))
         for key, item in value.items():
             _store(session, child, key, item)
@@ -295,11 +312,14 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
         validate(value)
-        if _may_reassign(value) and _reassigns_itself(
-            self._session, value, self._get(key), self._obj, key
+        session = self._session
+        if (
+            _may_reassign(value)
+            and not session.absent(self._obj, key)
+            and _reassigns_itself(session, value, self._get(key), self._obj, key)
         ):
             return
-        _store(self._session, self._obj, key, value)
+        _store(session, self._obj, key, value)
 
     def __delitem__(self, key: str) -> None:
         if self._get(key) is None:
@@ -318,6 +338,17 @@ class MapProxy(Proxy, MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(walk.keys(self._tx(), self._obj, None))
+
+    def update(self, other: Any = (), /, **fields: Any) -> None:
+        """``MutableMapping.update``, without its ABC checks for a plain ``dict`` (the way
+        every create writes its fields)."""
+        if type(other) is dict:
+            for key, value in other.items():
+                self[key] = value
+            if not fields:
+                return
+            other = ()
+        super().update(other, **fields)
 
     _MISSING: Any = object()
 

@@ -194,6 +194,11 @@ def validate(value: Any, _path: tuple[int, ...] = ()) -> None:
     if kind is int:
         check_int(value)
         return
+    if kind is list:  # by exact type too: neither a Text, a Counter, a proxy nor a Mapping
+        _enter(value, _path)
+        for item in value:
+            validate(item, (*_path, id(value)))
+        return
     if isinstance(value, Text | Counter):
         if isinstance(value, Counter):
             check_int(int(value))
