@@ -11,6 +11,7 @@ from automerge.core import Document, extract
 
 from mindood.crypto import decrypt_with_any
 from mindood.db import DBOptions, KeyBagKeys, MindooDB, MindooDoc, OpenTrust, signer_for
+from mindood.db.doc import _UserView, user_data
 from mindood.db.plan import plan_document
 from mindood.db.trust import TrustPolicy
 from mindood.document import Counter, Text
@@ -164,6 +165,33 @@ async def test_read_only_documents_answer_get_system_field(users: Any, key_bag: 
     assert loaded.get_system_field("_nope") is None and "_lastModified" not in loaded.get_data()
     loaded.get_system_field("_attachments").append("x")  # a copy: the document is unchanged
     assert loaded.get_system_field("_attachments") == []
+
+
+async def test_batch_reads_set_system_fields_aside_like_single_reads(
+    users: Any, key_bag: KeyBag
+) -> None:
+    """``get_documents`` hands each fresh read over uncopied (``user_data(owned=True)``): the
+    user's fields keep their order, the system fields stay readable, and the cached state
+    still reads in full afterwards."""
+    store = InMemoryStore()
+    db = _db(users[0], key_bag, store)
+    doc = await db.create_document({"b": 0, "a": [1, 2], "_attachments_not": "user"})
+    await db.change_doc(doc, lambda d: d.get_data().update(b=1))  # stamps _lastModified
+    fresh = _db(users[0], key_bag, store)
+    (batch,) = await fresh.get_documents([doc.get_id()])
+    single = await fresh.get_document(doc.get_id())
+    assert list(batch.get_data()) == list(single.get_data()) == ["_attachments_not", "a", "b"]
+    assert (
+        batch.get_data() == single.get_data() == {"b": 1, "a": [1, 2], "_attachments_not": "user"}
+    )
+    for name in ("_attachments", "_lastModified"):
+        assert batch.get_system_field(name) == single.get_system_field(name) is not None
+    assert batch.get_system_field("_nope") is None
+    full = user_data({"x": 1, "_lastModified": 5, "y": 2}, owned=True)
+    assert full == {"x": 1, "y": 2} and list(full) == ["x", "y"]
+    assert isinstance(full, _UserView) and full.system == {"_lastModified": 5}
+    plain = user_data({"x": 1}, owned=True)
+    assert isinstance(plain, _UserView) and plain.system == {}
 
 
 async def test_async_callbacks_nested_values_text_and_counters(users: Any, key_bag: KeyBag) -> None:

@@ -369,6 +369,31 @@ def test_has_change_tracks_every_way_changes_arrive() -> None:
     assert other.has_change(change_hash(chunks[2]))
 
 
+def test_a_cold_load_knows_its_changes_without_asking_the_binding_again() -> None:
+    """``from_ordered_changes`` keeps the change set its proof built; later writes and
+    lookups use it (and keep it current) instead of rebuilding it from the binding."""
+    _, chunks = _doc_with_history()
+    hashes = [change_hash(c) for c in chunks]
+    loaded = AutomergeDoc.from_ordered_changes(chunks, B, hashes)
+    assert loaded._known == {bytes.fromhex(h) for h in hashes}
+    assert loaded._known == {bytes(c.hash) for c in loaded._doc.get_changes([])}
+    made = loaded.change(_set(n=4))
+    assert made is not None and loaded.has_change(made.hash)
+    assert loaded._known == {bytes(c.hash) for c in loaded._doc.get_changes([])}
+    assert loaded.to_python() == {"n": 4, "s": "two"} and loaded.actor == B
+
+
+def test_a_cold_load_of_a_damaged_history_still_says_what_is_missing() -> None:
+    """Whatever the one-load path cannot prove goes the slow way, which names the change."""
+    _, chunks = _doc_with_history()
+    hashes = [change_hash(c) for c in chunks]
+    with pytest.raises(ChangeApplyError) as caught:
+        AutomergeDoc.from_ordered_changes([chunks[0], chunks[2]], B, [hashes[0], hashes[2]])
+    assert caught.value.missing == [hashes[2]]
+    with pytest.raises(ChangeApplyError):  # a chunk that is not the change its hash names
+        AutomergeDoc.from_ordered_changes(chunks[:2], B, [hashes[0], hashes[2]])
+
+
 def test_concurrent_edits_converge_after_exchanging_changes() -> None:
     one = AutomergeDoc.new(A)
     one.change(_set(title=Text("hello"), items=[1, 2, 3], hits=Counter(0), meta={"v": 1}))

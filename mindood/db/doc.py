@@ -23,6 +23,8 @@ ATTACHMENTS_FIELD = "_attachments"
 #: When the document was last edited (ms), written with every change as the reference does.
 LAST_MODIFIED_FIELD = "_lastModified"
 SYSTEM_FIELDS = frozenset({ATTACHMENTS_FIELD, LAST_MODIFIED_FIELD})
+_SYSTEM_ORDER = tuple(sorted(SYSTEM_FIELDS))
+_new_dict, _fill_dict = dict.__new__, dict.update
 DEFAULT_MIME_TYPE = "application/octet-stream"
 
 
@@ -275,9 +277,17 @@ def user_data(full: dict[str, Any], *, owned: bool = False) -> dict[str, Any]:
     holds, and copying it again would only cost time.
     """
     if owned:
-        user = {k: v for k, v in full.items() if k not in SYSTEM_FIELDS}
-        system = {k: v for k, v in full.items() if k in SYSTEM_FIELDS}
-    else:
-        user = {k: copy.deepcopy(v) for k, v in full.items() if k not in SYSTEM_FIELDS}
-        system = {k: copy.deepcopy(v) for k, v in full.items() if k in SYSTEM_FIELDS}
+        # every batch read builds one per document: take the few system fields out of the
+        # caller's dict and copy the rest once, in C (no ``__init__``), instead of filtering
+        # every key twice
+        system: dict[str, Any] = {}
+        for name in _SYSTEM_ORDER:
+            if name in full:
+                system[name] = full.pop(name)
+        view: _UserView = _new_dict(_UserView)
+        _fill_dict(view, full)
+        view.system = system
+        return view
+    user = {k: copy.deepcopy(v) for k, v in full.items() if k not in SYSTEM_FIELDS}
+    system = {k: copy.deepcopy(v) for k, v in full.items() if k in SYSTEM_FIELDS}
     return _UserView(user, system)

@@ -188,7 +188,9 @@ class AutomergeDoc:
             counters: bool | None = changes_hold_counters(chunks)
         except ChangeFormatError:  # loadable, but not laid out as expected: find out later
             counters = None
-        return cls(doc, counters)
+        loaded = cls(doc, counters)
+        loaded._known = landed  # the whole change set, already in hand: no write rebuilds it
+        return loaded
 
     def fork(
         self, heads: Sequence[bytes | str] | None = None, actor: bytes | None = None
