@@ -23,6 +23,7 @@ from mindood.sync.traffic import NodeEvent
 from mindood.tenant import Tenant
 from protocol.driver import RetryPolicy
 from protocol.events import Refused, SyncFailed
+from protocol.interfaces import PeerInfo
 from tests.sync_helpers import Node, eventually, join, make_node, sync_node
 from tests.tenant_helpers import (
     TENANT_ID,
@@ -164,6 +165,11 @@ async def test_a_stranger_signed_entry_is_not_stored_until_its_author_is_granted
     assert sorted(await member_db.get_store().has_entries(ids)) == sorted(ids)
 
 
+async def _has_synced_peer(node: Node) -> bool:
+    peers = node.sync.peers()
+    return bool(peers) and all(p.synced for p in peers)
+
+
 async def _all_synced(node: Node) -> bool:
     return all(p.synced for p in node.sync.peers())
 
@@ -214,6 +220,55 @@ async def test_the_revoked_device_knows_it_and_stops_retrying(
         r for r in caplog.records if r.name == "mindood.sync.node" and "revoked" in r.getMessage()
     ]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+
+
+async def test_a_revocation_closes_the_revoked_device_s_open_session(
+    tmp_path: Path, nodes: list[Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = (await new_tenant(InMemoryStoreFactory())).tenant
+    hub = await make_node(tmp_path, "hub", alice)
+    device = await make_node(tmp_path, "device", await join(alice, "bob"))
+    nodes.extend([hub, device])
+    port = await hub.listen()
+    maintainer = device.sync.add_peer("127.0.0.1", port, TENANT_ID)
+    await eventually(lambda: _has_synced_peer(device))  # the session is up before the revoke
+
+    await alice.revoke_user(username("bob"), **admin_creds())
+    async with asyncio.timeout(30):
+        await maintainer
+    assert device.sync.revoked(TENANT_ID)
+    closed = "closing the session of a peer the directory does not trust"
+    assert any(r.getMessage() == closed for r in caplog.records)  # the hub closed it
+
+
+async def test_a_revocation_between_handshake_and_session_start_still_closes_it(
+    tmp_path: Path, nodes: list[Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = (await new_tenant(InMemoryStoreFactory())).tenant
+    hub = await make_node(tmp_path, "hub", alice)
+    device = await make_node(tmp_path, "device", await join(alice, "bob"))
+    nodes.extend([hub, device])
+    await alice.revoke_user(username("bob"), **admin_creds())
+    # The handshake's check answers as the directory did just before the revocation landed
+    # (the race: checked, then revoked, then the session listed); every later check is real.
+    context = hub.sync._registry._contexts[TENANT_ID]
+    real = context.check_peer
+    before: list[PeerInfo] = []
+
+    def check_peer(identity: str, encryption_key: str, *, dialed: bool) -> PeerInfo:
+        if not before:
+            before.append(PeerInfo(identity, encryption_key, "bob's device"))
+            return before[0]
+        return real(identity, encryption_key, dialed=dialed)
+
+    context.check_peer = check_peer  # type: ignore[method-assign]
+    port = await hub.listen()
+    maintainer = device.sync.add_peer("127.0.0.1", port, TENANT_ID)
+    async with asyncio.timeout(30):
+        await maintainer
+    assert before and device.sync.revoked(TENANT_ID)
+    closed = "closing the session of a peer the directory does not trust"
+    assert any(r.getMessage() == closed for r in caplog.records)
 
 
 async def test_a_closed_node_leaves_no_task_behind(tmp_path: Path) -> None:

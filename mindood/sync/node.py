@@ -708,7 +708,18 @@ class SyncNode:
                 event.tenant_id, link.address, event.peer.identity, channel.transport_name
             )
         )
-        return link.run()
+        return self._run_link(link)
+
+    async def _run_link(self, link: PeerLink) -> None:
+        """Run a new session once its peer is checked again against the directory.
+
+        The handshake checked the peer before the link was listed here; a revocation that
+        landed in between rechecked every listed link but not this one, and would have left
+        the session open until the next directory change. A provisional peer is checked
+        after its bootstrap instead (``SyncDriver._bootstrap``).
+        """
+        if link.peer.provisional or await link.recheck_peer():
+            await link.run()
 
     def upstream_connected(self, tenant_id: str) -> bool:
         """Whether the session with the tenant's configured upstream node is up (an HTTP
