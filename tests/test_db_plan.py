@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from mindood.db.plan import DocPlan, _complete_entries, _topological, plan_document
+from mindood.db.plan import _complete_entries, _topological, plan_document
 from store.entry import EntryMetadata, EntryType
 from store.ids import doc_entry_id
 
@@ -175,21 +175,3 @@ def test_plans_of_histories_in_receipt_order_match_the_general_walk() -> None:
         assert plan.changes == tuple(_topological([replay[i] for i in complete]))
         assert plan.included == frozenset(complete)
         assert plan.blocked == tuple(sorted(set(replay) - complete))
-
-
-def test_a_plan_is_an_ordinary_docplan() -> None:
-    """Plans are filled slot by slot (``_doc_plan``); they compare and print as built."""
-    metas = [_meta("a", kind=EntryType.DOC_CREATE, at=1), _meta("b", ("a",), at=2)]
-    plan = plan_document(DOC, metas, lambda m: True)
-    rebuilt = DocPlan(
-        plan.doc_id,
-        plan.snapshot,
-        plan.changes,
-        plan.included,
-        plan.blocked,
-        plan.create,
-        plan.deleted,
-        plan.last_modified,
-    )
-    assert plan == rebuilt and repr(plan) == repr(rebuilt) and hash(plan) == hash(rebuilt)
-    assert plan.included == frozenset(m.id for m in metas) and plan.last_modified == 2

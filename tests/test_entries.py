@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import struct
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -78,30 +79,22 @@ def test_a_checked_doc_id_and_own_hash_build_the_same_id() -> None:
             doc_entry_id(doc_id, [], "f" * 64)
 
 
+@pytest.mark.parametrize(
+    ("shortcut", "field"), [(doc_entry_hash, "automerge_hash"), (doc_entry_doc_id, "doc_id")]
+)
 @given(st.lists(st.sampled_from(["_", "d", "_d_", "0", "a", "z", "_d_0_", "\n"]), max_size=12))
-def test_doc_entry_hash_splits_as_the_full_parse(parts: list[str]) -> None:
-    """The shortcut agrees with the pattern on every id, odd ones included, or raises alike."""
+def test_id_shortcuts_split_as_the_full_parse(
+    shortcut: Callable[[str], str], field: str, parts: list[str]
+) -> None:
+    """Each shortcut agrees with the pattern on every id, odd ones included, or raises alike."""
     entry_id = "".join(parts)
     try:
-        expected = parse_doc_entry_id(entry_id).automerge_hash
+        expected = getattr(parse_doc_entry_id(entry_id), field)
     except EntryFormatError:
         with pytest.raises(EntryFormatError):
-            doc_entry_hash(entry_id)
+            shortcut(entry_id)
         return
-    assert doc_entry_hash(entry_id) == expected
-
-
-@given(st.lists(st.sampled_from(["_", "d", "_d_", "0", "a", "z", "_d_0_", "\n"]), max_size=12))
-def test_doc_entry_doc_id_splits_as_the_full_parse(parts: list[str]) -> None:
-    """The document shortcut agrees with the pattern on every id, or raises alike."""
-    entry_id = "".join(parts)
-    try:
-        expected = parse_doc_entry_id(entry_id).doc_id
-    except EntryFormatError:
-        with pytest.raises(EntryFormatError):
-            doc_entry_doc_id(entry_id)
-        return
-    assert doc_entry_doc_id(entry_id) == expected
+    assert shortcut(entry_id) == expected
 
 
 def test_chunk_id_round_trips() -> None:

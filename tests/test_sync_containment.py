@@ -165,6 +165,21 @@ async def test_a_stranger_signed_entry_is_not_stored_until_its_author_is_granted
     assert sorted(await member_db.get_store().has_entries(ids)) == sorted(ids)
 
 
+async def _hub_and_bobs_device(tmp_path: Path, nodes: list[Node]) -> tuple[Tenant, Node, Node]:
+    """Alice's tenant on a hub node, and a node of a device bob joined with."""
+    alice = (await new_tenant(InMemoryStoreFactory())).tenant
+    hub = await make_node(tmp_path, "hub", alice)
+    device = await make_node(tmp_path, "device", await join(alice, "bob"))
+    nodes.extend([hub, device])
+    return alice, hub, device
+
+
+def _hub_closed_a_session(caplog: pytest.LogCaptureFixture) -> bool:
+    """Whether a node closed an open session because the directory stopped trusting its peer."""
+    closed = "closing the session of a peer the directory does not trust"
+    return any(r.getMessage() == closed for r in caplog.records)
+
+
 async def _has_synced_peer(node: Node) -> bool:
     peers = node.sync.peers()
     return bool(peers) and all(p.synced for p in peers)
@@ -198,10 +213,7 @@ async def test_an_entry_the_server_may_not_send_is_refused_by_id_and_the_rest_sy
 async def test_the_revoked_device_knows_it_and_stops_retrying(
     tmp_path: Path, nodes: list[Node], caplog: pytest.LogCaptureFixture
 ) -> None:
-    alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    hub = await make_node(tmp_path, "hub", alice)
-    device = await make_node(tmp_path, "device", await join(alice, "bob"))
-    nodes.extend([hub, device])
+    alice, hub, device = await _hub_and_bobs_device(tmp_path, nodes)
     seen: list[NodeEvent] = []
     device.sync.on_event(seen.append)
     port = await hub.listen()
@@ -225,10 +237,7 @@ async def test_the_revoked_device_knows_it_and_stops_retrying(
 async def test_a_revocation_closes_the_revoked_device_s_open_session(
     tmp_path: Path, nodes: list[Node], caplog: pytest.LogCaptureFixture
 ) -> None:
-    alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    hub = await make_node(tmp_path, "hub", alice)
-    device = await make_node(tmp_path, "device", await join(alice, "bob"))
-    nodes.extend([hub, device])
+    alice, hub, device = await _hub_and_bobs_device(tmp_path, nodes)
     port = await hub.listen()
     maintainer = device.sync.add_peer("127.0.0.1", port, TENANT_ID)
     await eventually(lambda: _has_synced_peer(device))  # the session is up before the revoke
@@ -237,17 +246,13 @@ async def test_a_revocation_closes_the_revoked_device_s_open_session(
     async with asyncio.timeout(30):
         await maintainer
     assert device.sync.revoked(TENANT_ID)
-    closed = "closing the session of a peer the directory does not trust"
-    assert any(r.getMessage() == closed for r in caplog.records)  # the hub closed it
+    assert _hub_closed_a_session(caplog)  # the hub closed it
 
 
 async def test_a_revocation_between_handshake_and_session_start_still_closes_it(
     tmp_path: Path, nodes: list[Node], caplog: pytest.LogCaptureFixture
 ) -> None:
-    alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    hub = await make_node(tmp_path, "hub", alice)
-    device = await make_node(tmp_path, "device", await join(alice, "bob"))
-    nodes.extend([hub, device])
+    alice, hub, device = await _hub_and_bobs_device(tmp_path, nodes)
     await alice.revoke_user(username("bob"), **admin_creds())
     # The handshake's check answers as the directory did just before the revocation landed
     # (the race: checked, then revoked, then the session listed); every later check is real.
@@ -267,8 +272,7 @@ async def test_a_revocation_between_handshake_and_session_start_still_closes_it(
     async with asyncio.timeout(30):
         await maintainer
     assert before and device.sync.revoked(TENANT_ID)
-    closed = "closing the session of a peer the directory does not trust"
-    assert any(r.getMessage() == closed for r in caplog.records)
+    assert _hub_closed_a_session(caplog)
 
 
 async def test_a_closed_node_leaves_no_task_behind(tmp_path: Path) -> None:
@@ -318,10 +322,7 @@ async def test_a_failing_session_task_ends_that_session_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Fault injection: a bug in the node's pull target (nothing real fails this way on demand).
-    alice = (await new_tenant(InMemoryStoreFactory())).tenant
-    hub = await make_node(tmp_path, "hub", alice)
-    device = await make_node(tmp_path, "device", await join(alice, "bob"))
-    nodes.extend([hub, device])
+    _alice, hub, device = await _hub_and_bobs_device(tmp_path, nodes)
 
     async def bug(self: PeerLink, db: str, kind: object) -> None:
         raise RuntimeError("a bug in the pull target")

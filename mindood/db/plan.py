@@ -13,7 +13,6 @@ so two entries stamped in the same millisecond still come parent first.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -85,49 +84,9 @@ def plan_document(
         facts = _facts(replay[i] for i in included)
     blocked = tuple(sorted(set(replay) - included)) if len(included) < len(replay) else ()
     create, deleted, last_modified = facts
-    return _doc_plan(
+    return DocPlan(
         doc_id, snapshot, tuple(changes), included, blocked, create, deleted, last_modified
     )
-
-
-#: The slot setters of ``DocPlan``, in field order (see ``_doc_plan``).
-(
-    _set_doc_id,
-    _set_snapshot,
-    _set_changes,
-    _set_included,
-    _set_blocked,
-    _set_create,
-    _set_deleted,
-    _set_last_modified,
-) = tuple(getattr(DocPlan, f.name).__set__ for f in dataclasses.fields(DocPlan))
-_new = object.__new__
-
-
-def _doc_plan(
-    doc_id: str,
-    snapshot: EntryMetadata | None,
-    changes: tuple[EntryMetadata, ...],
-    included: frozenset[str],
-    blocked: tuple[str, ...],
-    create: EntryMetadata | None,
-    deleted: bool,
-    last_modified: int,
-) -> DocPlan:
-    """``DocPlan(...)`` at a third of the cost: every document a read loads is planned once,
-    and the frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` by
-    name, while this fills the slots through their setters (``DocPlan`` has no
-    ``__post_init__`` to skip)."""
-    plan: DocPlan = _new(DocPlan)
-    _set_doc_id(plan, doc_id)
-    _set_snapshot(plan, snapshot)
-    _set_changes(plan, changes)
-    _set_included(plan, included)
-    _set_blocked(plan, blocked)
-    _set_create(plan, create)
-    _set_deleted(plan, deleted)
-    _set_last_modified(plan, last_modified)
-    return plan
 
 
 def _facts(metas: Iterable[EntryMetadata]) -> tuple[EntryMetadata | None, bool, int]:
